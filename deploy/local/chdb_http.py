@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""chdb-http: a small ClickHouse HTTP-interface server backed by chdb (the real
+ClickHouse engine, embedded).
+
+It lets unmodified ClickHouse clients (the Rust `clickhouse` crate, curl, BI
+tools) talk to a local, persistent chdb database as if it were a ClickHouse
+server. It is our local/CI stand-in for ClickHouse; see ADAPTER.md.
+
+Design in one paragraph: every request is read completely (chunked bodies
+decoded, `decompress=1` native blocks and `Content-Encoding` undone), then ONE
+global lock is taken and the statement runs on ONE shared chdb session:
+`USE <database>`, `SET <url settings>`, run, restore the settings. INSERTs with a
+`FORMAT` clause are streamed into chdb's `send_insert()`; everything else goes
+through `session.query(sql, default_format)`. The whole result is buffered and
+sent with a Content-Length (optionally as an LZ4 frame / gzip).
+
+Usage: python chdb_http.py --host 127.0.0.1 --port 8123 --data-dir DIR
+"""
+import argparse
+import contextlib
+import errno
+import gzip
+import http.server
+import json
+import logging
+import re
+import signal
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+import zlib
+
+import lz4.block
+import lz4.frame
+from clickhouse_cityhash.cityhash import CityHash128
+from chdb import session as chdb_session
+
+log = logging.getLogger("chdb-http")
+
+# URL parameters that are part of the HTTP protocol and must NOT become settings.
+HTTP_ONLY_PARAMS = {
+    "query", "database", "default_format", "decompress", "compress", "query_id",
+    "session_id", "session_timeout", "session_check", "wait_end_of_query", "role",
+    "user", "password", "quota_key", "buffer_size", "enable_http_compression",
+    "stacktrace", "client_protocol_version",
+    "readonly",  # SET readonly=1 could never be undone on the shared session
+}
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# `INSERT INTO t [(cols)] [SETTINGS ...] FORMAT Fmt` + the rule ClickHouse uses to
+# find the start of the inline data: skip spaces/tabs, then at most one newline.
+INSERT_FORMAT_RE = re.compile(
+    rb"\s*INSERT\s+INTO\s+(?:TABLE\s+)?(?:`[^`]*`|\"[^\"]*\"|[\w.])+\s*(?:\([^)]*\))?\s*(?:SETTINGS\s.*?)?"
+    rb"(\bFORMAT\s+(\w+))[ \t\f]*\r?\n?", re.I | re.S)
+OUTPUT_FORMAT_RE = re.compile(r"\bFORMAT\s+(\w+)\s*(?:SETTINGS\b[^;]*)?;?\s*$", re.I | re.S)
+SET_STMT_RE = re.compile(r"^\s*SET\s", re.I)
+ERROR_RE = re.compile(r"Code: (\d+)\. (?:DB::)?\w*Exception: (.*)", re.S)
+# chdb formats that return Python objects instead of bytes.
+PYTHON_ONLY_FORMATS = {"dataframe", "arrowtable", "datastore", "debug"}
+# ClickHouse's exceptionCodeToHTTPStatus() (src/Server/HTTP/), by error code; else 500.
+HTTP_STATUS = {194: 401, **dict.fromkeys((192, 193, 497, 512, 516), 403),
+               **dict.fromkeys((6, 8, 15, 25, 26, 27, 36, 37, 38, 41, 44, 53, 62, 72, 117, 123,
+                                167, 168, 223, 321, 376, 427, 441, 675, 676), 400),
+               **dict.fromkeys((46, 47, 50, 56, 60, 63, 73, 78, 81, 115, 152, 336, 511), 404),
+               229: 413, 48: 501, 76: 503, 209: 503, 439: 503, 381: 411, 159: 408, 779: 415}
+
+
+class CHError(Exception):
+    """An error reported to the client in ClickHouse's format."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+    @classmethod
+    def from_exception(cls, exc):
+        text = str(exc)
+        m = ERROR_RE.search(text)  # chdb: "... Code: 60. DB::Exception: msg. (NAME)"
+        if not m:
+            return cls(1001, f"{text}. (STD_EXCEPTION)")
+        msg = re.sub(r"\s*\(version [^()]*\)\s*$", "", m.group(2).strip())
+        return cls(int(m.group(1)), msg)
+
+    def http_status(self):
+        return HTTP_STATUS.get(self.code, 500)
+
+
+def sql_string(value):
+    """Quote a value as a ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def decode_native_blocks(buf):
+    """Undo `decompress=1`: a sequence of ClickHouse compressed blocks, each
+    [16-byte CityHash128 of the rest][method u8][compressed size u32 incl. 9-byte
+    header][uncompressed size u32][payload]."""
+    out, pos = [], 0
+    while pos < len(buf):
+        if len(buf) - pos < 25:
+            raise CHError(33, "Cannot read all data: truncated compressed block header. (CANNOT_READ_ALL_DATA)")
+        method = buf[pos + 16]
+        csize, usize = struct.unpack_from("<II", buf, pos + 17)
+        block = buf[pos + 16:pos + 16 + csize]
+        if csize < 9 or len(block) != csize:
+            raise CHError(33, f"Cannot read all data: compressed block of {csize} bytes is truncated. (CANNOT_READ_ALL_DATA)")
+        h = CityHash128(block)
+        expected = struct.pack("<QQ", h >> 64, h & 0xFFFFFFFFFFFFFFFF)
+        actual = buf[pos:pos + 16]
+        if expected != actual:
+            raise CHError(40, f"Checksum doesn't match: corrupted data. Reference: {expected.hex()}. "
+                              f"Actual: {actual.hex()}. Size of compressed block: {csize}. (CHECKSUM_DOESNT_MATCH)")
+        if method == 0x82:  # LZ4 block
+            out.append(lz4.block.decompress(block[9:], uncompressed_size=usize))
+        elif method == 0x02:  # NONE
+            out.append(block[9:])
+        else:
+            raise CHError(89, f"Unknown compression method: 0x{method:02x}. (UNKNOWN_COMPRESSION_METHOD)")
+        pos += 16 + csize
+    return b"".join(out)
+
+
+def parse_multipart(body, content_type):
+    """Fields of a multipart/form-data body (the Rust crate sends `query` + `param_*` this way)."""
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not m:
+        raise CHError(36, "multipart/form-data without boundary. (BAD_ARGUMENTS)")
+    fields = {}
+    for part in body.split(b"--" + m.group(1).encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, value = part.partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        if not name or b"filename=" in head:
+            raise CHError(48, "External data (multipart files) is not supported by chdb-http. (NOT_IMPLEMENTED)")
+        fields[name.group(1).decode()] = value[:-2] if value.endswith(b"\r\n") else value
+    return fields
+
+
+def content_type_for(fmt):
+    f = fmt.lower()
+    if f.startswith(("tabseparated", "tsv")):
+        return "text/tab-separated-values; charset=UTF-8"
+    if f.startswith("csv"):
+        return "text/csv; charset=UTF-8; header=" + ("present" if "names" in f else "absent")
+    if f.startswith("json") or f == "prettyjsoneachrow":
+        return ("application/x-ndjson" if "eachrow" in f or f in ("jsonlines", "ndjson")
+                else "application/json") + "; charset=UTF-8"
+    if f.startswith(("rowbinary", "native", "parquet", "arrow", "orc", "avro", "protobuf",
+                     "msgpack", "capnproto", "npy", "bson")):
+        return "application/octet-stream"
+    if f == "xml":
+        return "application/xml; charset=UTF-8"
+    return "text/plain; charset=UTF-8"
+
+
+class Engine:
+    """The single shared chdb session. All chdb calls go through `_scope()`, which
+    holds the global lock: chdb runs one query at a time per process, and a query
+    issued while a streaming insert is open on the session fails."""
+
+    def __init__(self, data_dir):
+        self.lock = threading.Lock()
+        self.session = chdb_session.Session(data_dir)
+        self.version, self.timezone, self.hostname = (
+            self.session.query("SELECT version(), timezone(), hostName()", "TSV").bytes()
+            .decode().strip().split("\t"))
+        # Settings chdb itself changes at startup; restoring means "back to these".
+        self.baseline = self._changed_settings()
+
+    def _changed_settings(self):
+        out = self.session.query(
+            "SELECT name, value FROM system.settings WHERE changed AND name != 'database'",
+            "JSONCompactEachRow").bytes()
+        return dict(json.loads(line) for line in out.splitlines())
+
+    def _restore_sql(self, names):
+        return "SET " + ", ".join(
+            f"{n} = {sql_string(self.baseline[n])}" if n in self.baseline else f"{n} = DEFAULT"
+            for n in names)
+
+    def _restore(self, names):
+        try:
+            self.session.query(self._restore_sql(names))
+        except Exception:  # e.g. an unknown name in the list: reset one by one
+            for name in names:
+                try:
+                    self.session.query(self._restore_sql([name]))
+                except Exception:
+                    pass
+
+    @contextlib.contextmanager
+    def _scope(self, database, settings):
+        """Hold the lock, switch to `database` and apply per-request settings; on
+        exit put every setting back, so nothing leaks into the next request."""
+        with self.lock:
+            try:
+                self.session.query(f"USE `{database.replace('`', '``')}`")
+                if settings:
+                    self.session.query("SET " + ", ".join(
+                        f"{k} = {sql_string(v)}" for k, v in settings.items()))
+                yield
+            finally:
+                if settings:
+                    self._restore(list(settings))
+
+    def query(self, sql, database, settings, params, fmt):
+        """Run any statement; returns (body bytes, summary dict)."""
+        with self._scope(database, settings):
+            try:
+                res = self.session.query(sql, fmt, params=params)
+            finally:
+                # Without a session_id, ClickHouse forgets a SET at the end of the
+                # request; emulate that so it cannot leak into later requests.
+                if SET_STMT_RE.match(sql):
+                    changed = self._changed_settings()
+                    stale = [n for n in changed.keys() | self.baseline.keys()
+                             if changed.get(n) != self.baseline.get(n)]
+                    if stale:
+                        self._restore(stale)
+        return res.bytes(), {
+            "read_rows": res.storage_rows_read(), "read_bytes": res.storage_bytes_read(),
+            "written_rows": res.rows_written(), "written_bytes": res.bytes_written(),
+            "total_rows_to_read": res.storage_rows_read(),
+            "result_rows": res.rows_read(), "result_bytes": res.bytes_read()}
+
+    def insert(self, head, fmt, data, database, settings):
+        """Stream `data` (already fully read) into `head` = "INSERT INTO t(cols) [SETTINGS ..]"."""
+        with self._scope(database, settings):
+            inserter = self.session.send_insert(head, fmt)
+            try:
+                if data:
+                    inserter.append(data)
+                res = inserter.finish()
+            except BaseException:
+                try:
+                    inserter.cancel()
+                except Exception:
+                    pass
+                raise
+        return b"", {"read_rows": 0, "read_bytes": 0, "written_rows": res.rows_written,
+                     "written_bytes": res.bytes_written, "total_rows_to_read": 0,
+                     "result_rows": res.rows_written, "result_bytes": res.bytes_written}
+
+    def close(self):
+        with self.lock:
+            self.session.close()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every response has a Content-Length
+    disable_nagle_algorithm = True  # TCP_NODELAY: otherwise ~40 ms stalls per response
+    server_version = "chdb-http"
+    engine: Engine = None  # set in main()
+
+    def do_GET(self):
+        self._handle()
+
+    def do_POST(self):
+        self._handle()
+
+    def log_request(self, code="-", size="-"):  # we log our own line in _send()
+        pass
+
+    def log_message(self, fmt, *args):  # route http.server's own messages to logging
+        log.warning("%s " + fmt, self.address_string(), *args)
+
+    def _read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"x", 16)
+                if size == 0:
+                    while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return bytes(out)
+                chunk = self.rfile.read(size)
+                if len(chunk) != size:
+                    raise ConnectionError("truncated chunked body")
+                out += chunk
+                self.rfile.readline(1024)  # CRLF after the chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise ConnectionError("truncated body")
+        return body
+
+    def _handle(self):
+        started = time.perf_counter()
+        url = urllib.parse.urlsplit(self.path)
+        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        if url.path.rstrip("/") == "/ping" or (
+                self.command == "GET" and "query" not in params and url.path in ("", "/")):
+            return self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"}, started)
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        try:
+            body = self._read_body()
+        except (ValueError, ConnectionError) as e:
+            self.close_connection = True
+            return self._send_error(CHError(33, f"Cannot read request body: {e}. (CANNOT_READ_ALL_DATA)"),
+                                    query_id, started)
+        try:
+            status, out, headers = self._execute(params, body, query_id)
+        except CHError as e:
+            return self._send_error(e, query_id, started)
+        except Exception as e:  # chdb raises ChdbError / RuntimeError
+            return self._send_error(CHError.from_exception(e), query_id, started)
+        self._send(status, out, headers, started)
+
+    def _execute(self, params, body, query_id):
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.lower().startswith("multipart/form-data"):
+            params.update({k: v.decode() for k, v in parse_multipart(body, ctype).items()})
+            body = b""
+        encoding = self.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in ("gzip", "deflate"):
+            body = zlib.decompress(body, 47)  # 47: auto-detect gzip/zlib header
+        elif encoding == "lz4":
+            body = lz4.frame.decompress(body)
+        elif encoding:
+            raise CHError(89, f"Unsupported Content-Encoding: {encoding}. (UNKNOWN_COMPRESSION_METHOD)")
+        if params.get("decompress") in ("1", "true"):
+            body = decode_native_blocks(body)
+
+        database = params.get("database") or self.headers.get("X-ClickHouse-Database") or "default"
+        default_format = (params.get("default_format") or self.headers.get("X-ClickHouse-Format")
+                          or "TabSeparated")
+        if default_format.lower() in PYTHON_ONLY_FORMATS:
+            raise CHError(73, f"Unknown output format {default_format}. (UNKNOWN_FORMAT)")
+        qparams = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        settings = {k: v for k, v in params.items()
+                    if k not in HTTP_ONLY_PARAMS and not k.startswith(("param_", "http_"))}
+        for name in settings:
+            if not NAME_RE.match(name):
+                raise CHError(115, f"Unknown setting '{name}'. (UNKNOWN_SETTING)")
+
+        # ClickHouse executes `query` param + "\n" + body as one statement text.
+        full = (params["query"].encode() + b"\n" + body) if "query" in params else body
+        m = INSERT_FORMAT_RE.match(full)
+        if m:  # INSERT ... FORMAT X <data>: stream the data part into chdb
+            head = full[:m.start(1)].decode().strip()
+            out, summary = self.engine.insert(head, m.group(2).decode(), full[m.end():],
+                                              database, settings)
+            fmt = default_format
+        else:
+            sql = full.decode("utf-8", "replace")
+            fm = OUTPUT_FORMAT_RE.search(sql)
+            fmt = fm.group(1) if fm else default_format
+            out, summary = self.engine.query(sql, database, settings, qparams, default_format)
+        headers = {
+            "Content-Type": content_type_for(fmt),
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Format": fmt,
+            "X-ClickHouse-Timezone": settings.get("session_timezone") or self.engine.timezone,
+            "X-ClickHouse-Summary": summary,
+        }
+        # Response compression, only if the client asked for it (ClickHouse >= 25.10
+        # has enable_http_compression=1 by default).
+        accept = {e.split(";")[0].strip().lower()
+                  for e in self.headers.get("Accept-Encoding", "").split(",")}
+        if params.get("enable_http_compression", "1") not in ("0", "false"):
+            if "lz4" in accept:
+                out, headers["Content-Encoding"] = lz4.frame.compress(out), "lz4"
+            elif "gzip" in accept:
+                out, headers["Content-Encoding"] = gzip.compress(out, 3), "gzip"
+        return 200, out, headers
+
+    def _send_error(self, err, query_id, started):
+        text = f"Code: {err.code}. DB::Exception: {err.message} (version {self.engine.version} (official build))\n"
+        log.warning("query %s failed: %s", query_id, text.strip())
+        self._send(err.http_status(), text.encode(), {
+            "Content-Type": "text/plain; charset=UTF-8",
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Exception-Code": str(err.code),
+        }, started)
+
+    def _send(self, status, body, headers, started):
+        elapsed_ns = int((time.perf_counter() - started) * 1e9)
+        self.send_response(status)
+        self.send_header("X-ClickHouse-Server-Display-Name", self.engine.hostname)
+        for k, v in headers.items():
+            if k == "X-ClickHouse-Summary":  # ClickHouse sends every value as a string
+                v = json.dumps({n: str(x) for n, x in dict(v, elapsed_ns=elapsed_ns).items()},
+                               separators=(",", ":"))
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Keep-Alive", "timeout=30")
+        self.end_headers()
+        self.wfile.write(body)
+        log.debug("%s %s -> %d, %d bytes, %.1f ms", self.command, self.path[:200], status,
+                  len(body), elapsed_ns / 1e6)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8123)
+    ap.add_argument("--data-dir", required=True, help="persistent chdb database directory")
+    ap.add_argument("--log-level", default="info")
+    args = ap.parse_args()
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:  # bind first: fail fast (before opening the database) if the port is taken
+        server = Server((args.host, args.port), Handler)
+    except OSError as e:
+        reason = "address already in use" if e.errno == errno.EADDRINUSE else e.strerror
+        print(f"chdb-http: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 2
+    try:
+        Handler.engine = Engine(args.data_dir)
+    except Exception as e:  # e.g. another process already has this data dir open
+        print(f"chdb-http: cannot open data dir {args.data_dir} (in use by another "
+              f"process?): {e}", file=sys.stderr)
+        server.server_close()
+        return 3
+
+    def stop(signum, _frame):
+        log.info("signal %d: shutting down", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    host, port = server.server_address[:2]
+    print(f"chdb-http listening on http://{host}:{port}", flush=True)
+    log.info("chdb %s, data dir %s", Handler.engine.version, args.data_dir)
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    Handler.engine.close()  # waits for the running query; chdb flushes on close
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
