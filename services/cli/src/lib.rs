@@ -1,0 +1,7 @@
+//! The `wxpulse` command line as a library, so end-to-end tests drive the same code.
+
+pub mod dlq;
+pub mod generate;
+pub mod migrate;
+pub mod produce;
+pub mod topics;

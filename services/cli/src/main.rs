@@ -1,0 +1,285 @@
+//! `wxpulse`: operate a wxpulse deployment — migrate ClickHouse, create topics, generate
+//! demo telemetry, inspect and replay dead letters.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use wxpulse_cli::{dlq, generate, migrate, produce, topics};
+use wxpulse_runtime::dlq::DeadLetterReason;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Operate wxpulse: migrate, topics, generate, dead letters"
+)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        global = true,
+        env = "WXPULSE__KAFKA__BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    brokers: String,
+    /// ClickHouse HTTP URL.
+    #[arg(
+        long,
+        global = true,
+        env = "WXPULSE__CLICKHOUSE__URL",
+        default_value = "http://127.0.0.1:8123"
+    )]
+    clickhouse: String,
+    /// ClickHouse database.
+    #[arg(
+        long,
+        global = true,
+        env = "WXPULSE__CLICKHOUSE__DATABASE",
+        default_value = "wxpulse"
+    )]
+    database: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending ClickHouse migrations (idempotent).
+    Migrate {
+        /// Render for a cluster: ON CLUSTER, Replicated engines, Distributed tables.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Print the rendered SQL instead of applying it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Manage topics.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// Generate synthetic telemetry and produce it to Kafka.
+    Generate {
+        /// RNG seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Distinct valid interactions.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Brands.
+        #[arg(long, default_value_t = 2)]
+        brands: u32,
+        /// Official Accounts per brand.
+        #[arg(long, default_value_t = 2)]
+        accounts_per_brand: u32,
+        /// Fans per account.
+        #[arg(long, default_value_t = 20_000)]
+        fans_per_account: u32,
+        /// Days of event time, ending now.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Share of duplicated events (upstream retries).
+        #[arg(long, default_value_t = 0.01)]
+        duplicate_share: f64,
+        /// Share of late events.
+        #[arg(long, default_value_t = 0.02)]
+        late_share: f64,
+        /// Share of malformed records.
+        #[arg(long, default_value_t = 0.005)]
+        malformed_share: f64,
+        /// Write the ground truth (JSON) here.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
+    /// Dead letters.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Create every wxpulse topic that does not exist.
+    Create {
+        /// Partitions of event topics.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Replication factor.
+        #[arg(long, default_value_t = 1)]
+        replication: i32,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Count dead letters by service and reason; --show N prints the first N.
+    List {
+        /// Dead-letter topic.
+        #[arg(long, default_value = topics::DEAD_LETTER_TOPIC)]
+        topic: String,
+        /// Print this many letters.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
+    },
+    /// Re-produce dead letters to their source topics (after a fix).
+    Replay {
+        /// Dead-letter topic.
+        #[arg(long, default_value = topics::DEAD_LETTER_TOPIC)]
+        topic: String,
+        /// Only this reason (undecodable, unknown_schema, missing_field, ...).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only letters rejected at or after this unix time (ms).
+        #[arg(long)]
+        since_ms: Option<i64>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter("warn")
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wxpulse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate { cluster, print } => {
+            if print {
+                for m in migrate::MIGRATIONS {
+                    println!("-- {}", m.name);
+                    for s in migrate::statements(m.sql) {
+                        println!("{};\n", migrate::render(&s, cluster.as_deref()));
+                    }
+                }
+                return Ok(());
+            }
+            let applied =
+                migrate::migrate(&cli.clickhouse, &cli.database, cluster.as_deref()).await?;
+            println!(
+                "migrations applied: {applied:?} (database {})",
+                cli.database
+            );
+        }
+        Command::Topics {
+            action:
+                TopicsAction::Create {
+                    partitions,
+                    replication,
+                },
+        } => {
+            let created =
+                topics::create(&cli.brokers, &topics::all(partitions), replication).await?;
+            println!("topics created: {created:?}");
+        }
+        Command::Generate {
+            seed,
+            events,
+            brands,
+            accounts_per_brand,
+            fans_per_account,
+            days,
+            duplicate_share,
+            late_share,
+            malformed_share,
+            truth,
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("clock before 1970")?
+                .as_millis() as i64;
+            let spec = generate::Spec {
+                seed,
+                brands,
+                accounts_per_brand,
+                fans_per_account,
+                events,
+                // Leave room for the latest late events to arrive before "now".
+                start_ms: now - days * 86_400_000 - 4 * 86_400_000,
+                end_ms: now - 4 * 86_400_000,
+                duplicate_share,
+                late_share,
+                malformed_share,
+            };
+            let (records, ground_truth) = generate::generate(&spec);
+            let producer = produce::producer(&cli.brokers)?;
+            let total = records.len();
+            let started = std::time::Instant::now();
+            let sent = produce::send_all(&producer, records, |n| {
+                if n % 100_000 == 0 {
+                    eprintln!("[generate] {n}/{total} produced");
+                }
+            })
+            .await?;
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "[generate] {sent} records in {secs:.1} s ({:.0}/s)",
+                sent as f64 / secs
+            );
+            let json = serde_json::to_string_pretty(&ground_truth)?;
+            match truth {
+                Some(path) => {
+                    std::fs::write(&path, json).with_context(|| format!("{}", path.display()))?
+                }
+                None => println!("{json}"),
+            }
+        }
+        Command::Dlq {
+            action: DlqAction::List { topic, show },
+        } => {
+            let letters = dlq::read_all(&cli.brokers, &topic, Duration::from_secs(3))?;
+            println!("{:<16} {:<18} {:>8}", "service", "reason", "records");
+            for ((service, reason), n) in dlq::summarize(&letters) {
+                println!("{service:<16} {reason:<18} {n:>8}");
+            }
+            for l in letters.iter().take(show) {
+                println!(
+                    "{} {}:{}@{} {}: {}",
+                    l.service,
+                    l.source_topic,
+                    l.source_partition,
+                    l.source_offset,
+                    l.reason.as_str(),
+                    l.detail
+                );
+            }
+        }
+        Command::Dlq {
+            action:
+                DlqAction::Replay {
+                    topic,
+                    reason,
+                    since_ms,
+                },
+        } => {
+            let reason = match reason {
+                Some(r) => Some(
+                    DeadLetterReason::parse(&r).with_context(|| format!("unknown reason {r}"))?,
+                ),
+                None => None,
+            };
+            let letters = dlq::read_all(&cli.brokers, &topic, Duration::from_secs(3))?;
+            let n = dlq::replay(&cli.brokers, &letters, reason, since_ms).await?;
+            println!("replayed {n} dead letters to their source topics");
+        }
+    }
+    Ok(())
+}

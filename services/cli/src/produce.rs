@@ -1,0 +1,85 @@
+//! Producing wxpulse records: Confluent-framed Avro, keyed by fan, lz4-compressed.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+/// A record ready to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Topic.
+    pub topic: &'static str,
+    /// Key (`app_id|openid` for events).
+    pub key: Vec<u8>,
+    /// Framed value.
+    pub payload: Vec<u8>,
+}
+
+/// An idempotent producer; lz4 because Tansu's sqlite engine cannot fetch snappy batches.
+pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .with_context(|| format!("cannot create a producer for {brokers}"))
+}
+
+/// Sends every record and waits for all deliveries; fails on the first undelivered one.
+pub async fn send_all(
+    producer: &FutureProducer,
+    records: impl IntoIterator<Item = Outgoing>,
+    mut progress: impl FnMut(usize),
+) -> anyhow::Result<usize> {
+    let mut pending = std::collections::VecDeque::new();
+    let mut sent = 0usize;
+    for r in records {
+        loop {
+            let record = FutureRecord::to(r.topic).key(&r.key).payload(&r.payload);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push_back(delivery);
+                    break;
+                }
+                Err((e, _)) => {
+                    // Local queue full: wait for the oldest delivery, then try again.
+                    let Some(oldest) = pending.pop_front() else {
+                        anyhow::bail!("cannot enqueue a record: {e}");
+                    };
+                    oldest
+                        .await
+                        .context("producer dropped")?
+                        .map_err(|(e, _)| e)?;
+                    sent += 1;
+                    progress(sent);
+                }
+            }
+        }
+        while pending.len() > 50_000 {
+            if let Some(oldest) = pending.pop_front() {
+                oldest
+                    .await
+                    .context("producer dropped")?
+                    .map_err(|(e, _)| e)?;
+                sent += 1;
+                progress(sent);
+            }
+        }
+    }
+    for delivery in pending {
+        delivery
+            .await
+            .context("producer dropped")?
+            .map_err(|(e, _)| e)?;
+        sent += 1;
+        progress(sent);
+    }
+    producer.flush(Duration::from_secs(30)).context("flush")?;
+    Ok(sent)
+}

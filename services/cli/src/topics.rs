@@ -1,0 +1,83 @@
+//! `wxpulse topics create`: the topics wxpulse reads and writes, with their settings.
+//!
+//! Interaction topics are keyed by fan (`app_id|openid`) so a fan's events, their upstream
+//! retries and the per-fan state that follows them share a partition. Dimension topics are
+//! compacted: the latest record per key is the current value.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Interaction topics (one per consumer service) and orders.
+pub const EVENT_TOPICS: &[&str] = &[
+    "wxpulse.menu_clicks",
+    "wxpulse.qr_scans",
+    "wxpulse.chat_messages",
+    "wxpulse.article_reads",
+    "wxpulse.orders",
+];
+
+/// Compacted dimension topics.
+pub const DIMENSION_TOPICS: &[&str] = &[
+    "wxpulse.dim.account",
+    "wxpulse.dim.store",
+    "wxpulse.dim.associate",
+    "wxpulse.dim.qr_scene",
+    "wxpulse.dim.article",
+    "wxpulse.dim.menu_button",
+    "wxpulse.dim.fan_profile",
+];
+
+/// Dead letters of every service.
+pub const DEAD_LETTER_TOPIC: &str = "wxpulse.dead_letters";
+
+/// Creates `topics` with `partitions` each (existing ones are left alone).
+pub async fn create(
+    brokers: &str,
+    topics: &[(&str, i32, bool)],
+    replication: i32,
+) -> anyhow::Result<Vec<String>> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .with_context(|| format!("cannot create an admin client for {brokers}"))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions, compacted)| {
+            let t = NewTopic::new(name, *partitions, TopicReplication::Fixed(replication));
+            if *compacted {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new, &options)
+        .await
+        .context("create_topics")?;
+    let mut created = Vec::new();
+    for r in results {
+        match r {
+            Ok(name) => created.push(name),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, e)) => anyhow::bail!("cannot create topic {name}: {e}"),
+        }
+    }
+    Ok(created)
+}
+
+/// Every wxpulse topic: events with `partitions`, dimensions compacted with one.
+pub fn all(partitions: i32) -> Vec<(&'static str, i32, bool)> {
+    EVENT_TOPICS
+        .iter()
+        .map(|t| (*t, partitions, false))
+        .chain(DIMENSION_TOPICS.iter().map(|t| (*t, 1, true)))
+        .chain([(DEAD_LETTER_TOPIC, partitions, false)])
+        .collect()
+}

@@ -1,0 +1,294 @@
+//! Avro in the Confluent wire format: `0x00`, a big-endian `u32` schema id, the datum.
+//!
+//! The writer schema is resolved by id — from a Confluent-compatible registry
+//! (`GET /schemas/ids/{id}`, cached forever since ids are immutable) or from the schemas
+//! embedded in the binary — and the datum is decoded with `serde_avro_fast` straight into
+//! the service's borrowed Rust struct, which plays the reader schema: fields the writer
+//! lacks take their `#[serde(default)]`, fields the reader lacks are skipped, `int` widens
+//! to `long`, and unknown enum symbols land on the `#[serde(other)]` variant.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_avro_fast::Schema;
+
+/// One schema shipped with wxpulse, with the id it has in the embedded registry.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedSchema {
+    /// Registry id (what the wire format carries).
+    pub id: u32,
+    /// Confluent subject (TopicNameStrategy: `<topic>-value`).
+    pub subject: &'static str,
+    /// Version within the subject.
+    pub version: u32,
+    /// The `.avsc` text.
+    pub json: &'static str,
+}
+
+macro_rules! schema {
+    ($id:expr, $subject:expr, $version:expr, $file:expr) => {
+        EmbeddedSchema {
+            id: $id,
+            subject: $subject,
+            version: $version,
+            json: include_str!(concat!("../../../schemas/avro/", $file)),
+        }
+    };
+}
+
+/// Every schema version in `schemas/avro/`, with fixed ids; the local stack's registry.
+pub const EMBEDDED: &[EmbeddedSchema] = &[
+    schema!(1, "wxpulse.menu_clicks-value", 1, "menu_click/v1.avsc"),
+    schema!(2, "wxpulse.qr_scans-value", 1, "qr_scan/v1.avsc"),
+    schema!(3, "wxpulse.chat_messages-value", 1, "chat_message/v1.avsc"),
+    schema!(4, "wxpulse.article_reads-value", 1, "article_read/v1.avsc"),
+    schema!(5, "wxpulse.article_reads-value", 2, "article_read/v2.avsc"),
+    schema!(6, "wxpulse.orders-value", 1, "order/v1.avsc"),
+    schema!(7, "wxpulse.dead_letters-value", 1, "dead_letter/v1.avsc"),
+    schema!(11, "wxpulse.dim.account-value", 1, "dim_account/v1.avsc"),
+    schema!(12, "wxpulse.dim.store-value", 1, "dim_store/v1.avsc"),
+    schema!(
+        13,
+        "wxpulse.dim.associate-value",
+        1,
+        "dim_associate/v1.avsc"
+    ),
+    schema!(14, "wxpulse.dim.qr_scene-value", 1, "dim_qr_scene/v1.avsc"),
+    schema!(15, "wxpulse.dim.article-value", 1, "dim_article/v1.avsc"),
+    schema!(
+        16,
+        "wxpulse.dim.menu_button-value",
+        1,
+        "dim_menu_button/v1.avsc"
+    ),
+    schema!(
+        17,
+        "wxpulse.dim.fan_profile-value",
+        1,
+        "dim_fan_profile/v1.avsc"
+    ),
+];
+
+/// The newest embedded schema of a subject: what producers in this repo write with.
+pub fn latest(subject: &str) -> Option<&'static EmbeddedSchema> {
+    EMBEDDED
+        .iter()
+        .filter(|s| s.subject == subject)
+        .max_by_key(|s| s.version)
+}
+
+/// Why a record could not be turned into an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not the Confluent framing (empty, wrong magic byte, too short).
+    #[error("not Confluent-framed Avro: {0}")]
+    Framing(&'static str),
+    /// The registry does not know this id.
+    #[error("unknown schema id {0}")]
+    UnknownSchema(u32),
+    /// The datum does not match its writer schema or the reader struct.
+    #[error("datum does not decode: {0}")]
+    Datum(String),
+}
+
+/// The registry could not be asked (network, 5xx): retry, do not dead-letter.
+#[derive(Debug, thiserror::Error)]
+#[error("schema registry unavailable: {0}")]
+pub struct RegistryUnavailable(pub String);
+
+/// Splits a Confluent-framed payload into schema id and datum.
+pub fn split_frame(payload: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
+    match payload {
+        [] => Err(DecodeError::Framing("empty payload")),
+        [0, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
+        [0, ..] => Err(DecodeError::Framing("shorter than the 5-byte header")),
+        _ => Err(DecodeError::Framing("magic byte is not 0")),
+    }
+}
+
+/// Decodes a datum written with `writer` into the reader struct `T`.
+pub fn decode<'a, T: serde::Deserialize<'a>>(
+    datum: &'a [u8],
+    writer: &Schema,
+) -> Result<T, DecodeError> {
+    serde_avro_fast::from_datum_slice(datum, writer).map_err(|e| DecodeError::Datum(e.to_string()))
+}
+
+/// Encodes `value` with `schema` and frames it with `schema_id`, appending to `out`.
+pub fn encode_into<T: serde::Serialize>(
+    value: &T,
+    schema_id: u32,
+    schema: &Schema,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_avro_fast::ser::SerError> {
+    out.push(0);
+    out.extend_from_slice(&schema_id.to_be_bytes());
+    let mut config = serde_avro_fast::ser::SerializerConfig::new(schema);
+    let buf = std::mem::take(out);
+    *out = serde_avro_fast::to_datum(value, buf, &mut config)?;
+    Ok(())
+}
+
+/// Resolves schema ids to parsed writer schemas.
+pub struct Registry {
+    url: Option<String>,
+    timeout: Duration,
+    cache: RwLock<HashMap<u32, Arc<Schema>>>,
+}
+
+impl Registry {
+    /// A registry that only knows the embedded schemas (the local stack).
+    pub fn embedded() -> Self {
+        let cache = EMBEDDED
+            .iter()
+            .map(|s| {
+                (
+                    s.id,
+                    Arc::new(parse(s.json).expect("embedded schemas parse (tested)")),
+                )
+            })
+            .collect();
+        Registry {
+            url: None,
+            timeout: Duration::from_secs(5),
+            cache: RwLock::new(cache),
+        }
+    }
+
+    /// A Confluent-compatible registry at `url`; an empty url means [`Registry::embedded`].
+    pub fn new(url: &str, timeout: Duration) -> Self {
+        if url.trim().is_empty() {
+            return Self::embedded();
+        }
+        Registry {
+            url: Some(url.trim_end_matches('/').to_string()),
+            timeout,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The cached schema for `id`, if already known; the hot path's only call.
+    pub fn cached(&self, id: u32) -> Option<Arc<Schema>> {
+        self.cache.read().ok()?.get(&id).cloned()
+    }
+
+    /// Fetches `id` from the remote registry (blocking; call from `spawn_blocking`).
+    /// `Ok(None)` means the registry answered that the id does not exist.
+    pub fn fetch_blocking(&self, id: u32) -> Result<Option<Arc<Schema>>, RegistryUnavailable> {
+        if let Some(schema) = self.cached(id) {
+            return Ok(Some(schema));
+        }
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let agent = ureq::AgentBuilder::new().timeout(self.timeout).build();
+        let response = agent.get(&format!("{url}/schemas/ids/{id}")).call();
+        let body: serde_json::Value = match response {
+            Ok(r) => r
+                .into_json()
+                .map_err(|e| RegistryUnavailable(e.to_string()))?,
+            Err(ureq::Error::Status(404, _)) => return Ok(None),
+            Err(e) => return Err(RegistryUnavailable(e.to_string())),
+        };
+        let text = body
+            .get("schema")
+            .and_then(|s| s.as_str())
+            .ok_or_else(|| RegistryUnavailable(format!("no `schema` in answer for id {id}")))?;
+        // A schema the registry holds but we cannot parse is as good as unknown.
+        let Ok(schema) = parse(text) else {
+            return Ok(None);
+        };
+        let schema = Arc::new(schema);
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(id, schema.clone());
+        }
+        Ok(Some(schema))
+    }
+}
+
+/// Parses an `.avsc` text.
+pub fn parse(json: &str) -> Result<Schema, serde_avro_fast::schema::SchemaError> {
+    json.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn every_embedded_schema_parses_and_ids_are_unique() {
+        let mut ids = std::collections::HashSet::new();
+        for s in EMBEDDED {
+            parse(s.json).unwrap_or_else(|e| panic!("{} v{}: {e}", s.subject, s.version));
+            assert!(ids.insert(s.id), "duplicate id {}", s.id);
+        }
+        assert_eq!(
+            latest("wxpulse.article_reads-value").map(|s| s.version),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn framing_is_checked() {
+        assert!(matches!(split_frame(&[]), Err(DecodeError::Framing(_))));
+        assert!(matches!(
+            split_frame(&[1, 0, 0, 0, 1, 2]),
+            Err(DecodeError::Framing(_))
+        ));
+        assert!(matches!(
+            split_frame(&[0, 0, 0]),
+            Err(DecodeError::Framing(_))
+        ));
+        assert_eq!(
+            split_frame(&[0, 0, 0, 1, 2, 9]).ok(),
+            Some((258, &[9u8][..]))
+        );
+    }
+
+    #[test]
+    fn remote_registry_is_asked_once_and_404_means_unknown() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let schema = serde_json::json!({ "schema": EMBEDDED[0].json }).to_string();
+        let server = std::thread::spawn(move || {
+            let mut served = Vec::new();
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().expect("accept");
+                let mut buf = [0u8; 1024];
+                let n = stream.read(&mut buf).expect("read");
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let (status, body) = if request.starts_with("GET /schemas/ids/42 ") {
+                    ("200 OK", schema.clone())
+                } else {
+                    ("404 Not Found", r#"{"error_code":40403}"#.to_string())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(reply.as_bytes()).expect("write");
+                served.push(request.lines().next().unwrap_or_default().to_string());
+            }
+            served
+        });
+        let registry = Registry::new(&format!("http://{addr}"), Duration::from_secs(2));
+        assert!(registry.cached(42).is_none());
+        assert!(registry.fetch_blocking(42).expect("reachable").is_some());
+        assert!(registry.fetch_blocking(42).expect("cached").is_some());
+        assert!(registry.fetch_blocking(7).expect("reachable").is_none());
+        let served = server.join().expect("server");
+        assert_eq!(
+            served.len(),
+            2,
+            "the second lookup of 42 was served from the cache"
+        );
+    }
+
+    #[test]
+    fn unreachable_registry_is_transient_not_unknown() {
+        let registry = Registry::new("http://127.0.0.1:1", Duration::from_millis(200));
+        assert!(registry.fetch_blocking(42).is_err());
+    }
+}

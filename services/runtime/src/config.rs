@@ -1,0 +1,403 @@
+//! Typed configuration of a consumer service.
+//!
+//! Layers, later wins: the defaults checked in at `config/default.toml` (embedded in the
+//! binary), an optional file given with `--config`, then `WXPULSE__SECTION__KEY` environment
+//! variables. [`Config::validate`] reports every problem at once so a bad deployment fails
+//! at startup with the full list, not one error per restart.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+/// The defaults, embedded so a binary runs with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer did not parse or a value has the wrong type.
+    #[error("configuration does not parse: {0}")]
+    Parse(Box<figment::Error>),
+    /// Values parse but contradict each other or are out of range; all are listed.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// Everything a consumer service can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kafka connection and consumer behaviour.
+    pub kafka: KafkaConfig,
+    /// Where writer schemas come from.
+    pub schema_registry: RegistryConfig,
+    /// ClickHouse connection.
+    pub clickhouse: ClickHouseConfig,
+    /// Batching thresholds per partition.
+    pub batch: BatchConfig,
+    /// Backoff of retried inserts and dead-letter deliveries.
+    pub retry: RetryConfig,
+    /// What makes an event invalid.
+    pub validation: ValidationConfig,
+    /// Upstream-retry dedup window.
+    pub dedup: DedupConfig,
+    /// Prometheus and health endpoints.
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Pseudonymisation of fan ids.
+    pub pii: PiiConfig,
+}
+
+/// Kafka settings; `client` passes raw librdkafka properties through (SASL/SSL).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Consumer group; empty means `wxpulse-<service>`.
+    pub group_id: String,
+    /// Topic to consume; empty means the service's own topic.
+    pub topic: String,
+    /// Where undecodable or invalid records go.
+    pub dead_letter_topic: String,
+    /// Group session timeout.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Group heartbeat interval.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// librdkafka's max.poll.interval.ms.
+    #[serde(with = "humantime_serde")]
+    pub max_poll_interval: Duration,
+    /// `cooperative-sticky` or `range`.
+    pub assignment_strategy: String,
+    /// Time to flush revoked partitions' batches before letting them go.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Raw librdkafka properties.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+}
+
+/// Schema registry; an empty URL means the schemas embedded in the binary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Confluent-compatible REST endpoint, or empty.
+    pub url: String,
+    /// Per request.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// ClickHouse HTTP interface.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// `http://host:8123`.
+    pub url: String,
+    /// Database holding wxpulse's tables.
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Upper bound of one insert attempt.
+    #[serde(with = "humantime_serde")]
+    pub insert_timeout: Duration,
+}
+
+/// Per-partition batch thresholds: flush at whichever is reached first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Rows per insert.
+    pub max_rows: usize,
+    /// Approximate bytes per insert.
+    pub max_bytes: usize,
+    /// Age of the oldest buffered record.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Records queued between the Kafka thread and the pipeline.
+    pub queue_capacity: usize,
+}
+
+/// Exponential backoff bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First wait.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Cap.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+/// Validation bounds; events outside them are dead-lettered with their reason.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// How far server_time may be ahead of this machine's clock.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// How late (server_time − client_time) an event may arrive.
+    #[serde(with = "humantime_serde")]
+    pub max_lateness: Duration,
+    /// Larger records are dead-lettered as oversized.
+    pub max_payload_bytes: usize,
+}
+
+/// Upstream-retry dedup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    /// How long an event_id is remembered (by server_time).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+/// Metrics and health endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` to serve `/metrics`, `/healthz`, `/readyz` on.
+    pub listen: String,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` or `pretty`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `wxpulse_runtime=debug,info`.
+    pub level: String,
+}
+
+/// Pseudonymisation key.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiConfig {
+    /// HMAC key; never logged.
+    pub key: String,
+}
+
+impl std::fmt::Debug for PiiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PiiConfig { key: <redacted> }")
+    }
+}
+
+/// The key shipped in `config/default.toml`, refused in production.
+const DEVELOPMENT_PII_KEY: &str = "wxpulse-local-development-key";
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `env` (pass `std::env::vars()` in
+    /// production; tests pass their own), and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let overrides: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("WXPULSE__")
+                    .map(|rest| (rest.to_ascii_lowercase().replace("__", "."), v.clone()))
+            })
+            .collect();
+        for (key, value) in overrides {
+            // Values are parsed like TOML scalars when they can be (numbers, bools),
+            // and taken as strings otherwise, as figment's Env provider does.
+            figment = figment.merge(Serialized::default(&key, coerce(&value)));
+        }
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        if let Some(user) = lookup("WXPULSE_KAFKA_SASL_USERNAME") {
+            config.kafka.client.insert("sasl.username".into(), user);
+        }
+        if let Some(password) = lookup("WXPULSE_KAFKA_SASL_PASSWORD") {
+            config.kafka.client.insert("sasl.password".into(), password);
+        }
+        let production = lookup("WXPULSE_ENV").is_some_and(|v| v == "production");
+        config.validate(production)?;
+        Ok(config)
+    }
+
+    /// Checks every constraint and returns all violations together.
+    pub fn validate(&self, production: bool) -> Result<(), ConfigError> {
+        let mut errors = Vec::new();
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            errors.push("kafka.brokers is empty".to_string());
+        }
+        if k.dead_letter_topic.trim().is_empty() {
+            errors.push("kafka.dead_letter_topic is empty".to_string());
+        }
+        if !matches!(
+            k.assignment_strategy.as_str(),
+            "cooperative-sticky" | "range"
+        ) {
+            errors.push(format!(
+                "kafka.assignment_strategy must be cooperative-sticky or range, not {:?}",
+                k.assignment_strategy
+            ));
+        }
+        if k.heartbeat_interval >= k.session_timeout {
+            errors
+                .push("kafka.heartbeat_interval must be shorter than kafka.session_timeout".into());
+        }
+        if k.drain_timeout >= k.max_poll_interval {
+            errors.push(
+                "kafka.drain_timeout must be shorter than kafka.max_poll_interval, or a slow \
+                 drain gets the consumer evicted from its group"
+                    .into(),
+            );
+        }
+        if self.clickhouse.insert_timeout >= k.drain_timeout {
+            errors.push(
+                "clickhouse.insert_timeout must be shorter than kafka.drain_timeout so an \
+                 in-flight insert resolves before a revoked partition is let go"
+                    .into(),
+            );
+        }
+        if !self.clickhouse.url.starts_with("http://")
+            && !self.clickhouse.url.starts_with("https://")
+        {
+            errors.push(format!(
+                "clickhouse.url must be http(s)://, not {:?}",
+                self.clickhouse.url
+            ));
+        }
+        if self.batch.max_rows == 0 || self.batch.max_bytes == 0 || self.batch.queue_capacity == 0 {
+            errors.push(
+                "batch.max_rows, batch.max_bytes and batch.queue_capacity must be > 0".into(),
+            );
+        }
+        if self.batch.max_age.is_zero() {
+            errors.push("batch.max_age must be > 0".into());
+        }
+        if self.retry.initial_backoff.is_zero()
+            || self.retry.initial_backoff > self.retry.max_backoff
+        {
+            errors.push("retry.initial_backoff must be > 0 and <= retry.max_backoff".into());
+        }
+        if self.validation.max_payload_bytes == 0 {
+            errors.push("validation.max_payload_bytes must be > 0".into());
+        }
+        if self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(format!(
+                "metrics.listen is not host:port: {:?}",
+                self.metrics.listen
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "json" | "pretty") {
+            errors.push(format!(
+                "log.format must be json or pretty, not {:?}",
+                self.log.format
+            ));
+        }
+        if self.pii.key.len() < 16 {
+            errors.push("pii.key must be at least 16 bytes".into());
+        }
+        if production && self.pii.key == DEVELOPMENT_PII_KEY {
+            errors.push("pii.key is the development default; set WXPULSE__PII__KEY".into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errors))
+        }
+    }
+}
+
+/// Parses an env value as a TOML scalar when it is one, so `WXPULSE__BATCH__MAX_ROWS=10`
+/// becomes a number; anything else stays a string.
+fn coerce(value: &str) -> figment::value::Value {
+    use figment::value::Value;
+    if let Ok(n) = value.parse::<i64>() {
+        return Value::from(n);
+    }
+    if let Ok(b) = value.parse::<bool>() {
+        return Value::from(b);
+    }
+    Value::from(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let c = Config::load(None, env(&[])).expect("defaults are valid");
+        assert_eq!(c.batch.max_rows, 50_000);
+        assert_eq!(c.kafka.drain_timeout, Duration::from_secs(20));
+        assert_eq!(c.validation.max_lateness, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_types() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__KAFKA__BROKERS", "k1:9092,k2:9092"),
+                ("WXPULSE__BATCH__MAX_ROWS", "123"),
+                ("WXPULSE__BATCH__MAX_AGE", "250ms"),
+                ("WXPULSE_KAFKA_SASL_PASSWORD", "s3cret"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(c.batch.max_rows, 123);
+        assert_eq!(c.batch.max_age, Duration::from_millis(250));
+        assert_eq!(
+            c.kafka.client.get("sasl.password").map(String::as_str),
+            Some("s3cret")
+        );
+    }
+
+    #[test]
+    fn every_violation_is_reported_together() {
+        let err = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__LOG__FORMAT", "xml"),
+                ("WXPULSE__BATCH__MAX_ROWS", "0"),
+                ("WXPULSE__KAFKA__DRAIN_TIMEOUT", "600s"),
+                ("WXPULSE_ENV", "production"),
+            ]),
+        )
+        .expect_err("invalid");
+        let ConfigError::Invalid(list) = err else {
+            panic!("expected Invalid, got {err}")
+        };
+        assert_eq!(list.len(), 4, "{list:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::load(None, env(&[("WXPULSE__BATCH__MAX_ROWZ", "1")])).expect_err("typo");
+        assert!(err.to_string().contains("max_rowz"), "{err}");
+    }
+}

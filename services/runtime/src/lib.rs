@@ -1,0 +1,28 @@
+//! The shared runtime every wxpulse consumer service is built from.
+//!
+//! ```text
+//!  Kafka ──► source ──► codec ──► validate ──► dedup ──► pii ──► Stream::row ──► sink ──► ClickHouse
+//!  (thread,   (bounded   (Avro,    (dlq on      (event_id   (HMAC)  (the service's    (batches per
+//!   rebalance  channel =  registry) rejection)   window,                enrichment)      partition,
+//!   callbacks) backpressure)                     watermark)                              dedup token)
+//! ```
+//!
+//! A service implements [`stream::Stream`] (topic, table, event → row) and calls
+//! [`service::main`]. Offsets are committed only after ClickHouse acknowledged the rows;
+//! redeliveries are filtered by a per-partition watermark kept in ClickHouse, and retried
+//! inserts by `insert_deduplication_token` — see `docs/effectively-once.md`.
+
+pub mod codec;
+pub mod config;
+pub mod dedup;
+pub mod dlq;
+pub mod events;
+pub mod metrics;
+pub mod pii;
+pub mod pipeline;
+pub mod service;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
+pub mod stream;
+pub mod validate;

@@ -1,0 +1,313 @@
+//! Every metric a service exports, in one place, and the HTTP endpoint that serves them.
+//!
+//! Names follow `wxpulse_<subsystem>_<what>_<unit>`; the `service` label is a constant of
+//! the registry, and every other label comes from a bounded set (a reason enum, a
+//! partition number, an error class) — never an id or a message. The table of names is in
+//! the README and `docs/CONTRACT.md`; dashboards and alert rules depend on it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{
+    exponential_buckets, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio_util::sync::CancellationToken;
+
+/// All metrics of one service process.
+pub struct Metrics {
+    registry: Registry,
+    /// Records read from Kafka, by topic.
+    pub consumed: IntCounterVec,
+    /// High watermark − next offset, by topic and partition (from librdkafka statistics).
+    pub consumer_lag: IntGaugeVec,
+    /// Partitions owned.
+    pub assigned_partitions: IntGauge,
+    /// Rebalance callbacks by kind (assign, revoke, lost).
+    pub rebalances: IntCounterVec,
+    /// Seconds consumption was paused because the pipeline was full.
+    pub paused_seconds: prometheus::Counter,
+    /// Rows acknowledged by ClickHouse, by table.
+    pub written: IntCounterVec,
+    /// Rows per insert.
+    pub batch_rows: HistogramVec,
+    /// Approximate bytes per insert.
+    pub batch_bytes: HistogramVec,
+    /// Duration of one insert attempt.
+    pub insert_duration: HistogramVec,
+    /// Failed insert attempts by class.
+    pub insert_errors: IntCounterVec,
+    /// now − server_time of the newest event written.
+    pub freshness_seconds: Gauge,
+    /// Unix time of the last successful insert.
+    pub last_write_timestamp: Gauge,
+    /// Dead-lettered records by reason.
+    pub dead_letters: IntCounterVec,
+    /// Duplicates not written, by kind (event_id, redelivery).
+    pub dedup_dropped: IntCounterVec,
+    /// Events written with an `unknown` dimension, by dimension.
+    pub dimension_missing: IntCounterVec,
+    /// Events that took a dimension value (counts lookups that hit), by dimension.
+    pub dimension_updates: IntCounterVec,
+    ready: AtomicBool,
+}
+
+impl Metrics {
+    /// Creates the metrics of `service` in their own registry, so several pipelines in one
+    /// test process do not collide.
+    pub fn new(service: &str) -> Arc<Self> {
+        let labels = [("service".to_string(), service.to_string())]
+            .into_iter()
+            .collect();
+        let registry =
+            Registry::new_custom(None, Some(labels)).expect("static registry options are valid");
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            registry
+                .register(c)
+                .expect("metric names are unique and valid");
+        };
+        let registry = registry.clone();
+        macro_rules! make {
+            ($ctor:expr) => {{
+                let m = $ctor.expect("metric definition is valid");
+                reg(Box::new(m.clone()));
+                m
+            }};
+        }
+        let rows_buckets = exponential_buckets(10.0, 4.0, 9).expect("valid buckets");
+        let bytes_buckets = exponential_buckets(1024.0, 4.0, 10).expect("valid buckets");
+        let secs_buckets = exponential_buckets(0.005, 2.0, 14).expect("valid buckets");
+        let m = Metrics {
+            consumed: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_source_events_consumed_total",
+                    "Records read from Kafka."
+                ),
+                &["topic"]
+            )),
+            consumer_lag: make!(IntGaugeVec::new(
+                Opts::new(
+                    "wxpulse_source_consumer_lag_events",
+                    "High watermark minus the next offset to process, per partition."
+                ),
+                &["topic", "partition"]
+            )),
+            assigned_partitions: make!(IntGauge::new(
+                "wxpulse_source_assigned_partitions",
+                "Partitions this instance owns."
+            )),
+            rebalances: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_source_rebalances_total",
+                    "Rebalance callbacks by kind."
+                ),
+                &["kind"]
+            )),
+            paused_seconds: make!(prometheus::Counter::new(
+                "wxpulse_source_paused_seconds_total",
+                "Time consumption was paused by backpressure."
+            )),
+            written: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_sink_events_written_total",
+                    "Rows acknowledged by ClickHouse."
+                ),
+                &["table"]
+            )),
+            batch_rows: make!(HistogramVec::new(
+                HistogramOpts::new("wxpulse_sink_batch_rows", "Rows per insert.")
+                    .buckets(rows_buckets),
+                &["table"]
+            )),
+            batch_bytes: make!(HistogramVec::new(
+                HistogramOpts::new("wxpulse_sink_batch_bytes", "Approximate bytes per insert.")
+                    .buckets(bytes_buckets),
+                &["table"]
+            )),
+            insert_duration: make!(HistogramVec::new(
+                HistogramOpts::new(
+                    "wxpulse_sink_insert_duration_seconds",
+                    "Duration of one insert attempt."
+                )
+                .buckets(secs_buckets),
+                &["table"]
+            )),
+            insert_errors: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_sink_insert_errors_total",
+                    "Failed insert attempts by class."
+                ),
+                &["table", "class"]
+            )),
+            freshness_seconds: make!(Gauge::new(
+                "wxpulse_sink_freshness_seconds",
+                "Now minus the server time of the newest event written."
+            )),
+            last_write_timestamp: make!(Gauge::new(
+                "wxpulse_sink_last_write_timestamp_seconds",
+                "Unix time of the last successful insert."
+            )),
+            dead_letters: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_dlq_events_total",
+                    "Records sent to the dead-letter topic."
+                ),
+                &["reason"]
+            )),
+            dedup_dropped: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_dedup_events_dropped_total",
+                    "Duplicates not written: upstream retries and Kafka redeliveries."
+                ),
+                &["kind"]
+            )),
+            dimension_missing: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_enrich_dimension_missing_total",
+                    "Events written with an unknown dimension value."
+                ),
+                &["dimension"]
+            )),
+            dimension_updates: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_enrich_dimension_updates_total",
+                    "Dimension records applied from their compacted topics."
+                ),
+                &["dimension"]
+            )),
+            ready: AtomicBool::new(false),
+            registry,
+        };
+        let build = make!(GaugeVec::new(
+            Opts::new(
+                "wxpulse_build_info",
+                "Build of the running binary (always 1)."
+            ),
+            &["version"]
+        ));
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        Arc::new(m)
+    }
+
+    /// Marks the service ready (partitions assigned, ClickHouse answered) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+
+    /// Counts a consumed record; the hot path holds the child counter to skip label hashing.
+    pub fn consumed_counter(&self, topic: &str) -> IntCounter {
+        self.consumed.with_label_values(&[topic])
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` fires.
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let metrics = metrics.clone();
+                        async move { Ok::<_, Infallible>(respond(&metrics, req.uri().path())) }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn respond(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
+    let (status, body, content_type) = match path {
+        "/metrics" => (
+            StatusCode::OK,
+            metrics.render(),
+            "text/plain; version=0.0.4",
+        ),
+        "/healthz" => (StatusCode::OK, "ok\n".to_string(), "text/plain"),
+        "/readyz" if metrics.is_ready() => (StatusCode::OK, "ready\n".to_string(), "text/plain"),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready\n".to_string(),
+            "text/plain",
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "not found\n".to_string(),
+            "text/plain",
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_scheme_and_carry_the_service_label() {
+        let m = Metrics::new("menu-clicks");
+        m.consumed_counter("wxpulse.menu_clicks").inc();
+        m.dead_letters.with_label_values(&["undecodable"]).inc();
+        m.written.with_label_values(&["menu_clicks"]).inc_by(3);
+        let text = m.render();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            assert!(name.starts_with("wxpulse_"), "{name}");
+            assert!(line.contains("service=\"menu-clicks\""), "{line}");
+        }
+        let written = text
+            .lines()
+            .find(|l| l.starts_with("wxpulse_sink_events_written_total{"))
+            .expect("written counter exported");
+        assert!(
+            written.contains("table=\"menu_clicks\"") && written.ends_with(" 3"),
+            "{written}"
+        );
+    }
+}

@@ -1,0 +1,678 @@
+//! The pipeline loop: records in, rows out, offsets committed only after ClickHouse has
+//! the rows.
+//!
+//! One task owns all partition state and `select!`s over, in priority order: shutdown,
+//! assignment changes, finished flushes, new records (only while no partition is
+//! backpressured), and a ticker that flushes batches by age. Inserts run as spawned tasks,
+//! at most one per partition so a partition's batches land in offset order.
+//!
+//! Per record: framing and size → writer schema → decode → validate → upstream-retry dedup
+//! → pseudonymise → the service's `row`. Rejections go to the dead-letter topic; their
+//! delivery is awaited before the batch that contains them is inserted, so a watermark in
+//! ClickHouse never covers an undelivered dead letter.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{self, Registry};
+use crate::config::Config;
+use crate::dedup::EventIdWindow;
+use crate::dlq::{DeadLetter, DeadLetterReason, Rejection};
+use crate::events::Interaction;
+use crate::metrics::Metrics;
+use crate::pii::Pseudonymizer;
+use crate::sink::Sink;
+use crate::source::{Control, Record, SourceHandle};
+use crate::stream::{Meta, Stream};
+use crate::validate::validate;
+
+/// A dead letter on its way to the topic.
+struct PendingDeadLetter {
+    delivery: Option<DeliveryFuture>,
+    envelope: Vec<u8>,
+    key: Option<Vec<u8>>,
+}
+
+/// Records of one partition since the last flush: a contiguous offset range.
+struct Batch<R> {
+    rows: Vec<R>,
+    dead_letters: Vec<PendingDeadLetter>,
+    first_offset: i64,
+    last_offset: i64,
+    bytes: usize,
+    opened: Option<Instant>,
+    newest_server_time: i64,
+}
+
+impl<R> Batch<R> {
+    fn new() -> Self {
+        Batch {
+            rows: Vec::new(),
+            dead_letters: Vec::new(),
+            first_offset: -1,
+            last_offset: -1,
+            bytes: 0,
+            opened: None,
+            newest_server_time: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.opened.is_none()
+    }
+
+    fn extend_to(&mut self, offset: i64, bytes: usize) {
+        if self.opened.is_none() {
+            self.opened = Some(Instant::now());
+            self.first_offset = offset;
+        }
+        self.last_offset = offset;
+        self.bytes += bytes;
+    }
+}
+
+struct PartitionState<R> {
+    epoch: u64,
+    watermark: i64,
+    batch: Batch<R>,
+    in_flight: Option<CancellationToken>,
+    ids: EventIdWindow,
+}
+
+/// Reported by a flush task.
+struct Flushed {
+    partition: i32,
+    epoch: u64,
+    ok: bool,
+    next_offset: i64,
+    rows: usize,
+    bytes: usize,
+    newest_server_time: i64,
+}
+
+/// One service's pipeline.
+pub struct Pipeline<S: Stream> {
+    stream: S,
+    cfg: Arc<Config>,
+    topic: &'static str,
+    metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
+    sink: Sink,
+    pii: Pseudonymizer,
+    producer: FutureProducer,
+    partitions: HashMap<i32, PartitionState<S::Row>>,
+    flushed_tx: mpsc::UnboundedSender<Flushed>,
+    flushed_rx: mpsc::UnboundedReceiver<Flushed>,
+    newest_written_server_time: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl<S: Stream> Pipeline<S> {
+    /// Wires a pipeline; nothing runs until [`Pipeline::run`].
+    pub fn new(
+        stream: S,
+        cfg: Arc<Config>,
+        topic: String,
+        metrics: Arc<Metrics>,
+        registry: Arc<Registry>,
+        sink: Sink,
+        producer: FutureProducer,
+    ) -> Self {
+        for reason in DeadLetterReason::ALL {
+            metrics.dead_letters.with_label_values(&[reason.as_str()]);
+        }
+        for kind in ["event_id", "redelivery"] {
+            metrics.dedup_dropped.with_label_values(&[kind]);
+        }
+        metrics.written.with_label_values(&[sink.table()]);
+        let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
+        Pipeline {
+            pii: Pseudonymizer::new(cfg.pii.key.as_bytes()),
+            stream,
+            cfg,
+            // Interned once: every row references it without an allocation.
+            topic: Box::leak(topic.into_boxed_str()),
+            metrics,
+            registry,
+            sink,
+            producer,
+            partitions: HashMap::new(),
+            flushed_tx,
+            flushed_rx,
+            newest_written_server_time: 0,
+        }
+    }
+
+    /// Runs until `shutdown`, then drains: flushes and commits every partition within the
+    /// drain timeout and leaves the group.
+    pub async fn run(mut self, mut source: SourceHandle, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let intake_open = !self.backpressured();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(control) = source.control.recv() => self.on_control(control, &source, &shutdown).await,
+                Some(flushed) = self.flushed_rx.recv() => self.on_flushed(flushed, &source, CommitMode::Async),
+                Some(chunk) = source.records.recv(), if intake_open => self.on_chunk(chunk).await,
+                _ = ticker.tick() => self.on_tick(),
+            }
+        }
+        tracing::info!("draining before exit");
+        source.stop_fetching();
+        let all: Vec<i32> = self.partitions.keys().copied().collect();
+        let deadline = Instant::now() + self.cfg.kafka.drain_timeout;
+        let drained = self.drain(&all, deadline, &source).await;
+        self.commit_and_forget(&all, &source, drained);
+        source.close();
+        // Leaving the group revokes; answer (nothing is pending) until the thread is gone.
+        while !source.is_finished() {
+            tokio::select! {
+                Some(control) = source.control.recv() => {
+                    if let Control::Revoked { done, .. } = control {
+                        let _ = done.send(());
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+        source.join();
+        tracing::info!(drained, "pipeline stopped");
+    }
+
+    fn backpressured(&self) -> bool {
+        let max_rows = self.cfg.batch.max_rows;
+        let max_bytes = self.cfg.batch.max_bytes;
+        self.partitions.values().any(|p| {
+            p.in_flight.is_some() && (p.batch.rows.len() >= max_rows || p.batch.bytes >= max_bytes)
+        })
+    }
+
+    async fn on_control(
+        &mut self,
+        control: Control,
+        source: &SourceHandle,
+        shutdown: &CancellationToken,
+    ) {
+        match control {
+            Control::Assigned(assigned) => {
+                for (partition, epoch) in assigned {
+                    self.restore(partition, epoch, shutdown).await;
+                }
+                self.metrics.set_ready(true);
+            }
+            Control::Revoked { partitions, done } => {
+                let deadline = Instant::now() + self.cfg.kafka.drain_timeout;
+                let drained = self.drain(&partitions, deadline, source).await;
+                self.commit_and_forget(&partitions, source, drained);
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Learns what ClickHouse already has for `partition`; retries until it answers.
+    async fn restore(&mut self, partition: i32, epoch: u64, shutdown: &CancellationToken) {
+        let mut backoff = self.cfg.retry.initial_backoff;
+        let window_ms = self.cfg.dedup.window.as_millis() as i64;
+        loop {
+            let restored = async {
+                let wm = self.sink.watermark(partition).await?;
+                let ids = if wm.offset >= 0 {
+                    self.sink
+                        .recent_event_ids(partition, wm.server_time_ms - window_ms)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, clickhouse::error::Error>((wm, ids))
+            };
+            match restored.await {
+                Ok((wm, ids)) => {
+                    let mut window = EventIdWindow::new(window_ms);
+                    for id in &ids {
+                        window.insert(*id, wm.server_time_ms);
+                    }
+                    tracing::info!(
+                        partition,
+                        watermark = wm.offset,
+                        ids = ids.len(),
+                        "partition state restored"
+                    );
+                    self.partitions.insert(
+                        partition,
+                        PartitionState {
+                            epoch,
+                            watermark: wm.offset,
+                            batch: Batch::new(),
+                            in_flight: None,
+                            ids: window,
+                        },
+                    );
+                    return;
+                }
+                Err(e) => {
+                    self.metrics.set_ready(false);
+                    tracing::warn!(partition, error = %e, retry_in = ?backoff, "cannot read partition watermark from ClickHouse");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(self.cfg.retry.max_backoff);
+        }
+    }
+
+    async fn on_chunk(&mut self, chunk: Vec<Record>) {
+        let now = now_ms();
+        for record in &chunk {
+            if let Some(payload) = record.payload.as_deref() {
+                self.ensure_schema(payload).await;
+            }
+            self.on_record(record, now);
+        }
+    }
+
+    /// Fetches an unknown writer schema before the hot path needs it.
+    async fn ensure_schema(&self, payload: &[u8]) {
+        let Ok((id, _)) = codec::split_frame(payload) else {
+            return;
+        };
+        if self.registry.cached(id).is_some() {
+            return;
+        }
+        let mut backoff = self.cfg.retry.initial_backoff;
+        loop {
+            let registry = self.registry.clone();
+            match tokio::task::spawn_blocking(move || registry.fetch_blocking(id)).await {
+                Ok(Ok(_)) => return, // found, or known not to exist (dead-lettered below)
+                Ok(Err(e)) => tracing::warn!(id, error = %e, "schema registry unavailable"),
+                Err(e) => tracing::error!(error = %e, "schema fetch task failed"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.cfg.retry.max_backoff);
+        }
+    }
+
+    fn on_record(&mut self, record: &Record, now: i64) {
+        let Some(state) = self.partitions.get_mut(&record.partition) else {
+            return;
+        };
+        if record.epoch != state.epoch {
+            return; // fetched under an earlier assignment
+        }
+        let bytes = record.payload.as_ref().map_or(0, Vec::len);
+        state.batch.extend_to(record.offset, bytes);
+        if record.offset <= state.watermark {
+            self.metrics
+                .dedup_dropped
+                .with_label_values(&["redelivery"])
+                .inc();
+            return;
+        }
+        let outcome = decode_row(
+            &mut self.stream,
+            record,
+            &self.registry,
+            &self.cfg,
+            &self.pii,
+            &mut state.ids,
+            now,
+            self.topic,
+        );
+        match outcome {
+            Outcome::Row(row, server_time) => {
+                state.batch.rows.push(row);
+                state.batch.newest_server_time = state.batch.newest_server_time.max(server_time);
+            }
+            Outcome::Duplicate => {
+                self.metrics
+                    .dedup_dropped
+                    .with_label_values(&["event_id"])
+                    .inc();
+            }
+            Outcome::Rejected(rejection) => {
+                self.metrics
+                    .dead_letters
+                    .with_label_values(&[rejection.reason.as_str()])
+                    .inc();
+                let letter = DeadLetter {
+                    reason: rejection.reason,
+                    detail: &rejection.detail,
+                    source_topic: self.topic,
+                    source_partition: record.partition,
+                    source_offset: record.offset,
+                    source_key: record.key.as_deref(),
+                    service: S::SERVICE,
+                    first_seen: now,
+                    payload: record.payload.as_deref().unwrap_or_default(),
+                };
+                let envelope = letter.encode();
+                let mut produced =
+                    FutureRecord::to(&self.cfg.kafka.dead_letter_topic).payload(&envelope);
+                if let Some(key) = record.key.as_deref() {
+                    produced = produced.key(key);
+                }
+                let delivery = self.producer.send_result(produced).ok();
+                state.batch.dead_letters.push(PendingDeadLetter {
+                    delivery,
+                    envelope,
+                    key: record.key.clone(),
+                });
+            }
+        }
+        if self.batch_full(record.partition) {
+            self.start_flush(record.partition);
+        }
+    }
+
+    fn batch_full(&self, partition: i32) -> bool {
+        self.partitions.get(&partition).is_some_and(|p| {
+            p.batch.rows.len() >= self.cfg.batch.max_rows
+                || p.batch.bytes >= self.cfg.batch.max_bytes
+        })
+    }
+
+    fn on_tick(&mut self) {
+        let max_age = self.cfg.batch.max_age;
+        let due: Vec<i32> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.batch.opened.is_some_and(|t| t.elapsed() >= max_age))
+            .map(|(k, _)| *k)
+            .collect();
+        for partition in due {
+            self.start_flush(partition);
+        }
+        if self.newest_written_server_time > 0 {
+            let lag = (now_ms() - self.newest_written_server_time).max(0) as f64 / 1000.0;
+            self.metrics.freshness_seconds.set(lag);
+        }
+    }
+
+    /// Hands the partition's batch to an insert task, unless one is already in flight.
+    fn start_flush(&mut self, partition: i32) {
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        if state.in_flight.is_some() || state.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut state.batch, Batch::new());
+        let cancel = CancellationToken::new();
+        state.in_flight = Some(cancel.clone());
+        let epoch = state.epoch;
+        let token = self
+            .sink
+            .dedup_token(partition, batch.first_offset, batch.last_offset);
+        let sink = self.sink.clone();
+        let metrics = self.metrics.clone();
+        let producer = self.producer.clone();
+        let dlq_topic = self.cfg.kafka.dead_letter_topic.clone();
+        let backoff = (self.cfg.retry.initial_backoff, self.cfg.retry.max_backoff);
+        let done = self.flushed_tx.clone();
+        tokio::spawn(async move {
+            let Batch {
+                rows,
+                dead_letters,
+                last_offset,
+                bytes,
+                newest_server_time,
+                ..
+            } = batch;
+            let mut ok = deliver(&producer, &dlq_topic, dead_letters, backoff, &cancel).await;
+            if ok && !rows.is_empty() {
+                ok = sink.insert(&rows, &token, &metrics, &cancel).await;
+            }
+            let _ = done.send(Flushed {
+                partition,
+                epoch,
+                ok,
+                next_offset: last_offset + 1,
+                rows: rows.len(),
+                bytes,
+                newest_server_time,
+            });
+        });
+    }
+
+    fn on_flushed(&mut self, f: Flushed, source: &SourceHandle, mode: CommitMode) {
+        let Some(state) = self.partitions.get_mut(&f.partition) else {
+            return;
+        };
+        if state.epoch != f.epoch {
+            return;
+        }
+        state.in_flight = None;
+        if !f.ok {
+            return;
+        }
+        if f.rows > 0 {
+            let table = self.sink.table();
+            self.metrics
+                .written
+                .with_label_values(&[table])
+                .inc_by(f.rows as u64);
+            self.metrics
+                .batch_rows
+                .with_label_values(&[table])
+                .observe(f.rows as f64);
+            self.metrics
+                .batch_bytes
+                .with_label_values(&[table])
+                .observe(f.bytes as f64);
+            self.metrics
+                .last_write_timestamp
+                .set(now_ms() as f64 / 1000.0);
+            self.newest_written_server_time =
+                self.newest_written_server_time.max(f.newest_server_time);
+        }
+        commit(source, self.topic, f.partition, f.next_offset, mode);
+        if self.batch_full(f.partition) {
+            self.start_flush(f.partition);
+        }
+    }
+
+    /// Flushes `partitions` until nothing is pending or `deadline`; `false` on timeout.
+    async fn drain(
+        &mut self,
+        partitions: &[i32],
+        deadline: Instant,
+        source: &SourceHandle,
+    ) -> bool {
+        loop {
+            for p in partitions {
+                self.start_flush(*p);
+            }
+            let pending = partitions.iter().any(|p| {
+                self.partitions
+                    .get(p)
+                    .is_some_and(|s| s.in_flight.is_some() || !s.batch.is_empty())
+            });
+            if !pending {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline.into(), self.flushed_rx.recv()).await {
+                Ok(Some(f)) => {
+                    let failed = !f.ok;
+                    self.on_flushed(f, source, CommitMode::Async);
+                    if failed {
+                        return false;
+                    }
+                }
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Final synchronous commit of drained partitions, then forgets them. Undrained ones
+    /// are abandoned uncommitted: their next owner re-reads them from the last commit and
+    /// skips what the ClickHouse watermark says is already in.
+    fn commit_and_forget(&mut self, partitions: &[i32], source: &SourceHandle, drained: bool) {
+        for p in partitions {
+            let Some(state) = self.partitions.remove(p) else {
+                continue;
+            };
+            if let Some(cancel) = state.in_flight {
+                cancel.cancel();
+            }
+            if !drained {
+                tracing::warn!(
+                    partition = p,
+                    "partition let go with unflushed records; its next owner re-reads them"
+                );
+            }
+        }
+        let _ = source.consumer.commit_consumer_state(CommitMode::Sync);
+    }
+}
+
+fn commit(source: &SourceHandle, topic: &str, partition: i32, next_offset: i64, mode: CommitMode) {
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(topic, partition, Offset::Offset(next_offset))
+        .is_err()
+    {
+        return;
+    }
+    if let Err(e) = source.consumer.commit(&tpl, mode) {
+        tracing::debug!(partition, error = %e, "commit not accepted");
+    }
+}
+
+/// Awaits every dead letter's delivery, re-producing failed ones with backoff.
+async fn deliver(
+    producer: &FutureProducer,
+    topic: &str,
+    letters: Vec<PendingDeadLetter>,
+    (initial, max): (Duration, Duration),
+    cancel: &CancellationToken,
+) -> bool {
+    for letter in letters {
+        let mut delivered = match letter.delivery {
+            Some(f) => matches!(f.await, Ok(Ok(_))),
+            None => false,
+        };
+        let mut backoff = initial;
+        while !delivered {
+            let mut record = FutureRecord::to(topic).payload(&letter.envelope);
+            if let Some(key) = letter.key.as_deref() {
+                record = record.key(key);
+            }
+            tokio::select! {
+                r = producer.send(record, Duration::from_secs(30)) => delivered = r.is_ok(),
+                _ = cancel.cancelled() => return false,
+            }
+            if !delivered {
+                tracing::warn!(topic, retry_in = ?backoff, "dead letter not delivered; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    }
+    true
+}
+
+/// What became of one record.
+enum Outcome<R> {
+    Row(R, i64),
+    Duplicate,
+    Rejected(Rejection),
+}
+
+/// The per-record hot path, free of I/O.
+fn decode_row<S: Stream>(
+    stream: &mut S,
+    record: &Record,
+    registry: &Registry,
+    cfg: &Config,
+    pii: &Pseudonymizer,
+    ids: &mut EventIdWindow,
+    now: i64,
+    topic: &'static str,
+) -> Outcome<S::Row> {
+    use DeadLetterReason as R;
+    let Some(payload) = record.payload.as_deref() else {
+        return Outcome::Rejected(Rejection::new(R::Undecodable, "null value (tombstone)"));
+    };
+    if payload.len() > cfg.validation.max_payload_bytes {
+        return Outcome::Rejected(Rejection::new(
+            R::Oversized,
+            format!(
+                "{} bytes > {}",
+                payload.len(),
+                cfg.validation.max_payload_bytes
+            ),
+        ));
+    }
+    let (schema_id, datum) = match codec::split_frame(payload) {
+        Ok(frame) => frame,
+        Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
+    };
+    let Some(schema) = registry.cached(schema_id) else {
+        return Outcome::Rejected(Rejection::new(
+            R::UnknownSchema,
+            format!("schema id {schema_id}"),
+        ));
+    };
+    let event: S::Event<'_> = match codec::decode(datum, &schema) {
+        Ok(event) => event,
+        Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
+    };
+    let header = event.header();
+    let event_id = match validate(&header, now, &cfg.validation) {
+        Ok(id) => id,
+        Err(rejection) => return Outcome::Rejected(rejection),
+    };
+    if !ids.insert(event_id, header.server_time) {
+        return Outcome::Duplicate;
+    }
+    let meta = Meta {
+        event_id: uuid::Uuid::from_u128(event_id),
+        fan_id: pii.fan_id(header.openid),
+        union_id: pii.optional_fan_id(header.unionid),
+        topic,
+        partition: record.partition,
+        offset: record.offset,
+    };
+    Outcome::Row(stream.row(&event, &meta), header.server_time)
+}
+
+/// Benchmark access to the hot path (decode → validate → dedup → row), without I/O.
+#[doc(hidden)]
+pub mod bench {
+    use super::*;
+
+    /// Runs the per-record hot path once; `true` if it produced a row.
+    pub fn process<S: Stream>(
+        stream: &mut S,
+        record: &Record,
+        registry: &Registry,
+        cfg: &Config,
+        pii: &Pseudonymizer,
+        ids: &mut EventIdWindow,
+        now: i64,
+        rows: &mut Vec<S::Row>,
+    ) -> bool {
+        match decode_row(stream, record, registry, cfg, pii, ids, now, "bench") {
+            Outcome::Row(row, _) => {
+                rows.push(row);
+                true
+            }
+            _ => false,
+        }
+    }
+}

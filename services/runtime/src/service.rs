@@ -1,0 +1,141 @@
+//! The entry point every service binary calls: flags, config, logs, metrics endpoint,
+//! source, sink, pipeline, and shutdown — so a service's `main` is one line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use rdkafka::producer::FutureProducer;
+
+use crate::codec::Registry;
+use crate::config::Config;
+use crate::metrics::{self, Metrics};
+use crate::pipeline::Pipeline;
+use crate::sink::Sink;
+use crate::stream::Stream;
+use crate::{shutdown, source};
+
+/// Flags shared by every service binary.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Every setting can be overridden by env: WXPULSE__<SECTION>__<KEY> \
+                  (e.g. WXPULSE__KAFKA__BROKERS). Defaults: config/default.toml."
+)]
+pub struct Flags {
+    /// TOML file layered over the built-in defaults.
+    #[arg(long, env = "WXPULSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// Parses flags, loads config and runs the service until SIGTERM/SIGINT.
+pub fn main<S: Stream>(about: &'static str, make: impl FnOnce(&Config) -> S) -> ExitCode {
+    let flags = Flags::parse_from_about(about);
+    let config = match Config::load(flags.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", S::SERVICE);
+            return ExitCode::from(2);
+        }
+    };
+    if flags.print_config {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    init_logs(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stream = make(&config);
+    match runtime.block_on(run(stream, Arc::new(config))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "service failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Flags {
+    fn parse_from_about(about: &'static str) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().about(about).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs one service to completion.
+pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signals();
+    let metrics = Metrics::new(S::SERVICE);
+    let listen = config.metrics.listen.parse().context("metrics.listen")?;
+    let addr = metrics::serve(metrics.clone(), listen, shutdown.clone()).await?;
+    let topic = non_empty_or(&config.kafka.topic, S::TOPIC);
+    let group = non_empty_or(&config.kafka.group_id, &format!("wxpulse-{}", S::SERVICE));
+    tracing::info!(service = S::SERVICE, %topic, %group, metrics = %addr, "starting");
+
+    let sink = Sink::new(&config.clickhouse, config.retry.clone(), S::TABLE, &topic);
+    let registry = Arc::new(Registry::new(
+        &config.schema_registry.url,
+        config.schema_registry.timeout,
+    ));
+    let producer: FutureProducer = source::client_config(&config.kafka, &group)
+        .remove("group.id")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()
+        .context("cannot create the dead-letter producer")?;
+    let source = source::start(
+        &config.kafka,
+        &group,
+        &topic,
+        config.batch.queue_capacity,
+        metrics.clone(),
+    )?;
+    let pipeline = Pipeline::new(
+        stream,
+        config.clone(),
+        topic,
+        metrics,
+        registry,
+        sink,
+        producer,
+    );
+    pipeline.run(source, shutdown).await;
+    Ok(())
+}
+
+fn non_empty_or(value: &str, default: &str) -> String {
+    if value.trim().is_empty() {
+        default.to_string()
+    } else {
+        value.to_string()
+    }
+}

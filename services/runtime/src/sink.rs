@@ -1,0 +1,274 @@
+//! The ClickHouse sink: typed RowBinary inserts (LZ4) with a deduplication token, retries
+//! with exponential backoff, and the reads that restore a partition's state on assignment.
+//!
+//! Each insert is one partition's batch, a contiguous offset range, and carries
+//! `insert_deduplication_token = "<topic>:<partition>:<first>-<last>"`. A retry of the same
+//! batch (the first attempt timed out but the server had applied it) is dropped by
+//! ClickHouse, in the table and — with `deduplicate_blocks_in_dependent_materialized_views`
+//! — in every rollup its materialized views feed. Rows carry their Kafka partition and
+//! offset, and a materialized view keeps the highest offset per partition in
+//! `ingest_watermarks`, so a new owner of a partition knows exactly what is already in.
+
+use std::time::{Duration, Instant};
+
+use clickhouse::{Client, Row, RowOwned, RowWrite};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ClickHouseConfig, RetryConfig};
+use crate::metrics::Metrics;
+
+/// Whether retrying can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Network, timeout, overload, read-only replica: retry.
+    Transient,
+    /// Schema mismatch, unknown table, bad data: retrying will not help until someone
+    /// fixes the deployment. We still retry (Kafka keeps the data; nothing is skipped) and
+    /// the class makes the alert page a human.
+    Permanent,
+}
+
+impl ErrorClass {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+        }
+    }
+}
+
+/// ClickHouse error codes worth retrying (server overloaded, timeouts, replicas, Keeper).
+const TRANSIENT_CODES: &[u32] = &[
+    3, 32, 159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1000, 1001,
+];
+
+/// Classifies a client error.
+pub fn classify(e: &clickhouse::error::Error) -> ErrorClass {
+    use clickhouse::error::Error as E;
+    match e {
+        E::Network(_) | E::TimedOut => ErrorClass::Transient,
+        E::BadResponse(msg) => match exception_code(msg) {
+            Some(code) if TRANSIENT_CODES.contains(&code) => ErrorClass::Transient,
+            Some(_) => ErrorClass::Permanent,
+            // No code: a proxy or load balancer answered; assume it passes.
+            None => ErrorClass::Transient,
+        },
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// The `N` of `Code: N. DB::Exception`.
+fn exception_code(msg: &str) -> Option<u32> {
+    let rest = &msg[msg.find("Code: ")? + 6..];
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+/// Highest offset and newest server time already in ClickHouse for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    /// Highest offset written, or -1 when nothing was.
+    pub offset: i64,
+    /// Newest server_time written (ms), or 0.
+    pub server_time_ms: i64,
+}
+
+/// Writes one service's rows to one table.
+#[derive(Clone)]
+pub struct Sink {
+    client: Client,
+    table: String,
+    topic: String,
+    insert_timeout: Duration,
+    retry: RetryConfig,
+}
+
+/// Builds a client with the settings every wxpulse request needs.
+pub fn client(cfg: &ClickHouseConfig) -> Client {
+    Client::default()
+        .with_url(&cfg.url)
+        .with_database(&cfg.database)
+        .with_user(&cfg.user)
+        .with_password(&cfg.password)
+        .with_setting("insert_deduplicate", "1")
+        .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1")
+        .with_setting("async_insert", "0")
+}
+
+#[derive(Row, Deserialize)]
+struct WatermarkRow {
+    n: u64,
+    offset: i64,
+    server_time: i64,
+}
+
+#[derive(Row, Deserialize)]
+struct EventIdRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    event_id: uuid::Uuid,
+}
+
+impl Sink {
+    /// A sink for `table`, fed from `topic`.
+    pub fn new(cfg: &ClickHouseConfig, retry: RetryConfig, table: &str, topic: &str) -> Self {
+        Sink {
+            client: client(cfg),
+            table: table.to_string(),
+            topic: topic.to_string(),
+            insert_timeout: cfg.insert_timeout,
+            retry,
+        }
+    }
+
+    /// The table written to.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Whether ClickHouse answers.
+    pub async fn ping(&self) -> Result<(), clickhouse::error::Error> {
+        self.client.query("SELECT 1").execute().await
+    }
+
+    /// The dedup token of a batch: the same offset range always yields the same token.
+    pub fn dedup_token(&self, partition: i32, first: i64, last: i64) -> String {
+        format!("{}:{partition}:{first}-{last}", self.topic)
+    }
+
+    /// One insert attempt of `rows` under `token`.
+    pub async fn insert_once<R: RowOwned + RowWrite>(
+        &self,
+        rows: &[R],
+        token: &str,
+    ) -> Result<(), clickhouse::error::Error> {
+        let attempt = async {
+            let mut insert = self
+                .client
+                .insert::<R>(&self.table)
+                .await?
+                .with_setting("insert_deduplication_token", token)
+                .with_timeouts(Some(self.insert_timeout), Some(self.insert_timeout));
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        };
+        match tokio::time::timeout(self.insert_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(clickhouse::error::Error::TimedOut),
+        }
+    }
+
+    /// Inserts until it succeeds or `cancel` fires; returns whether it succeeded.
+    pub async fn insert<R: RowOwned + RowWrite>(
+        &self,
+        rows: &[R],
+        token: &str,
+        metrics: &Metrics,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let mut backoff = self.retry.initial_backoff;
+        let table = self.table.as_str();
+        loop {
+            let started = Instant::now();
+            let result = tokio::select! {
+                r = self.insert_once(rows, token) => r,
+                _ = cancel.cancelled() => return false,
+            };
+            metrics
+                .insert_duration
+                .with_label_values(&[table])
+                .observe(started.elapsed().as_secs_f64());
+            let Err(e) = result else { return true };
+            let class = classify(&e);
+            metrics
+                .insert_errors
+                .with_label_values(&[table, class.as_str()])
+                .inc();
+            tracing::warn!(table, token, error = %e, class = class.as_str(), retry_in = ?backoff, "insert failed");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = cancel.cancelled() => return false,
+            }
+            backoff = (backoff * 2).min(self.retry.max_backoff);
+        }
+    }
+
+    /// What is already in ClickHouse for `partition`.
+    pub async fn watermark(&self, partition: i32) -> Result<Watermark, clickhouse::error::Error> {
+        let row: WatermarkRow = self
+            .client
+            .query(
+                "SELECT count() AS n, max(max_offset) AS offset, \
+                 toUnixTimestamp64Milli(max(max_server_time)) AS server_time \
+                 FROM ingest_watermarks \
+                 WHERE table_name = ? AND kafka_topic = ? AND kafka_partition = ?",
+            )
+            .bind(&self.table)
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch_one()
+            .await?;
+        Ok(if row.n == 0 {
+            Watermark {
+                offset: -1,
+                server_time_ms: 0,
+            }
+        } else {
+            Watermark {
+                offset: row.offset,
+                server_time_ms: row.server_time,
+            }
+        })
+    }
+
+    /// Event ids written for `partition` with server_time at or after `since_ms`, to
+    /// re-seed the upstream-retry filter.
+    pub async fn recent_event_ids(
+        &self,
+        partition: i32,
+        since_ms: i64,
+    ) -> Result<Vec<u128>, clickhouse::error::Error> {
+        let rows: Vec<EventIdRow> = self
+            .client
+            .query(&format!(
+                "SELECT event_id FROM {} WHERE kafka_topic = ? AND kafka_partition = ? \
+                 AND server_time >= fromUnixTimestamp64Milli(toInt64(?))",
+                self.table
+            ))
+            .bind(&self.topic)
+            .bind(partition)
+            .bind(since_ms)
+            .fetch_all()
+            .await?;
+        Ok(rows.into_iter().map(|r| r.event_id.as_u128()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_by_exception_code() {
+        let bad = |m: &str| clickhouse::error::Error::BadResponse(m.to_string());
+        assert_eq!(
+            classify(&bad("Code: 252. DB::Exception: Too many parts")),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 60. DB::Exception: Table wxpulse.x does not exist"
+            )),
+            ErrorClass::Permanent
+        );
+        assert_eq!(classify(&bad("502 Bad Gateway")), ErrorClass::Transient);
+        assert_eq!(
+            classify(&clickhouse::error::Error::TimedOut),
+            ErrorClass::Transient
+        );
+        assert_eq!(exception_code("Code: 1001. DB::Exception: x"), Some(1001));
+    }
+}

@@ -1,0 +1,395 @@
+//! The Kafka source: one OS thread owns an rdkafka `BaseConsumer` and feeds the pipeline.
+//!
+//! Why a thread and not an async stream: librdkafka runs rebalance callbacks inside
+//! `poll`, and on revoke we must *block* until the pipeline has flushed (or abandoned) the
+//! revoked partitions' batches, before librdkafka hands them to another consumer. Blocking
+//! is harmless on a dedicated thread and wrong on an async worker.
+//!
+//! - Records go out in chunks through a bounded channel. When it is full the thread pauses
+//!   every assigned partition and keeps polling, so group heartbeats and
+//!   `max.poll.interval.ms` stay satisfied while ClickHouse is slow (backpressure).
+//! - Assignments and revocations go through a separate unbounded control channel, which
+//!   the pipeline reads first. Every record carries the *epoch* of its partition's
+//!   assignment, so records fetched before a revoke are recognised and dropped.
+//! - Offsets are never auto-committed or auto-stored; the pipeline commits after insert.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+
+/// One consumed record, copied out of librdkafka's buffer.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Epoch of the partition's assignment when the record was fetched.
+    pub epoch: u64,
+    /// Key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Value; `None` for a tombstone.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Assignment changes, delivered before any record of the new epoch.
+#[derive(Debug)]
+pub enum Control {
+    /// Partitions now owned, each with the epoch its records will carry.
+    Assigned(Vec<(i32, u64)>),
+    /// Partitions being taken away; the pipeline answers on `done` once their batches are
+    /// flushed and committed, or abandoned uncommitted.
+    Revoked {
+        /// The partitions.
+        partitions: Vec<i32>,
+        /// Acknowledgement.
+        done: std_mpsc::SyncSender<()>,
+    },
+}
+
+/// Handle the pipeline uses to steer the source thread.
+pub struct SourceHandle {
+    /// The consumer, shared for commits (librdkafka is thread-safe).
+    pub consumer: Arc<BaseConsumer<SourceContext>>,
+    /// Chunks of records.
+    pub records: mpsc::Receiver<Vec<Record>>,
+    /// Assignment changes.
+    pub control: mpsc::UnboundedReceiver<Control>,
+    state: Arc<AtomicU8>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const RUNNING: u8 = 0;
+const STOP_FETCHING: u8 = 1;
+const CLOSE: u8 = 2;
+
+impl SourceHandle {
+    /// Stops handing out records (shutdown drain begins); rebalances are still served.
+    pub fn stop_fetching(&self) {
+        self.state.store(STOP_FETCHING, Ordering::SeqCst);
+    }
+
+    /// Leaves the group and ends the thread. Revocations it triggers still arrive on
+    /// `control` and must be answered until it yields `None`.
+    pub fn close(&self) {
+        self.state.store(CLOSE, Ordering::SeqCst);
+    }
+
+    /// Whether the thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits for the thread after [`SourceHandle::close`].
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// rdkafka context: forwards rebalances to the pipeline and statistics to metrics.
+pub struct SourceContext {
+    topic: String,
+    metrics: Arc<Metrics>,
+    control: mpsc::UnboundedSender<Control>,
+    drain_timeout: Duration,
+    epochs: std::sync::Mutex<HashMap<i32, u64>>,
+    next_epoch: std::sync::atomic::AtomicU64,
+    assignment_changed: AtomicBool,
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        for (partition, p) in &topic.partitions {
+            if *partition < 0 || p.consumer_lag < 0 {
+                continue;
+            }
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[&self.topic, &partition.to_string()])
+                .set(p.consumer_lag);
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = match rebalance {
+            Rebalance::Revoke(tpl) => partitions_of(tpl),
+            Rebalance::Assign(_) => return,
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "rebalance error");
+                return;
+            }
+        };
+        self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+        if let Ok(mut epochs) = self.epochs.lock() {
+            for p in &partitions {
+                epochs.remove(p);
+                self.metrics
+                    .consumer_lag
+                    .remove_label_values(&[&self.topic, &p.to_string()])
+                    .ok();
+            }
+            self.metrics.assigned_partitions.set(epochs.len() as i64);
+        }
+        self.assignment_changed.store(true, Ordering::SeqCst);
+        let (done, wait) = std_mpsc::sync_channel(1);
+        tracing::info!(?partitions, "partitions revoked: draining their batches");
+        if self
+            .control
+            .send(Control::Revoked { partitions, done })
+            .is_err()
+        {
+            return;
+        }
+        // Patience a little beyond the pipeline's own drain deadline.
+        if wait
+            .recv_timeout(self.drain_timeout + Duration::from_secs(5))
+            .is_err()
+        {
+            tracing::warn!("revoked partitions were not drained in time; letting them go");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        self.metrics.rebalances.with_label_values(&["assign"]).inc();
+        let mut assigned = Vec::new();
+        if let Ok(mut epochs) = self.epochs.lock() {
+            for p in partitions_of(tpl) {
+                let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                epochs.insert(p, epoch);
+                assigned.push((p, epoch));
+            }
+            self.metrics.assigned_partitions.set(epochs.len() as i64);
+        }
+        self.assignment_changed.store(true, Ordering::SeqCst);
+        tracing::info!(partitions = ?assigned.iter().map(|a| a.0).collect::<Vec<_>>(), "partitions assigned");
+        let _ = self.control.send(Control::Assigned(assigned));
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        // A failed commit loses nothing: ClickHouse holds the watermark the next owner
+        // resumes from. It only makes reported lag look higher until the next commit.
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "offset commit failed");
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// Librdkafka settings wxpulse needs; `overrides` (the `[kafka.client]` table) win.
+pub fn client_config(cfg: &KafkaConfig, group_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            cfg.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            cfg.heartbeat_interval.as_millis().to_string(),
+        )
+        .set(
+            "max.poll.interval.ms",
+            cfg.max_poll_interval.as_millis().to_string(),
+        )
+        .set("partition.assignment.strategy", &cfg.assignment_strategy)
+        // Bound librdkafka's prefetch so a service stays within its memory budget.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.max.bytes", "8388608")
+        .set("statistics.interval.ms", "2000");
+    for (k, v) in &cfg.client {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Subscribes to `topic` and starts the source thread.
+pub fn start(
+    cfg: &KafkaConfig,
+    group_id: &str,
+    topic: &str,
+    queue_capacity: usize,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<SourceHandle> {
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let context = SourceContext {
+        topic: topic.to_string(),
+        metrics: metrics.clone(),
+        control: control_tx,
+        drain_timeout: cfg.drain_timeout,
+        epochs: Default::default(),
+        next_epoch: Default::default(),
+        assignment_changed: AtomicBool::new(false),
+    };
+    let consumer: BaseConsumer<SourceContext> = client_config(cfg, group_id)
+        .create_with_context(context)
+        .map_err(|e| anyhow::anyhow!("cannot create Kafka consumer for {}: {e}", cfg.brokers))?;
+    consumer
+        .subscribe(&[topic])
+        .map_err(|e| anyhow::anyhow!("cannot subscribe to {topic}: {e}"))?;
+    let consumer = Arc::new(consumer);
+    // Chunks of up to CHUNK records; capacity in records is about queue_capacity.
+    let (tx, rx) = mpsc::channel((queue_capacity / CHUNK).max(2));
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let thread = {
+        let consumer = consumer.clone();
+        let state = state.clone();
+        let topic = topic.to_string();
+        std::thread::Builder::new()
+            .name("kafka-source".into())
+            .spawn(move || poll_loop(&consumer, &tx, &state, &metrics, &topic))?
+    };
+    Ok(SourceHandle {
+        consumer,
+        records: rx,
+        control: control_rx,
+        state,
+        thread: Some(thread),
+    })
+}
+
+const CHUNK: usize = 512;
+
+fn poll_loop(
+    consumer: &BaseConsumer<SourceContext>,
+    tx: &mpsc::Sender<Vec<Record>>,
+    state: &AtomicU8,
+    metrics: &Metrics,
+    topic: &str,
+) {
+    let consumed = metrics.consumed_counter(topic);
+    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
+    let mut paused_since: Option<Instant> = None;
+    let mut epochs: HashMap<i32, u64> = HashMap::new();
+    loop {
+        let mode = state.load(Ordering::SeqCst);
+        if mode == CLOSE {
+            break;
+        }
+        let context = consumer.context();
+        if context.assignment_changed.swap(false, Ordering::SeqCst) {
+            epochs = context.epochs.lock().map(|e| e.clone()).unwrap_or_default();
+            // A new assignment is fetched even if we were paused; pause it too.
+            if paused_since.is_some() {
+                pause_all(consumer, true);
+            }
+        }
+        let must_hold = mode == STOP_FETCHING || !chunk.is_empty() && tx.capacity() == 0;
+        match (must_hold, paused_since) {
+            (true, None) => {
+                pause_all(consumer, true);
+                paused_since = Some(Instant::now());
+            }
+            (false, Some(since)) => {
+                pause_all(consumer, false);
+                metrics.paused_seconds.inc_by(since.elapsed().as_secs_f64());
+                paused_since = None;
+            }
+            _ => {}
+        }
+        let timeout = if chunk.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(timeout) {
+            Some(Ok(m)) => {
+                let partition = m.partition();
+                if !epochs.contains_key(&partition) {
+                    // Assigned inside this very poll call: refresh before deciding.
+                    epochs = context.epochs.lock().map(|e| e.clone()).unwrap_or_default();
+                }
+                let Some(&epoch) = epochs.get(&partition) else {
+                    continue;
+                };
+                chunk.push(Record {
+                    partition,
+                    offset: m.offset(),
+                    epoch,
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                });
+                consumed.inc();
+                if chunk.len() < CHUNK {
+                    continue;
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
+            None => {}
+        }
+        if chunk.is_empty() || mode == STOP_FETCHING {
+            continue;
+        }
+        match tx.try_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                chunk = back;
+                // Pause on the next turn; keep polling so the group keeps us.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+        }
+    }
+    if let Some(since) = paused_since {
+        metrics.paused_seconds.inc_by(since.elapsed().as_secs_f64());
+    }
+    // Leaving the group revokes what we own; the callback waits for the pipeline's ack.
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let _ = consumer.poll(Duration::from_millis(50));
+        if consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
+        {
+            break;
+        }
+    }
+}
+
+fn pause_all(consumer: &BaseConsumer<SourceContext>, pause: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    if assignment.count() == 0 {
+        return;
+    }
+    let result = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, pause, "cannot pause/resume partitions");
+    }
+}
