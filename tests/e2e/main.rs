@@ -1,1 +1,6 @@
+//! End-to-end tests: real broker (Tansu), real ClickHouse engine (chdb behind the HTTP
+//! adapter), real service binaries. Each test starts its own stack on free ports.
+//! Run serially: `cargo test -p wxpulse-e2e -- --test-threads=1` (make test does).
 
+mod foundation;
+mod runtime;

@@ -1,1 +1,307 @@
-//! harness
+//! Harness of the end-to-end tests: a private local stack (Tansu + chdb-http, started by
+//! `deploy/local/stack.sh` on free ports in a temp dir), the real service binaries as child
+//! processes, and helpers to produce, wait and query.
+//!
+//! Service binaries are taken from the cargo target dir; `make test` builds them first.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
+}
+
+/// A private Kafka + ClickHouse, torn down on drop.
+pub struct Stack {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// ClickHouse HTTP URL.
+    pub clickhouse: String,
+    dir: PathBuf,
+    kafka_port: u16,
+    ch_port: u16,
+}
+
+impl Stack {
+    /// Starts a stack (storage: sqlite, which survives kill -9 like a real broker).
+    pub fn start(name: &str) -> anyhow::Result<Stack> {
+        let dir = std::env::temp_dir().join(format!("wxpulse-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (kafka_port, ch_port) = (free_port(), free_port());
+        let stack = Stack {
+            brokers: format!("127.0.0.1:{kafka_port}"),
+            clickhouse: format!("http://127.0.0.1:{ch_port}"),
+            kafka_port,
+            ch_port,
+            dir,
+        };
+        stack.script(&["up"])?;
+        Ok(stack)
+    }
+
+    fn script(&self, args: &[&str]) -> anyhow::Result<()> {
+        let status = Command::new(repo_root().join("deploy/local/stack.sh"))
+            .args(args)
+            .env("WXPULSE_KAFKA_PORT", self.kafka_port.to_string())
+            .env("WXPULSE_CH_PORT", self.ch_port.to_string())
+            .env("WXPULSE_STACK_DIR", &self.dir)
+            .status()
+            .context("cannot run deploy/local/stack.sh")?;
+        if !status.success() {
+            bail!("stack.sh {args:?} failed: {status}");
+        }
+        Ok(())
+    }
+
+    /// Stops ClickHouse (the adapter); data stays.
+    pub fn stop_clickhouse(&self) -> anyhow::Result<()> {
+        self.script(&["stop", "clickhouse"])
+    }
+
+    /// Starts ClickHouse again on the same data.
+    pub fn start_clickhouse(&self) -> anyhow::Result<()> {
+        self.script(&["start", "clickhouse"])
+    }
+
+    /// A client for `database`.
+    pub fn client(&self, database: &str) -> clickhouse::Client {
+        clickhouse::Client::default()
+            .with_url(&self.clickhouse)
+            .with_database(database)
+    }
+
+    /// Migrates `database` and creates every topic with `partitions`.
+    pub async fn prepare(&self, database: &str, partitions: i32) -> anyhow::Result<()> {
+        wxpulse_cli::migrate::migrate(&self.clickhouse, database, None).await?;
+        wxpulse_cli::topics::create(&self.brokers, &wxpulse_cli::topics::all(partitions), 1)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.script(&["down", "--purge"]);
+    }
+}
+
+/// The PII key every test service uses; tests recompute fan ids with it independently.
+pub const TEST_PII_KEY: &str = "e2e-test-key-0123456789";
+
+/// A running service binary.
+pub struct Service {
+    /// Binary name.
+    pub name: String,
+    /// `/metrics` address.
+    pub metrics: String,
+    child: Child,
+    env: Vec<(String, String)>,
+}
+
+/// Path of a workspace binary built by `cargo build`.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).context("target dir")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not built: run `cargo build --workspace --bins` first (make test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+impl Service {
+    /// Starts `name` (e.g. `wxpulse-menu-clicks`) against `stack`, writing to `database`.
+    pub fn start(
+        name: &str,
+        stack: &Stack,
+        database: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Service> {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let mut env: Vec<(String, String)> = vec![
+            ("WXPULSE__KAFKA__BROKERS".into(), stack.brokers.clone()),
+            ("WXPULSE__CLICKHOUSE__URL".into(), stack.clickhouse.clone()),
+            ("WXPULSE__CLICKHOUSE__DATABASE".into(), database.into()),
+            ("WXPULSE__METRICS__LISTEN".into(), metrics.clone()),
+            ("WXPULSE__PII__KEY".into(), TEST_PII_KEY.into()),
+            // Fast, stable group behaviour on Tansu (2 s session timeouts loop).
+            ("WXPULSE__KAFKA__SESSION_TIMEOUT".into(), "6s".into()),
+            ("WXPULSE__KAFKA__HEARTBEAT_INTERVAL".into(), "500ms".into()),
+            ("WXPULSE__KAFKA__MAX_POLL_INTERVAL".into(), "20s".into()),
+            ("WXPULSE__KAFKA__DRAIN_TIMEOUT".into(), "8s".into()),
+            ("WXPULSE__CLICKHOUSE__INSERT_TIMEOUT".into(), "5s".into()),
+            ("WXPULSE__RETRY__MAX_BACKOFF".into(), "1s".into()),
+            ("WXPULSE__BATCH__MAX_AGE".into(), "300ms".into()),
+            ("WXPULSE__LOG__LEVEL".into(), "info".into()),
+        ];
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push(((*k).into(), (*v).into()));
+        }
+        let child = spawn(name, &env)?;
+        Ok(Service {
+            name: name.into(),
+            metrics,
+            child,
+            env,
+        })
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same binary with the same settings again.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.child = spawn(&self.name, &self.env)?;
+        Ok(())
+    }
+
+    /// SIGTERM and the exit code (None if it had to be killed after `patience`).
+    pub fn terminate(&mut self, patience: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn scrape(&self) -> anyhow::Result<String> {
+        http_get(&self.metrics, "/metrics")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(name: &str, env: &[(String, String)]) -> anyhow::Result<Child> {
+    let log_dir = std::env::temp_dir().join("wxpulse-e2e-logs");
+    std::fs::create_dir_all(&log_dir)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(format!("{name}.log")))?;
+    Command::new(binary(name)?)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))
+}
+
+/// A bare HTTP/1.0 GET on loopback (no client crate needed for two endpoints).
+pub fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default())
+}
+
+/// The value of a metric line `name{...labels containing all of `labels`...} value`.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+/// Polls `count` until it returns `want` or `timeout` passes; returns the last value.
+pub async fn wait_for<F, Fut>(timeout: Duration, want: u64, mut count: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = 0;
+    while Instant::now() < deadline {
+        if let Ok(n) = count().await {
+            last = n;
+            if n == want {
+                // Stay a moment to catch any overshoot (a double count).
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                return count().await.unwrap_or(n);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    last
+}
+
+/// `SELECT count() FROM table`.
+pub async fn count(client: &clickhouse::Client, table: &str) -> anyhow::Result<u64> {
+    Ok(client
+        .query(&format!("SELECT count() FROM {table}"))
+        .fetch_one::<u64>()
+        .await?)
+}
+
+/// `SELECT sum(events) FROM interactions_hourly WHERE stream = ?`.
+pub async fn rollup(client: &clickhouse::Client, stream: &str) -> anyhow::Result<u64> {
+    Ok(client
+        .query("SELECT toUInt64(sum(events)) FROM interactions_hourly WHERE stream = ?")
+        .bind(stream)
+        .fetch_one::<u64>()
+        .await?)
+}
+
+/// The fan id wxpulse must store for a raw id, computed here without wxpulse's code.
+pub fn expected_fan_id(raw: &str) -> u64 {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(TEST_PII_KEY.as_bytes()).expect("any key length");
+    mac.update(raw.as_bytes());
+    let d = mac.finalize().into_bytes();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// The four services: (binary, table, rollup stream name, generator stream name).
+pub const SERVICES: [(&str, &str, &str); 4] = [
+    ("wxpulse-menu-clicks", "menu_clicks", "menu_click"),
+    ("wxpulse-qr-scans", "qr_scans", "qr_scan"),
+    ("wxpulse-chat-messages", "chat_messages", "chat_message"),
+    ("wxpulse-article-reads", "article_reads", "article_read"),
+];

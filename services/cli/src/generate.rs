@@ -129,21 +129,24 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
         .flat_map(|b| (0..spec.accounts_per_brand).map(move |a| format!("wxb{b:02}a{a:02}")))
         .collect();
     let span = (spec.end_ms - spec.start_ms).max(1);
-    for _ in 0..spec.events {
+    let step = span / spec.events.max(1) as i64;
+    for i in 0..spec.events {
         let s = stream_pick.sample(&mut rng);
         let (stream, topic, _) = STREAMS[s];
         let app_id = accounts[rng.gen_range(0..accounts.len())].as_str();
         let fan = rng.gen_range(0..spec.fans_per_account);
         let openid = format!("o{app_id}_{fan:06}");
         let unionid = (fan % 5 != 0).then(|| format!("u{}_{fan:06}", &app_id[..5]));
-        let client_time = spec.start_ms + rng.gen_range(0..span);
+        // The gateway stamps server_time on receipt, so it grows with production order;
+        // it is the client time that arrives late and out of order.
+        let server_time = spec.start_ms + i as i64 * step + rng.gen_range(0..step.max(1));
         let late = rng.gen_bool(spec.late_share);
         let delay = if late {
             rng.gen_range(3_600_000..3 * 86_400_000)
         } else {
             rng.gen_range(50..3_000)
         };
-        let server_time = client_time + delay;
+        let client_time = server_time - delay;
         let event_id = ids.uuid();
         let h = (
             event_id.as_str(),

@@ -107,6 +107,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
     ));
     let producer: FutureProducer = source::client_config(&config.kafka, &group)
         .remove("group.id")
+        .remove("statistics.interval.ms")
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("enable.idempotence", "true")
