@@ -45,6 +45,7 @@ impl Stream for ArticleReads {
     const SERVICE: &'static str = "article-reads";
     const TOPIC: &'static str = "wxpulse.article_reads";
     const TABLE: &'static str = "article_reads";
+    const RECORD: &'static str = "com.wxpulse.events.ArticleRead";
     type Event<'a> = ArticleRead<'a>;
     type Row = ArticleReadRow;
 

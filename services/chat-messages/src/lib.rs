@@ -77,6 +77,7 @@ impl Stream for ChatMessages {
     const SERVICE: &'static str = "chat-messages";
     const TOPIC: &'static str = "wxpulse.chat_messages";
     const TABLE: &'static str = "chat_messages";
+    const RECORD: &'static str = "com.wxpulse.events.ChatMessage";
     type Event<'a> = ChatMessage<'a>;
     type Row = ChatMessageRow;
 

@@ -78,7 +78,7 @@ pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> anyhow::Result<Ve
         let Some(schema) = registry.cached(id) else {
             continue;
         };
-        let Ok(d) = codec::decode::<DeadLetter<'_>>(datum, &schema) else {
+        let Ok(d) = codec::decode::<DeadLetter<'_>>(datum, &schema.schema) else {
             continue;
         };
         if !seen.insert((

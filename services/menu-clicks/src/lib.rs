@@ -49,6 +49,7 @@ impl Stream for MenuClicks {
     const SERVICE: &'static str = "menu-clicks";
     const TOPIC: &'static str = "wxpulse.menu_clicks";
     const TABLE: &'static str = "menu_clicks";
+    const RECORD: &'static str = "com.wxpulse.events.MenuClick";
     type Event<'a> = MenuClick<'a>;
     type Row = MenuClickRow;
 

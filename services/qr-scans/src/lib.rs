@@ -46,6 +46,7 @@ impl Stream for QrScans {
     const SERVICE: &'static str = "qr-scans";
     const TOPIC: &'static str = "wxpulse.qr_scans";
     const TABLE: &'static str = "qr_scans";
+    const RECORD: &'static str = "com.wxpulse.events.QrScan";
     type Event<'a> = QrScan<'a>;
     type Row = QrScanRow;
 

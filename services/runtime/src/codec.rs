@@ -134,7 +134,7 @@ pub fn encode_into<T: serde::Serialize>(
 pub struct Registry {
     url: Option<String>,
     timeout: Duration,
-    cache: RwLock<HashMap<u32, Arc<Schema>>>,
+    cache: RwLock<HashMap<u32, Arc<Writer>>>,
 }
 
 impl Registry {
@@ -145,7 +145,7 @@ impl Registry {
             .map(|s| {
                 (
                     s.id,
-                    Arc::new(parse(s.json).expect("embedded schemas parse (tested)")),
+                    Arc::new(Writer::parse(s.json).expect("embedded schemas parse (tested)")),
                 )
             })
             .collect();
@@ -169,13 +169,13 @@ impl Registry {
     }
 
     /// The cached schema for `id`, if already known; the hot path's only call.
-    pub fn cached(&self, id: u32) -> Option<Arc<Schema>> {
+    pub fn cached(&self, id: u32) -> Option<Arc<Writer>> {
         self.cache.read().ok()?.get(&id).cloned()
     }
 
     /// Fetches `id` from the remote registry (blocking; call from `spawn_blocking`).
     /// `Ok(None)` means the registry answered that the id does not exist.
-    pub fn fetch_blocking(&self, id: u32) -> Result<Option<Arc<Schema>>, RegistryUnavailable> {
+    pub fn fetch_blocking(&self, id: u32) -> Result<Option<Arc<Writer>>, RegistryUnavailable> {
         if let Some(schema) = self.cached(id) {
             return Ok(Some(schema));
         }
@@ -196,7 +196,7 @@ impl Registry {
             .and_then(|s| s.as_str())
             .ok_or_else(|| RegistryUnavailable(format!("no `schema` in answer for id {id}")))?;
         // A schema the registry holds but we cannot parse is as good as unknown.
-        let Ok(schema) = parse(text) else {
+        let Some(schema) = Writer::parse(text) else {
             return Ok(None);
         };
         let schema = Arc::new(schema);
@@ -204,6 +204,33 @@ impl Registry {
             cache.insert(id, schema.clone());
         }
         Ok(Some(schema))
+    }
+}
+
+/// A writer schema and the full name of the record it describes. Avro resolution only
+/// matches records of the same name, so a record written with another topic's schema is
+/// rejected rather than decoded by a coincidence of field shapes.
+pub struct Writer {
+    /// Parsed schema.
+    pub schema: Schema,
+    /// `com.wxpulse.events.MenuClick`, or empty for a non-record schema.
+    pub record: String,
+}
+
+impl Writer {
+    /// Parses an `.avsc` text.
+    pub fn parse(json: &str) -> Option<Self> {
+        let schema = parse(json).ok()?;
+        let value: serde_json::Value = serde_json::from_str(json).ok()?;
+        let name = value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default();
+        let record = match value.get("namespace").and_then(|n| n.as_str()) {
+            Some(ns) if !name.contains('.') && !ns.is_empty() => format!("{ns}.{name}"),
+            _ => name.to_string(),
+        };
+        Some(Writer { schema, record })
     }
 }
 

@@ -628,7 +628,13 @@ fn decode_row<S: Stream>(
             format!("schema id {schema_id}"),
         ));
     };
-    let event: S::Event<'_> = match codec::decode(datum, &schema) {
+    if schema.record != S::RECORD {
+        return Outcome::Rejected(Rejection::new(
+            R::Undecodable,
+            format!("schema id {schema_id} is not a {}", S::RECORD),
+        ));
+    }
+    let event: S::Event<'_> = match codec::decode(datum, &schema.schema) {
         Ok(event) => event,
         Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
     };

@@ -14,6 +14,9 @@ pub trait Stream: Send + 'static {
     const TOPIC: &'static str;
     /// ClickHouse table written.
     const TABLE: &'static str;
+    /// Full name of the Avro record the topic carries; writer schemas of another record
+    /// are dead-lettered as undecodable.
+    const RECORD: &'static str;
     /// The decoded event (reader struct), borrowing from the record.
     type Event<'a>: Deserialize<'a> + Interaction;
     /// The row written.

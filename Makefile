@@ -1,0 +1,54 @@
+# The two commands a new machine needs (README): `make demo` and `make test`.
+# Everything they need is installed by deploy/local/stack.sh install (tansu, chdb venv).
+
+CARGO ?= cargo
+E2E_THREADS ?= 1
+
+.PHONY: demo test unit e2e adapter-test stack-test lint bench bench-e2e deploy-check up down
+
+## Bring up the local stack, migrate, start the four services, produce demo data, print results.
+demo:
+	deploy/local/demo.sh
+
+## Every test: formatting and lints, unit + property tests, the adapter's and stack's own
+## tests, the deployment checks, then the end-to-end tests against Tansu and chdb.
+test: lint unit adapter-test stack-test deploy-check e2e
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) build --workspace --bins
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --exclude wxpulse-e2e; \
+	else \
+		$(CARGO) test --workspace --exclude wxpulse-e2e; \
+	fi
+
+adapter-test:
+	deploy/local/stack.sh install
+	deploy/local/.venv/bin/python -m unittest deploy/local/test_chdb_http.py
+
+stack-test:
+	deploy/local/test_stack.sh
+
+deploy-check:
+	bash deploy/ops/check-deploy.sh
+
+e2e:
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p wxpulse-e2e --test e2e -- --test-threads=$(E2E_THREADS)
+
+## Hot-path benchmark (no I/O) and the end-to-end throughput/latency benchmark.
+bench:
+	$(CARGO) bench -p wxpulse-e2e --bench hot_path
+
+bench-e2e:
+	$(CARGO) build --release --workspace --bins
+	deploy/local/bench_e2e.sh
+
+up:
+	deploy/local/stack.sh up
+down:
+	deploy/local/stack.sh down

@@ -1,0 +1,200 @@
+//! Hot-path benchmark: events/s per core for each service's per-event work, no Kafka and no
+//! ClickHouse. Prints figures; asserts nothing about speed.
+//!
+//! Stage 1 — decode → validate → event-id dedup → pseudonymise → the service's row, the
+//! exact function the pipeline runs per record (`pipeline::bench::process`).
+//! Stage 2 — RowBinary encoding + LZ4 of those rows by the `clickhouse` crate, streamed to
+//! an in-process HTTP endpoint on loopback that discards the body (the crate's serializer
+//! is private, so this is the honest way to time the real encoder; HTTP costs once per
+//! 50k-row batch). Schema validation (RowBinaryWithNamesAndTypes) is off here.
+//!
+//! Run: `cargo bench -p wxpulse-e2e --bench hot_path` (or `make bench`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use clickhouse::{RowOwned, RowWrite};
+use wxpulse_cli::generate::{self, Spec};
+use wxpulse_runtime::codec::Registry;
+use wxpulse_runtime::config::Config;
+use wxpulse_runtime::dedup::EventIdWindow;
+use wxpulse_runtime::pii::Pseudonymizer;
+use wxpulse_runtime::pipeline::bench::process;
+use wxpulse_runtime::source::Record;
+use wxpulse_runtime::stream::Stream;
+
+const EVENTS: u64 = 400_000;
+const BATCH: usize = 50_000;
+
+fn records(topic: &str, spec: &Spec) -> Vec<Record> {
+    let (out, _) = generate::generate(spec);
+    out.into_iter()
+        .filter(|o| o.topic == topic)
+        .enumerate()
+        .map(|(i, o)| Record {
+            partition: 0,
+            offset: i as i64,
+            epoch: 1,
+            key: Some(o.key),
+            payload: Some(o.payload),
+        })
+        .collect()
+}
+
+fn stage1<S: Stream>(mut stream: S, records: &[Record], cfg: &Config) -> (Vec<S::Row>, f64) {
+    let registry = Registry::embedded();
+    let pii = Pseudonymizer::new(cfg.pii.key.as_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut best = f64::MAX;
+    let mut rows = Vec::with_capacity(records.len());
+    for _ in 0..5 {
+        rows.clear();
+        let mut ids = EventIdWindow::new(cfg.dedup.window.as_millis() as i64);
+        let started = Instant::now();
+        for r in records {
+            process(
+                &mut stream,
+                r,
+                &registry,
+                cfg,
+                &pii,
+                &mut ids,
+                now,
+                &mut rows,
+            );
+        }
+        best = best.min(started.elapsed().as_secs_f64() / records.len() as f64);
+    }
+    (rows, best * 1e9)
+}
+
+async fn stage2<R: RowOwned + RowWrite>(rows: &[R], url: &str) -> f64 {
+    let client = clickhouse::Client::default()
+        .with_url(url)
+        .with_validation(false);
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        for chunk in rows.chunks(BATCH) {
+            let mut insert = client.insert::<R>("bench").await.expect("insert");
+            for row in chunk {
+                insert.write(row).await.expect("write");
+            }
+            insert.end().await.expect("end");
+        }
+        best = best.min(started.elapsed().as_secs_f64() / rows.len() as f64);
+    }
+    best * 1e9
+}
+
+/// An HTTP endpoint that reads and discards request bodies.
+async fn sink_server() -> String {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let mut body = req.into_body();
+                        while let Some(frame) = body.frame().await {
+                            black_box(frame.ok());
+                        }
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::new()),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn bench<S: Stream>(name: &str, stream: S, spec: &Spec, cfg: &Config, url: &str) {
+    let records = records(S::TOPIC, spec);
+    let bytes: usize = records
+        .iter()
+        .map(|r| r.payload.as_ref().map_or(0, Vec::len))
+        .sum();
+    let (rows, ns1) = stage1(stream, &records, cfg);
+    let ns2 = stage2(&rows, url).await;
+    println!(
+        "{name:<14} {:>8} events  {:>5.0} B/event  decode→row {ns1:>6.0} ns  encode+lz4 {ns2:>6.0} ns  total {:>6.0} ns = {:>5.2} M events/s/core",
+        records.len(),
+        bytes as f64 / records.len() as f64,
+        ns1 + ns2,
+        1e3 / (ns1 + ns2),
+    );
+}
+
+fn main() {
+    let cfg = Config::load(None, Vec::new()).expect("default config");
+    let now = 1_760_000_000_000;
+    let spec = Spec {
+        seed: 42,
+        brands: 2,
+        accounts_per_brand: 4,
+        fans_per_account: 50_000,
+        events: EVENTS,
+        start_ms: now - 30 * 86_400_000,
+        end_ms: now,
+        duplicate_share: 0.0,
+        late_share: 0.02,
+        malformed_share: 0.0,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let url = sink_server().await;
+        println!(
+            "hot path per event, one core, best of 5 ({EVENTS} generated events, split by stream):"
+        );
+        bench(
+            "menu-clicks",
+            wxpulse_menu_clicks::MenuClicks::new(&cfg),
+            &spec,
+            &cfg,
+            &url,
+        )
+        .await;
+        bench(
+            "article-reads",
+            wxpulse_article_reads::ArticleReads::new(&cfg),
+            &spec,
+            &cfg,
+            &url,
+        )
+        .await;
+        bench(
+            "chat-messages",
+            wxpulse_chat_messages::ChatMessages::new(&cfg),
+            &spec,
+            &cfg,
+            &url,
+        )
+        .await;
+        bench(
+            "qr-scans",
+            wxpulse_qr_scans::QrScans::new(&cfg),
+            &spec,
+            &cfg,
+            &url,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    });
+}
