@@ -51,4 +51,4 @@ bench-e2e:
 up:
 	deploy/local/stack.sh up
 down:
-	deploy/local/stack.sh down
+	deploy/local/demo.sh stop

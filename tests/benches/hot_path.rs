@@ -11,6 +11,7 @@
 //! Run: `cargo bench -p wxpulse-e2e --bench hot_path` (or `make bench`).
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clickhouse::{RowOwned, RowWrite};
@@ -20,6 +21,7 @@ use wxpulse_runtime::config::Config;
 use wxpulse_runtime::dedup::EventIdWindow;
 use wxpulse_runtime::pii::Pseudonymizer;
 use wxpulse_runtime::pipeline::bench::process;
+use wxpulse_runtime::pipeline::Decoder;
 use wxpulse_runtime::source::Record;
 use wxpulse_runtime::stream::Stream;
 
@@ -42,8 +44,7 @@ fn records(topic: &str, spec: &Spec) -> Vec<Record> {
 }
 
 fn stage1<S: Stream>(mut stream: S, records: &[Record], cfg: &Config) -> (Vec<S::Row>, f64) {
-    let registry = Registry::embedded();
-    let pii = Pseudonymizer::new(cfg.pii.key.as_bytes());
+    let mut decoder = Decoder::new(Arc::new(Registry::embedded()), cfg, "bench");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -54,16 +55,7 @@ fn stage1<S: Stream>(mut stream: S, records: &[Record], cfg: &Config) -> (Vec<S:
         let mut ids = EventIdWindow::new(cfg.dedup.window.as_millis() as i64);
         let started = Instant::now();
         for r in records {
-            process(
-                &mut stream,
-                r,
-                &registry,
-                cfg,
-                &pii,
-                &mut ids,
-                now,
-                &mut rows,
-            );
+            process(&mut decoder, &mut stream, r, &mut ids, now, &mut rows);
         }
         best = best.min(started.elapsed().as_secs_f64() / records.len() as f64);
     }
@@ -139,6 +131,49 @@ async fn bench<S: Stream>(name: &str, stream: S, spec: &Spec, cfg: &Config, url:
     );
 }
 
+/// Where stage 1's time goes, on the menu-click records.
+fn breakdown(records: &[Record], cfg: &Config) {
+    use wxpulse_runtime::codec;
+    use wxpulse_runtime::events::{Interaction, MenuClick};
+    let registry = Registry::embedded();
+    let writer = registry.cached(1).expect("menu click schema");
+    let pii = Pseudonymizer::new(cfg.pii.key.as_bytes());
+    let time = |label: &str, f: &mut dyn FnMut(&[u8]) -> u64| {
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let mut acc = 0u64;
+            for r in records {
+                acc = acc.wrapping_add(f(r.payload.as_deref().unwrap_or_default()));
+            }
+            black_box(acc);
+            best = best.min(started.elapsed().as_secs_f64() * 1e9 / records.len() as f64);
+        }
+        println!("  {label:<44} {best:>6.0} ns");
+    };
+    println!("menu-clicks stage 1 breakdown (cumulative):");
+    time("frame + decode into borrowed struct", &mut |p| {
+        let (_, datum) = codec::split_frame(p).expect("framed");
+        let e: MenuClick<'_> = codec::decode(datum, &writer.schema).expect("decodes");
+        e.client_time as u64
+    });
+    time("+ parse event_id (UUID)", &mut |p| {
+        let (_, datum) = codec::split_frame(p).expect("framed");
+        let e: MenuClick<'_> = codec::decode(datum, &writer.schema).expect("decodes");
+        uuid::Uuid::try_parse(e.header().event_id).map_or(0, |u| u.as_u128() as u64)
+    });
+    time("+ HMAC openid", &mut |p| {
+        let (_, datum) = codec::split_frame(p).expect("framed");
+        let e: MenuClick<'_> = codec::decode(datum, &writer.schema).expect("decodes");
+        pii.fan_id(e.openid)
+    });
+    time("+ HMAC openid and unionid", &mut |p| {
+        let (_, datum) = codec::split_frame(p).expect("framed");
+        let e: MenuClick<'_> = codec::decode(datum, &writer.schema).expect("decodes");
+        pii.fan_id(e.openid) ^ pii.optional_fan_id(e.unionid)
+    });
+}
+
 fn main() {
     let cfg = Config::load(None, Vec::new()).expect("default config");
     let now = 1_760_000_000_000;
@@ -160,6 +195,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let url = sink_server().await;
+        breakdown(&records("wxpulse.menu_clicks", &spec), &cfg);
         println!(
             "hot path per event, one core, best of 5 ({EVENTS} generated events, split by stream):"
         );

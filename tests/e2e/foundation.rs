@@ -145,12 +145,14 @@ fn events() -> (Vec<Outgoing>, Vec<(&'static str, Vec<Expected>)>) {
                     topic,
                     key: key.clone(),
                     payload: payload.clone(),
+                    at_ms: 0,
                 });
             }
             out.push(Outgoing {
                 topic,
                 key,
                 payload,
+                at_ms: 0,
             });
             rows.push((
                 event_id,

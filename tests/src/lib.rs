@@ -85,7 +85,10 @@ impl Stack {
 
     /// Migrates `database` and creates every topic with `partitions`.
     pub async fn prepare(&self, database: &str, partitions: i32) -> anyhow::Result<()> {
-        wxpulse_cli::migrate::migrate(&self.clickhouse, database, None).await?;
+        let mut ch = wxpulse_runtime::config::Config::load(None, Vec::new())?.clickhouse;
+        ch.url = self.clickhouse.clone();
+        ch.database = database.to_string();
+        wxpulse_cli::migrate::migrate(&ch, None).await?;
         wxpulse_cli::topics::create(&self.brokers, &wxpulse_cli::topics::all(partitions), 1)
             .await?;
         Ok(())

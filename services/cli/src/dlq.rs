@@ -130,6 +130,7 @@ pub async fn replay(
             topic: Box::leak(l.source_topic.clone().into_boxed_str()),
             key: l.source_key.clone().unwrap_or_default(),
             payload: l.payload.clone(),
+            at_ms: 0,
         })
         .collect();
     produce::send_all(&producer, chosen, |_| {}).await

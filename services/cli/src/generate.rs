@@ -284,6 +284,7 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
             topic,
             key: format!("{app_id}|{openid}").into_bytes(),
             payload,
+            at_ms: server_time,
         };
         if rng.gen_bool(spec.duplicate_share) {
             copies.push(record.clone());
@@ -320,6 +321,7 @@ fn malformed(
                 topic,
                 key,
                 payload: br#"{"not":"avro"}"#.to_vec(),
+                at_ms: 0,
             },
         ),
         1 => {
@@ -332,6 +334,7 @@ fn malformed(
                     topic,
                     key,
                     payload,
+                    at_ms: 0,
                 },
             )
         }
@@ -344,6 +347,7 @@ fn malformed(
                     topic,
                     key,
                     payload,
+                    at_ms: 0,
                 },
             )
         }
@@ -380,6 +384,7 @@ fn malformed(
                     topic,
                     key,
                     payload,
+                    at_ms: 0,
                 },
             )
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wxpulse_cli::{dlq, generate, migrate, produce, topics};
+use wxpulse_runtime::config::{ClickHouseConfig, Config};
 use wxpulse_runtime::dlq::DeadLetterReason;
 
 #[derive(Parser)]
@@ -16,30 +17,19 @@ use wxpulse_runtime::dlq::DeadLetterReason;
     about = "Operate wxpulse: migrate, topics, generate, dead letters"
 )]
 struct Cli {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        global = true,
-        env = "WXPULSE__KAFKA__BROKERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    brokers: String,
-    /// ClickHouse HTTP URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WXPULSE__CLICKHOUSE__URL",
-        default_value = "http://127.0.0.1:8123"
-    )]
-    clickhouse: String,
-    /// ClickHouse database.
-    #[arg(
-        long,
-        global = true,
-        env = "WXPULSE__CLICKHOUSE__DATABASE",
-        default_value = "wxpulse"
-    )]
-    database: String,
+    /// Service config file (TOML) to take Kafka and ClickHouse settings from; layered over
+    /// the defaults and under WXPULSE__* env vars, exactly as the services do.
+    #[arg(long, global = true, env = "WXPULSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers (default: from config).
+    #[arg(long, global = true)]
+    brokers: Option<String>,
+    /// ClickHouse HTTP URL (default: from config).
+    #[arg(long, global = true)]
+    clickhouse: Option<String>,
+    /// ClickHouse database (default: from config).
+    #[arg(long, global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +82,13 @@ enum Command {
         /// Write the ground truth (JSON) here.
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// Live mode: server times start now and records are produced in real time at
+        /// `--rate` events/s (for latency measurements) instead of a past span at full speed.
+        #[arg(long)]
+        live: bool,
+        /// Events per second in live mode.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
     },
     /// Dead letters.
     Dlq {
@@ -161,6 +158,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    let brokers = cli.brokers.unwrap_or(config.kafka.brokers.clone());
+    let clickhouse = ClickHouseConfig {
+        url: cli.clickhouse.unwrap_or(config.clickhouse.url.clone()),
+        database: cli.database.unwrap_or(config.clickhouse.database.clone()),
+        ..config.clickhouse.clone()
+    };
     match cli.command {
         Command::Migrate { cluster, print } => {
             if print {
@@ -172,11 +176,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let applied =
-                migrate::migrate(&cli.clickhouse, &cli.database, cluster.as_deref()).await?;
+            let applied = migrate::migrate(&clickhouse, cluster.as_deref()).await?;
             println!(
                 "migrations applied: {applied:?} (database {})",
-                cli.database
+                clickhouse.database
             );
         }
         Command::Topics {
@@ -186,8 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     replication,
                 },
         } => {
-            let created =
-                topics::create(&cli.brokers, &topics::all(partitions), replication).await?;
+            let created = topics::create(&brokers, &topics::all(partitions), replication).await?;
             println!("topics created: {created:?}");
         }
         Command::Generate {
@@ -201,29 +203,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             late_share,
             malformed_share,
             truth,
+            live,
+            rate,
         } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .context("clock before 1970")?
                 .as_millis() as i64;
+            let (start_ms, end_ms) = if live {
+                let lead = 2_000; // time to generate before the first record is due
+                (
+                    now + lead,
+                    now + lead + (events * 1000 / rate.max(1)) as i64,
+                )
+            } else {
+                // Leave room for the latest late events to arrive before "now".
+                (
+                    now - days * 86_400_000 - 4 * 86_400_000,
+                    now - 4 * 86_400_000,
+                )
+            };
             let spec = generate::Spec {
                 seed,
                 brands,
                 accounts_per_brand,
                 fans_per_account,
                 events,
-                // Leave room for the latest late events to arrive before "now".
-                start_ms: now - days * 86_400_000 - 4 * 86_400_000,
-                end_ms: now - 4 * 86_400_000,
+                start_ms,
+                end_ms,
                 duplicate_share,
                 late_share,
                 malformed_share,
             };
             let (records, ground_truth) = generate::generate(&spec);
-            let producer = produce::producer(&cli.brokers)?;
+            let producer = produce::producer(&brokers)?;
             let total = records.len();
             let started = std::time::Instant::now();
-            let sent = produce::send_all(&producer, records, |n| {
+            let sent = produce::send_paced(&producer, records, live, |n| {
                 if n % 100_000 == 0 {
                     eprintln!("[generate] {n}/{total} produced");
                 }
@@ -245,7 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq {
             action: DlqAction::List { topic, show },
         } => {
-            let letters = dlq::read_all(&cli.brokers, &topic, Duration::from_secs(3))?;
+            let letters = dlq::read_all(&brokers, &topic, Duration::from_secs(3))?;
             println!("{:<16} {:<18} {:>8}", "service", "reason", "records");
             for ((service, reason), n) in dlq::summarize(&letters) {
                 println!("{service:<16} {reason:<18} {n:>8}");
@@ -276,8 +292,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let letters = dlq::read_all(&cli.brokers, &topic, Duration::from_secs(3))?;
-            let n = dlq::replay(&cli.brokers, &letters, reason, since_ms).await?;
+            let letters = dlq::read_all(&brokers, &topic, Duration::from_secs(3))?;
+            let n = dlq::replay(&brokers, &letters, reason, since_ms).await?;
             println!("replayed {n} dead letters to their source topics");
         }
     }

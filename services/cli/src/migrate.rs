@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use wxpulse_runtime::config::ClickHouseConfig;
 
 /// One migration file.
 #[derive(Debug, Clone, Copy)]
@@ -100,8 +101,12 @@ struct Applied {
 }
 
 /// Creates the database and applies pending migrations; returns the versions applied.
-pub async fn migrate(url: &str, database: &str, cluster: Option<&str>) -> anyhow::Result<Vec<u32>> {
-    let server = Client::default().with_url(url);
+pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Result<Vec<u32>> {
+    let (url, database) = (ch.url.as_str(), ch.database.as_str());
+    let server = Client::default()
+        .with_url(url)
+        .with_user(&ch.user)
+        .with_password(&ch.password);
     let on_cluster = cluster
         .map(|c| format!(" ON CLUSTER '{c}'"))
         .unwrap_or_default();

@@ -15,6 +15,8 @@ pub struct Outgoing {
     pub key: Vec<u8>,
     /// Framed value.
     pub payload: Vec<u8>,
+    /// Server time the record carries (ms), for paced production; 0 = not an event.
+    pub at_ms: i64,
 }
 
 /// An idempotent producer; lz4 because Tansu's sqlite engine cannot fetch snappy batches.
@@ -35,11 +37,30 @@ pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
 pub async fn send_all(
     producer: &FutureProducer,
     records: impl IntoIterator<Item = Outgoing>,
+    progress: impl FnMut(usize),
+) -> anyhow::Result<usize> {
+    send_paced(producer, records, false, progress).await
+}
+
+/// Like [`send_all`]; with `paced`, each record waits until the wall clock reaches its
+/// `at_ms`, so a live stream's server times are the times the records were produced.
+pub async fn send_paced(
+    producer: &FutureProducer,
+    records: impl IntoIterator<Item = Outgoing>,
+    paced: bool,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<usize> {
     let mut pending = std::collections::VecDeque::new();
     let mut sent = 0usize;
     for r in records {
+        if paced && r.at_ms > 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            if r.at_ms > now {
+                tokio::time::sleep(Duration::from_millis((r.at_ms - now) as u64)).await;
+            }
+        }
         loop {
             let record = FutureRecord::to(r.topic).key(&r.key).payload(&r.payload);
             match producer.send_result(record) {

@@ -12,12 +12,39 @@
 //!   server_time and is re-seeded from ClickHouse on assignment.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Event ids are random UUIDs: their bits are already uniform, so folding the two halves
+/// is a perfect hash and costs nothing next to SipHash (the set is per partition and fed
+/// by the brand's own gateway, so hash flooding is not a threat model here).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u128(&mut self, id: u128) {
+        self.0 = (id as u64) ^ ((id >> 64) as u64);
+    }
+}
+
+type IdSet = HashSet<u128, BuildHasherDefault<IdHasher>>;
 
 /// Remembers event ids of one partition for a window of server time.
 #[derive(Debug, Default)]
 pub struct EventIdWindow {
     window_ms: i64,
-    seen: HashSet<u128>,
+    seen: IdSet,
     order: VecDeque<(i64, u128)>,
     newest_ms: i64,
 }

@@ -21,8 +21,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{self, Registry};
-use crate::config::Config;
+use crate::codec::{self, Registry, Writer};
+use crate::config::{Config, ValidationConfig};
 use crate::dedup::EventIdWindow;
 use crate::dlq::{DeadLetter, DeadLetterReason, Rejection};
 use crate::events::Interaction;
@@ -104,8 +104,8 @@ pub struct Pipeline<S: Stream> {
     topic: &'static str,
     metrics: Arc<Metrics>,
     registry: Arc<Registry>,
+    decoder: Decoder,
     sink: Sink,
-    pii: Pseudonymizer,
     producer: FutureProducer,
     partitions: HashMap<i32, PartitionState<S::Row>>,
     flushed_tx: mpsc::UnboundedSender<Flushed>,
@@ -137,13 +137,22 @@ impl<S: Stream> Pipeline<S> {
             metrics.dedup_dropped.with_label_values(&[kind]);
         }
         metrics.written.with_label_values(&[sink.table()]);
+        for class in ["transient", "permanent"] {
+            metrics
+                .insert_errors
+                .with_label_values(&[sink.table(), class]);
+        }
+        for kind in ["assign", "revoke"] {
+            metrics.rebalances.with_label_values(&[kind]);
+        }
         let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
+        // Interned once: every row references it without an allocation.
+        let topic: &'static str = Box::leak(topic.into_boxed_str());
         Pipeline {
-            pii: Pseudonymizer::new(cfg.pii.key.as_bytes()),
+            decoder: Decoder::new(registry.clone(), &cfg, topic),
             stream,
             cfg,
-            // Interned once: every row references it without an allocation.
-            topic: Box::leak(topic.into_boxed_str()),
+            topic,
             metrics,
             registry,
             sink,
@@ -323,16 +332,9 @@ impl<S: Stream> Pipeline<S> {
                 .inc();
             return;
         }
-        let outcome = decode_row(
-            &mut self.stream,
-            record,
-            &self.registry,
-            &self.cfg,
-            &self.pii,
-            &mut state.ids,
-            now,
-            self.topic,
-        );
+        let outcome = self
+            .decoder
+            .decode_row(&mut self.stream, record, &mut state.ids, now);
         match outcome {
             Outcome::Row(row, server_time) => {
                 state.batch.rows.push(row);
@@ -593,87 +595,110 @@ enum Outcome<R> {
     Rejected(Rejection),
 }
 
-/// The per-record hot path, free of I/O.
-fn decode_row<S: Stream>(
-    stream: &mut S,
-    record: &Record,
-    registry: &Registry,
-    cfg: &Config,
-    pii: &Pseudonymizer,
-    ids: &mut EventIdWindow,
-    now: i64,
+/// The per-record hot path, free of I/O: framing → writer schema → decode → validate →
+/// event-id dedup → pseudonymise → the service's row.
+pub struct Decoder {
+    registry: Arc<Registry>,
+    validation: ValidationConfig,
+    pii: Pseudonymizer,
     topic: &'static str,
-) -> Outcome<S::Row> {
-    use DeadLetterReason as R;
-    let Some(payload) = record.payload.as_deref() else {
-        return Outcome::Rejected(Rejection::new(R::Undecodable, "null value (tombstone)"));
-    };
-    if payload.len() > cfg.validation.max_payload_bytes {
-        return Outcome::Rejected(Rejection::new(
-            R::Oversized,
-            format!(
-                "{} bytes > {}",
-                payload.len(),
-                cfg.validation.max_payload_bytes
-            ),
-        ));
-    }
-    let (schema_id, datum) = match codec::split_frame(payload) {
-        Ok(frame) => frame,
-        Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
-    };
-    let Some(schema) = registry.cached(schema_id) else {
-        return Outcome::Rejected(Rejection::new(
-            R::UnknownSchema,
-            format!("schema id {schema_id}"),
-        ));
-    };
-    if schema.record != S::RECORD {
-        return Outcome::Rejected(Rejection::new(
-            R::Undecodable,
-            format!("schema id {schema_id} is not a {}", S::RECORD),
-        ));
-    }
-    let event: S::Event<'_> = match codec::decode(datum, &schema.schema) {
-        Ok(event) => event,
-        Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
-    };
-    let header = event.header();
-    let event_id = match validate(&header, now, &cfg.validation) {
-        Ok(id) => id,
-        Err(rejection) => return Outcome::Rejected(rejection),
-    };
-    if !ids.insert(event_id, header.server_time) {
-        return Outcome::Duplicate;
-    }
-    let meta = Meta {
-        event_id: uuid::Uuid::from_u128(event_id),
-        fan_id: pii.fan_id(header.openid),
-        union_id: pii.optional_fan_id(header.unionid),
-        topic,
-        partition: record.partition,
-        offset: record.offset,
-    };
-    Outcome::Row(stream.row(&event, &meta), header.server_time)
+    /// Records of a topic share a few schema ids: a one-entry cache skips the registry's
+    /// lock and reference count per record.
+    last: Option<(u32, Arc<Writer>)>,
 }
 
-/// Benchmark access to the hot path (decode → validate → dedup → row), without I/O.
+impl Decoder {
+    /// A decoder for records of `topic`.
+    pub fn new(registry: Arc<Registry>, cfg: &Config, topic: &'static str) -> Self {
+        Decoder {
+            registry,
+            validation: cfg.validation.clone(),
+            pii: Pseudonymizer::new(cfg.pii.key.as_bytes()),
+            topic,
+            last: None,
+        }
+    }
+
+    fn writer(&mut self, id: u32) -> Option<&Writer> {
+        if self.last.as_ref().is_none_or(|(last, _)| *last != id) {
+            self.last = Some((id, self.registry.cached(id)?));
+        }
+        self.last.as_ref().map(|(_, w)| w.as_ref())
+    }
+
+    fn decode_row<S: Stream>(
+        &mut self,
+        stream: &mut S,
+        record: &Record,
+        ids: &mut EventIdWindow,
+        now: i64,
+    ) -> Outcome<S::Row> {
+        use DeadLetterReason as R;
+        let Some(payload) = record.payload.as_deref() else {
+            return Outcome::Rejected(Rejection::new(R::Undecodable, "null value (tombstone)"));
+        };
+        let max = self.validation.max_payload_bytes;
+        if payload.len() > max {
+            return Outcome::Rejected(Rejection::new(
+                R::Oversized,
+                format!("{} bytes > {max}", payload.len()),
+            ));
+        }
+        let (schema_id, datum) = match codec::split_frame(payload) {
+            Ok(frame) => frame,
+            Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
+        };
+        let Some(writer) = self.writer(schema_id) else {
+            return Outcome::Rejected(Rejection::new(
+                R::UnknownSchema,
+                format!("schema id {schema_id}"),
+            ));
+        };
+        if writer.record != S::RECORD {
+            return Outcome::Rejected(Rejection::new(
+                R::Undecodable,
+                format!("schema id {schema_id} is not a {}", S::RECORD),
+            ));
+        }
+        let event: S::Event<'_> = match codec::decode(datum, &writer.schema) {
+            Ok(event) => event,
+            Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
+        };
+        let header = event.header();
+        let event_id = match validate(&header, now, &self.validation) {
+            Ok(id) => id,
+            Err(rejection) => return Outcome::Rejected(rejection),
+        };
+        if !ids.insert(event_id, header.server_time) {
+            return Outcome::Duplicate;
+        }
+        let meta = Meta {
+            event_id: uuid::Uuid::from_u128(event_id),
+            fan_id: self.pii.fan_id(header.openid),
+            union_id: self.pii.optional_fan_id(header.unionid),
+            topic: self.topic,
+            partition: record.partition,
+            offset: record.offset,
+        };
+        Outcome::Row(stream.row(&event, &meta), header.server_time)
+    }
+}
+
+/// Benchmark access to the hot path, without I/O.
 #[doc(hidden)]
 pub mod bench {
     use super::*;
 
     /// Runs the per-record hot path once; `true` if it produced a row.
     pub fn process<S: Stream>(
+        decoder: &mut Decoder,
         stream: &mut S,
         record: &Record,
-        registry: &Registry,
-        cfg: &Config,
-        pii: &Pseudonymizer,
         ids: &mut EventIdWindow,
         now: i64,
         rows: &mut Vec<S::Row>,
     ) -> bool {
-        match decode_row(stream, record, registry, cfg, pii, ids, now, "bench") {
+        match decoder.decode_row(stream, record, ids, now) {
             Outcome::Row(row, _) => {
                 rows.push(row);
                 true
