@@ -2,7 +2,7 @@
 //! ClickHouse. Prints figures; asserts nothing about speed.
 //!
 //! Stage 1 — decode → validate → event-id dedup → pseudonymise → the service's row, the
-//! exact function the pipeline runs per record (`pipeline::bench::process`).
+//! exact function the pipeline runs per record (`decode::bench::process`).
 //! Stage 2 — RowBinary encoding + LZ4 of those rows by the `clickhouse` crate, streamed to
 //! an in-process HTTP endpoint on loopback that discards the body (the crate's serializer
 //! is private, so this is the honest way to time the real encoder; HTTP costs once per
@@ -18,10 +18,10 @@ use clickhouse::{RowOwned, RowWrite};
 use wxpulse_cli::generate::{self, Spec};
 use wxpulse_runtime::codec::Registry;
 use wxpulse_runtime::config::Config;
+use wxpulse_runtime::decode::bench::process;
+use wxpulse_runtime::decode::Decoder;
 use wxpulse_runtime::dedup::EventIdWindow;
 use wxpulse_runtime::pii::Pseudonymizer;
-use wxpulse_runtime::pipeline::bench::process;
-use wxpulse_runtime::pipeline::Decoder;
 use wxpulse_runtime::source::Record;
 use wxpulse_runtime::stream::Stream;
 

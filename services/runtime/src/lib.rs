@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod decode;
 pub mod dedup;
 pub mod dlq;
 pub mod events;

@@ -21,17 +21,15 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{self, Registry, Writer};
-use crate::config::{Config, ValidationConfig};
+use crate::codec::{self, Registry};
+use crate::config::Config;
+use crate::decode::{Decoder, Outcome};
 use crate::dedup::EventIdWindow;
-use crate::dlq::{DeadLetter, DeadLetterReason, Rejection};
-use crate::events::Interaction;
+use crate::dlq::{DeadLetter, DeadLetterReason};
 use crate::metrics::Metrics;
-use crate::pii::Pseudonymizer;
 use crate::sink::Sink;
 use crate::source::{Control, Record, SourceHandle};
-use crate::stream::{Meta, Stream};
-use crate::validate::validate;
+use crate::stream::Stream;
 
 /// A dead letter on its way to the topic.
 struct PendingDeadLetter {
@@ -586,124 +584,4 @@ async fn deliver(
         }
     }
     true
-}
-
-/// What became of one record.
-enum Outcome<R> {
-    Row(R, i64),
-    Duplicate,
-    Rejected(Rejection),
-}
-
-/// The per-record hot path, free of I/O: framing → writer schema → decode → validate →
-/// event-id dedup → pseudonymise → the service's row.
-pub struct Decoder {
-    registry: Arc<Registry>,
-    validation: ValidationConfig,
-    pii: Pseudonymizer,
-    topic: &'static str,
-    /// Records of a topic share a few schema ids: a one-entry cache skips the registry's
-    /// lock and reference count per record.
-    last: Option<(u32, Arc<Writer>)>,
-}
-
-impl Decoder {
-    /// A decoder for records of `topic`.
-    pub fn new(registry: Arc<Registry>, cfg: &Config, topic: &'static str) -> Self {
-        Decoder {
-            registry,
-            validation: cfg.validation.clone(),
-            pii: Pseudonymizer::new(cfg.pii.key.as_bytes()),
-            topic,
-            last: None,
-        }
-    }
-
-    fn writer(&mut self, id: u32) -> Option<&Writer> {
-        if self.last.as_ref().is_none_or(|(last, _)| *last != id) {
-            self.last = Some((id, self.registry.cached(id)?));
-        }
-        self.last.as_ref().map(|(_, w)| w.as_ref())
-    }
-
-    fn decode_row<S: Stream>(
-        &mut self,
-        stream: &mut S,
-        record: &Record,
-        ids: &mut EventIdWindow,
-        now: i64,
-    ) -> Outcome<S::Row> {
-        use DeadLetterReason as R;
-        let Some(payload) = record.payload.as_deref() else {
-            return Outcome::Rejected(Rejection::new(R::Undecodable, "null value (tombstone)"));
-        };
-        let max = self.validation.max_payload_bytes;
-        if payload.len() > max {
-            return Outcome::Rejected(Rejection::new(
-                R::Oversized,
-                format!("{} bytes > {max}", payload.len()),
-            ));
-        }
-        let (schema_id, datum) = match codec::split_frame(payload) {
-            Ok(frame) => frame,
-            Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
-        };
-        let Some(writer) = self.writer(schema_id) else {
-            return Outcome::Rejected(Rejection::new(
-                R::UnknownSchema,
-                format!("schema id {schema_id}"),
-            ));
-        };
-        if writer.record != S::RECORD {
-            return Outcome::Rejected(Rejection::new(
-                R::Undecodable,
-                format!("schema id {schema_id} is not a {}", S::RECORD),
-            ));
-        }
-        let event: S::Event<'_> = match codec::decode(datum, &writer.schema) {
-            Ok(event) => event,
-            Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
-        };
-        let header = event.header();
-        let event_id = match validate(&header, now, &self.validation) {
-            Ok(id) => id,
-            Err(rejection) => return Outcome::Rejected(rejection),
-        };
-        if !ids.insert(event_id, header.server_time) {
-            return Outcome::Duplicate;
-        }
-        let meta = Meta {
-            event_id: uuid::Uuid::from_u128(event_id),
-            fan_id: self.pii.fan_id(header.openid),
-            union_id: self.pii.optional_fan_id(header.unionid),
-            topic: self.topic,
-            partition: record.partition,
-            offset: record.offset,
-        };
-        Outcome::Row(stream.row(&event, &meta), header.server_time)
-    }
-}
-
-/// Benchmark access to the hot path, without I/O.
-#[doc(hidden)]
-pub mod bench {
-    use super::*;
-
-    /// Runs the per-record hot path once; `true` if it produced a row.
-    pub fn process<S: Stream>(
-        decoder: &mut Decoder,
-        stream: &mut S,
-        record: &Record,
-        ids: &mut EventIdWindow,
-        now: i64,
-        rows: &mut Vec<S::Row>,
-    ) -> bool {
-        match decoder.decode_row(stream, record, ids, now) {
-            Outcome::Row(row, _) => {
-                rows.push(row);
-                true
-            }
-            _ => false,
-        }
-    }
 }
