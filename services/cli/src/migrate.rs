@@ -3,7 +3,7 @@
 //!
 //! The SQL is written for a single node; `--cluster NAME` renders the same source for a
 //! cluster: `ON CLUSTER`, `Replicated*MergeTree` engines with Keeper paths, and a
-//! `Distributed` table `<name>_all` (sharded by `fan_id`) over every raw event table.
+//! `Distributed` table `<name>_all` (sharded by `cityHash64(fan_id)`) over every raw event table.
 
 use anyhow::{bail, Context};
 use clickhouse::{Client, Row};
@@ -84,7 +84,7 @@ pub fn distributed_tables(database: &str, cluster: &str) -> Vec<String> {
         .map(|t| {
             format!(
                 "CREATE TABLE IF NOT EXISTS {t}_all ON CLUSTER '{cluster}' AS {t} \
-                 ENGINE = Distributed('{cluster}', '{database}', '{t}', fan_id)"
+                 ENGINE = Distributed('{cluster}', '{database}', '{t}', cityHash64(fan_id))"
             )
         })
         .collect()
