@@ -68,39 +68,35 @@ pub async fn send_paced(
                     pending.push_back(delivery);
                     break;
                 }
-                Err((e, _)) => {
-                    // Local queue full: wait for the oldest delivery, then try again.
-                    let Some(oldest) = pending.pop_front() else {
-                        anyhow::bail!("cannot enqueue a record: {e}");
-                    };
-                    oldest
-                        .await
-                        .context("producer dropped")?
-                        .map_err(|(e, _)| e)?;
-                    sent += 1;
-                    progress(sent);
-                }
+                // Local queue full: wait for the oldest delivery, then try again.
+                Err((e, _)) if pending.is_empty() => anyhow::bail!("cannot enqueue a record: {e}"),
+                Err(_) => confirm_oldest(&mut pending, &mut sent, &mut progress).await?,
             }
         }
         while pending.len() > 50_000 {
-            if let Some(oldest) = pending.pop_front() {
-                oldest
-                    .await
-                    .context("producer dropped")?
-                    .map_err(|(e, _)| e)?;
-                sent += 1;
-                progress(sent);
-            }
+            confirm_oldest(&mut pending, &mut sent, &mut progress).await?;
         }
     }
-    for delivery in pending {
-        delivery
-            .await
-            .context("producer dropped")?
-            .map_err(|(e, _)| e)?;
-        sent += 1;
-        progress(sent);
+    while !pending.is_empty() {
+        confirm_oldest(&mut pending, &mut sent, &mut progress).await?;
     }
     producer.flush(Duration::from_secs(30)).context("flush")?;
     Ok(sent)
+}
+
+/// Awaits the oldest pending delivery; an undelivered record fails the whole send.
+async fn confirm_oldest(
+    pending: &mut std::collections::VecDeque<rdkafka::producer::DeliveryFuture>,
+    sent: &mut usize,
+    progress: &mut impl FnMut(usize),
+) -> anyhow::Result<()> {
+    if let Some(oldest) = pending.pop_front() {
+        oldest
+            .await
+            .context("producer dropped")?
+            .map_err(|(e, _)| e)?;
+        *sent += 1;
+        progress(*sent);
+    }
+    Ok(())
 }
