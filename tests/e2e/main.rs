@@ -3,4 +3,5 @@
 //! Run serially: `cargo test -p wxpulse-e2e -- --test-threads=1` (make test does).
 
 mod foundation;
+mod prometheus;
 mod runtime;
