@@ -53,6 +53,9 @@ pub const STREAMS: [(&str, &str, f64); 4] = [
     ("qr_scan", "wxpulse.qr_scans", 0.06),
 ];
 
+/// When an upstream retry arrives after the original (WeChat: 5 s timeout, then retry).
+const RETRY_AFTER_MS: i64 = 5_000;
+
 /// Menu buttons: (key, category, is a URL).
 const BUTTONS: [(&str, &str, MenuEvent); 9] = [
     ("SHOP_NEW_ARRIVALS", "ECOMMERCE", MenuEvent::Click),
@@ -286,15 +289,19 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
             payload,
             at_ms: server_time,
         };
+        // WeChat retries an event 5 s after a timeout: the gateway receives the copy (same
+        // bytes, same event_id) about 5 s of server time later, whatever the traffic.
+        while copies
+            .first()
+            .is_some_and(|c| c.at_ms + RETRY_AFTER_MS <= server_time)
+        {
+            out.push(copies.remove(0));
+        }
         if rng.gen_bool(spec.duplicate_share) {
             copies.push(record.clone());
             truth.duplicates += 1;
         }
         out.push(record);
-        // Release retries a little later, as WeChat's 5 s retry would land.
-        if copies.len() > 16 || (!copies.is_empty() && rng.gen_bool(0.2)) {
-            out.append(&mut copies);
-        }
         if rng.gen_bool(spec.malformed_share) {
             let (reason, bad) = malformed(&mut rng, &mut ids, topic, *schema_id);
             *truth.dead_letters.entry(reason.to_string()).or_default() += 1;
