@@ -132,7 +132,7 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
         .flat_map(|b| (0..spec.accounts_per_brand).map(move |a| format!("wxb{b:02}a{a:02}")))
         .collect();
     let span = (spec.end_ms - spec.start_ms).max(1);
-    let step = span / spec.events.max(1) as i64;
+    let events = spec.events.max(1) as i128;
     for i in 0..spec.events {
         let s = stream_pick.sample(&mut rng);
         let (stream, topic, _) = STREAMS[s];
@@ -142,7 +142,10 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
         let unionid = (fan % 5 != 0).then(|| format!("u{}_{fan:06}", &app_id[..5]));
         // The gateway stamps server_time on receipt, so it grows with production order;
         // it is the client time that arrives late and out of order.
-        let server_time = spec.start_ms + i as i64 * step + rng.gen_range(0..step.max(1));
+        // Exact in i128: at more than 1000 events/s a per-event step in whole ms would be 0.
+        let slot = |k: i128| spec.start_ms + (k * span as i128 / events) as i64;
+        let server_time =
+            slot(i as i128) + rng.gen_range(0..(slot(i as i128 + 1) - slot(i as i128)).max(1));
         let late = rng.gen_bool(spec.late_share);
         let delay = if late {
             rng.gen_range(3_600_000..3 * 86_400_000)
@@ -442,5 +445,29 @@ mod tests {
         assert!((truth.menu_categories["CRM"] as f64 / menu - 0.22).abs() < 0.015);
         let bad: u64 = truth.dead_letters.values().sum();
         assert_eq!(records.len() as u64, total + truth.duplicates + bad);
+    }
+
+    #[test]
+    fn server_times_spread_over_the_span_even_above_1000_per_second() {
+        // 20k events in one second: the live benchmark's rate.
+        let spec = Spec {
+            end_ms: 1_760_000_000_000 + 1_000,
+            ..spec(20_000)
+        };
+        let spec = Spec {
+            start_ms: 1_760_000_000_000,
+            malformed_share: 0.0,
+            ..spec
+        };
+        let (records, truth) = generate(&spec);
+        let times: Vec<i64> = records.iter().map(|r| r.at_ms).collect();
+        let (lo, hi) = (times.iter().min().copied(), times.iter().max().copied());
+        assert!(
+            matches!((lo, hi), (Some(lo), Some(hi)) if hi - lo >= 990),
+            "{lo:?}..{hi:?}"
+        );
+        // Retry copies trail their original by >= 5 s of server time, so within one
+        // second of traffic they all come out at the end, still inside the dedup window.
+        assert_eq!(records.len() as u64, 20_000 + truth.duplicates);
     }
 }
