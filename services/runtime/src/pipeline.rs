@@ -79,6 +79,8 @@ impl<R> Batch<R> {
 struct PartitionState<R> {
     epoch: u64,
     watermark: i64,
+    /// Next offset to commit: everything before it is in ClickHouse (or dead-lettered).
+    done_up_to: Option<i64>,
     batch: Batch<R>,
     in_flight: Option<CancellationToken>,
     ids: EventIdWindow,
@@ -265,6 +267,7 @@ impl<S: Stream> Pipeline<S> {
                             watermark: wm.offset,
                             batch: Batch::new(),
                             in_flight: None,
+                            done_up_to: None,
                             ids: window,
                         },
                     );
@@ -460,6 +463,7 @@ impl<S: Stream> Pipeline<S> {
         if !f.ok {
             return;
         }
+        state.done_up_to = Some(f.next_offset);
         if f.rows > 0 {
             let table = self.sink.table();
             self.metrics
@@ -535,8 +539,12 @@ impl<S: Stream> Pipeline<S> {
                     "partition let go with unflushed records; its next owner re-reads them"
                 );
             }
+            // Synchronous, so the next owner starts where this one finished instead of
+            // re-reading records only to skip them by watermark.
+            if let Some(next) = state.done_up_to {
+                commit(source, self.topic, *p, next, CommitMode::Sync);
+            }
         }
-        let _ = source.consumer.commit_consumer_state(CommitMode::Sync);
     }
 }
 
