@@ -67,17 +67,9 @@ setup_promtool() {
     PROMTOOL="$(command -v promtool)"
     return 0
   fi
+  # One extraction of Debian's prometheus package serves both binaries.
+  "$OPS/install-prometheus.sh" >/dev/null || die "deploy/ops/install-prometheus.sh failed"
   PROMTOOL="$TOOLS/promtool"
-  [[ -x "$PROMTOOL" ]] && return 0
-  echo "setup: extracting promtool from Debian's prometheus package into $TOOLS"
-  command -v apt-get >/dev/null 2>&1 || die "no promtool on PATH and no apt-get to fetch it"
-  if ! apt-cache show prometheus >/dev/null 2>&1; then
-    apt-get update -qq >/dev/null || die "apt-get update failed"
-  fi
-  mkdir -p "$TOOLS"
-  (cd "$WORK" && apt-get download prometheus >/dev/null 2>&1) || die "apt-get download prometheus failed"
-  dpkg-deb -x "$WORK"/prometheus_*.deb "$WORK/prometheus" || die "dpkg-deb -x failed"
-  cp "$WORK/prometheus/usr/bin/promtool" "$PROMTOOL"
 }
 
 setup_kubectl() {

@@ -387,7 +387,6 @@ fn malformed(
             } else {
                 "undecodable"
             };
-            let _ = schema_id;
             (
                 reason,
                 Outgoing {

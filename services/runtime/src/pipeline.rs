@@ -175,7 +175,7 @@ impl<S: Stream> Pipeline<S> {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(control) = source.control.recv() => self.on_control(control, &source, &shutdown).await,
-                Some(flushed) = self.flushed_rx.recv() => self.on_flushed(flushed, &source, CommitMode::Async),
+                Some(flushed) = self.flushed_rx.recv() => self.on_flushed(flushed, &source),
                 Some(chunk) = source.records.recv(), if intake_open => self.on_chunk(chunk).await,
                 _ = ticker.tick() => self.on_tick(),
             }
@@ -452,7 +452,7 @@ impl<S: Stream> Pipeline<S> {
         });
     }
 
-    fn on_flushed(&mut self, f: Flushed, source: &SourceHandle, mode: CommitMode) {
+    fn on_flushed(&mut self, f: Flushed, source: &SourceHandle) {
         let Some(state) = self.partitions.get_mut(&f.partition) else {
             return;
         };
@@ -484,7 +484,13 @@ impl<S: Stream> Pipeline<S> {
             self.newest_written_server_time =
                 self.newest_written_server_time.max(f.newest_server_time);
         }
-        commit(source, self.topic, f.partition, f.next_offset, mode);
+        commit(
+            source,
+            self.topic,
+            f.partition,
+            f.next_offset,
+            CommitMode::Async,
+        );
         if self.batch_full(f.partition) {
             self.start_flush(f.partition);
         }
@@ -512,7 +518,7 @@ impl<S: Stream> Pipeline<S> {
             match tokio::time::timeout_at(deadline.into(), self.flushed_rx.recv()).await {
                 Ok(Some(f)) => {
                     let failed = !f.ok;
-                    self.on_flushed(f, source, CommitMode::Async);
+                    self.on_flushed(f, source);
                     if failed {
                         return false;
                     }
