@@ -17,6 +17,7 @@ pub mod config;
 pub mod decode;
 pub mod dedup;
 pub mod dlq;
+pub mod enrich;
 pub mod events;
 pub mod metrics;
 pub mod pii;
