@@ -21,7 +21,9 @@ use wxpulse_runtime::config::Config;
 use wxpulse_runtime::decode::bench::process;
 use wxpulse_runtime::decode::Decoder;
 use wxpulse_runtime::dedup::EventIdWindow;
+use wxpulse_runtime::enrich::Dimensions;
 use wxpulse_runtime::pii::Pseudonymizer;
+use wxpulse_runtime::segment::FanStates;
 use wxpulse_runtime::source::Record;
 use wxpulse_runtime::stream::Stream;
 
@@ -43,7 +45,12 @@ fn records(topic: &str, spec: &Spec) -> Vec<Record> {
         .collect()
 }
 
-fn stage1<S: Stream>(mut stream: S, records: &[Record], cfg: &Config) -> (Vec<S::Row>, f64) {
+fn stage1<S: Stream>(
+    mut stream: S,
+    records: &[Record],
+    cfg: &Config,
+    dims: &Dimensions,
+) -> (Vec<S::Row>, f64) {
     let mut decoder = Decoder::new(Arc::new(Registry::embedded()), cfg, "bench");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -53,9 +60,19 @@ fn stage1<S: Stream>(mut stream: S, records: &[Record], cfg: &Config) -> (Vec<S:
     for _ in 0..5 {
         rows.clear();
         let mut ids = EventIdWindow::new(cfg.dedup.window.as_millis() as i64);
+        let mut fans = FanStates::default();
         let started = Instant::now();
         for r in records {
-            process(&mut decoder, &mut stream, r, &mut ids, now, &mut rows);
+            process(
+                &mut decoder,
+                &mut stream,
+                r,
+                &mut ids,
+                &mut fans,
+                dims,
+                now,
+                &mut rows,
+            );
         }
         best = best.min(started.elapsed().as_secs_f64() / records.len() as f64);
     }
@@ -120,7 +137,8 @@ async fn bench<S: Stream>(name: &str, stream: S, spec: &Spec, cfg: &Config, url:
         .iter()
         .map(|r| r.payload.as_ref().map_or(0, Vec::len))
         .sum();
-    let (rows, ns1) = stage1(stream, &records, cfg);
+    let dims = Dimensions::detached(Pseudonymizer::new(cfg.pii.key.as_bytes()));
+    let (rows, ns1) = stage1(stream, &records, cfg, &dims);
     let ns2 = stage2(&rows, url).await;
     println!(
         "{name:<14} {:>8} events  {:>5.0} B/event  decode→row {ns1:>6.0} ns  encode+lz4 {ns2:>6.0} ns  total {:>6.0} ns = {:>5.2} M events/s/core",

@@ -1,44 +1,64 @@
-//! Article reads (13% of interactions, seed 000): depth, time, share and CTA per read.
+//! Article reads (13% of interactions, seed 000): a fan opened an article of a push, or
+//! from chat, Moments, search or the account's history. The article gives the push, the
+//! position in it (the seed's first-article open rate), the push size (single vs
+//! multi-article), the publish time (push-time heatmap), the campaign and the targeted
+//! segment (segmented vs unsegmented pushes), and the fans the push reached (open rate).
 
-use clickhouse::Row;
-use serde::Serialize;
+use std::sync::Arc;
+
 use wxpulse_runtime::config::Config;
+use wxpulse_runtime::enrich::Dimension;
 use wxpulse_runtime::events::{ArticleRead, ReadSource};
-use wxpulse_runtime::stream::{Meta, Stream};
+use wxpulse_runtime::stream::{Context, Stream};
+use wxpulse_runtime::{event_row, row};
 
 /// The article-read stream.
-pub struct ArticleReads;
+pub struct ArticleReads {
+    /// [`NO_SEGMENT`], allocated once.
+    none: Arc<str>,
+}
 
 impl ArticleReads {
     /// Builds the stream from the service config.
     pub fn new(_config: &Config) -> Self {
-        ArticleReads
+        ArticleReads {
+            none: Arc::from(NO_SEGMENT),
+        }
     }
 }
 
-/// A row of `wxpulse.article_reads`.
-#[derive(Debug, Clone, Row, Serialize)]
-#[allow(missing_docs)]
-pub struct ArticleReadRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: uuid::Uuid,
-    pub app_id: String,
-    pub fan_id: u64,
-    pub union_id: u64,
-    pub event_time: i64,
-    pub server_time: i64,
-    pub article_id: String,
-    pub msgid: i64,
-    pub idx: i32,
-    pub source: &'static str,
-    pub read_depth: f32,
-    pub read_seconds: i64,
-    pub shared: bool,
-    pub favorited: bool,
-    pub cta_clicked: bool,
-    pub kafka_topic: &'static str,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
+event_row! {
+    /// A row of `wxpulse.article_reads`.
+    pub struct ArticleReadRow {
+        pub article_id: String,
+        pub msgid: i64,
+        pub idx: i32,
+        pub articles_in_push: i32,
+        pub published_at: Option<i64>,
+        pub campaign: Arc<str>,
+        pub target_segment: Arc<str>,
+        pub fans_reached: i64,
+        pub source: &'static str,
+        pub read_depth: f32,
+        pub read_seconds: i64,
+        pub shared: bool,
+        pub favorited: bool,
+        pub cta_clicked: bool,
+    }
+}
+
+/// What an unsegmented push (sent to every follower) stores as its target segment.
+pub const NO_SEGMENT: &str = "none";
+
+fn source(s: ReadSource) -> &'static str {
+    match s {
+        ReadSource::Push => "PUSH",
+        ReadSource::Chat => "CHAT",
+        ReadSource::Moments => "MOMENTS",
+        ReadSource::Search => "SEARCH",
+        ReadSource::History => "HISTORY",
+        ReadSource::Other => "OTHER",
+    }
 }
 
 impl Stream for ArticleReads {
@@ -46,37 +66,41 @@ impl Stream for ArticleReads {
     const TOPIC: &'static str = "wxpulse.article_reads";
     const TABLE: &'static str = "article_reads";
     const RECORD: &'static str = "com.wxpulse.events.ArticleRead";
+    const DIMENSIONS: &'static [Dimension] = &[Dimension::Article];
     type Event<'a> = ArticleRead<'a>;
     type Row = ArticleReadRow;
 
-    fn row(&mut self, e: &ArticleRead<'_>, meta: &Meta) -> ArticleReadRow {
-        let source = match e.source {
-            ReadSource::Push => "PUSH",
-            ReadSource::Chat => "CHAT",
-            ReadSource::Moments => "MOMENTS",
-            ReadSource::Search => "SEARCH",
-            ReadSource::History => "HISTORY",
-            ReadSource::Other => "OTHER",
+    fn row(&mut self, e: &ArticleRead<'_>, cx: &Context<'_>) -> ArticleReadRow {
+        let article = cx.dims.article(e.article_id);
+        // The dimension is the publisher's record of the push; the event's msgid/idx
+        // (what the client reported) stand in when it is missing.
+        let (msgid, idx) = article.map_or((e.msgid, e.idx), |a| (a.msgid, a.idx));
+        let campaign = match article {
+            Some(a) => a.campaign.clone().unwrap_or_else(|| cx.dims.empty()),
+            None => cx.dims.unknown(),
         };
-        ArticleReadRow {
-            event_id: meta.event_id,
-            app_id: e.app_id.to_string(),
-            fan_id: meta.fan_id,
-            union_id: meta.union_id,
-            event_time: e.client_time,
-            server_time: e.server_time,
+        let target_segment = match article {
+            Some(a) => a
+                .target_segment
+                .clone()
+                .unwrap_or_else(|| self.none.clone()),
+            None => cx.dims.unknown(),
+        };
+        row!(ArticleReadRow, cx, {
             article_id: e.article_id.to_string(),
-            msgid: e.msgid,
-            idx: e.idx,
-            source,
+            msgid: msgid,
+            idx: idx,
+            articles_in_push: article.map_or(0, |a| a.articles_in_push),
+            published_at: article.map(|a| a.published_at),
+            campaign: campaign,
+            target_segment: target_segment,
+            fans_reached: article.map_or(0, |a| a.fans_reached),
+            source: source(e.source),
             read_depth: e.read_depth,
             read_seconds: e.read_seconds,
             shared: e.shared,
             favorited: e.favorited,
             cta_clicked: e.cta_clicked,
-            kafka_topic: meta.topic,
-            kafka_partition: meta.partition,
-            kafka_offset: meta.offset,
-        }
+        })
     }
 }

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_raw_events.sql"),
     migration!(2, "0002_ingest_watermarks.sql"),
     migration!(3, "0003_interactions_hourly.sql"),
+    migration!(4, "0004_enrichment.sql"),
 ];
 
 /// Raw event tables that get a Distributed `<name>_all` table on a cluster.
@@ -88,6 +89,21 @@ pub fn distributed_tables(database: &str, cluster: &str) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// On a cluster, a column added to a raw table must also be added to its Distributed
+/// `<name>_all`, which copied the columns when it was created.
+pub fn distributed_alter(rendered: &str) -> Option<String> {
+    RAW_TABLES.iter().find_map(|t| {
+        let prefix = format!("ALTER TABLE {t} ON CLUSTER");
+        rendered.starts_with(&prefix).then(|| {
+            rendered.replacen(
+                &format!("ALTER TABLE {t} "),
+                &format!("ALTER TABLE {t}_all "),
+                1,
+            )
+        })
+    })
 }
 
 fn checksum(sql: &str) -> String {
@@ -152,11 +168,16 @@ pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Re
             continue;
         }
         for statement in statements(m.sql) {
-            let sql = render(&statement, cluster);
-            db.query(&sql)
-                .execute()
-                .await
-                .with_context(|| format!("{}: statement failed:\n{sql}", m.name))?;
+            let mut rendered = vec![render(&statement, cluster)];
+            if cluster.is_some() && m.version > 1 {
+                rendered.extend(distributed_alter(&rendered[0]));
+            }
+            for sql in rendered {
+                db.query(&sql)
+                    .execute()
+                    .await
+                    .with_context(|| format!("{}: statement failed:\n{sql}", m.name))?;
+            }
         }
         if m.version == 1 {
             if let Some(cluster) = cluster {

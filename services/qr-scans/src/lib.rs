@@ -1,11 +1,16 @@
 //! QR scans: a fan scanned a parametric QR code (6% of interactions, seed 000).
-//! `SUBSCRIBE` with `qrscene_<scene>` is a new follower brought by that code.
+//! `SUBSCRIBE` with `qrscene_<scene>` is a new follower brought by that code; `SCAN` is an
+//! existing fan. The scene gives the channel (store counter, associate's code, event,
+//! article, ad, packaging, payment), the store and associate, and the campaign.
 
-use clickhouse::Row;
-use serde::Serialize;
+use std::sync::Arc;
+
 use wxpulse_runtime::config::Config;
+use wxpulse_runtime::enrich::{Dimension, Dimensions, UNKNOWN};
 use wxpulse_runtime::events::{QrEvent, QrScan};
-use wxpulse_runtime::stream::{Meta, Stream};
+use wxpulse_runtime::segment::Lifecycle;
+use wxpulse_runtime::stream::{Context, Stream};
+use wxpulse_runtime::{event_row, row};
 
 /// The QR-scan stream.
 pub struct QrScans;
@@ -17,29 +22,88 @@ impl QrScans {
     }
 }
 
-/// A row of `wxpulse.qr_scans`.
-#[derive(Debug, Clone, Row, Serialize)]
-#[allow(missing_docs)]
-pub struct QrScanRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: uuid::Uuid,
-    pub app_id: String,
-    pub fan_id: u64,
-    pub union_id: u64,
-    pub event_time: i64,
-    pub server_time: i64,
-    pub event: &'static str,
-    pub event_key: String,
-    pub scene: String,
-    pub is_new_follow: bool,
-    pub kafka_topic: &'static str,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
+event_row! {
+    /// A row of `wxpulse.qr_scans`.
+    pub struct QrScanRow {
+        pub event: &'static str,
+        pub event_key: String,
+        pub scene: String,
+        pub scene_kind: &'static str,
+        pub scene_id: u32,
+        pub channel: &'static str,
+        pub store_id: Arc<str>,
+        pub associate_userid: Arc<str>,
+        pub region: Arc<str>,
+        pub campaign: Arc<str>,
+        pub is_new_follow: bool,
+        pub follow_source: &'static str,
+    }
 }
 
-/// The scene inside a WeChat EventKey: `qrscene_123` on subscribe, `123` on scan.
-pub fn scene_of(event_key: &str) -> &str {
-    event_key.strip_prefix("qrscene_").unwrap_or(event_key)
+/// The scene of a WeChat EventKey: `qrscene_<scene>` on subscribe, `<scene>` on scan;
+/// a scene is a numeric `scene_id` (temporary and permanent codes) or a `scene_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SceneKey<'a> {
+    /// The scene as the dimension keys it.
+    pub scene: &'a str,
+    /// The numeric scene_id, when it is one.
+    pub scene_id: Option<u32>,
+}
+
+/// Parses an EventKey.
+pub fn scene_of(event_key: &str) -> SceneKey<'_> {
+    let scene = event_key.strip_prefix("qrscene_").unwrap_or(event_key);
+    let scene_id = if scene.bytes().all(|b| b.is_ascii_digit()) {
+        scene.parse().ok()
+    } else {
+        None
+    };
+    SceneKey { scene, scene_id }
+}
+
+/// Where a new follower came from, for the follower-source report.
+pub fn follow_source(channel: &str) -> &'static str {
+    match channel {
+        "store" => "qr_store",
+        "associate" => "qr_associate",
+        "event" => "qr_event",
+        "article" => "qr_article",
+        "ad" => "qr_ad",
+        "packaging" => "qr_packaging",
+        "payment" => "qr_payment",
+        "other" => "qr_other",
+        _ => "qr_unknown",
+    }
+}
+
+/// Store, associate, region and campaign of a scene; the store of an associate's code is
+/// the associate's store when the scene does not name one.
+fn place(dims: &Dimensions, scene: &str) -> (&'static str, Arc<str>, Arc<str>, Arc<str>, Arc<str>) {
+    let empty = dims.empty();
+    let Some(s) = dims.scene(scene) else {
+        let u = dims.unknown();
+        return (UNKNOWN, u.clone(), u.clone(), u.clone(), u);
+    };
+    let userid = s.userid.clone().unwrap_or_else(|| empty.clone());
+    let store = match (&s.store_id, &s.userid) {
+        (Some(store), _) => Some(store.clone()),
+        (None, Some(userid)) => dims.associate(userid).map(|a| a.store_id.clone()),
+        (None, None) => None,
+    };
+    let region = match &store {
+        Some(store) => dims
+            .store(store)
+            .map_or_else(|| dims.unknown(), |st| st.region.clone()),
+        None => empty.clone(),
+    };
+    let campaign = s.campaign.clone().unwrap_or_else(|| empty.clone());
+    (
+        s.channel.as_str(),
+        store.unwrap_or(empty),
+        userid,
+        region,
+        campaign,
+    )
 }
 
 impl Stream for QrScans {
@@ -47,30 +111,39 @@ impl Stream for QrScans {
     const TOPIC: &'static str = "wxpulse.qr_scans";
     const TABLE: &'static str = "qr_scans";
     const RECORD: &'static str = "com.wxpulse.events.QrScan";
+    const DIMENSIONS: &'static [Dimension] =
+        &[Dimension::QrScene, Dimension::Associate, Dimension::Store];
     type Event<'a> = QrScan<'a>;
     type Row = QrScanRow;
 
-    fn row(&mut self, e: &QrScan<'_>, meta: &Meta) -> QrScanRow {
+    fn row(&mut self, e: &QrScan<'_>, cx: &Context<'_>) -> QrScanRow {
         let event = match e.event {
             QrEvent::Subscribe => "SUBSCRIBE",
             QrEvent::Scan => "SCAN",
             QrEvent::Other => "OTHER",
         };
-        QrScanRow {
-            event_id: meta.event_id,
-            app_id: e.app_id.to_string(),
-            fan_id: meta.fan_id,
-            union_id: meta.union_id,
-            event_time: e.client_time,
-            server_time: e.server_time,
-            event,
+        let key = scene_of(e.event_key);
+        let (channel, store_id, associate_userid, region, campaign) = place(cx.dims, key.scene);
+        let is_new_follow = e.event == QrEvent::Subscribe;
+        let mut row = row!(QrScanRow, cx, {
+            event: event,
             event_key: e.event_key.to_string(),
-            scene: scene_of(e.event_key).to_string(),
-            is_new_follow: e.event == QrEvent::Subscribe,
-            kafka_topic: meta.topic,
-            kafka_partition: meta.partition,
-            kafka_offset: meta.offset,
+            scene: key.scene.to_string(),
+            scene_kind: if key.scene_id.is_some() { "id" } else { "str" },
+            scene_id: key.scene_id.unwrap_or(0),
+            channel: channel,
+            store_id: store_id,
+            associate_userid: associate_userid,
+            region: region,
+            campaign: campaign,
+            is_new_follow: is_new_follow,
+            follow_source: if is_new_follow { follow_source(channel) } else { "" },
+        });
+        if is_new_follow {
+            // The scan is the follow itself, whatever the profile says yet.
+            row.lifecycle = Lifecycle::New.as_str();
         }
+        row
     }
 }
 
@@ -79,9 +152,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scene_is_parsed_from_both_key_forms() {
-        assert_eq!(scene_of("qrscene_store_0042"), "store_0042");
-        assert_eq!(scene_of("store_0042"), "store_0042");
-        assert_eq!(scene_of("qrscene_123"), "123");
+    fn scene_is_parsed_from_both_key_forms_and_kinds() {
+        let k = scene_of("qrscene_store_0042");
+        assert_eq!((k.scene, k.scene_id), ("store_0042", None));
+        assert_eq!(scene_of("store_0042").scene, "store_0042");
+        let n = scene_of("qrscene_123");
+        assert_eq!((n.scene, n.scene_id), ("123", Some(123)));
+        assert_eq!(scene_of("123").scene_id, Some(123));
+        assert_eq!(
+            scene_of("99999999999").scene_id,
+            None,
+            "beyond u32 stays a string"
+        );
+        assert_eq!(scene_of("").scene_id, None);
     }
 }

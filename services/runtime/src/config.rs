@@ -51,6 +51,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Pseudonymisation of fan ids.
     pub pii: PiiConfig,
+    /// Dimension topics the services join events with.
+    pub dimensions: DimensionsConfig,
+    /// Fan segmentation thresholds.
+    pub segment: SegmentConfig,
 }
 
 /// Kafka settings; `client` passes raw librdkafka properties through (SASL/SSL).
@@ -194,6 +198,28 @@ impl std::fmt::Debug for PiiConfig {
     }
 }
 
+/// Dimension topics: loaded before consuming, then followed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DimensionsConfig {
+    /// How long startup waits to read every dimension topic to its end; past it the
+    /// service starts with what it has (missing values become `unknown`) and keeps reading.
+    #[serde(with = "humantime_serde")]
+    pub load_timeout: Duration,
+}
+
+/// Lifecycle thresholds (seed 001).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentConfig {
+    /// A fan is `new` for this long after following.
+    #[serde(with = "humantime_serde")]
+    pub new_for: Duration,
+    /// A fan whose previous interaction is at least this old was `dormant`.
+    #[serde(with = "humantime_serde")]
+    pub dormant_after: Duration,
+}
+
 /// The key shipped in `config/default.toml`, refused in production.
 const DEVELOPMENT_PII_KEY: &str = "wxpulse-local-development-key";
 
@@ -293,6 +319,12 @@ impl Config {
             || self.retry.initial_backoff > self.retry.max_backoff
         {
             errors.push("retry.initial_backoff must be > 0 and <= retry.max_backoff".into());
+        }
+        if self.dimensions.load_timeout.is_zero() {
+            errors.push("dimensions.load_timeout must be > 0".into());
+        }
+        if self.segment.new_for.is_zero() || self.segment.dormant_after.is_zero() {
+            errors.push("segment.new_for and segment.dormant_after must be > 0".into());
         }
         if self.validation.max_payload_bytes == 0 {
             errors.push("validation.max_payload_bytes must be > 0".into());

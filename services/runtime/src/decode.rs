@@ -8,10 +8,12 @@ use crate::codec::{self, Registry, Writer};
 use crate::config::{Config, ValidationConfig};
 use crate::dedup::EventIdWindow;
 use crate::dlq::{DeadLetterReason, Rejection};
+use crate::enrich::Dimensions;
 use crate::events::Interaction;
 use crate::pii::Pseudonymizer;
+use crate::segment::{FanStates, Thresholds};
 use crate::source::Record;
-use crate::stream::{Meta, Stream};
+use crate::stream::{Context, Meta, Stream};
 use crate::validate::validate;
 
 /// What became of one record.
@@ -27,6 +29,10 @@ pub struct Decoder {
     validation: ValidationConfig,
     pii: Pseudonymizer,
     topic: &'static str,
+    thresholds: Thresholds,
+    /// One shared allocation per AppID (a deployment has a few dozen); capped so a flood
+    /// of garbage ids cannot grow it without bound.
+    app_ids: hashbrown::HashMap<Box<str>, Arc<str>>,
     /// Records of a topic share a few schema ids: a one-entry cache skips the registry's
     /// lock and reference count per record.
     last: Option<(u32, Arc<Writer>)>,
@@ -40,8 +46,26 @@ impl Decoder {
             validation: cfg.validation.clone(),
             pii: Pseudonymizer::new(cfg.pii.key.as_bytes()),
             topic,
+            thresholds: Thresholds::new(cfg.segment.new_for, cfg.segment.dormant_after),
+            app_ids: hashbrown::HashMap::new(),
             last: None,
         }
+    }
+
+    /// The pseudonymiser, so dimension tables hash openids like events do.
+    pub fn pseudonymizer(&self) -> &Pseudonymizer {
+        &self.pii
+    }
+
+    fn app_id(&mut self, app_id: &str) -> Arc<str> {
+        if let Some(shared) = self.app_ids.get(app_id) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(app_id);
+        if self.app_ids.len() < 10_000 {
+            self.app_ids.insert(app_id.into(), shared.clone());
+        }
+        shared
     }
 
     fn writer(&mut self, id: u32) -> Option<&Writer> {
@@ -56,6 +80,8 @@ impl Decoder {
         stream: &mut S,
         record: &Record,
         ids: &mut EventIdWindow,
+        fans: &mut FanStates,
+        dims: &Dimensions,
         now: i64,
     ) -> Outcome<S::Row> {
         use DeadLetterReason as R;
@@ -105,7 +131,21 @@ impl Decoder {
             partition: record.partition,
             offset: record.offset,
         };
-        Outcome::Row(stream.row(&event, &meta), header.server_time)
+        let brand = match dims.account(header.app_id) {
+            Some(account) => account.brand.clone(),
+            None => dims.unknown(),
+        };
+        let profile = dims.fan(meta.fan_id);
+        let cx = Context {
+            meta,
+            app_id: self.app_id(header.app_id),
+            brand,
+            event_time: header.client_time,
+            server_time: header.server_time,
+            segment: fans.segment(meta.fan_id, header.client_time, profile, self.thresholds),
+            dims,
+        };
+        Outcome::Row(stream.row(&event, &cx), header.server_time)
     }
 }
 
@@ -115,15 +155,18 @@ pub mod bench {
     use super::*;
 
     /// Runs the per-record hot path once; `true` if it produced a row.
+    #[allow(clippy::too_many_arguments)] // mirrors decode_row's inputs, bench-only
     pub fn process<S: Stream>(
         decoder: &mut Decoder,
         stream: &mut S,
         record: &Record,
         ids: &mut EventIdWindow,
+        fans: &mut FanStates,
+        dims: &Dimensions,
         now: i64,
         rows: &mut Vec<S::Row>,
     ) -> bool {
-        match decoder.decode_row(stream, record, ids, now) {
+        match decoder.decode_row(stream, record, ids, fans, dims, now) {
             Outcome::Row(row, _) => {
                 rows.push(row);
                 true
@@ -152,12 +195,13 @@ mod tests {
         const TOPIC: &'static str = "t";
         const TABLE: &'static str = "t";
         const RECORD: &'static str = "com.wxpulse.events.MenuClick";
+        const DIMENSIONS: &'static [crate::enrich::Dimension] = &[];
         type Event<'a> = MenuClick<'a>;
         type Row = Row;
-        fn row(&mut self, _: &MenuClick<'_>, meta: &Meta) -> Row {
+        fn row(&mut self, _: &MenuClick<'_>, cx: &Context<'_>) -> Row {
             Row {
-                fan_id: meta.fan_id,
-                offset: meta.offset,
+                fan_id: cx.meta.fan_id,
+                offset: cx.meta.offset,
             }
         }
     }
@@ -186,6 +230,8 @@ mod tests {
         let cfg = Config::load(None, Vec::new()).expect("defaults");
         let mut decoder = Decoder::new(Arc::new(Registry::embedded()), &cfg, "t");
         let mut ids = EventIdWindow::new(600_000);
+        let mut fans = FanStates::default();
+        let dims = Dimensions::detached(decoder.pseudonymizer().clone());
         payloads
             .into_iter()
             .enumerate()
@@ -197,7 +243,7 @@ mod tests {
                     key: None,
                     payload,
                 };
-                match decoder.decode_row(&mut Clicks, &record, &mut ids, NOW) {
+                match decoder.decode_row(&mut Clicks, &record, &mut ids, &mut fans, &dims, NOW) {
                     Outcome::Row(row, _) => Ok(Some(row.fan_id)),
                     Outcome::Duplicate => Ok(None),
                     Outcome::Rejected(r) => Err(r.reason),

@@ -53,8 +53,14 @@ pub struct Metrics {
     pub dedup_dropped: IntCounterVec,
     /// Events written with an `unknown` dimension, by dimension.
     pub dimension_missing: IntCounterVec,
-    /// Events that took a dimension value (counts lookups that hit), by dimension.
+    /// Dimension records (and tombstones) applied, by dimension.
     pub dimension_updates: IntCounterVec,
+    /// Dimension records that could not be decoded (skipped, logged), by dimension.
+    pub dimension_rejected: IntCounterVec,
+    /// Keys held per dimension.
+    pub dimension_records: IntGaugeVec,
+    /// Fans whose segment state this instance holds (its partitions' fans).
+    pub fans_tracked: IntGauge,
     ready: AtomicBool,
 }
 
@@ -180,6 +186,24 @@ impl Metrics {
                     "Dimension records applied from their compacted topics."
                 ),
                 &["dimension"]
+            )),
+            dimension_rejected: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_enrich_dimension_rejected_total",
+                    "Dimension records that did not decode and were skipped."
+                ),
+                &["dimension"]
+            )),
+            dimension_records: make!(IntGaugeVec::new(
+                Opts::new(
+                    "wxpulse_enrich_dimension_records",
+                    "Keys held in memory per dimension."
+                ),
+                &["dimension"]
+            )),
+            fans_tracked: make!(IntGauge::new(
+                "wxpulse_segment_fans_tracked",
+                "Fans whose segment state this instance holds."
             )),
             ready: AtomicBool::new(false),
             registry,

@@ -26,10 +26,13 @@ use crate::config::Config;
 use crate::decode::{Decoder, Outcome};
 use crate::dedup::EventIdWindow;
 use crate::dlq::{DeadLetter, DeadLetterReason};
+use crate::enrich::follow::{Feed, Update};
+use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
+use crate::segment::FanStates;
 use crate::sink::Sink;
 use crate::source::{Control, Record, SourceHandle};
-use crate::stream::Stream;
+use crate::stream::{History, Stream};
 
 /// A dead letter on its way to the topic.
 struct PendingDeadLetter {
@@ -84,6 +87,7 @@ struct PartitionState<R> {
     batch: Batch<R>,
     in_flight: Option<CancellationToken>,
     ids: EventIdWindow,
+    fans: FanStates,
 }
 
 /// Reported by a flush task.
@@ -105,6 +109,7 @@ pub struct Pipeline<S: Stream> {
     metrics: Arc<Metrics>,
     registry: Arc<Registry>,
     decoder: Decoder,
+    dims: Dimensions,
     sink: Sink,
     producer: FutureProducer,
     partitions: HashMap<i32, PartitionState<S::Row>>,
@@ -121,15 +126,22 @@ fn now_ms() -> i64 {
 
 impl<S: Stream> Pipeline<S> {
     /// Wires a pipeline; nothing runs until [`Pipeline::run`].
+    #[allow(clippy::too_many_arguments)] // plain wiring, called once by service::run
     pub fn new(
         stream: S,
         cfg: Arc<Config>,
         topic: String,
         metrics: Arc<Metrics>,
         registry: Arc<Registry>,
+        dims: Dimensions,
         sink: Sink,
         producer: FutureProducer,
     ) -> Self {
+        for d in Dimension::ALL {
+            metrics.dimension_missing.with_label_values(&[d.as_str()]);
+            metrics.dimension_updates.with_label_values(&[d.as_str()]);
+            metrics.dimension_rejected.with_label_values(&[d.as_str()]);
+        }
         for reason in DeadLetterReason::ALL {
             metrics.dead_letters.with_label_values(&[reason.as_str()]);
         }
@@ -150,6 +162,7 @@ impl<S: Stream> Pipeline<S> {
         let topic: &'static str = Box::leak(topic.into_boxed_str());
         Pipeline {
             decoder: Decoder::new(registry.clone(), &cfg, topic),
+            dims,
             stream,
             cfg,
             topic,
@@ -166,7 +179,12 @@ impl<S: Stream> Pipeline<S> {
 
     /// Runs until `shutdown`, then drains: flushes and commits every partition within the
     /// drain timeout and leaves the group.
-    pub async fn run(mut self, mut source: SourceHandle, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut source: SourceHandle,
+        mut feed: Feed,
+        shutdown: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -176,6 +194,7 @@ impl<S: Stream> Pipeline<S> {
                 _ = shutdown.cancelled() => break,
                 Some(control) = source.control.recv() => self.on_control(control, &source, &shutdown).await,
                 Some(flushed) = self.flushed_rx.recv() => self.on_flushed(flushed, &source),
+                Some(updates) = feed.updates.recv() => self.on_dimensions(updates),
                 Some(chunk) = source.records.recv(), if intake_open => self.on_chunk(chunk).await,
                 _ = ticker.tick() => self.on_tick(),
             }
@@ -232,32 +251,69 @@ impl<S: Stream> Pipeline<S> {
         }
     }
 
-    /// Learns what ClickHouse already has for `partition`; retries until it answers.
+    /// Applies dimension updates between records: later events see the new values.
+    fn on_dimensions(&mut self, updates: Vec<Update>) {
+        let mut touched = [false; 7];
+        for u in updates {
+            touched[u.dimension as usize] = true;
+            self.dims.apply(u.dimension, &u.key, u.record);
+        }
+        for d in Dimension::ALL {
+            if touched[d as usize] {
+                self.metrics
+                    .dimension_records
+                    .with_label_values(&[d.as_str()])
+                    .set(self.dims.len(d) as i64);
+            }
+        }
+    }
+
+    /// Learns what ClickHouse already has for `partition` — its offset watermark, the
+    /// event ids of the dedup window, and the segmentation state of its fans — and lets
+    /// the stream restore its own state; retries until ClickHouse answers.
     async fn restore(&mut self, partition: i32, epoch: u64, shutdown: &CancellationToken) {
         let mut backoff = self.cfg.retry.initial_backoff;
         let window_ms = self.cfg.dedup.window.as_millis() as i64;
         loop {
             let restored = async {
                 let wm = self.sink.watermark(partition).await?;
-                let ids = if wm.offset >= 0 {
-                    self.sink
-                        .recent_event_ids(partition, wm.server_time_ms - window_ms)
-                        .await?
+                let (ids, fan_months) = if wm.offset >= 0 {
+                    (
+                        self.sink
+                            .recent_event_ids(partition, wm.server_time_ms - window_ms)
+                            .await?,
+                        self.sink.fan_months(partition).await?,
+                    )
                 } else {
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 };
-                Ok::<_, clickhouse::error::Error>((wm, ids))
+                let history = History {
+                    client: self.sink.client(),
+                    table: self.sink.table(),
+                    topic: self.topic,
+                    partition,
+                    watermark_offset: wm.offset,
+                    watermark_server_time: wm.server_time_ms,
+                };
+                self.stream.restore(&history).await?;
+                Ok::<_, clickhouse::error::Error>((wm, ids, fan_months))
             };
             match restored.await {
-                Ok((wm, ids)) => {
+                Ok((wm, ids, fan_months)) => {
                     let mut window = EventIdWindow::new(window_ms);
                     for id in &ids {
                         window.insert(*id, wm.server_time_ms);
+                    }
+                    let mut fans = FanStates::default();
+                    for m in &fan_months {
+                        let n = u32::try_from(m.interactions).unwrap_or(u32::MAX);
+                        fans.restore(m.fan_id, m.month, n, m.last_event_time);
                     }
                     tracing::info!(
                         partition,
                         watermark = wm.offset,
                         ids = ids.len(),
+                        fans = fans.len(),
                         "partition state restored"
                     );
                     self.partitions.insert(
@@ -269,6 +325,7 @@ impl<S: Stream> Pipeline<S> {
                             in_flight: None,
                             done_up_to: None,
                             ids: window,
+                            fans,
                         },
                     );
                     return;
@@ -333,9 +390,14 @@ impl<S: Stream> Pipeline<S> {
                 .inc();
             return;
         }
-        let outcome = self
-            .decoder
-            .decode_row(&mut self.stream, record, &mut state.ids, now);
+        let outcome = self.decoder.decode_row(
+            &mut self.stream,
+            record,
+            &mut state.ids,
+            &mut state.fans,
+            &self.dims,
+            now,
+        );
         match outcome {
             Outcome::Row(row, server_time) => {
                 state.batch.rows.push(row);
@@ -400,6 +462,8 @@ impl<S: Stream> Pipeline<S> {
         for partition in due {
             self.start_flush(partition);
         }
+        let fans: usize = self.partitions.values().map(|p| p.fans.len()).sum();
+        self.metrics.fans_tracked.set(fans as i64);
         if self.newest_written_server_time > 0 {
             let lag = (now_ms() - self.newest_written_server_time).max(0) as f64 / 1000.0;
             self.metrics.freshness_seconds.set(lag);
@@ -536,6 +600,7 @@ impl<S: Stream> Pipeline<S> {
             let Some(state) = self.partitions.remove(p) else {
                 continue;
             };
+            self.stream.forget(*p);
             if let Some(cancel) = state.in_flight {
                 cancel.cancel();
             }

@@ -11,7 +11,9 @@ use rdkafka::producer::FutureProducer;
 
 use crate::codec::Registry;
 use crate::config::Config;
+use crate::enrich::{follow, Dimension, Dimensions};
 use crate::metrics::{self, Metrics};
+use crate::pii::Pseudonymizer;
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
 use crate::stream::Stream;
@@ -113,6 +115,25 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         .set("enable.idempotence", "true")
         .create()
         .context("cannot create the dead-letter producer")?;
+    let mut dims = Dimensions::new(
+        Pseudonymizer::new(config.pii.key.as_bytes()),
+        Dimension::ALL.map(|d| metrics.dimension_missing.with_label_values(&[d.as_str()])),
+    );
+    let mut wanted = vec![Dimension::Account, Dimension::FanProfile];
+    wanted.extend_from_slice(S::DIMENSIONS);
+    wanted.sort_unstable();
+    wanted.dedup();
+    let feed = {
+        let (config, registry, metrics) = (config.clone(), registry.clone(), metrics.clone());
+        let service = S::SERVICE;
+        tokio::task::spawn_blocking(move || {
+            follow::load_and_follow(&config, service, &wanted, registry, metrics, &mut dims)
+                .map(|feed| (feed, dims))
+        })
+        .await
+        .context("dimension loader panicked")??
+    };
+    let (feed, dims) = feed;
     let source = source::start(
         &config.kafka,
         &group,
@@ -126,10 +147,11 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         topic,
         metrics,
         registry,
+        dims,
         sink,
         producer,
     );
-    pipeline.run(source, shutdown).await;
+    pipeline.run(source, feed, shutdown).await;
     Ok(())
 }
 

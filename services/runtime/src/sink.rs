@@ -104,6 +104,19 @@ struct WatermarkRow {
     server_time: i64,
 }
 
+/// One (fan, month) of `fan_stream_months`: what segmentation restores.
+#[derive(Debug, Row, Deserialize)]
+pub struct FanMonth {
+    /// Pseudonymous fan id.
+    pub fan_id: u64,
+    /// `yyyymm`, Asia/Shanghai.
+    pub month: u32,
+    /// Interactions written.
+    pub interactions: u64,
+    /// Latest event time written, ms.
+    pub last_event_time: i64,
+}
+
 #[derive(Row, Deserialize)]
 struct EventIdRow {
     #[serde(with = "clickhouse::serde::uuid")]
@@ -120,6 +133,35 @@ impl Sink {
             insert_timeout: cfg.insert_timeout,
             retry,
         }
+    }
+
+    /// The client, bound to the wxpulse database.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The topic this sink's rows come from.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Per-fan, per-month aggregates of the rows already written for `partition`: the
+    /// segmentation state its previous owner had (see `segment.rs`).
+    pub async fn fan_months(
+        &self,
+        partition: i32,
+    ) -> Result<Vec<FanMonth>, clickhouse::error::Error> {
+        self.client
+            .query(
+                "SELECT fan_id, month, sum(interactions) AS interactions, \
+                 toInt64(toUnixTimestamp64Milli(max(last_event_time))) AS last_event_time \
+                 FROM fan_stream_months WHERE kafka_topic = ? AND kafka_partition = ? \
+                 GROUP BY fan_id, month",
+            )
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch_all()
+            .await
     }
 
     /// The table written to.

@@ -1,10 +1,15 @@
 //! What a service says about its stream; everything else is the runtime's.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use clickhouse::{RowOwned, RowWrite};
 use serde::{Deserialize, Serialize};
 
+use crate::enrich::{Dimension, Dimensions};
 use crate::events::Interaction;
 use crate::pii::FanId;
+use crate::segment::Segment;
 
 /// One consumer service: which topic, which table, and how an event becomes a row.
 pub trait Stream: Send + 'static {
@@ -17,6 +22,9 @@ pub trait Stream: Send + 'static {
     /// Full name of the Avro record the topic carries; writer schemas of another record
     /// are dead-lettered as undecodable.
     const RECORD: &'static str;
+    /// Dimensions the stream looks up itself. Account (brand) and fan profile
+    /// (segmentation) are joined by the runtime for every stream.
+    const DIMENSIONS: &'static [Dimension];
     /// The decoded event (reader struct), borrowing from the record.
     type Event<'a>: Deserialize<'a> + Interaction;
     /// The row written.
@@ -24,7 +32,35 @@ pub trait Stream: Send + 'static {
 
     /// Builds the row of a valid, first-seen event. Must not fail: anything an event can
     /// lack (a dimension, an optional field) becomes an explicit `unknown` value.
-    fn row(&mut self, event: &Self::Event<'_>, meta: &Meta) -> Self::Row;
+    fn row(&mut self, event: &Self::Event<'_>, cx: &Context<'_>) -> Self::Row;
+
+    /// Rebuilds the stream's own per-partition state (beyond segmentation) when a
+    /// partition is assigned, from what ClickHouse holds up to its watermark.
+    fn restore(
+        &mut self,
+        _history: &History<'_>,
+    ) -> impl Future<Output = Result<(), clickhouse::error::Error>> {
+        async { Ok(()) }
+    }
+
+    /// Drops a revoked partition's state.
+    fn forget(&mut self, _partition: i32) {}
+}
+
+/// What a stream may read to restore a partition's state.
+pub struct History<'a> {
+    /// Client bound to the wxpulse database.
+    pub client: &'a clickhouse::Client,
+    /// The stream's table.
+    pub table: &'a str,
+    /// Kafka topic.
+    pub topic: &'a str,
+    /// Partition being restored.
+    pub partition: i32,
+    /// Highest offset already in ClickHouse (-1: none).
+    pub watermark_offset: i64,
+    /// Newest server time already in ClickHouse, ms.
+    pub watermark_server_time: i64,
 }
 
 /// What the runtime derived for an event before the service sees it.
@@ -42,4 +78,80 @@ pub struct Meta {
     pub partition: i32,
     /// Kafka offset.
     pub offset: i64,
+}
+
+/// An event's context: ids, account, segment, and the dimensions for the stream's own
+/// lookups.
+pub struct Context<'a> {
+    /// Ids and Kafka coordinates.
+    pub meta: Meta,
+    /// The event's AppID (shared allocation).
+    pub app_id: Arc<str>,
+    /// Brand of the account, or `unknown`.
+    pub brand: Arc<str>,
+    /// Client time, ms: the event time.
+    pub event_time: i64,
+    /// Server receive time, ms.
+    pub server_time: i64,
+    /// The fan's segment at event time.
+    pub segment: Segment,
+    /// Every loaded dimension.
+    pub dims: &'a Dimensions,
+}
+
+/// Defines a row struct with the columns every raw event table has, followed by the
+/// stream's own; build one with [`row!`](crate::row).
+///
+/// Common columns: `event_id, app_id, brand, fan_id, union_id, event_time, server_time,
+/// relationship, lifecycle, month_interactions, kafka_topic, kafka_partition,
+/// kafka_offset` (see `schemas/clickhouse/migrations/`).
+#[macro_export]
+macro_rules! event_row {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, clickhouse::Row, serde::Serialize)]
+        #[allow(missing_docs)]
+        pub struct $name {
+            #[serde(with = "clickhouse::serde::uuid")]
+            pub event_id: uuid::Uuid,
+            pub app_id: std::sync::Arc<str>,
+            pub brand: std::sync::Arc<str>,
+            pub fan_id: u64,
+            pub union_id: u64,
+            pub event_time: i64,
+            pub server_time: i64,
+            pub relationship: &'static str,
+            pub lifecycle: &'static str,
+            pub month_interactions: u32,
+            $($(#[$fmeta])* pub $field: $ty,)*
+            pub kafka_topic: &'static str,
+            pub kafka_partition: i32,
+            pub kafka_offset: i64,
+        }
+    };
+}
+
+/// Builds a row defined with [`event_row!`](crate::event_row): the common columns from
+/// the [`Context`], the stream's own as given.
+#[macro_export]
+macro_rules! row {
+    ($name:ident, $cx:expr, { $($field:ident : $value:expr),* $(,)? }) => {{
+        let cx: &$crate::stream::Context<'_> = $cx;
+        $name {
+            event_id: cx.meta.event_id,
+            app_id: cx.app_id.clone(),
+            brand: cx.brand.clone(),
+            fan_id: cx.meta.fan_id,
+            union_id: cx.meta.union_id,
+            event_time: cx.event_time,
+            server_time: cx.server_time,
+            relationship: cx.segment.relationship.as_str(),
+            lifecycle: cx.segment.lifecycle.as_str(),
+            month_interactions: cx.segment.month_interactions,
+            $($field: $value,)*
+            kafka_topic: cx.meta.topic,
+            kafka_partition: cx.meta.partition,
+            kafka_offset: cx.meta.offset,
+        }
+    }};
 }

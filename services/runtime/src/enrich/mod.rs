@@ -1,6 +1,413 @@
-//! Enrichment: the dimensions every event is joined with, kept in memory from compacted
-//! Kafka topics.
+//! Enrichment: the dimensions every event is joined with, held in memory and kept current
+//! from compacted Kafka topics (`follow`).
+//!
+//! The pipeline task owns the [`Dimensions`] and applies updates between records, so the
+//! hot path looks them up without locks. Values written to rows are `Arc<str>`: a row
+//! clones a reference count, not a string. A key that is present on the event but absent
+//! from its dimension yields `None`, counts in `wxpulse_enrich_dimension_missing_total`,
+//! and the row gets [`UNKNOWN`]; once the record arrives, later events pick it up.
 
+pub mod follow;
 pub mod records;
 
+use std::sync::Arc;
+
+use prometheus::IntCounter;
+
+use crate::pii::{FanId, Pseudonymizer};
 pub use records::*;
+
+/// What a row says for a dimension value it could not find.
+pub const UNKNOWN: &str = "unknown";
+
+type Map<K, V> = hashbrown::HashMap<K, V>;
+
+/// An Official Account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Brand that owns it.
+    pub brand: Arc<str>,
+}
+
+/// A store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// City.
+    pub city: Arc<str>,
+    /// Sales region.
+    pub region: Arc<str>,
+}
+
+/// A WeCom sales associate.
+#[derive(Debug, Clone)]
+pub struct Associate {
+    /// Store the associate works in.
+    pub store_id: Arc<str>,
+    /// False once the associate left.
+    pub active: bool,
+}
+
+/// A QR scene.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    /// What the code is printed on.
+    pub channel: SceneChannel,
+    /// Store of the code.
+    pub store_id: Option<Arc<str>>,
+    /// Associate of the code.
+    pub userid: Option<Arc<str>>,
+    /// Campaign.
+    pub campaign: Option<Arc<str>>,
+}
+
+/// An article of a push.
+#[derive(Debug, Clone)]
+pub struct Article {
+    /// Push id.
+    pub msgid: i64,
+    /// Position in the push, 1 = first.
+    pub idx: i32,
+    /// Articles in the push.
+    pub articles_in_push: i32,
+    /// When the push went out, ms.
+    pub published_at: i64,
+    /// Campaign.
+    pub campaign: Option<Arc<str>>,
+    /// Segment the push targeted; `None` = everyone.
+    pub target_segment: Option<Arc<str>>,
+    /// Followers the push reached.
+    pub fans_reached: i64,
+}
+
+/// A custom-menu button.
+#[derive(Debug, Clone)]
+pub struct Button {
+    /// Category.
+    pub category: MenuCategory,
+    /// Label.
+    pub label: Arc<str>,
+}
+
+/// A fan's CRM binding.
+#[derive(Debug, Clone)]
+pub struct FanProfile {
+    /// Relationship segment.
+    pub status: CustomerStatus,
+    /// Bound associate.
+    pub associate: Option<Arc<str>>,
+    /// Follow time, ms.
+    pub followed_at: Option<i64>,
+    /// Unfollow time, ms.
+    pub unfollowed_at: Option<i64>,
+}
+
+/// Every dimension a service joins with, keyed for lookup by what events carry.
+pub struct Dimensions {
+    pii: Pseudonymizer,
+    accounts: Map<Box<str>, Account>,
+    stores: Map<Box<str>, Store>,
+    associates: Map<Box<str>, Associate>,
+    scenes: Map<Box<str>, Scene>,
+    articles: Map<Box<str>, Article>,
+    /// app_id → button key → button.
+    buttons: Map<Box<str>, Map<Box<str>, Button>>,
+    fans: Map<FanId, FanProfile>,
+    /// Shares one allocation per distinct low-cardinality value (regions, campaigns, …).
+    strings: Map<Box<str>, Arc<str>>,
+    unknown: Arc<str>,
+    empty: Arc<str>,
+    missing: [IntCounter; 7],
+}
+
+impl Dimensions {
+    /// Empty tables. `missing` are the per-dimension counters of failed lookups, in
+    /// [`Dimension::ALL`] order; `pii` pseudonymises fan-profile openids like events'.
+    pub fn new(pii: Pseudonymizer, missing: [IntCounter; 7]) -> Self {
+        Dimensions {
+            pii,
+            accounts: Map::new(),
+            stores: Map::new(),
+            associates: Map::new(),
+            scenes: Map::new(),
+            articles: Map::new(),
+            buttons: Map::new(),
+            fans: Map::new(),
+            strings: Map::new(),
+            unknown: Arc::from(UNKNOWN),
+            empty: Arc::from(""),
+            missing,
+        }
+    }
+
+    /// Tables with counters nobody reads: tests and benchmarks.
+    pub fn detached(pii: Pseudonymizer) -> Self {
+        let counter = || IntCounter::new("unused", "unused").expect("valid counter name");
+        Dimensions::new(pii, std::array::from_fn(|_| counter()))
+    }
+
+    /// The shared [`UNKNOWN`] marker.
+    pub fn unknown(&self) -> Arc<str> {
+        self.unknown.clone()
+    }
+
+    /// A shared empty string: "this event has none" (as opposed to [`UNKNOWN`]).
+    pub fn empty(&self) -> Arc<str> {
+        self.empty.clone()
+    }
+
+    /// Records in a dimension's table.
+    pub fn len(&self, dimension: Dimension) -> usize {
+        match dimension {
+            Dimension::Account => self.accounts.len(),
+            Dimension::Store => self.stores.len(),
+            Dimension::Associate => self.associates.len(),
+            Dimension::QrScene => self.scenes.len(),
+            Dimension::Article => self.articles.len(),
+            Dimension::MenuButton => self.buttons.values().map(Map::len).sum(),
+            Dimension::FanProfile => self.fans.len(),
+        }
+    }
+
+    /// Applies the latest record of a key, or deletes it (`None`: a tombstone). Later
+    /// records of a key replace earlier ones, so a topic that was never compacted still
+    /// ends with the latest value per key.
+    pub fn apply(&mut self, dimension: Dimension, key: &str, record: Option<DimensionRecord>) {
+        let Some(record) = record else {
+            self.delete(dimension, key);
+            return;
+        };
+        match record {
+            DimensionRecord::Account(r) => {
+                let brand = self.intern(&r.brand);
+                self.accounts.insert(r.app_id.into(), Account { brand });
+            }
+            DimensionRecord::Store(r) => {
+                let store = Store {
+                    city: self.intern(&r.city),
+                    region: self.intern(&r.region),
+                };
+                self.stores.insert(r.store_id.into(), store);
+            }
+            DimensionRecord::Associate(r) => {
+                let associate = Associate {
+                    store_id: self.intern(&r.store_id),
+                    active: r.active,
+                };
+                self.associates.insert(r.userid.into(), associate);
+            }
+            DimensionRecord::QrScene(r) => {
+                let scene = Scene {
+                    channel: r.channel,
+                    store_id: r.store_id.as_deref().map(|s| self.intern(s)),
+                    userid: r.userid.as_deref().map(|s| self.intern(s)),
+                    campaign: r.campaign.as_deref().map(|s| self.intern(s)),
+                };
+                self.scenes.insert(r.scene.into(), scene);
+            }
+            DimensionRecord::Article(r) => {
+                let article = Article {
+                    msgid: r.msgid,
+                    idx: r.idx,
+                    articles_in_push: r.articles_in_push,
+                    published_at: r.published_at,
+                    campaign: r.campaign.as_deref().map(|s| self.intern(s)),
+                    target_segment: r.target_segment.as_deref().map(|s| self.intern(s)),
+                    fans_reached: r.fans_reached,
+                };
+                self.articles.insert(r.article_id.into(), article);
+            }
+            DimensionRecord::MenuButton(r) => {
+                let button = Button {
+                    category: r.category,
+                    label: self.intern(&r.label),
+                };
+                self.buttons
+                    .entry(r.app_id.into())
+                    .or_default()
+                    .insert(r.event_key.into(), button);
+            }
+            DimensionRecord::FanProfile(r) => {
+                let profile = FanProfile {
+                    status: r.status,
+                    associate: r.associate_userid.as_deref().map(|s| self.intern(s)),
+                    followed_at: r.followed_at,
+                    unfollowed_at: r.unfollowed_at,
+                };
+                self.fans.insert(self.pii.fan_id(&r.openid), profile);
+            }
+        }
+    }
+
+    fn delete(&mut self, dimension: Dimension, key: &str) {
+        match dimension {
+            Dimension::Account => drop(self.accounts.remove(key)),
+            Dimension::Store => drop(self.stores.remove(key)),
+            Dimension::Associate => drop(self.associates.remove(key)),
+            Dimension::QrScene => drop(self.scenes.remove(key)),
+            Dimension::Article => drop(self.articles.remove(key)),
+            Dimension::MenuButton => {
+                if let Some((app_id, event_key)) = key.split_once('|') {
+                    if let Some(buttons) = self.buttons.get_mut(app_id) {
+                        buttons.remove(event_key);
+                    }
+                }
+            }
+            Dimension::FanProfile => {
+                if let Some((_, openid)) = key.split_once('|') {
+                    self.fans.remove(&self.pii.fan_id(openid));
+                }
+            }
+        }
+    }
+
+    /// One shared `Arc` per distinct value; dimension values are few and repeat.
+    fn intern(&mut self, value: &str) -> Arc<str> {
+        if let Some(s) = self.strings.get(value) {
+            return s.clone();
+        }
+        let shared: Arc<str> = Arc::from(value);
+        self.strings.insert(value.into(), shared.clone());
+        shared
+    }
+
+    fn found<'a, T>(&self, dimension: Dimension, value: Option<&'a T>) -> Option<&'a T> {
+        if value.is_none() {
+            self.missing[dimension as usize].inc();
+        }
+        value
+    }
+
+    /// The account of an `app_id`.
+    pub fn account(&self, app_id: &str) -> Option<&Account> {
+        self.found(Dimension::Account, self.accounts.get(app_id))
+    }
+
+    /// A store by id.
+    pub fn store(&self, store_id: &str) -> Option<&Store> {
+        self.found(Dimension::Store, self.stores.get(store_id))
+    }
+
+    /// An associate by WeCom userid.
+    pub fn associate(&self, userid: &str) -> Option<&Associate> {
+        self.found(Dimension::Associate, self.associates.get(userid))
+    }
+
+    /// A QR scene by scene_id/scene_str.
+    pub fn scene(&self, scene: &str) -> Option<&Scene> {
+        self.found(Dimension::QrScene, self.scenes.get(scene))
+    }
+
+    /// An article by id.
+    pub fn article(&self, article_id: &str) -> Option<&Article> {
+        self.found(Dimension::Article, self.articles.get(article_id))
+    }
+
+    /// A menu button of an account by key/URL/page.
+    pub fn button(&self, app_id: &str, event_key: &str) -> Option<&Button> {
+        let button = self.buttons.get(app_id).and_then(|b| b.get(event_key));
+        self.found(Dimension::MenuButton, button)
+    }
+
+    /// A fan's profile by pseudonymous id.
+    pub fn fan(&self, fan_id: FanId) -> Option<&FanProfile> {
+        self.found(Dimension::FanProfile, self.fans.get(&fan_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims() -> Dimensions {
+        Dimensions::detached(Pseudonymizer::new(b"k"))
+    }
+
+    fn button(app_id: &str, key: &str, category: MenuCategory, label: &str) -> DimensionRecord {
+        DimensionRecord::MenuButton(MenuButtonRecord {
+            app_id: app_id.into(),
+            event_key: key.into(),
+            category,
+            label: label.into(),
+            updated_at: 0,
+        })
+    }
+
+    #[test]
+    fn the_latest_record_of_a_key_wins_and_tombstones_delete() {
+        let mut d = dims();
+        let first = button("wxa", "SHOP", MenuCategory::BrandInfo, "Shop");
+        let second = button("wxa", "SHOP", MenuCategory::Ecommerce, "Mall");
+        d.apply(Dimension::MenuButton, &first.key(), Some(first.clone()));
+        d.apply(Dimension::MenuButton, &second.key(), Some(second.clone()));
+        let b = d.button("wxa", "SHOP").expect("present");
+        assert_eq!(b.category, MenuCategory::Ecommerce);
+        assert_eq!(&*b.label, "Mall");
+        assert!(d.button("wxb", "SHOP").is_none(), "buttons are per account");
+        d.apply(Dimension::MenuButton, "wxa|SHOP", None);
+        assert!(d.button("wxa", "SHOP").is_none());
+        assert_eq!(d.len(Dimension::MenuButton), 0);
+    }
+
+    #[test]
+    fn misses_are_counted_per_dimension() {
+        let counters: [IntCounter; 7] =
+            std::array::from_fn(|i| IntCounter::new(format!("c{i}"), "c").expect("counter"));
+        let mut d = Dimensions::new(Pseudonymizer::new(b"k"), counters.clone());
+        assert!(d.store("s1").is_none());
+        assert!(d.store("s1").is_none());
+        d.apply(
+            Dimension::Store,
+            "s1",
+            Some(DimensionRecord::Store(StoreRecord {
+                store_id: "s1".into(),
+                name: "n".into(),
+                city: "Shanghai".into(),
+                region: "East".into(),
+                tier: "1".into(),
+                updated_at: 0,
+            })),
+        );
+        assert_eq!(&*d.store("s1").expect("arrived").region, "East");
+        assert_eq!(counters[Dimension::Store as usize].get(), 2);
+        assert_eq!(counters[Dimension::Account as usize].get(), 0);
+    }
+
+    #[test]
+    fn fan_profiles_are_keyed_by_pseudonym_never_by_raw_openid() {
+        let mut d = dims();
+        let profile = DimensionRecord::FanProfile(FanProfileRecord {
+            app_id: "wxa".into(),
+            openid: "oRAW".into(),
+            status: CustomerStatus::Vip,
+            member_tier: None,
+            associate_userid: Some("zhang.wei".into()),
+            followed_at: Some(1),
+            unfollowed_at: None,
+            follow_source: None,
+            updated_at: 0,
+        });
+        d.apply(Dimension::FanProfile, &profile.key(), Some(profile));
+        let id = Pseudonymizer::new(b"k").fan_id("oRAW");
+        assert_eq!(d.fan(id).expect("by pseudonym").status, CustomerStatus::Vip);
+        d.apply(Dimension::FanProfile, "wxa|oRAW", None);
+        assert!(d.fan(id).is_none());
+    }
+
+    #[test]
+    fn equal_values_share_one_allocation() {
+        let mut d = dims();
+        for (id, region) in [("s1", "East"), ("s2", "East")] {
+            let store = DimensionRecord::Store(StoreRecord {
+                store_id: id.into(),
+                name: id.into(),
+                city: "c".into(),
+                region: region.into(),
+                tier: "1".into(),
+                updated_at: 0,
+            });
+            d.apply(Dimension::Store, id, Some(store));
+        }
+        let (a, b) = (d.store("s1").expect("s1"), d.store("s2").expect("s2"));
+        assert!(Arc::ptr_eq(&a.region, &b.region));
+    }
+}

@@ -1,0 +1,361 @@
+//! Fan segmentation at event time: relationship (seed 002), lifecycle (seed 001) and the
+//! fan's interactions so far this calendar month (the monthly-active rule of seed 000).
+//!
+//! Relationship comes from the fan-profile dimension. Lifecycle and the month count need
+//! per-fan state: the time of the fan's previous interaction and a count per month. That
+//! state lives with the partition the fan's events are keyed to (every interaction topic
+//! is keyed by fan), and is rebuilt on assignment from ClickHouse: `fan_stream_months`
+//! holds, per topic × partition × fan × month, the count and the latest event time of the
+//! rows already written. The rows up to the partition's offset watermark are exactly the
+//! records this state has seen, so restoring from the same inserts that carry the
+//! watermark gives the state the previous owner had — no changelog topic to keep in step
+//! with ClickHouse, and one source of truth. (Adding partitions to a topic moves fans to
+//! other partitions; their state starts over there. The runbook says so.)
+//!
+//! The month count is per stream: each service sees its own topic. "Monthly active" across
+//! streams is exact in the `fan_activity_monthly` rollup, which sums all four.
+
+use std::time::Duration;
+
+use crate::enrich::{CustomerStatus, FanProfile};
+use crate::pii::FanId;
+
+/// Calendar months are Beijing months: UTC+8, no daylight saving.
+const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// `yyyymm` of a time in ms, in Asia/Shanghai (what ClickHouse's `toYYYYMM` gives for the
+/// tables' `DateTime64(3, 'Asia/Shanghai')`).
+pub fn month_of(ms: i64) -> u32 {
+    let days = (ms + SHANGHAI_OFFSET_MS).div_euclid(86_400_000);
+    // Civil-from-days (H. Hinnant), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year * 100 + month) as u32
+}
+
+/// Relationship segment (seed 002), or unknown when the fan has no profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relationship {
+    /// Follower without a purchase.
+    Prospect,
+    /// Has bought.
+    Customer,
+    /// Top tier.
+    Vip,
+    /// No profile (yet), or a status this build does not know.
+    Unknown,
+}
+
+impl Relationship {
+    /// Stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Relationship::Prospect => "prospect",
+            Relationship::Customer => "customer",
+            Relationship::Vip => "vip",
+            Relationship::Unknown => "unknown",
+        }
+    }
+
+    /// From the fan's profile.
+    pub fn of(profile: Option<&FanProfile>) -> Self {
+        match profile.map(|p| p.status) {
+            Some(CustomerStatus::Prospect) => Relationship::Prospect,
+            Some(CustomerStatus::Customer) => Relationship::Customer,
+            Some(CustomerStatus::Vip) => Relationship::Vip,
+            Some(CustomerStatus::Other) | None => Relationship::Unknown,
+        }
+    }
+}
+
+/// Lifecycle stage at event time (seed 001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Followed within `segment.new_for` (30 days).
+    New,
+    /// Interacting, neither new nor back from dormancy.
+    Active,
+    /// Back after `segment.dormant_after` (60 days) without an interaction: the event
+    /// wakes a dormant fan, which is what re-engagement campaigns count.
+    Dormant,
+    /// Unfollowed before this event (e.g. still reading forwarded articles).
+    Churned,
+}
+
+impl Lifecycle {
+    /// Stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::New => "new",
+            Lifecycle::Active => "active",
+            Lifecycle::Dormant => "dormant",
+            Lifecycle::Churned => "churned",
+        }
+    }
+}
+
+/// The thresholds, from config.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    /// ms a fan stays new after following.
+    pub new_for_ms: i64,
+    /// ms without an interaction that make a fan dormant.
+    pub dormant_after_ms: i64,
+}
+
+impl Thresholds {
+    /// From `segment.new_for` and `segment.dormant_after`.
+    pub fn new(new_for: Duration, dormant_after: Duration) -> Self {
+        Thresholds {
+            new_for_ms: new_for.as_millis() as i64,
+            dormant_after_ms: dormant_after.as_millis() as i64,
+        }
+    }
+}
+
+/// The lifecycle stage of an interaction at `t`, given the fan's profile and the time of
+/// the fan's previous interaction (`None`: none known). Pure, so it is property-tested.
+///
+/// In order: churned if the profile's last unfollow is at or before `t` and after its
+/// last follow; new within `new_for` of the follow; dormant if the previous interaction
+/// (or, lacking one, the follow) is at least `dormant_after` before `t`; else active.
+pub fn lifecycle(
+    t: i64,
+    profile: Option<&FanProfile>,
+    previous: Option<i64>,
+    th: Thresholds,
+) -> Lifecycle {
+    let followed = profile.and_then(|p| p.followed_at);
+    if let Some(unfollowed) = profile.and_then(|p| p.unfollowed_at) {
+        if unfollowed <= t && followed.is_none_or(|f| f < unfollowed) {
+            return Lifecycle::Churned;
+        }
+    }
+    if let Some(f) = followed {
+        if t < f + th.new_for_ms {
+            return Lifecycle::New;
+        }
+    }
+    match previous.or(followed) {
+        Some(before) if t - before >= th.dormant_after_ms => Lifecycle::Dormant,
+        _ => Lifecycle::Active,
+    }
+}
+
+/// A fan's segment on one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Prospect, customer, VIP or unknown.
+    pub relationship: Relationship,
+    /// New, active, dormant or churned.
+    pub lifecycle: Lifecycle,
+    /// The fan's interactions in this stream this calendar month so far, this one included.
+    pub month_interactions: u32,
+}
+
+/// What a partition remembers about one fan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FanState {
+    /// Latest event time seen, ms (0 = none).
+    pub last_event_time: i64,
+    /// Interactions per `yyyymm`, newest months only (see [`FanStates::observe`]).
+    pub months: Vec<(u32, u32)>,
+}
+
+/// Months kept per fan: late events are at most `validation.max_lateness` (7 days) old,
+/// so the current and previous month suffice; one more leaves room for a longer lateness.
+const MONTHS_KEPT: usize = 3;
+
+/// Per-fan state of one partition.
+#[derive(Debug, Default)]
+pub struct FanStates {
+    fans: hashbrown::HashMap<FanId, FanState>,
+}
+
+impl FanStates {
+    /// Fans held.
+    pub fn len(&self) -> usize {
+        self.fans.len()
+    }
+
+    /// True when no fan is held.
+    pub fn is_empty(&self) -> bool {
+        self.fans.is_empty()
+    }
+
+    /// Restores one (fan, month) aggregate read from `fan_stream_months`.
+    pub fn restore(&mut self, fan: FanId, month: u32, interactions: u32, last_event_time: i64) {
+        let state = self.fans.entry(fan).or_default();
+        state.last_event_time = state.last_event_time.max(last_event_time);
+        add_month(&mut state.months, month, interactions);
+    }
+
+    /// Records an interaction at `t` and returns the fan's previous interaction time (if
+    /// any) and the month count including this one.
+    pub fn observe(&mut self, fan: FanId, t: i64) -> (Option<i64>, u32) {
+        let state = self.fans.entry(fan).or_default();
+        let previous = (state.last_event_time > 0).then_some(state.last_event_time);
+        state.last_event_time = state.last_event_time.max(t);
+        let count = add_month(&mut state.months, month_of(t), 1);
+        (previous, count)
+    }
+
+    /// Segments an interaction of `fan` at `t` and records it.
+    pub fn segment(
+        &mut self,
+        fan: FanId,
+        t: i64,
+        profile: Option<&FanProfile>,
+        th: Thresholds,
+    ) -> Segment {
+        let (previous, month_interactions) = self.observe(fan, t);
+        Segment {
+            relationship: Relationship::of(profile),
+            lifecycle: lifecycle(t, profile, previous, th),
+            month_interactions,
+        }
+    }
+
+    /// The state of a fan (tests, debugging).
+    pub fn get(&self, fan: FanId) -> Option<&FanState> {
+        self.fans.get(&fan)
+    }
+}
+
+/// Adds `n` to `month`, keeping the newest [`MONTHS_KEPT`] months; returns the new count.
+fn add_month(months: &mut Vec<(u32, u32)>, month: u32, n: u32) -> u32 {
+    if let Some(entry) = months.iter_mut().find(|(m, _)| *m == month) {
+        entry.1 += n;
+        return entry.1;
+    }
+    months.push((month, n));
+    if months.len() > MONTHS_KEPT {
+        months.sort_unstable_by_key(|m| std::cmp::Reverse(m.0));
+        months.truncate(MONTHS_KEPT);
+    }
+    months.iter().find(|(m, _)| *m == month).map_or(n, |e| e.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DAY: i64 = 86_400_000;
+    /// 2025-03-15T00:00:00Z.
+    const T: i64 = 1_741_996_800_000;
+
+    fn th() -> Thresholds {
+        Thresholds::new(
+            Duration::from_secs(30 * 86_400),
+            Duration::from_secs(60 * 86_400),
+        )
+    }
+
+    fn profile(followed: Option<i64>, unfollowed: Option<i64>) -> FanProfile {
+        FanProfile {
+            status: CustomerStatus::Customer,
+            associate: None,
+            followed_at: followed,
+            unfollowed_at: unfollowed,
+        }
+    }
+
+    #[test]
+    fn months_are_beijing_months() {
+        assert_eq!(month_of(T), 202503);
+        // 2025-03-31T16:00:00Z is 2025-04-01 00:00 in Shanghai.
+        assert_eq!(month_of(1_743_436_800_000), 202504);
+        assert_eq!(month_of(1_743_436_800_000 - 1), 202503);
+        // 2024-12-31T16:00Z = 2025-01-01 Beijing; leap day 2024-02-29.
+        assert_eq!(month_of(1_735_660_800_000), 202501);
+        assert_eq!(month_of(1_709_164_800_000), 202402);
+    }
+
+    #[test]
+    fn lifecycle_rules_in_order() {
+        let new = profile(Some(T - 10 * DAY), None);
+        assert_eq!(lifecycle(T, Some(&new), None, th()), Lifecycle::New);
+        let old = profile(Some(T - 400 * DAY), None);
+        assert_eq!(
+            lifecycle(T, Some(&old), Some(T - DAY), th()),
+            Lifecycle::Active
+        );
+        assert_eq!(
+            lifecycle(T, Some(&old), Some(T - 61 * DAY), th()),
+            Lifecycle::Dormant
+        );
+        assert_eq!(lifecycle(T, Some(&old), None, th()), Lifecycle::Dormant);
+        assert_eq!(lifecycle(T, None, None, th()), Lifecycle::Active);
+        let gone = profile(Some(T - 400 * DAY), Some(T - DAY));
+        assert_eq!(
+            lifecycle(T, Some(&gone), Some(T - DAY), th()),
+            Lifecycle::Churned
+        );
+        // Before the unfollow the fan was not churned yet.
+        assert_eq!(
+            lifecycle(T - 2 * DAY, Some(&gone), Some(T - 3 * DAY), th()),
+            Lifecycle::Active
+        );
+        // Followed again after unfollowing: new again.
+        let back = profile(Some(T - DAY), Some(T - 5 * DAY));
+        assert_eq!(lifecycle(T, Some(&back), None, th()), Lifecycle::New);
+    }
+
+    #[test]
+    fn month_counts_and_previous_interaction() {
+        let mut s = FanStates::default();
+        assert_eq!(s.observe(7, T), (None, 1));
+        assert_eq!(s.observe(7, T + DAY), (Some(T), 2));
+        // A late event from the previous month counts there and keeps the latest time.
+        assert_eq!(s.observe(7, T - 20 * DAY), (Some(T + DAY), 1));
+        assert_eq!(s.observe(7, T + 2 * DAY), (Some(T + DAY), 3));
+        assert_eq!(s.observe(8, T), (None, 1));
+    }
+
+    proptest! {
+        /// Restoring from per-month aggregates gives the state that processing gave, in any
+        /// split of the history: the crux of resuming after a restart or rebalance.
+        #[test]
+        fn restore_equals_replay(
+            times in prop::collection::vec(0i64..200 * DAY, 1..60),
+            split in 0usize..60,
+        ) {
+            let split = split.min(times.len());
+            let mut live = FanStates::default();
+            for t in &times {
+                live.observe(1, T + t);
+            }
+            let mut agg: std::collections::BTreeMap<u32, (u32, i64)> = Default::default();
+            for t in &times[..split] {
+                let e = agg.entry(month_of(T + t)).or_default();
+                e.0 += 1;
+                e.1 = e.1.max(T + t);
+            }
+            let mut restored = FanStates::default();
+            for (m, (n, last)) in &agg {
+                restored.restore(1, *m, *n, *last);
+            }
+            for t in &times[split..] {
+                restored.observe(1, T + t);
+            }
+            let (a, b) = (live.get(1).cloned().unwrap_or_default(), restored.get(1).cloned().unwrap_or_default());
+            prop_assert_eq!(a.last_event_time, b.last_event_time);
+            let newest = |s: &FanState| { let mut m = s.months.clone(); m.sort_unstable(); m.into_iter().rev().take(2).collect::<Vec<_>>() };
+            prop_assert_eq!(newest(&a), newest(&b));
+        }
+
+        /// Lifecycle is a function of its inputs, and churned only after an unfollow.
+        #[test]
+        fn churned_only_after_unfollow(t in 0i64..400 * DAY, f in 0i64..400 * DAY, prev in proptest::option::of(0i64..400 * DAY)) {
+            let p = profile(Some(T + f), None);
+            prop_assert_ne!(lifecycle(T + t, Some(&p), prev.map(|x| T + x), th()), Lifecycle::Churned);
+        }
+    }
+}
