@@ -123,8 +123,11 @@ impl Thresholds {
 /// the fan's previous interaction (`None`: none known). Pure, so it is property-tested.
 ///
 /// In order: churned if the profile's last unfollow is at or before `t` and after its
-/// last follow; new within `new_for` of the follow; dormant if the previous interaction
-/// (or, lacking one, the follow) is at least `dormant_after` before `t`; else active.
+/// last follow; new within `new_for` of the follow; dormant if the fan's previous known
+/// interaction is at least `dormant_after` before `t`; else active. A fan with no known
+/// previous interaction is active: a history that starts with the deployment is no
+/// evidence of dormancy, and calling every fan's first event "dormant" would swamp the
+/// segment.
 pub fn lifecycle(
     t: i64,
     profile: Option<&FanProfile>,
@@ -142,7 +145,7 @@ pub fn lifecycle(
             return Lifecycle::New;
         }
     }
-    match previous.or(followed) {
+    match previous {
         Some(before) if t - before >= th.dormant_after_ms => Lifecycle::Dormant,
         _ => Lifecycle::Active,
     }
@@ -291,7 +294,7 @@ mod tests {
             lifecycle(T, Some(&old), Some(T - 61 * DAY), th()),
             Lifecycle::Dormant
         );
-        assert_eq!(lifecycle(T, Some(&old), None, th()), Lifecycle::Dormant);
+        assert_eq!(lifecycle(T, Some(&old), None, th()), Lifecycle::Active);
         assert_eq!(lifecycle(T, None, None, th()), Lifecycle::Active);
         let gone = profile(Some(T - 400 * DAY), Some(T - DAY));
         assert_eq!(
