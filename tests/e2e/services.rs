@@ -366,3 +366,556 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
     assert_eq!(service.terminate(Duration::from_secs(20)), Some(0));
     Ok(())
 }
+
+fn scan(n: u32, openid: &str, event: QrEvent, key: &str, t: i64, server: i64) -> Outgoing {
+    let id = event_id(n);
+    record(
+        "wxpulse.qr_scans",
+        "wxa",
+        openid,
+        &QrScan {
+            event_id: &id,
+            app_id: "wxa",
+            openid,
+            unionid: None,
+            client_time: t,
+            server_time: server,
+            event,
+            event_key: key,
+            ticket: None,
+        },
+    )
+}
+
+fn scene(
+    scene: &str,
+    channel: SceneChannel,
+    store_id: Option<&str>,
+    userid: Option<&str>,
+    campaign: Option<&str>,
+) -> DimensionRecord {
+    DimensionRecord::QrScene(QrSceneRecord {
+        scene: scene.into(),
+        channel,
+        store_id: store_id.map(Into::into),
+        userid: userid.map(Into::into),
+        campaign: campaign.map(Into::into),
+        updated_at: 0,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Result<()> {
+    const DB: &str = "wx_svc_qr";
+    let stack = Stack::start("svc-qr")?;
+    stack.prepare(DB, 2).await?;
+    let t0 = last_month(&stack).await? + D;
+    let (a, b, c) = ("oRAW_A", "oRAW_B", "oRAW_C");
+    publish(
+        &stack,
+        vec![
+            account("wxa", "Maison"),
+            store("sh01", "East"),
+            associate("zhang", "sh01"),
+            scene(
+                "store_sh01",
+                SceneChannel::Store,
+                Some("sh01"),
+                None,
+                Some("spring"),
+            ),
+            // A numeric scene_id: an associate's personal code, store through the associate.
+            scene("1001", SceneChannel::Associate, None, Some("zhang"), None),
+            fan("wxa", b, CustomerStatus::Vip, t0 - 400 * D, None),
+        ],
+    )
+    .await?;
+    let mut service = Service::start("wxpulse-qr-scans", &stack, DB, &[])?;
+    let s = 1_000;
+    send(
+        &stack,
+        vec![
+            scan(
+                1,
+                a,
+                QrEvent::Subscribe,
+                "qrscene_store_sh01",
+                t0 + D,
+                t0 + D + s,
+            ),
+            scan(2, b, QrEvent::Scan, "1001", t0 + D, t0 + D + s),
+            scan(2, b, QrEvent::Scan, "1001", t0 + D, t0 + D + 6 * s),
+            scan(
+                3,
+                c,
+                QrEvent::Subscribe,
+                "qrscene_ad_x",
+                t0 + D,
+                t0 + D + 2 * s,
+            ),
+            scan(5, b, QrEvent::Scan, "store_sh01", t0 + D / 2, t0 + 2 * D),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "qr_scans", 4).await;
+    publish(
+        &stack,
+        vec![
+            scene(
+                "store_sh01",
+                SceneChannel::Store,
+                Some("sh01"),
+                None,
+                Some("summer"),
+            ),
+            scene("ad_x", SceneChannel::Ad, None, None, Some("launch")),
+        ],
+    )
+    .await?;
+    applied(&service, Dimension::QrScene, 4).await;
+    send(
+        &stack,
+        vec![
+            scan(
+                6,
+                a,
+                QrEvent::Scan,
+                "store_sh01",
+                t0 + 3 * D,
+                t0 + 3 * D + s,
+            ),
+            scan(7, c, QrEvent::Scan, "ad_x", t0 + 3 * D, t0 + 3 * D + s),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "qr_scans", 6).await;
+    service.kill();
+    service.restart()?;
+    send(
+        &stack,
+        vec![scan(
+            8,
+            b,
+            QrEvent::Scan,
+            "1001",
+            t0 + 4 * D,
+            t0 + 4 * D + s,
+        )],
+    )
+    .await?;
+    rows_in(&stack, DB, "qr_scans", 7).await;
+    let got = stored(
+        &stack,
+        DB,
+        "qr_scans",
+        &[
+            "event",
+            "scene",
+            "scene_kind",
+            "scene_id",
+            "channel",
+            "store_id",
+            "associate_userid",
+            "region",
+            "campaign",
+            "is_new_follow",
+            "follow_source",
+            "relationship",
+            "lifecycle",
+            "month_interactions",
+        ],
+    )
+    .await?;
+    let want = expect(&[
+        (1, "SUBSCRIBE|store_sh01|str|0|store|sh01||East|spring|true|qr_store|unknown|new|1"),
+        (2, "SCAN|1001|id|1001|associate|sh01|zhang|East||false||vip|active|1"),
+        (3, "SUBSCRIBE|ad_x|str|0|unknown|unknown|unknown|unknown|unknown|true|qr_unknown|unknown|new|1"),
+        (5, "SCAN|store_sh01|str|0|store|sh01||East|spring|false||vip|active|2"),
+        (6, "SCAN|store_sh01|str|0|store|sh01||East|summer|false||unknown|active|2"),
+        (7, "SCAN|ad_x|str|0|ad||||launch|false||unknown|active|2"),
+        (8, "SCAN|1001|id|1001|associate|sh01|zhang|East||false||vip|active|3"),
+    ]);
+    assert_eq!(got, want);
+    no_raw_ids(&stack, DB).await?;
+    assert_eq!(service.terminate(Duration::from_secs(20)), Some(0));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn message(
+    n: u32,
+    openid: &str,
+    conversation: ConversationKind,
+    direction: Direction,
+    userid: Option<&str>,
+    t: i64,
+    server: i64,
+) -> Outgoing {
+    let id = event_id(n);
+    record(
+        "wxpulse.chat_messages",
+        "wxa",
+        openid,
+        &ChatMessage {
+            event_id: &id,
+            app_id: "wxa",
+            openid,
+            unionid: None,
+            client_time: t,
+            server_time: server,
+            msg_id: i64::from(n),
+            conversation,
+            direction,
+            msg_type: MsgType::Text,
+            userid,
+            chat_id: None,
+            content: Some("oRAW private words"),
+            content_length: 18,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_messages_resolve_associate_store_region_and_first_reply_across_a_restart(
+) -> anyhow::Result<()> {
+    use ConversationKind::{OfficialAccount as Oa, WecomPrivate as Private};
+    use Direction::{AssociateToFan as ToFan, FanToAssociate as ToAssociate, FanToBrand};
+    const DB: &str = "wx_svc_chat";
+    let stack = Stack::start("svc-chat")?;
+    stack.prepare(DB, 2).await?;
+    let t0 = last_month(&stack).await? + D;
+    let (a, b, c) = ("oRAW_A", "oRAW_B", "oRAW_C");
+    publish(
+        &stack,
+        vec![
+            account("wxa", "Maison"),
+            store("sh01", "East"),
+            store("sh02", "East-2"),
+            associate("zhang", "sh01"),
+            associate("li", "bj01"), // bj01 is not in the store dimension yet
+        ],
+    )
+    .await?;
+    let mut service = Service::start("wxpulse-chat-messages", &stack, DB, &[])?;
+    let s = 1_000;
+    let m = 60_000;
+    send(
+        &stack,
+        vec![
+            message(
+                1,
+                a,
+                Private,
+                ToAssociate,
+                Some("zhang"),
+                t0 + 10 * H,
+                t0 + 10 * H + s,
+            ),
+            message(
+                3,
+                b,
+                Private,
+                ToAssociate,
+                Some("li"),
+                t0 + 10 * H,
+                t0 + 10 * H + s,
+            ),
+            message(
+                1,
+                a,
+                Private,
+                ToAssociate,
+                Some("zhang"),
+                t0 + 10 * H,
+                t0 + 10 * H + 6 * s,
+            ),
+            message(
+                2,
+                a,
+                Private,
+                ToFan,
+                Some("zhang"),
+                t0 + 10 * H + 30 * m,
+                t0 + 10 * H + 30 * m + s,
+            ),
+            message(5, c, Oa, FanToBrand, None, t0 + 11 * H, t0 + 11 * H + s),
+            // Late: written on day 0, received on day 2.
+            message(6, c, Oa, FanToBrand, None, t0 - 12 * H, t0 + 2 * D),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "chat_messages", 5).await;
+    publish(
+        &stack,
+        vec![store("bj01", "North"), associate("zhang", "sh02")],
+    )
+    .await?;
+    applied(&service, Dimension::Store, 3).await;
+    applied(&service, Dimension::Associate, 3).await;
+    send(
+        &stack,
+        vec![message(
+            7,
+            b,
+            Private,
+            ToAssociate,
+            Some("li"),
+            t0 + 2 * D,
+            t0 + 2 * D + s,
+        )],
+    )
+    .await?;
+    rows_in(&stack, DB, "chat_messages", 6).await;
+    // The crash: B has been waiting for li since message 3; the new process must know.
+    service.kill();
+    service.restart()?;
+    send(
+        &stack,
+        vec![
+            message(
+                8,
+                b,
+                Private,
+                ToFan,
+                Some("li"),
+                t0 + 2 * D + H,
+                t0 + 2 * D + H + s,
+            ),
+            message(
+                9,
+                a,
+                Private,
+                ToFan,
+                Some("zhang"),
+                t0 + 3 * D,
+                t0 + 3 * D + s,
+            ),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "chat_messages", 8).await;
+    let got = stored(
+        &stack,
+        DB,
+        "chat_messages",
+        &[
+            "conversation",
+            "direction",
+            "associate_userid",
+            "store_id",
+            "region",
+            "ifNull(toString(first_reply_ms), '-')",
+            "relationship",
+            "month_interactions",
+        ],
+    )
+    .await?;
+    let reply_b = 2 * D + H - 10 * H; // from message 3 to message 8
+    let want: BTreeMap<String, String> = expect(&[
+        (
+            1,
+            "WECOM_PRIVATE|FAN_TO_ASSOCIATE|zhang|sh01|East|-|unknown|1",
+        ),
+        (
+            2,
+            "WECOM_PRIVATE|ASSOCIATE_TO_FAN|zhang|sh01|East|1800000|unknown|2",
+        ),
+        (
+            3,
+            "WECOM_PRIVATE|FAN_TO_ASSOCIATE|li|bj01|unknown|-|unknown|1",
+        ),
+        (5, "OFFICIAL_ACCOUNT|FAN_TO_BRAND||||-|unknown|1"),
+        // Late, but in the same month as 5, and counted after it.
+        (6, "OFFICIAL_ACCOUNT|FAN_TO_BRAND||||-|unknown|2"),
+        (
+            7,
+            "WECOM_PRIVATE|FAN_TO_ASSOCIATE|li|bj01|North|-|unknown|2",
+        ),
+        (
+            8,
+            "WECOM_PRIVATE|ASSOCIATE_TO_FAN|li|bj01|North|REPLY_B|unknown|3",
+        ),
+        // Already answered (message 2): no new first reply; zhang now works in sh02.
+        (
+            9,
+            "WECOM_PRIVATE|ASSOCIATE_TO_FAN|zhang|sh02|East-2|-|unknown|3",
+        ),
+    ])
+    .into_iter()
+    .map(|(k, v)| (k, v.replace("REPLY_B", &reply_b.to_string())))
+    .collect();
+    assert_eq!(got, want);
+    // Chat text never reaches ClickHouse.
+    let text: u64 = stack
+        .client(DB)
+        .query("SELECT count() FROM chat_messages WHERE position(formatRow('TSV', *), 'private words') > 0")
+        .fetch_one()
+        .await?;
+    assert_eq!(text, 0);
+    no_raw_ids(&stack, DB).await?;
+    assert_eq!(service.terminate(Duration::from_secs(20)), Some(0));
+    Ok(())
+}
+
+fn read(
+    n: u32,
+    openid: &str,
+    article_id: &str,
+    msgid: i64,
+    idx: i32,
+    t: i64,
+    server: i64,
+) -> Outgoing {
+    let id = event_id(n);
+    record(
+        "wxpulse.article_reads",
+        "wxa",
+        openid,
+        &ArticleRead {
+            event_id: &id,
+            app_id: "wxa",
+            openid,
+            unionid: None,
+            client_time: t,
+            server_time: server,
+            article_id,
+            msgid,
+            idx,
+            source: ReadSource::Push,
+            read_depth: 3.5,
+            read_seconds: 40,
+            shared: n % 2 == 0,
+            favorited: false,
+            cta_clicked: n % 3 == 0,
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn article(
+    id: &str,
+    msgid: i64,
+    idx: i32,
+    of: i32,
+    published: i64,
+    campaign: Option<&str>,
+    segment: Option<&str>,
+    reached: i64,
+) -> DimensionRecord {
+    DimensionRecord::Article(ArticleRecord {
+        article_id: id.into(),
+        msgid,
+        idx,
+        articles_in_push: of,
+        title: id.into(),
+        published_at: published,
+        campaign: campaign.map(Into::into),
+        target_segment: segment.map(Into::into),
+        fans_reached: reached,
+        updated_at: 0,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn article_reads_resolve_push_position_campaign_and_segment() -> anyhow::Result<()> {
+    const DB: &str = "wx_svc_article";
+    let stack = Stack::start("svc-article")?;
+    stack.prepare(DB, 2).await?;
+    let t0 = last_month(&stack).await? + D;
+    let (a, b, c, d) = ("oRAW_A", "oRAW_B", "oRAW_C", "oRAW_D");
+    publish(
+        &stack,
+        vec![
+            account("wxa", "Maison"),
+            article("a1", 100, 1, 2, t0, Some("spring"), None, 1000),
+            article("a2", 100, 2, 2, t0, Some("spring"), None, 1000),
+            fan("wxa", a, CustomerStatus::Customer, t0 - 100 * D, None),
+        ],
+    )
+    .await?;
+    let mut service = Service::start("wxpulse-article-reads", &stack, DB, &[])?;
+    let s = 1_000;
+    send(
+        &stack,
+        vec![
+            read(1, a, "a1", 100, 1, t0 + H, t0 + H + s),
+            read(1, a, "a1", 100, 1, t0 + H, t0 + H + 6 * s),
+            read(2, b, "a2", 100, 2, t0 + H, t0 + H + 2 * s),
+            // a3 is not in the dimension yet: the event's own msgid/idx stand in.
+            read(3, c, "a3", 200, 1, t0 + 2 * H, t0 + 2 * H + s),
+            read(5, a, "a2", 100, 2, t0 + 2 * H, t0 + 3 * D),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "article_reads", 4).await;
+    publish(
+        &stack,
+        vec![
+            article(
+                "a3",
+                200,
+                1,
+                1,
+                t0 + D / 2,
+                Some("vip-preview"),
+                Some("vip"),
+                80,
+            ),
+            article("a1", 100, 1, 2, t0, Some("spring"), None, 1200),
+        ],
+    )
+    .await?;
+    applied(&service, Dimension::Article, 4).await;
+    send(
+        &stack,
+        vec![
+            read(6, c, "a3", 200, 1, t0 + 3 * D, t0 + 3 * D + s),
+            read(7, d, "a1", 100, 1, t0 + 3 * D, t0 + 3 * D + s),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "article_reads", 6).await;
+    service.kill();
+    service.restart()?;
+    send(
+        &stack,
+        vec![read(8, a, "a1", 100, 1, t0 + 4 * D, t0 + 4 * D + s)],
+    )
+    .await?;
+    rows_in(&stack, DB, "article_reads", 7).await;
+    let got = stored(
+        &stack,
+        DB,
+        "article_reads",
+        &[
+            "msgid",
+            "idx",
+            "articles_in_push",
+            "ifNull(toString(toUnixTimestamp64Milli(published_at)), '-')",
+            "campaign",
+            "target_segment",
+            "fans_reached",
+            "relationship",
+            "month_interactions",
+        ],
+    )
+    .await?;
+    let p1 = t0.to_string();
+    let p3 = (t0 + D / 2).to_string();
+    let want: BTreeMap<String, String> = expect(&[
+        (1, "100|1|2|P1|spring|none|1000|customer|1"),
+        (2, "100|2|2|P1|spring|none|1000|unknown|1"),
+        (3, "200|1|0|-|unknown|unknown|0|unknown|1"),
+        (5, "100|2|2|P1|spring|none|1000|customer|2"),
+        (6, "200|1|1|P3|vip-preview|vip|80|unknown|2"),
+        (7, "100|1|2|P1|spring|none|1200|unknown|1"),
+        (8, "100|1|2|P1|spring|none|1200|customer|3"),
+    ])
+    .into_iter()
+    .map(|(k, v)| (k, v.replace("P1", &p1).replace("P3", &p3)))
+    .collect();
+    assert_eq!(got, want);
+    no_raw_ids(&stack, DB).await?;
+    assert_eq!(service.terminate(Duration::from_secs(20)), Some(0));
+    Ok(())
+}
