@@ -38,7 +38,7 @@ fn records(topic: &str, spec: &Spec) -> Vec<Record> {
             offset: i as i64,
             epoch: 1,
             key: Some(o.key),
-            payload: Some(o.payload),
+            payload: o.payload,
         })
         .collect()
 }

@@ -289,7 +289,7 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
         let record = Outgoing {
             topic,
             key: format!("{app_id}|{openid}").into_bytes(),
-            payload,
+            payload: Some(payload),
             at_ms: server_time,
         };
         // WeChat retries an event 5 s after a timeout: the gateway receives the copy (same
@@ -330,7 +330,7 @@ fn malformed(
             Outgoing {
                 topic,
                 key,
-                payload: br#"{"not":"avro"}"#.to_vec(),
+                payload: Some(br#"{"not":"avro"}"#.to_vec()),
                 at_ms: 0,
             },
         ),
@@ -343,7 +343,7 @@ fn malformed(
                 Outgoing {
                     topic,
                     key,
-                    payload,
+                    payload: Some(payload),
                     at_ms: 0,
                 },
             )
@@ -356,7 +356,7 @@ fn malformed(
                 Outgoing {
                     topic,
                     key,
-                    payload,
+                    payload: Some(payload),
                     at_ms: 0,
                 },
             )
@@ -392,7 +392,7 @@ fn malformed(
                 Outgoing {
                     topic,
                     key,
-                    payload,
+                    payload: Some(payload),
                     at_ms: 0,
                 },
             )
