@@ -1,5 +1,5 @@
-//! `wxpulse`: operate a wxpulse deployment — migrate ClickHouse, create topics, generate
-//! demo telemetry, inspect and replay dead letters.
+//! `wxpulse`: operate a wxpulse deployment — migrate ClickHouse, create topics, load
+//! dimensions, generate demo telemetry, inspect and replay dead letters.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use wxpulse_cli::{dlq, generate, migrate, produce, topics};
+use wxpulse_cli::{dims, dlq, generate, migrate, produce, topics};
 use wxpulse_runtime::config::{ClickHouseConfig, Config};
 use wxpulse_runtime::dlq::DeadLetterReason;
+use wxpulse_runtime::enrich::Dimension;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate wxpulse: migrate, topics, generate, dead letters"
+    about = "Operate wxpulse: migrate, topics, dimensions, generate, dead letters"
 )]
 struct Cli {
     /// Service config file (TOML) to take Kafka and ClickHouse settings from; layered over
@@ -90,6 +91,11 @@ enum Command {
         #[arg(long, default_value_t = 20_000)]
         rate: u64,
     },
+    /// Dimension records (compacted topics the services enrich events from).
+    Dims {
+        #[command(subcommand)]
+        action: DimsAction,
+    },
     /// Dead letters.
     Dlq {
         #[command(subcommand)]
@@ -108,6 +114,40 @@ enum TopicsAction {
         #[arg(long, default_value_t = 1)]
         replication: i32,
     },
+}
+
+#[derive(Subcommand)]
+enum DimsAction {
+    /// Publish every record of a CSV, JSON (array) or JSON Lines file, keyed, to the
+    /// dimension's topic; a file with any bad record publishes nothing.
+    Load {
+        /// account, store, associate, qr_scene, article, menu_button or fan_profile.
+        #[arg(long, value_parser = dimension)]
+        dimension: Dimension,
+        /// .csv (header row of field names), .json or .jsonl.
+        #[arg(long)]
+        file: PathBuf,
+        /// Check the file and print what would be published, without producing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete a key: produce a tombstone, which compaction and the services honour.
+    Delete {
+        /// account, store, associate, qr_scene, article, menu_button or fan_profile.
+        #[arg(long, value_parser = dimension)]
+        dimension: Dimension,
+        /// The record's key (`app_id|event_key` for menu_button, `app_id|openid` for
+        /// fan_profile).
+        #[arg(long)]
+        key: String,
+    },
+}
+
+fn dimension(name: &str) -> Result<Dimension, String> {
+    Dimension::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.as_str()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }
 
 #[derive(Subcommand)]
@@ -206,10 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             live,
             rate,
         } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .context("clock before 1970")?
-                .as_millis() as i64;
+            let now = now_ms()?;
             let (start_ms, end_ms) = if live {
                 let lead = 2_000; // time to generate before the first record is due
                 (
@@ -258,6 +295,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => println!("{json}"),
             }
         }
+        Command::Dims {
+            action:
+                DimsAction::Load {
+                    dimension,
+                    file,
+                    dry_run,
+                },
+        } => {
+            let mut records = dims::read_file(dimension, &file)?;
+            dims::stamp(&mut records, now_ms()?);
+            let outgoing = dims::outgoing(&records)?;
+            if dry_run {
+                println!(
+                    "{}: {} valid {} records (dry run, nothing published)",
+                    file.display(),
+                    outgoing.len(),
+                    dimension.as_str()
+                );
+                return Ok(());
+            }
+            let producer = produce::producer(&brokers)?;
+            let n = produce::send_all(&producer, outgoing, |_| {}).await?;
+            println!(
+                "published {n} {} records to {}",
+                dimension.as_str(),
+                dimension.topic()
+            );
+        }
+        Command::Dims {
+            action: DimsAction::Delete { dimension, key },
+        } => {
+            let tombstone = dims::tombstone(dimension, &key)?;
+            let producer = produce::producer(&brokers)?;
+            produce::send_all(&producer, [tombstone], |_| {}).await?;
+            println!("deleted {key} from {}", dimension.topic());
+        }
         Command::Dlq {
             action: DlqAction::List { topic, show },
         } => {
@@ -298,4 +371,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn now_ms() -> anyhow::Result<i64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("clock before 1970")?
+        .as_millis() as i64)
 }
