@@ -188,6 +188,7 @@ fn main() {
         duplicate_share: 0.0,
         late_share: 0.02,
         malformed_share: 0.0,
+        unknown_dimension_share: 0.01,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

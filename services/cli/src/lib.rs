@@ -6,3 +6,4 @@ pub mod generate;
 pub mod migrate;
 pub mod produce;
 pub mod topics;
+pub mod world;

@@ -271,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 duplicate_share,
                 late_share,
                 malformed_share,
+                unknown_dimension_share: 0.01,
             };
             let (records, ground_truth) = generate::generate(&spec);
             let producer = produce::producer(&brokers)?;
