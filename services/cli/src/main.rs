@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use wxpulse_cli::world::World;
 use wxpulse_cli::{dims, dlq, generate, migrate, produce, topics};
 use wxpulse_runtime::config::{ClickHouseConfig, Config};
 use wxpulse_runtime::dlq::DeadLetterReason;
@@ -51,7 +52,8 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
-    /// Generate synthetic telemetry and produce it to Kafka.
+    /// Generate a synthetic world and its telemetry: publish the world's dimension records,
+    /// then produce the events.
     Generate {
         /// RNG seed.
         #[arg(long, default_value_t = 1)]
@@ -72,14 +74,24 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         days: i64,
         /// Share of duplicated events (upstream retries).
-        #[arg(long, default_value_t = 0.01)]
+        #[arg(long, default_value_t = 0.01, value_parser = share)]
         duplicate_share: f64,
         /// Share of late events.
-        #[arg(long, default_value_t = 0.02)]
+        #[arg(long, default_value_t = 0.02, value_parser = share)]
         late_share: f64,
         /// Share of malformed records.
-        #[arg(long, default_value_t = 0.005)]
+        #[arg(long, default_value_t = 0.005, value_parser = share)]
         malformed_share: f64,
+        /// Share of keys (button, scene, article, associate) no dimension record has, and
+        /// of fans without a profile: exercises the pipeline's `unknown`.
+        #[arg(long, default_value_t = 0.01, value_parser = share)]
+        unknown_dimension_share: f64,
+        /// Do not publish the world's dimension records before the events.
+        #[arg(long, conflicts_with = "dimensions_only")]
+        no_dimensions: bool,
+        /// Publish the world's dimension records only, no events.
+        #[arg(long)]
+        dimensions_only: bool,
         /// Write the ground truth (JSON) here.
         #[arg(long)]
         truth: Option<PathBuf>,
@@ -141,6 +153,16 @@ enum DimsAction {
         #[arg(long)]
         key: String,
     },
+}
+
+/// Live mode: time to generate the events before the first one is due, ms.
+const LIVE_LEAD_MS: i64 = 2_000;
+
+fn share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("a share between 0 and 1".to_string()),
+    }
 }
 
 fn dimension(name: &str) -> Result<Dimension, String> {
@@ -242,16 +264,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             duplicate_share,
             late_share,
             malformed_share,
+            unknown_dimension_share,
+            no_dimensions,
+            dimensions_only,
             truth,
             live,
             rate,
         } => {
             let now = now_ms()?;
             let (start_ms, end_ms) = if live {
-                let lead = 2_000; // time to generate before the first record is due
                 (
-                    now + lead,
-                    now + lead + (events * 1000 / rate.max(1)) as i64,
+                    now + LIVE_LEAD_MS,
+                    now + LIVE_LEAD_MS + (events * 1000 / rate.max(1)) as i64,
                 )
             } else {
                 // Leave room for the latest late events to arrive before "now".
@@ -271,10 +295,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 duplicate_share,
                 late_share,
                 malformed_share,
-                unknown_dimension_share: 0.01,
+                unknown_dimension_share,
             };
-            let (records, ground_truth) = generate::generate(&spec);
+            let world = World::new(&spec);
             let producer = produce::producer(&brokers)?;
+            if !no_dimensions {
+                let records = world.dimension_records();
+                let counts = dims::count_by_dimension(&records);
+                let n = produce::send_all(&producer, dims::outgoing(&records)?, |_| {}).await?;
+                eprintln!("[generate] {n} dimension records published: {counts:?}");
+            }
+            if dimensions_only {
+                return Ok(());
+            }
+            // Live events start once the world is published (with the same lead for
+            // generating them); the world keeps its span's times, a little earlier, so
+            // every push still precedes the reads of it.
+            let spec = if live {
+                let start_ms = spec.start_ms.max(now_ms()? + LIVE_LEAD_MS);
+                generate::Spec {
+                    start_ms,
+                    end_ms: start_ms + (spec.end_ms - spec.start_ms),
+                    ..spec
+                }
+            } else {
+                spec
+            };
+            let (records, ground_truth) = generate::generate_with(&spec, &world);
             let total = records.len();
             let started = std::time::Instant::now();
             let sent = produce::send_paced(&producer, records, live, |n| {
