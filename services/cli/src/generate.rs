@@ -171,11 +171,10 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
     for d in Dimension::ALL {
         truth.dimension_missing.insert(d.as_str().to_string(), 0);
     }
-    for r in world.dimension_records() {
-        *truth
+    for (d, n) in world.record_counts() {
+        truth
             .dimension_records
-            .entry(r.dimension().as_str().to_string())
-            .or_default() += 1;
+            .insert(d.as_str().to_string(), n as u64);
     }
     let mut out: Vec<Outgoing> = Vec::with_capacity(spec.events as usize);
     let mut copies: Vec<Outgoing> = Vec::new();
