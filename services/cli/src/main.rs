@@ -62,10 +62,10 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         events: u64,
         /// Brands.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
         brands: u32,
         /// Official Accounts per brand.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
         accounts_per_brand: u32,
         /// Fans per account.
         #[arg(long, default_value_t = 20_000)]
