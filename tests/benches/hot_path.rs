@@ -40,7 +40,7 @@ fn records(topic: &str, spec: &Spec) -> Vec<Record> {
             offset: i as i64,
             epoch: 1,
             key: Some(o.key),
-            payload: Some(o.payload),
+            payload: o.payload,
         })
         .collect()
 }
@@ -206,6 +206,7 @@ fn main() {
         duplicate_share: 0.0,
         late_share: 0.02,
         malformed_share: 0.0,
+        unknown_dimension_share: 0.01,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

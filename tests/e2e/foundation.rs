@@ -144,14 +144,14 @@ fn events() -> (Vec<Outgoing>, Vec<(&'static str, Vec<Expected>)>) {
                 out.push(Outgoing {
                     topic,
                     key: key.clone(),
-                    payload: payload.clone(),
+                    payload: Some(payload.clone()),
                     at_ms: 0,
                 });
             }
             out.push(Outgoing {
                 topic,
                 key,
-                payload,
+                payload: Some(payload),
                 at_ms: 0,
             });
             rows.push((

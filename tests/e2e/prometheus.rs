@@ -177,6 +177,7 @@ async fn produce_generated(
         duplicate_share: 0.02,
         late_share: 0.0,
         malformed_share: malformed,
+        unknown_dimension_share: 0.01,
     };
     let (records, truth) = generate::generate(&spec);
     produce::send_all(&produce::producer(brokers)?, records, |_| {}).await?;

@@ -26,6 +26,7 @@ fn spec(seed: u64, events: u64, malformed_share: f64) -> Spec {
         duplicate_share: 0.02,
         late_share: 0.03,
         malformed_share,
+        unknown_dimension_share: 0.01,
     }
 }
 

@@ -129,7 +129,7 @@ pub async fn replay(
         .map(|l| Outgoing {
             topic: Box::leak(l.source_topic.clone().into_boxed_str()),
             key: l.source_key.clone().unwrap_or_default(),
-            payload: l.payload.clone(),
+            payload: Some(l.payload.clone()),
             at_ms: 0,
         })
         .collect();

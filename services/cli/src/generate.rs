@@ -2,8 +2,10 @@
 //! by seed, with duplicates, late events and malformed records, and its own ground truth.
 //!
 //! Shapes (seed 000, H1 2020): stream mix 70/13/11/6 (menu, article, chat, QR); menu
-//! categories e-commerce 45%, brand/product info 33%, CRM 22%. The ground truth is tallied
-//! here, while generating, from the generator's own decisions — never by reading the
+//! categories e-commerce 45%, brand/product info 33%, CRM 22%. Events reference the
+//! [`World`] (buttons, scenes, articles, associates, fans), but for a configurable share
+//! of keys no dimension record has. The ground truth is tallied here, while generating,
+//! from the generator's own decisions and the world's records — never by reading the
 //! pipeline's output — so tests compare two independent computations.
 
 use std::collections::BTreeMap;
@@ -13,12 +15,17 @@ use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use wxpulse_runtime::codec::{self, EMBEDDED};
+use wxpulse_runtime::enrich::{Dimension, MenuCategory, SceneChannel};
 use wxpulse_runtime::events::{
     ArticleRead, ChatMessage, ConversationKind, Direction, MenuClick, MenuEvent, MsgType, QrEvent,
     QrScan, ReadSource,
 };
 
 use crate::produce::Outgoing;
+use crate::world::{self, World};
+
+/// What rows carry for a key no dimension record has (the pipeline's marker).
+pub const UNKNOWN: &str = "unknown";
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -43,6 +50,9 @@ pub struct Spec {
     pub late_share: f64,
     /// Share of extra malformed records.
     pub malformed_share: f64,
+    /// Share of keys events carry that no dimension record has (button keys, scenes,
+    /// articles, associates) and of fans without a profile, so `unknown` gets exercised.
+    pub unknown_dimension_share: f64,
 }
 
 /// The four interaction streams with their topic and share of interactions (seed 000).
@@ -56,26 +66,33 @@ pub const STREAMS: [(&str, &str, f64); 4] = [
 /// When an upstream retry arrives after the original (WeChat: 5 s timeout, then retry).
 const RETRY_AFTER_MS: i64 = 5_000;
 
-/// Menu buttons: (key, category, is a URL).
-const BUTTONS: [(&str, &str, MenuEvent); 9] = [
-    ("SHOP_NEW_ARRIVALS", "ECOMMERCE", MenuEvent::Click),
-    ("https://mall.example.com/", "ECOMMERCE", MenuEvent::View),
-    ("pages/mall/index", "ECOMMERCE", MenuEvent::ViewMiniprogram),
-    ("BRAND_STORY", "BRAND_INFO", MenuEvent::Click),
-    (
-        "https://brand.example.com/collections",
-        "BRAND_INFO",
-        MenuEvent::View,
-    ),
-    ("LOOKBOOK", "BRAND_INFO", MenuEvent::Click),
-    ("MEMBER_CENTER", "CRM", MenuEvent::Click),
-    ("CONTACT_SERVICE", "CRM", MenuEvent::Click),
-    ("pages/booking/index", "CRM", MenuEvent::ViewMiniprogram),
+/// What a chat conversation is waiting for: the other side's reply to the last message.
+struct Reply {
+    account: usize,
+    fan: u32,
+    conversation: ConversationKind,
+    direction: Direction,
+    userid: Option<String>,
+    chat_id: Option<String>,
+}
+
+/// What a fan writes and what associates answer (text messages only; never stored).
+const FAN_TEXTS: [&str; 3] = [
+    "您好，请问这款包还有货吗？",
+    "请问周末可以预约到店吗？",
+    "会员积分怎么查询？",
 ];
-/// Category weights per button so categories come out 45 / 33 / 22.
-const BUTTON_WEIGHTS: [f64; 9] = [15.0, 15.0, 15.0, 11.0, 11.0, 11.0, 7.34, 7.33, 7.33];
+const REPLY_TEXTS: [&str; 3] = [
+    "您好，有的，欢迎到店试背。",
+    "可以的，已为您预约周六下午。",
+    "您好，在会员中心即可查看积分。",
+];
 
 /// The generator's own tally of what the pipeline must end up with.
+///
+/// Dimension tallies resolve the keys the events carry through the world's records, as
+/// the pipeline must; names are the ones rows carry (lowercase), and `unknown` stands for
+/// a key no record has, as the pipeline's marker does.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct GroundTruth {
     /// Distinct valid events per stream.
@@ -88,10 +105,38 @@ pub struct GroundTruth {
     pub late: u64,
     /// Malformed records per dead-letter reason (metric label names).
     pub dead_letters: BTreeMap<String, u64>,
-    /// Menu clicks per category.
+    /// Menu clicks per category, by Avro symbol (`ECOMMERCE`, `BRAND_INFO`, `CRM`, and
+    /// `UNKNOWN` for keys no button has); the same counts as `menu_clicks_by_category`.
     pub menu_categories: BTreeMap<String, u64>,
-    /// Records produced in all.
+    /// Records produced to the event topics in all (dimension records not included).
     pub records: u64,
+    /// Menu clicks per category as the button records resolve `app_id|event_key`
+    /// (`ecommerce`, `brand_info`, `crm`, `unknown`).
+    pub menu_clicks_by_category: BTreeMap<String, u64>,
+    /// QR scans (subscribe and scan) per channel of their scene (`store`, `associate`,
+    /// `event`, `article`, `ad`, `packaging`, `payment`, `unknown`).
+    pub qr_scans_by_channel: BTreeMap<String, u64>,
+    /// New follows (`SUBSCRIBE` scans) per channel of their scene.
+    pub new_follows_by_channel: BTreeMap<String, u64>,
+    /// Events that carry a key their dimension has no record of, per dimension: menu clicks
+    /// with an unknown button, scans of an unknown scene, reads of an unknown article, WeCom
+    /// messages of an unknown associate, and every event of a fan without a profile.
+    /// Every dimension is listed, with 0 when nothing misses.
+    pub dimension_missing: BTreeMap<String, u64>,
+    /// Events per stream and relationship segment of the fan's profile (`prospect`,
+    /// `customer`, `vip`; `unknown` for fans without one).
+    pub events_by_segment: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Records of the world per dimension (what `generate` publishes unless told not to).
+    pub dimension_records: BTreeMap<String, u64>,
+}
+
+impl GroundTruth {
+    fn miss(&mut self, dimension: Dimension) {
+        *self
+            .dimension_missing
+            .entry(dimension.as_str().to_string())
+            .or_default() += 1;
+    }
 }
 
 struct Ids {
@@ -106,15 +151,31 @@ impl Ids {
     }
 }
 
-/// Generates the records (in production order) and the ground truth.
+/// Generates the records (in production order) and the ground truth, in the world of
+/// `spec` (see [`generate_with`]).
 pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
+    generate_with(spec, &World::new(spec))
+}
+
+/// Generates the events of `spec` in `world`: their keys are the world's, but for the
+/// `unknown_dimension_share` that reference keys no record has. The world may have been
+/// built for an earlier span of the same length (live mode publishes it first, then
+/// starts the events when that is done).
+pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth) {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut ids = Ids {
         rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed),
     };
     let stream_pick = WeightedIndex::new(STREAMS.iter().map(|s| s.2)).expect("positive weights");
-    let button_pick = WeightedIndex::new(BUTTON_WEIGHTS).expect("positive weights");
     let mut truth = GroundTruth::default();
+    for d in Dimension::ALL {
+        truth.dimension_missing.insert(d.as_str().to_string(), 0);
+    }
+    for (d, n) in world.record_counts() {
+        truth
+            .dimension_records
+            .insert(d.as_str().to_string(), n as u64);
+    }
     let mut out: Vec<Outgoing> = Vec::with_capacity(spec.events as usize);
     let mut copies: Vec<Outgoing> = Vec::new();
     let schema = |subject: &str| {
@@ -128,18 +189,13 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
         .iter()
         .map(|(_, topic, _)| schema(&format!("{topic}-value")))
         .collect();
-    let accounts: Vec<String> = (0..spec.brands)
-        .flat_map(|b| (0..spec.accounts_per_brand).map(move |a| format!("wxb{b:02}a{a:02}")))
-        .collect();
+    let unknown = spec.unknown_dimension_share;
     let span = (spec.end_ms - spec.start_ms).max(1);
     let events = spec.events.max(1) as i128;
+    let mut waiting: Option<Reply> = None;
     for i in 0..spec.events {
         let s = stream_pick.sample(&mut rng);
         let (stream, topic, _) = STREAMS[s];
-        let app_id = accounts[rng.gen_range(0..accounts.len())].as_str();
-        let fan = rng.gen_range(0..spec.fans_per_account);
-        let openid = format!("o{app_id}_{fan:06}");
-        let unionid = (fan % 5 != 0).then(|| format!("u{}_{fan:06}", &app_id[..5]));
         // The gateway stamps server_time on receipt, so it grows with production order;
         // it is the client time that arrives late and out of order.
         // Exact in i128: at more than 1000 events/s a per-event step in whole ms would be 0.
@@ -153,6 +209,19 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
             rng.gen_range(50..3_000)
         };
         let client_time = server_time - delay;
+        // A chat slot answers the message waiting for a reply, in the same conversation.
+        let reply = if stream == "chat_message" {
+            waiting.take()
+        } else {
+            None
+        };
+        let (account, fan) = match &reply {
+            Some(r) => (r.account, r.fan),
+            None => pick_fan(world, &mut rng, server_time),
+        };
+        let app_id = world.accounts[account].record.app_id.as_str();
+        let openid = world::openid(app_id, fan);
+        let unionid = (fan % 5 != 0).then(|| format!("u{}_{fan:06}", &app_id[..5]));
         let event_id = ids.uuid();
         let h = (
             event_id.as_str(),
@@ -166,10 +235,28 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
         let mut payload = Vec::with_capacity(160);
         let encoded = match stream {
             "menu_click" => {
-                let b = button_pick.sample(&mut rng);
+                let (key, event) = if rng.gen_bool(unknown) {
+                    world.unknown_button(account, &mut rng)
+                } else {
+                    let b = world.pick_button(account, &mut rng);
+                    (b.key.clone(), b.event)
+                };
+                let category = world.button_category(app_id, &key);
+                if category.is_none() {
+                    truth.miss(Dimension::MenuButton);
+                }
+                let symbol = match category {
+                    Some(MenuCategory::Ecommerce) => "ECOMMERCE",
+                    Some(MenuCategory::BrandInfo) => "BRAND_INFO",
+                    Some(MenuCategory::Crm) => "CRM",
+                    Some(MenuCategory::Other) => "OTHER",
+                    None => "UNKNOWN",
+                };
+                *truth.menu_categories.entry(symbol.to_string()).or_default() += 1;
+                let name = category.map_or(UNKNOWN, MenuCategory::as_str);
                 *truth
-                    .menu_categories
-                    .entry(BUTTONS[b].1.to_string())
+                    .menu_clicks_by_category
+                    .entry(name.to_string())
                     .or_default() += 1;
                 let e = MenuClick {
                     event_id: h.0,
@@ -178,20 +265,22 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
                     unionid: h.3,
                     client_time: h.4,
                     server_time: h.5,
-                    event: BUTTONS[b].2,
-                    event_key: BUTTONS[b].0,
+                    event,
+                    event_key: &key,
                     menu_id: None,
                 };
                 codec::encode_into(&e, *schema_id, schema, &mut payload)
             }
             "article_read" => {
-                let idx = if rng.gen_bool(0.75) {
-                    1
+                let (article_id, msgid, idx) = if rng.gen_bool(unknown) {
+                    world.unknown_article(account, &mut rng)
                 } else {
-                    rng.gen_range(2..=4)
+                    let a = world.pick_article(account, server_time, &mut rng);
+                    (a.article_id.clone(), a.msgid, a.idx)
                 };
-                let msgid = 1_000 + rng.gen_range(0..20);
-                let article_id = format!("{app_id}_{msgid}_{idx}");
+                if !world.has_article(&article_id) {
+                    truth.miss(Dimension::Article);
+                }
                 let e = ArticleRead {
                     event_id: h.0,
                     app_id: h.1,
@@ -204,11 +293,12 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
                     idx,
                     source: [
                         ReadSource::Push,
+                        ReadSource::Push,
                         ReadSource::Chat,
                         ReadSource::Moments,
                         ReadSource::Search,
                         ReadSource::History,
-                    ][rng.gen_range(0..5)],
+                    ][rng.gen_range(0..6)],
                     read_depth: rng.gen_range(0.5..15.0),
                     read_seconds: rng.gen_range(3..600),
                     shared: rng.gen_bool(0.05),
@@ -218,13 +308,72 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
                 codec::encode_into(&e, *schema_id, schema, &mut payload)
             }
             "chat_message" => {
-                let (conversation, direction) = match rng.gen_range(0..10) {
-                    0..=1 => (ConversationKind::OfficialAccount, Direction::FanToBrand),
-                    2..=4 => (ConversationKind::WecomPrivate, Direction::FanToAssociate),
-                    5..=7 => (ConversationKind::WecomPrivate, Direction::AssociateToFan),
-                    _ => (ConversationKind::WecomGroup, Direction::FanToAssociate),
+                let (conversation, direction, userid, chat_id) = match reply {
+                    Some(r) => (r.conversation, r.direction, r.userid, r.chat_id),
+                    None => {
+                        let (conversation, direction, answer) = match rng.gen_range(0..20) {
+                            0..=3 => (
+                                ConversationKind::OfficialAccount,
+                                Direction::FanToBrand,
+                                Some((Direction::BrandToFan, 0.5)),
+                            ),
+                            // Associates reach out too (new arrivals, invitations: seed 001).
+                            4..=5 => (
+                                ConversationKind::WecomPrivate,
+                                Direction::AssociateToFan,
+                                None,
+                            ),
+                            6..=15 => (
+                                ConversationKind::WecomPrivate,
+                                Direction::FanToAssociate,
+                                Some((Direction::AssociateToFan, 0.7)),
+                            ),
+                            _ => (
+                                ConversationKind::WecomGroup,
+                                Direction::FanToAssociate,
+                                Some((Direction::AssociateToFan, 0.3)),
+                            ),
+                        };
+                        let userid =
+                            (conversation != ConversationKind::OfficialAccount).then(|| {
+                                if rng.gen_bool(unknown) {
+                                    world.unknown_associate(&mut rng)
+                                } else {
+                                    world.associate_of(account, fan).userid.clone()
+                                }
+                            });
+                        let chat_id = (conversation == ConversationKind::WecomGroup)
+                            .then(|| format!("wrgrp_{}", userid.as_deref().unwrap_or_default()));
+                        if let Some((answer, p)) = answer {
+                            if rng.gen_bool(p) {
+                                waiting = Some(Reply {
+                                    account,
+                                    fan,
+                                    conversation,
+                                    direction: answer,
+                                    userid: userid.clone(),
+                                    chat_id: chat_id.clone(),
+                                });
+                            }
+                        }
+                        (conversation, direction, userid, chat_id)
+                    }
                 };
-                let userid = format!("assoc_{:03}", fan % 40);
+                if userid.as_deref().is_some_and(|u| !world.has_associate(u)) {
+                    truth.miss(Dimension::Associate);
+                }
+                let msg_type = [
+                    MsgType::Text,
+                    MsgType::Text,
+                    MsgType::Text,
+                    MsgType::Image,
+                    MsgType::Voice,
+                    MsgType::Miniprogram,
+                ][rng.gen_range(0..6)];
+                let from_fan =
+                    matches!(direction, Direction::FanToBrand | Direction::FanToAssociate);
+                let texts = if from_fan { FAN_TEXTS } else { REPLY_TEXTS };
+                let content = (msg_type == MsgType::Text).then(|| texts[rng.gen_range(0..3)]);
                 let e = ChatMessage {
                     event_id: h.0,
                     app_id: h.1,
@@ -235,25 +384,33 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
                     msg_id: rng.gen(),
                     conversation,
                     direction,
-                    msg_type: [
-                        MsgType::Text,
-                        MsgType::Text,
-                        MsgType::Text,
-                        MsgType::Image,
-                        MsgType::Voice,
-                        MsgType::Miniprogram,
-                    ][rng.gen_range(0..6)],
-                    userid: (conversation != ConversationKind::OfficialAccount)
-                        .then_some(userid.as_str()),
-                    chat_id: (conversation == ConversationKind::WecomGroup).then_some("wrgroup01"),
-                    content: Some("您好，请问这款包还有货吗？"),
-                    content_length: 13,
+                    msg_type,
+                    userid: userid.as_deref(),
+                    chat_id: chat_id.as_deref(),
+                    content,
+                    content_length: content.map_or(0, |c| c.chars().count() as i32),
                 };
                 codec::encode_into(&e, *schema_id, schema, &mut payload)
             }
             _ => {
                 let subscribe = rng.gen_bool(0.4);
-                let scene = format!("store_{:04}", rng.gen_range(0..50));
+                let scene = if rng.gen_bool(unknown) {
+                    world.unknown_scene(account, &mut rng)
+                } else {
+                    world.pick_scene(account, &mut rng).scene.clone()
+                };
+                let channel = world.scene_channel(&scene);
+                if channel.is_none() {
+                    truth.miss(Dimension::QrScene);
+                }
+                let channel = channel.map_or(UNKNOWN, SceneChannel::as_str).to_string();
+                *truth
+                    .qr_scans_by_channel
+                    .entry(channel.clone())
+                    .or_default() += 1;
+                if subscribe {
+                    *truth.new_follows_by_channel.entry(channel).or_default() += 1;
+                }
                 let key = if subscribe {
                     format!("qrscene_{scene}")
                 } else {
@@ -278,6 +435,19 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
             }
         };
         encoded.expect("generated events match their schema");
+        let segment = match world.fan(account, fan) {
+            Some(f) => world::segment_name(f.status),
+            None => {
+                truth.miss(Dimension::FanProfile);
+                UNKNOWN
+            }
+        };
+        *truth
+            .events_by_segment
+            .entry(stream.to_string())
+            .or_default()
+            .entry(segment.to_string())
+            .or_default() += 1;
         *truth.events.entry(stream.to_string()).or_default() += 1;
         *truth
             .events_by_account
@@ -289,7 +459,7 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
         let record = Outgoing {
             topic,
             key: format!("{app_id}|{openid}").into_bytes(),
-            payload,
+            payload: Some(payload),
             at_ms: server_time,
         };
         // WeChat retries an event 5 s after a timeout: the gateway receives the copy (same
@@ -316,6 +486,21 @@ pub fn generate(spec: &Spec) -> (Vec<Outgoing>, GroundTruth) {
     (out, truth)
 }
 
+/// An account and one of its fans who follows it at `t` (fans who follow later or have
+/// left do not interact; after a few tries any fan will do, so sampling always ends).
+fn pick_fan(world: &World, rng: &mut ChaCha8Rng, t: i64) -> (usize, u32) {
+    let account = rng.gen_range(0..world.accounts.len());
+    let fans = world.fans[account].len().max(1) as u32;
+    let mut fan = rng.gen_range(0..fans);
+    for _ in 0..16 {
+        if world.follows_at(account, fan, t) {
+            break;
+        }
+        fan = rng.gen_range(0..fans);
+    }
+    (account, fan)
+}
+
 /// One malformed record of a random kind, and the dead-letter reason it must get.
 fn malformed(
     rng: &mut ChaCha8Rng,
@@ -330,7 +515,7 @@ fn malformed(
             Outgoing {
                 topic,
                 key,
-                payload: br#"{"not":"avro"}"#.to_vec(),
+                payload: Some(br#"{"not":"avro"}"#.to_vec()),
                 at_ms: 0,
             },
         ),
@@ -343,7 +528,7 @@ fn malformed(
                 Outgoing {
                     topic,
                     key,
-                    payload,
+                    payload: Some(payload),
                     at_ms: 0,
                 },
             )
@@ -356,7 +541,7 @@ fn malformed(
                 Outgoing {
                     topic,
                     key,
-                    payload,
+                    payload: Some(payload),
                     at_ms: 0,
                 },
             )
@@ -392,7 +577,7 @@ fn malformed(
                 Outgoing {
                     topic,
                     key,
-                    payload,
+                    payload: Some(payload),
                     at_ms: 0,
                 },
             )
@@ -402,6 +587,8 @@ fn malformed(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn spec(events: u64) -> Spec {
@@ -416,6 +603,7 @@ mod tests {
             duplicate_share: 0.02,
             late_share: 0.03,
             malformed_share: 0.01,
+            unknown_dimension_share: 0.01,
         }
     }
 
@@ -442,6 +630,14 @@ mod tests {
         let menu = truth.events["menu_click"] as f64;
         assert!((truth.menu_categories["ECOMMERCE"] as f64 / menu - 0.45).abs() < 0.015);
         assert!((truth.menu_categories["CRM"] as f64 / menu - 0.22).abs() < 0.015);
+        // Among clicks on buttons the menu has, exactly the seed's mix.
+        let known = menu - truth.menu_clicks_by_category[UNKNOWN] as f64;
+        let category = |c: &str| truth.menu_clicks_by_category[c] as f64 / known;
+        assert!((category("ecommerce") - 0.45).abs() < 0.01);
+        assert!((category("brand_info") - 0.33).abs() < 0.01);
+        assert!((category("crm") - 0.22).abs() < 0.01);
+        let unknown = truth.menu_clicks_by_category[UNKNOWN] as f64 / menu;
+        assert!((unknown - 0.01).abs() < 0.003, "{unknown}");
         let bad: u64 = truth.dead_letters.values().sum();
         assert_eq!(records.len() as u64, total + truth.duplicates + bad);
     }
@@ -468,5 +664,291 @@ mod tests {
         // Retry copies trail their original by >= 5 s of server time, so within one
         // second of traffic they all come out at the end, still inside the dedup window.
         assert_eq!(records.len() as u64, 20_000 + truth.duplicates);
+    }
+
+    /// Decodes every distinct valid event and resolves it through the world's dimension
+    /// records, the way the pipeline will: a second computation of the ground truth.
+    #[test]
+    fn ground_truth_matches_the_events_resolved_through_the_published_records() {
+        use std::collections::{HashMap, HashSet};
+        use wxpulse_runtime::enrich::DimensionRecord;
+
+        let spec = Spec {
+            unknown_dimension_share: 0.03,
+            ..spec(30_000)
+        };
+        let world = World::new(&spec);
+        let (records, truth) = generate_with(&spec, &world);
+        let mut buttons = HashMap::new();
+        let mut scenes = HashMap::new();
+        let mut articles = HashMap::new();
+        let mut associates = HashSet::new();
+        let mut profiles = HashMap::new();
+        for r in world.dimension_records() {
+            match r {
+                DimensionRecord::MenuButton(b) => {
+                    buttons.insert((b.app_id, b.event_key), b.category);
+                }
+                DimensionRecord::QrScene(q) => {
+                    scenes.insert(q.scene, q.channel);
+                }
+                DimensionRecord::Article(a) => {
+                    articles.insert(a.article_id.clone(), a);
+                }
+                DimensionRecord::Associate(a) => {
+                    associates.insert(a.userid);
+                }
+                DimensionRecord::FanProfile(f) => {
+                    profiles.insert((f.app_id.clone(), f.openid.clone()), f);
+                }
+                _ => {}
+            }
+        }
+        let schemas: HashMap<u32, (&str, serde_avro_fast::Schema)> = EMBEDDED
+            .iter()
+            .map(|s| (s.id, (s.subject, codec::parse(s.json).expect("parses"))))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut want = GroundTruth::default();
+        for d in Dimension::ALL {
+            want.dimension_missing.insert(d.as_str().to_string(), 0);
+        }
+        let count =
+            |m: &mut BTreeMap<String, u64>, k: &str| *m.entry(k.to_string()).or_default() += 1;
+        let mut not_following = 0;
+        for r in &records {
+            let Some(payload) = r.payload.as_deref() else {
+                continue;
+            };
+            let Ok((id, datum)) = codec::split_frame(payload) else {
+                continue;
+            };
+            // As the services do: a schema of another subject is undecodable here.
+            let Some(schema) = schemas
+                .get(&id)
+                .filter(|(subject, _)| *subject == format!("{}-value", r.topic))
+                .map(|(_, schema)| schema)
+            else {
+                continue;
+            };
+            let (stream, header) = match r.topic {
+                "wxpulse.menu_clicks" => {
+                    let Ok(e) = codec::decode::<MenuClick<'_>>(datum, schema) else {
+                        continue;
+                    };
+                    if e.openid.is_empty() || !seen.insert(e.event_id.to_string()) {
+                        continue;
+                    }
+                    let category = buttons.get(&(e.app_id.to_string(), e.event_key.to_string()));
+                    if category.is_none() {
+                        count(&mut want.dimension_missing, "menu_button");
+                    }
+                    count(
+                        &mut want.menu_clicks_by_category,
+                        category.map_or(UNKNOWN, |c| c.as_str()),
+                    );
+                    (
+                        "menu_click",
+                        (e.app_id.to_string(), e.openid.to_string(), e.server_time),
+                    )
+                }
+                "wxpulse.qr_scans" => {
+                    let Ok(e) = codec::decode::<QrScan<'_>>(datum, schema) else {
+                        continue;
+                    };
+                    if !seen.insert(e.event_id.to_string()) {
+                        continue;
+                    }
+                    let subscribe = e.event == QrEvent::Subscribe;
+                    let scene = e.event_key.strip_prefix("qrscene_");
+                    assert_eq!(scene.is_some(), subscribe, "{e:?}");
+                    let channel = scenes.get(scene.unwrap_or(e.event_key));
+                    if channel.is_none() {
+                        count(&mut want.dimension_missing, "qr_scene");
+                    }
+                    let channel = channel.map_or(UNKNOWN, |c| c.as_str());
+                    count(&mut want.qr_scans_by_channel, channel);
+                    if subscribe {
+                        count(&mut want.new_follows_by_channel, channel);
+                    }
+                    (
+                        "qr_scan",
+                        (e.app_id.to_string(), e.openid.to_string(), e.server_time),
+                    )
+                }
+                "wxpulse.article_reads" => {
+                    let Ok(e) = codec::decode::<ArticleRead<'_>>(datum, schema) else {
+                        continue;
+                    };
+                    if !seen.insert(e.event_id.to_string()) {
+                        continue;
+                    }
+                    match articles.get(e.article_id) {
+                        Some(a) => {
+                            assert_eq!((a.msgid, a.idx), (e.msgid, e.idx), "{e:?}");
+                            assert!(a.published_at <= e.server_time, "read before its push");
+                        }
+                        None => count(&mut want.dimension_missing, "article"),
+                    }
+                    (
+                        "article_read",
+                        (e.app_id.to_string(), e.openid.to_string(), e.server_time),
+                    )
+                }
+                _ => {
+                    let Ok(e) = codec::decode::<ChatMessage<'_>>(datum, schema) else {
+                        continue;
+                    };
+                    if !seen.insert(e.event_id.to_string()) {
+                        continue;
+                    }
+                    assert_eq!(
+                        e.userid.is_none(),
+                        e.conversation == ConversationKind::OfficialAccount
+                    );
+                    if e.userid.is_some_and(|u| !associates.contains(u)) {
+                        count(&mut want.dimension_missing, "associate");
+                    }
+                    (
+                        "chat_message",
+                        (e.app_id.to_string(), e.openid.to_string(), e.server_time),
+                    )
+                }
+            };
+            let (app_id, openid, t) = header;
+            let profile = profiles.get(&(app_id, openid));
+            if profile.is_none() {
+                count(&mut want.dimension_missing, "fan_profile");
+            }
+            if let Some(p) = profile {
+                let following =
+                    p.followed_at.is_some_and(|f| f <= t) && p.unfollowed_at.is_none_or(|u| t < u);
+                not_following += u64::from(!following);
+            }
+            let segment = profile.map_or(UNKNOWN, |p| world::segment_name(p.status));
+            count(
+                want.events_by_segment
+                    .entry(stream.to_string())
+                    .or_default(),
+                segment,
+            );
+        }
+        assert_eq!(seen.len() as u64, truth.events.values().sum::<u64>());
+        assert_eq!(want.menu_clicks_by_category, truth.menu_clicks_by_category);
+        assert_eq!(want.qr_scans_by_channel, truth.qr_scans_by_channel);
+        assert_eq!(want.new_follows_by_channel, truth.new_follows_by_channel);
+        assert_eq!(want.dimension_missing, truth.dimension_missing);
+        assert_eq!(want.events_by_segment, truth.events_by_segment);
+        for d in [
+            "menu_button",
+            "qr_scene",
+            "article",
+            "associate",
+            "fan_profile",
+        ] {
+            assert!(truth.dimension_missing[d] > 0, "{d} is exercised");
+        }
+        assert!(
+            not_following * 1000 < seen.len() as u64,
+            "fans interact while following"
+        );
+        let segments = &truth.events_by_segment["menu_click"];
+        let menu = truth.events["menu_click"] as f64;
+        assert!(
+            (segments["prospect"] as f64 / menu - 0.8 * 0.97).abs() < 0.02,
+            "{segments:?}"
+        );
+    }
+
+    #[test]
+    fn a_world_without_gaps_resolves_everything() {
+        let (_, truth) = generate(&Spec {
+            unknown_dimension_share: 0.0,
+            ..spec(5_000)
+        });
+        assert!(
+            truth.dimension_missing.values().all(|&n| n == 0),
+            "{:?}",
+            truth.dimension_missing
+        );
+        assert!(!truth.menu_clicks_by_category.contains_key(UNKNOWN));
+        assert!(truth
+            .events_by_segment
+            .values()
+            .all(|s| !s.contains_key(UNKNOWN)));
+        assert_eq!(truth.dimension_records["fan_profile"], 4 * 500);
+    }
+
+    #[test]
+    fn menu_clicks_send_the_event_of_their_button() {
+        let spec = spec(3_000);
+        let world = World::new(&spec);
+        let (records, _) = generate_with(&spec, &world);
+        let schema = codec::parse(EMBEDDED[0].json).expect("menu click v1");
+        let mut checked = 0;
+        for r in records.iter().filter(|r| r.topic == "wxpulse.menu_clicks") {
+            let Some(Ok((1, datum))) = r.payload.as_deref().map(codec::split_frame) else {
+                continue;
+            };
+            let Ok(e) = codec::decode::<MenuClick<'_>>(datum, &schema) else {
+                continue;
+            };
+            let account = world
+                .accounts
+                .iter()
+                .find(|a| a.record.app_id == e.app_id)
+                .expect("account");
+            let expected = match account.buttons.iter().find(|b| b.key == e.event_key) {
+                Some(b) => b.event,
+                None if e.event_key.starts_with("https://") => MenuEvent::View,
+                None if e.event_key.starts_with("pages/") => MenuEvent::ViewMiniprogram,
+                None => MenuEvent::Click,
+            };
+            assert_eq!(e.event, expected, "{e:?}");
+            checked += 1;
+        }
+        assert!(checked > 1_500);
+    }
+
+    #[test]
+    fn associates_answer_the_fans_who_write_to_them() {
+        let spec = spec(20_000);
+        let world = World::new(&spec);
+        let (records, _) = generate_with(&spec, &world);
+        let schema = codec::parse(EMBEDDED[2].json).expect("chat v1");
+        let mut last_from_fan: HashMap<(String, String), i64> = HashMap::new();
+        let (mut replies, mut answered) = (0, 0);
+        for r in records
+            .iter()
+            .filter(|r| r.topic == "wxpulse.chat_messages" && r.at_ms > 0)
+        {
+            let Some(Ok((3, datum))) = r.payload.as_deref().map(codec::split_frame) else {
+                continue;
+            };
+            let Ok(e) = codec::decode::<ChatMessage<'_>>(datum, &schema) else {
+                continue;
+            };
+            let Some(userid) = e.userid else { continue };
+            let pair = (e.openid.to_string(), userid.to_string());
+            match e.direction {
+                Direction::FanToAssociate => {
+                    last_from_fan.insert(pair, e.server_time);
+                }
+                Direction::AssociateToFan => {
+                    replies += 1;
+                    answered += u64::from(
+                        last_from_fan
+                            .get(&pair)
+                            .is_some_and(|t| *t <= e.server_time),
+                    );
+                }
+                d => panic!("{d:?} in a WeCom conversation"),
+            }
+        }
+        // Most associate messages answer the fan's last one; the rest reach out first.
+        assert!(
+            replies > 500 && answered * 10 > replies * 7,
+            "{answered}/{replies}"
+        );
     }
 }

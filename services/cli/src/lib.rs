@@ -1,7 +1,9 @@
 //! The `wxpulse` command line as a library, so end-to-end tests drive the same code.
 
+pub mod dims;
 pub mod dlq;
 pub mod generate;
 pub mod migrate;
 pub mod produce;
 pub mod topics;
+pub mod world;

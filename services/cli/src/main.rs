@@ -1,5 +1,5 @@
-//! `wxpulse`: operate a wxpulse deployment — migrate ClickHouse, create topics, generate
-//! demo telemetry, inspect and replay dead letters.
+//! `wxpulse`: operate a wxpulse deployment — migrate ClickHouse, create topics, load
+//! dimensions, generate demo telemetry, inspect and replay dead letters.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use wxpulse_cli::{dlq, generate, migrate, produce, topics};
+use wxpulse_cli::world::World;
+use wxpulse_cli::{dims, dlq, generate, migrate, produce, topics};
 use wxpulse_runtime::config::{ClickHouseConfig, Config};
 use wxpulse_runtime::dlq::DeadLetterReason;
+use wxpulse_runtime::enrich::Dimension;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate wxpulse: migrate, topics, generate, dead letters"
+    about = "Operate wxpulse: migrate, topics, dimensions, generate, dead letters"
 )]
 struct Cli {
     /// Service config file (TOML) to take Kafka and ClickHouse settings from; layered over
@@ -50,7 +52,8 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
-    /// Generate synthetic telemetry and produce it to Kafka.
+    /// Generate a synthetic world and its telemetry: publish the world's dimension records,
+    /// then produce the events.
     Generate {
         /// RNG seed.
         #[arg(long, default_value_t = 1)]
@@ -59,10 +62,10 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         events: u64,
         /// Brands.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
         brands: u32,
         /// Official Accounts per brand.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
         accounts_per_brand: u32,
         /// Fans per account.
         #[arg(long, default_value_t = 20_000)]
@@ -71,14 +74,24 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         days: i64,
         /// Share of duplicated events (upstream retries).
-        #[arg(long, default_value_t = 0.01)]
+        #[arg(long, default_value_t = 0.01, value_parser = share)]
         duplicate_share: f64,
         /// Share of late events.
-        #[arg(long, default_value_t = 0.02)]
+        #[arg(long, default_value_t = 0.02, value_parser = share)]
         late_share: f64,
         /// Share of malformed records.
-        #[arg(long, default_value_t = 0.005)]
+        #[arg(long, default_value_t = 0.005, value_parser = share)]
         malformed_share: f64,
+        /// Share of keys (button, scene, article, associate) no dimension record has, and
+        /// of fans without a profile: exercises the pipeline's `unknown`.
+        #[arg(long, default_value_t = 0.01, value_parser = share)]
+        unknown_dimension_share: f64,
+        /// Do not publish the world's dimension records before the events.
+        #[arg(long, conflicts_with = "dimensions_only")]
+        no_dimensions: bool,
+        /// Publish the world's dimension records only, no events.
+        #[arg(long)]
+        dimensions_only: bool,
         /// Write the ground truth (JSON) here.
         #[arg(long)]
         truth: Option<PathBuf>,
@@ -89,6 +102,11 @@ enum Command {
         /// Events per second in live mode.
         #[arg(long, default_value_t = 20_000)]
         rate: u64,
+    },
+    /// Dimension records (compacted topics the services enrich events from).
+    Dims {
+        #[command(subcommand)]
+        action: DimsAction,
     },
     /// Dead letters.
     Dlq {
@@ -108,6 +126,50 @@ enum TopicsAction {
         #[arg(long, default_value_t = 1)]
         replication: i32,
     },
+}
+
+#[derive(Subcommand)]
+enum DimsAction {
+    /// Publish every record of a CSV, JSON (array) or JSON Lines file, keyed, to the
+    /// dimension's topic; a file with any bad record publishes nothing.
+    Load {
+        /// account, store, associate, qr_scene, article, menu_button or fan_profile.
+        #[arg(long, value_parser = dimension)]
+        dimension: Dimension,
+        /// .csv (header row of field names), .json or .jsonl.
+        #[arg(long)]
+        file: PathBuf,
+        /// Check the file and print what would be published, without producing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete a key: produce a tombstone, which compaction and the services honour.
+    Delete {
+        /// account, store, associate, qr_scene, article, menu_button or fan_profile.
+        #[arg(long, value_parser = dimension)]
+        dimension: Dimension,
+        /// The record's key (`app_id|event_key` for menu_button, `app_id|openid` for
+        /// fan_profile).
+        #[arg(long)]
+        key: String,
+    },
+}
+
+/// Live mode: time to generate the events before the first one is due, ms.
+const LIVE_LEAD_MS: i64 = 2_000;
+
+fn share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("a share between 0 and 1".to_string()),
+    }
+}
+
+fn dimension(name: &str) -> Result<Dimension, String> {
+    Dimension::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.as_str()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }
 
 #[derive(Subcommand)]
@@ -202,19 +264,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             duplicate_share,
             late_share,
             malformed_share,
+            unknown_dimension_share,
+            no_dimensions,
+            dimensions_only,
             truth,
             live,
             rate,
         } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .context("clock before 1970")?
-                .as_millis() as i64;
+            let now = now_ms()?;
             let (start_ms, end_ms) = if live {
-                let lead = 2_000; // time to generate before the first record is due
                 (
-                    now + lead,
-                    now + lead + (events * 1000 / rate.max(1)) as i64,
+                    now + LIVE_LEAD_MS,
+                    now + LIVE_LEAD_MS + (events * 1000 / rate.max(1)) as i64,
                 )
             } else {
                 // Leave room for the latest late events to arrive before "now".
@@ -234,9 +295,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 duplicate_share,
                 late_share,
                 malformed_share,
+                unknown_dimension_share,
             };
-            let (records, ground_truth) = generate::generate(&spec);
+            let world = World::new(&spec);
             let producer = produce::producer(&brokers)?;
+            if !no_dimensions {
+                let records = world.dimension_records();
+                let counts = dims::count_by_dimension(&records);
+                let n = produce::send_all(&producer, dims::outgoing(&records)?, |_| {}).await?;
+                eprintln!("[generate] {n} dimension records published: {counts:?}");
+            }
+            if dimensions_only {
+                return Ok(());
+            }
+            // Live events start once the world is published (with the same lead for
+            // generating them); the world keeps its span's times, a little earlier, so
+            // every push still precedes the reads of it.
+            let spec = if live {
+                let start_ms = spec.start_ms.max(now_ms()? + LIVE_LEAD_MS);
+                generate::Spec {
+                    start_ms,
+                    end_ms: start_ms + (spec.end_ms - spec.start_ms),
+                    ..spec
+                }
+            } else {
+                spec
+            };
+            let (records, ground_truth) = generate::generate_with(&spec, &world);
             let total = records.len();
             let started = std::time::Instant::now();
             let sent = produce::send_paced(&producer, records, live, |n| {
@@ -257,6 +342,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => println!("{json}"),
             }
+        }
+        Command::Dims {
+            action:
+                DimsAction::Load {
+                    dimension,
+                    file,
+                    dry_run,
+                },
+        } => {
+            let mut records = dims::read_file(dimension, &file)?;
+            dims::stamp(&mut records, now_ms()?);
+            let outgoing = dims::outgoing(&records)?;
+            if dry_run {
+                println!(
+                    "{}: {} valid {} records (dry run, nothing published)",
+                    file.display(),
+                    outgoing.len(),
+                    dimension.as_str()
+                );
+                return Ok(());
+            }
+            let producer = produce::producer(&brokers)?;
+            let n = produce::send_all(&producer, outgoing, |_| {}).await?;
+            println!(
+                "published {n} {} records to {}",
+                dimension.as_str(),
+                dimension.topic()
+            );
+        }
+        Command::Dims {
+            action: DimsAction::Delete { dimension, key },
+        } => {
+            let tombstone = dims::tombstone(dimension, &key)?;
+            let producer = produce::producer(&brokers)?;
+            produce::send_all(&producer, [tombstone], |_| {}).await?;
+            println!("deleted {key} from {}", dimension.topic());
         }
         Command::Dlq {
             action: DlqAction::List { topic, show },
@@ -298,4 +419,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn now_ms() -> anyhow::Result<i64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("clock before 1970")?
+        .as_millis() as i64)
 }

@@ -13,8 +13,8 @@ pub struct Outgoing {
     pub topic: &'static str,
     /// Key (`app_id|openid` for events).
     pub key: Vec<u8>,
-    /// Framed value.
-    pub payload: Vec<u8>,
+    /// Framed value; `None` is a tombstone, which deletes the key from a compacted topic.
+    pub payload: Option<Vec<u8>>,
     /// Server time the record carries (ms), for paced production; 0 = not an event.
     pub at_ms: i64,
 }
@@ -62,7 +62,8 @@ pub async fn send_paced(
             }
         }
         loop {
-            let record = FutureRecord::to(r.topic).key(&r.key).payload(&r.payload);
+            let mut record = FutureRecord::to(r.topic).key(&r.key);
+            record.payload = r.payload.as_ref();
             match producer.send_result(record) {
                 Ok(delivery) => {
                     pending.push_back(delivery);

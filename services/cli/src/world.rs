@@ -1,0 +1,1079 @@
+//! The generator's world: brands, their Official Accounts, stores, associates, QR scenes,
+//! pushes and articles, menu buttons and fan profiles, built deterministically from the
+//! [`Spec`] and its seed.
+//!
+//! Events reference the world (menu keys, scenes, articles, associates, fans), and the
+//! world publishes itself as dimension records, so enrichment can be checked end to end:
+//! what the generator meant is what the pipeline must resolve. The world is published as
+//! its end state before the events: a profile already carries a follow or an unfollow that
+//! happens during the span.
+//!
+//! Shapes: menu categories 45/33/22 (seed 000); articles per push 1: 74.32%, 2: 14.49%
+//! (seed 000), at most 3 here; 4 pushes a month on service accounts, all that WeChat allows
+//! (seed 000: 65.71% of brands use all 4); relationship segments prospect / customer / VIP
+//! (seed 002) at 80/17/3; follow sources search 41.4%, QR code 27.7%, paid 1.15% (seed
+//! 000); associates in stores, some of whom left (seeds 001, 004).
+
+use std::collections::{HashMap, HashSet};
+
+use rand::distributions::WeightedIndex;
+use rand::prelude::*;
+use rand_chacha::ChaCha8Rng;
+use wxpulse_runtime::enrich::{
+    AccountRecord, AccountType, ArticleRecord, AssociateRecord, CustomerStatus, Dimension,
+    DimensionRecord, FanProfileRecord, MenuButtonRecord, MenuCategory, QrSceneRecord, SceneChannel,
+    StoreRecord,
+};
+use wxpulse_runtime::events::MenuEvent;
+
+use crate::generate::Spec;
+
+/// Fictional brands of one luxury group: (name, short code used in ids).
+const BRANDS: [(&str, &str); 8] = [
+    ("Maison Aurel", "aur"),
+    ("Velmont", "vlm"),
+    ("Casa Lumen", "lum"),
+    ("Orsay Atelier", "ors"),
+    ("Kestrel & Vane", "kst"),
+    ("Lune Dorée", "lnd"),
+    ("Atelier Sorel", "srl"),
+    ("Hollis Row", "hlr"),
+];
+
+/// A city a brand has stores in.
+struct City {
+    code: &'static str,
+    name: &'static str,
+    chinese: &'static str,
+    region: &'static str,
+    tier: &'static str,
+    /// Malls with a store of every brand, one store each.
+    malls: &'static [&'static str],
+}
+
+const fn city(
+    code: &'static str,
+    name: &'static str,
+    chinese: &'static str,
+    region: &'static str,
+    tier: &'static str,
+    malls: &'static [&'static str],
+) -> City {
+    City {
+        code,
+        name,
+        chinese,
+        region,
+        tier,
+        malls,
+    }
+}
+
+const CITIES: [City; 8] = [
+    city(
+        "sh",
+        "Shanghai",
+        "上海",
+        "East",
+        "Tier 1",
+        &["恒隆广场", "国金中心"],
+    ),
+    city(
+        "bj",
+        "Beijing",
+        "北京",
+        "North",
+        "Tier 1",
+        &["SKP", "国贸商城"],
+    ),
+    city("cd", "Chengdu", "成都", "West", "New Tier 1", &["太古里"]),
+    city("sz", "Shenzhen", "深圳", "South", "Tier 1", &["万象城"]),
+    city(
+        "hz",
+        "Hangzhou",
+        "杭州",
+        "East",
+        "New Tier 1",
+        &["湖滨银泰in77"],
+    ),
+    city("gz", "Guangzhou", "广州", "South", "Tier 1", &["太古汇"]),
+    city(
+        "wh",
+        "Wuhan",
+        "武汉",
+        "Central",
+        "New Tier 1",
+        &["武汉国际广场"],
+    ),
+    city("xa", "Xi'an", "西安", "West", "New Tier 1", &["SKP"]),
+];
+
+const SURNAMES: [(&str, &str); 12] = [
+    ("zhang", "张"),
+    ("wang", "王"),
+    ("li", "李"),
+    ("zhao", "赵"),
+    ("chen", "陈"),
+    ("liu", "刘"),
+    ("yang", "杨"),
+    ("huang", "黄"),
+    ("zhou", "周"),
+    ("wu", "吴"),
+    ("xu", "徐"),
+    ("sun", "孙"),
+];
+
+const GIVEN_NAMES: [(&str, &str); 16] = [
+    ("wei", "伟"),
+    ("fang", "芳"),
+    ("na", "娜"),
+    ("min", "敏"),
+    ("jing", "静"),
+    ("lei", "磊"),
+    ("yang", "洋"),
+    ("ting", "婷"),
+    ("xue", "雪"),
+    ("jie", "杰"),
+    ("lin", "琳"),
+    ("hao", "浩"),
+    ("yan", "燕"),
+    ("qiang", "强"),
+    ("xin", "欣"),
+    ("yu", "宇"),
+];
+
+/// Menu buttons of every account: (key or URL or page, category, event, label). `{code}`
+/// is the brand's code.
+const BUTTONS: [(&str, MenuCategory, MenuEvent, &str); 9] = [
+    (
+        "SHOP_NEW_ARRIVALS",
+        MenuCategory::Ecommerce,
+        MenuEvent::Click,
+        "新品上市",
+    ),
+    (
+        "https://mall.{code}.example.com/",
+        MenuCategory::Ecommerce,
+        MenuEvent::View,
+        "官方商城",
+    ),
+    (
+        "pages/mall/index",
+        MenuCategory::Ecommerce,
+        MenuEvent::ViewMiniprogram,
+        "小程序商城",
+    ),
+    (
+        "BRAND_STORY",
+        MenuCategory::BrandInfo,
+        MenuEvent::Click,
+        "品牌故事",
+    ),
+    (
+        "https://www.{code}.example.com/collections",
+        MenuCategory::BrandInfo,
+        MenuEvent::View,
+        "系列作品",
+    ),
+    (
+        "LOOKBOOK",
+        MenuCategory::BrandInfo,
+        MenuEvent::Click,
+        "当季型录",
+    ),
+    (
+        "MEMBER_CENTER",
+        MenuCategory::Crm,
+        MenuEvent::Click,
+        "会员中心",
+    ),
+    (
+        "CONTACT_SERVICE",
+        MenuCategory::Crm,
+        MenuEvent::Click,
+        "联系客服",
+    ),
+    (
+        "pages/booking/index",
+        MenuCategory::Crm,
+        MenuEvent::ViewMiniprogram,
+        "预约到店",
+    ),
+];
+
+/// Click weights per button so categories come out 45 / 33 / 22 (seed 000).
+const BUTTON_WEIGHTS: [f64; 9] = [15.0, 15.0, 15.0, 11.0, 11.0, 11.0, 7.34, 7.33, 7.33];
+
+/// Keys of buttons taken out of the menu that old clients still send: no record has them.
+const RETIRED_BUTTONS: [(&str, MenuEvent); 3] = [
+    ("SHOP_LEGACY_SALE", MenuEvent::Click),
+    ("https://mall.{code}.example.com/legacy", MenuEvent::View),
+    ("pages/legacy/index", MenuEvent::ViewMiniprogram),
+];
+
+/// Share of QR scans per channel (no seed figure; stores and associates lead offline).
+const SCAN_CHANNELS: [(SceneChannel, f64); 7] = [
+    (SceneChannel::Store, 30.0),
+    (SceneChannel::Associate, 30.0),
+    (SceneChannel::Event, 10.0),
+    (SceneChannel::Article, 8.0),
+    (SceneChannel::Ad, 7.0),
+    (SceneChannel::Packaging, 8.0),
+    (SceneChannel::Payment, 7.0),
+];
+
+/// Articles per push: 1, 2, 3 (seed 000: 74.32% and 14.49%; the rest here 3).
+const ARTICLES_PER_PUSH: [f64; 3] = [74.32, 14.49, 11.19];
+
+const TITLES: [&str; 10] = [
+    "新品上市 | 早春系列",
+    "匠心工坊 | 一只手袋的诞生",
+    "七夕限定 | 为心意而作",
+    "会员私享 | 秋冬系列预览",
+    "门店活动 | 城市快闪店开幕",
+    "搭配指南 | 本季五种穿法",
+    "品牌故事 | 百年工艺传承",
+    "预约到店 | 专属礼遇",
+    "限量发售 | 联名系列",
+    "保养指南 | 皮具护理",
+];
+
+const CAMPAIGNS: [&str; 5] = [
+    "spring_collection",
+    "qixi_gifting",
+    "aw_preview",
+    "double11",
+    "chinese_new_year",
+];
+
+/// Relationship segments (seed 002) and their shares.
+const STATUSES: [(CustomerStatus, f64); 3] = [
+    (CustomerStatus::Prospect, 80.0),
+    (CustomerStatus::Customer, 17.0),
+    (CustomerStatus::Vip, 3.0),
+];
+
+/// WeChat `subscribe_scene` values with the seed's new-follower mix (seed 000: search
+/// 41.4%, QR code 27.7%, paid 1.15%); the rest spread over the other sources.
+const FOLLOW_SOURCES: [(&str, f64); 7] = [
+    ("ADD_SCENE_SEARCH", 41.4),
+    ("ADD_SCENE_QR_CODE", 27.7),
+    ("ADD_SCENE_PAID", 1.15),
+    ("ADD_SCENE_PROFILE_CARD", 12.0),
+    ("ADD_SCENE_PROFILE_LINK", 8.0),
+    ("ADD_SCENE_ACCOUNT_MIGRATION", 2.0),
+    ("ADD_SCENE_OTHERS", 7.75),
+];
+
+/// First push id: WeChat msg ids are large; unknown articles use ids far below.
+const FIRST_MSGID: i64 = 2_650_000_001;
+/// First numeric scene id; unknown numeric scenes start at [`UNKNOWN_SCENE_ID`].
+const FIRST_SCENE_ID: u32 = 1001;
+const UNKNOWN_SCENE_ID: u32 = 900_000;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Name of a relationship segment as rows carry it (lowercase, like the other enums'
+/// stored names); `unknown` is the pipeline's marker for a fan without a profile.
+pub fn segment_name(status: CustomerStatus) -> &'static str {
+    match status {
+        CustomerStatus::Prospect => "prospect",
+        CustomerStatus::Customer => "customer",
+        CustomerStatus::Vip => "vip",
+        CustomerStatus::Other => "other",
+    }
+}
+
+/// A custom-menu button of an account, with the WeChat event a tap on it sends.
+#[derive(Debug, Clone)]
+pub struct Button {
+    /// Key (CLICK), URL (VIEW) or page path (mini-program).
+    pub key: String,
+    /// What a tap sends.
+    pub event: MenuEvent,
+    /// Category.
+    pub category: MenuCategory,
+    /// Label.
+    pub label: &'static str,
+}
+
+/// A push (mass message) of an account.
+#[derive(Debug, Clone)]
+pub struct Push {
+    /// Push id.
+    pub msgid: i64,
+    /// When it went out, ms.
+    pub published_at: i64,
+    /// Its articles, indexes into [`World::articles`], in position order.
+    pub articles: Vec<usize>,
+}
+
+/// An Official Account and what hangs off it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The dimension record.
+    pub record: AccountRecord,
+    /// Brand, index into the world's brands.
+    pub brand: usize,
+    /// Menu buttons.
+    pub buttons: Vec<Button>,
+    button_pick: WeightedIndex<f64>,
+    /// Pushes in time order.
+    pub pushes: Vec<Push>,
+}
+
+/// A fan's CRM profile, compact (the world holds one per fan); see [`FanProfileRecord`].
+#[derive(Debug, Clone)]
+pub struct Fan {
+    /// Relationship segment.
+    pub status: CustomerStatus,
+    /// Membership tier.
+    pub tier: Option<&'static str>,
+    /// Bound associate, index into [`World::associates`].
+    pub associate: Option<usize>,
+    /// Follow time, ms.
+    pub followed_at: i64,
+    /// Unfollow time, ms.
+    pub unfollowed_at: Option<i64>,
+    /// WeChat subscribe scene.
+    pub source: &'static str,
+}
+
+impl Fan {
+    /// Whether the fan follows the account at `t`: a fan only interacts while following.
+    pub fn follows_at(&self, t: i64) -> bool {
+        self.followed_at <= t && self.unfollowed_at.is_none_or(|u| t < u)
+    }
+}
+
+struct Brand {
+    code: String,
+    /// Active associates, indexes into the world's associates.
+    active_associates: Vec<usize>,
+    /// Scenes per channel ([`SCAN_CHANNELS`] order) that scans may use.
+    scannable: Vec<Vec<usize>>,
+}
+
+/// The generator's world; see the module doc.
+pub struct World {
+    brands: Vec<Brand>,
+    /// Official Accounts, in `wxb{b:02}a{a:02}` order.
+    pub accounts: Vec<Account>,
+    /// Stores of every brand.
+    pub stores: Vec<StoreRecord>,
+    /// Associates of every brand.
+    pub associates: Vec<AssociateRecord>,
+    /// QR scenes of every brand.
+    pub scenes: Vec<QrSceneRecord>,
+    /// Articles of every push.
+    pub articles: Vec<ArticleRecord>,
+    /// Per account, per fan number: the profile, or `None` for a fan the CRM does not know.
+    pub fans: Vec<Vec<Option<Fan>>>,
+    /// When the records were last changed (the start of the span), ms.
+    as_of: i64,
+    channel_pick: WeightedIndex<f64>,
+    buttons_by_key: HashMap<(String, String), MenuCategory>,
+    scenes_by_key: HashMap<String, SceneChannel>,
+    article_ids: HashSet<String>,
+    associate_ids: HashSet<String>,
+}
+
+impl World {
+    /// Builds the world of `spec`: the same spec and seed, the same world.
+    pub fn new(spec: &Spec) -> World {
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x0077_6f72_6c64); // "world"
+        let (start, end) = (spec.start_ms, spec.end_ms.max(spec.start_ms + 1));
+        let mut world = World {
+            brands: Vec::new(),
+            accounts: Vec::new(),
+            stores: Vec::new(),
+            associates: Vec::new(),
+            scenes: Vec::new(),
+            articles: Vec::new(),
+            fans: Vec::new(),
+            as_of: start,
+            channel_pick: WeightedIndex::new(SCAN_CHANNELS.iter().map(|c| c.1))
+                .expect("positive weights"),
+            buttons_by_key: HashMap::new(),
+            scenes_by_key: HashMap::new(),
+            article_ids: HashSet::new(),
+            associate_ids: HashSet::new(),
+        };
+        let mut next_scene_id = FIRST_SCENE_ID;
+        for b in 0..spec.brands as usize {
+            world.add_brand(b, spec, &mut rng, &mut next_scene_id);
+        }
+        assert!(
+            next_scene_id < UNKNOWN_SCENE_ID,
+            "numeric scene ids stay below the unknown ones"
+        );
+        let mut next_msgid = FIRST_MSGID;
+        for a in 0..world.accounts.len() {
+            world.add_fans(a, spec, &mut rng, start, end);
+            world.add_pushes(a, &mut rng, start, end, &mut next_msgid);
+        }
+        for account in &world.accounts {
+            for button in &account.buttons {
+                world.buttons_by_key.insert(
+                    (account.record.app_id.clone(), button.key.clone()),
+                    button.category,
+                );
+            }
+        }
+        world.scenes_by_key = world
+            .scenes
+            .iter()
+            .map(|s| (s.scene.clone(), s.channel))
+            .collect();
+        world.article_ids = world
+            .articles
+            .iter()
+            .map(|a| a.article_id.clone())
+            .collect();
+        world.associate_ids = world.associates.iter().map(|a| a.userid.clone()).collect();
+        world
+    }
+
+    fn add_brand(&mut self, b: usize, spec: &Spec, rng: &mut ChaCha8Rng, next_scene_id: &mut u32) {
+        let (base_name, base_code) = BRANDS[b % BRANDS.len()];
+        let round = b / BRANDS.len();
+        let (name, code) = if round == 0 {
+            (base_name.to_string(), base_code.to_string())
+        } else {
+            (
+                format!("{base_name} {}", round + 1),
+                format!("{base_code}{}", round + 1),
+            )
+        };
+        let mut numeric_scene = || {
+            let id = *next_scene_id;
+            *next_scene_id += 1;
+            id.to_string()
+        };
+        let mut scenes: Vec<QrSceneRecord> = Vec::new();
+        let scene =
+            |scene: String, channel, store_id: Option<&str>, userid: Option<&str>| QrSceneRecord {
+                scene,
+                channel,
+                store_id: store_id.map(str::to_string),
+                userid: userid.map(str::to_string),
+                campaign: None,
+                updated_at: 0,
+            };
+        // Stores, their associates (the first of each store stays), counter and payment codes.
+        let mut taken: HashSet<String> = self.associates.iter().map(|a| a.userid.clone()).collect();
+        let mut active = Vec::new();
+        for city in &CITIES {
+            for (n, mall) in city.malls.iter().enumerate() {
+                let store_id = format!("{code}_{}{:02}", city.code, n + 1);
+                self.stores.push(StoreRecord {
+                    store_id: store_id.clone(),
+                    name: format!("{name} {}{mall}店", city.chinese),
+                    city: city.name.to_string(),
+                    region: city.region.to_string(),
+                    tier: city.tier.to_string(),
+                    updated_at: self.as_of,
+                });
+                scenes.push(scene(
+                    format!("store_{store_id}_counter"),
+                    SceneChannel::Store,
+                    Some(&store_id),
+                    None,
+                ));
+                scenes.push(scene(
+                    numeric_scene(),
+                    SceneChannel::Payment,
+                    Some(&store_id),
+                    None,
+                ));
+                for k in 0..rng.gen_range(3..=6) {
+                    let (sp, sc) = SURNAMES[rng.gen_range(0..SURNAMES.len())];
+                    let (gp, gc) = GIVEN_NAMES[rng.gen_range(0..GIVEN_NAMES.len())];
+                    let mut userid = format!("{sp}{gp}");
+                    let mut n = 2;
+                    while !taken.insert(userid.clone()) {
+                        userid = format!("{sp}{gp}{n:02}");
+                        n += 1;
+                    }
+                    let is_active = k == 0 || !rng.gen_bool(0.08);
+                    if is_active {
+                        active.push(self.associates.len());
+                    }
+                    scenes.push(scene(
+                        format!("assoc_{userid}"),
+                        SceneChannel::Associate,
+                        Some(&store_id),
+                        Some(&userid),
+                    ));
+                    self.associates.push(AssociateRecord {
+                        userid,
+                        name: format!("{sc}{gc}"),
+                        store_id: store_id.clone(),
+                        active: is_active,
+                        updated_at: self.as_of,
+                    });
+                }
+            }
+        }
+        for (kind, city) in [
+            ("spring_popup", "sh"),
+            ("vip_salon", "bj"),
+            ("trunk_show", "cd"),
+        ] {
+            let mut s = scene(
+                format!("event_{code}_{city}_{kind}"),
+                SceneChannel::Event,
+                Some(&format!("{code}_{city}01")),
+                None,
+            );
+            s.campaign = Some(format!("{kind}_{city}"));
+            scenes.push(s);
+        }
+        for (n, campaign) in CAMPAIGNS.iter().take(2).enumerate() {
+            let mut s = scene(
+                format!("article_{code}_{:02}", n + 1),
+                SceneChannel::Article,
+                None,
+                None,
+            );
+            s.campaign = Some(campaign.to_string());
+            scenes.push(s);
+        }
+        for platform in ["moments", "douyin", "xiaohongshu"] {
+            let mut s = scene(
+                format!("ad_{code}_{platform}"),
+                SceneChannel::Ad,
+                None,
+                None,
+            );
+            s.campaign = Some(format!("{platform}_ads"));
+            scenes.push(s);
+        }
+        for _ in 0..2 {
+            scenes.push(scene(numeric_scene(), SceneChannel::Packaging, None, None));
+        }
+        // Scans use the codes of associates still there: a code of one who left is void.
+        let first = self.scenes.len();
+        let mut scannable = vec![Vec::new(); SCAN_CHANNELS.len()];
+        for (i, s) in scenes.iter_mut().enumerate() {
+            s.updated_at = self.as_of;
+            let void = s
+                .userid
+                .as_ref()
+                .is_some_and(|u| self.associates.iter().any(|a| &a.userid == u && !a.active));
+            let c = SCAN_CHANNELS
+                .iter()
+                .position(|(c, _)| *c == s.channel)
+                .expect("every scene channel is scannable");
+            if !void {
+                scannable[c].push(first + i);
+            }
+        }
+        self.scenes.extend(scenes);
+        let button_pick = WeightedIndex::new(BUTTON_WEIGHTS).expect("positive weights");
+        for a in 0..spec.accounts_per_brand as usize {
+            let (account_type, suffix) = match a {
+                0 => (AccountType::Service, "官方".to_string()),
+                1 => (AccountType::Subscription, "会员俱乐部".to_string()),
+                2 => (AccountType::Subscription, "精品店".to_string()),
+                n => (AccountType::Subscription, format!("账号{}", n + 1)),
+            };
+            let buttons = BUTTONS
+                .iter()
+                .map(|(key, category, event, label)| Button {
+                    key: key.replace("{code}", &code),
+                    event: *event,
+                    category: *category,
+                    label,
+                })
+                .collect();
+            self.accounts.push(Account {
+                record: AccountRecord {
+                    app_id: format!("wxb{b:02}a{a:02}"),
+                    brand: name.clone(),
+                    name: format!("{name} {suffix}"),
+                    account_type,
+                    fans: i64::from(spec.fans_per_account),
+                    updated_at: self.as_of,
+                },
+                brand: b,
+                buttons,
+                button_pick: button_pick.clone(),
+                pushes: Vec::new(),
+            });
+        }
+        self.brands.push(Brand {
+            code,
+            active_associates: active,
+            scannable,
+        });
+    }
+
+    fn add_fans(&mut self, a: usize, spec: &Spec, rng: &mut ChaCha8Rng, start: i64, end: i64) {
+        let status_pick = WeightedIndex::new(STATUSES.iter().map(|s| s.1)).expect("weights");
+        let source_pick = WeightedIndex::new(FOLLOW_SOURCES.iter().map(|s| s.1)).expect("weights");
+        let active = &self.brands[self.accounts[a].brand].active_associates;
+        let fans = (0..spec.fans_per_account)
+            .map(|_| {
+                if rng.gen_bool(spec.unknown_dimension_share) {
+                    return None; // followed, but never bound in the CRM
+                }
+                let status = STATUSES[status_pick.sample(rng)].0;
+                let (tier, bound) = match status {
+                    CustomerStatus::Vip => (Some(["GOLD", "BLACK"][rng.gen_range(0..2)]), 0.9),
+                    CustomerStatus::Customer => {
+                        (Some(["SILVER", "GOLD"][rng.gen_range(0..2)]), 0.9)
+                    }
+                    _ => (rng.gen_bool(0.3).then_some("CLASSIC"), 0.35),
+                };
+                let associate = rng
+                    .gen_bool(bound)
+                    .then(|| active[rng.gen_range(0..active.len())]);
+                let followed_at = if rng.gen_bool(0.9) {
+                    start - rng.gen_range(DAY_MS..3 * 365 * DAY_MS)
+                } else {
+                    start + rng.gen_range(0..end - start)
+                };
+                let gone_from = followed_at.max(start);
+                let unfollowed_at = (rng.gen_bool(0.02) && gone_from + 1 < end)
+                    .then(|| rng.gen_range(gone_from + 1..end));
+                Some(Fan {
+                    status,
+                    tier,
+                    associate,
+                    followed_at,
+                    unfollowed_at,
+                    source: FOLLOW_SOURCES[source_pick.sample(rng)].0,
+                })
+            })
+            .collect();
+        self.fans.push(fans);
+    }
+
+    fn add_pushes(
+        &mut self,
+        a: usize,
+        rng: &mut ChaCha8Rng,
+        start: i64,
+        end: i64,
+        next_msgid: &mut i64,
+    ) {
+        let per_month = match self.accounts[a].record.account_type {
+            AccountType::Service => 4.0,
+            _ => 8.0,
+        };
+        let span = end - start;
+        let n = ((span as f64 / (30.0 * DAY_MS as f64) * per_month).round() as i64).clamp(1, 120);
+        let sizes = WeightedIndex::new(ARTICLES_PER_PUSH).expect("weights");
+        let app_id = self.accounts[a].record.app_id.clone();
+        let followers = self.accounts[a].record.fans;
+        let in_segment = |status: CustomerStatus| {
+            self.fans[a]
+                .iter()
+                .filter(|f| f.as_ref().is_some_and(|f| f.status == status))
+                .count() as i64
+        };
+        let (vips, customers) = (
+            in_segment(CustomerStatus::Vip),
+            in_segment(CustomerStatus::Customer),
+        );
+        let segment_size = |status: CustomerStatus| match status {
+            CustomerStatus::Vip => vips,
+            _ => customers,
+        };
+        let mut pushes = Vec::new();
+        for k in 0..n {
+            // The first push goes out at the start, so every read has an article before it.
+            let slot = span / n;
+            let published_at = start
+                + k * slot
+                + if k == 0 {
+                    0
+                } else {
+                    rng.gen_range(0..slot / 2 + 1)
+                };
+            let msgid = *next_msgid;
+            *next_msgid += 1;
+            let count = sizes.sample(rng) as i32 + 1;
+            let campaign = rng
+                .gen_bool(0.5)
+                .then(|| CAMPAIGNS[rng.gen_range(0..CAMPAIGNS.len())].to_string());
+            let segment = rng.gen_bool(0.15).then(|| {
+                if rng.gen_bool(0.67) {
+                    CustomerStatus::Vip
+                } else {
+                    CustomerStatus::Customer
+                }
+            });
+            // A segmented push reaches its segment only: the open-rate denominator.
+            let fans_reached = segment.map_or(followers, segment_size);
+            let mut articles = Vec::new();
+            for idx in 1..=count {
+                articles.push(self.articles.len());
+                self.articles.push(ArticleRecord {
+                    article_id: format!("{app_id}_{msgid}_{idx}"),
+                    msgid,
+                    idx,
+                    articles_in_push: count,
+                    title: TITLES[rng.gen_range(0..TITLES.len())].to_string(),
+                    published_at,
+                    campaign: campaign.clone(),
+                    target_segment: segment.map(|s| segment_name(s).to_string()),
+                    fans_reached,
+                    updated_at: self.as_of,
+                });
+            }
+            pushes.push(Push {
+                msgid,
+                published_at,
+                articles,
+            });
+        }
+        self.accounts[a].pushes = pushes;
+    }
+
+    /// Every record of the world, dimension by dimension, referenced before referencing.
+    pub fn dimension_records(&self) -> Vec<DimensionRecord> {
+        let mut out = Vec::new();
+        out.extend(
+            self.accounts
+                .iter()
+                .map(|a| DimensionRecord::Account(a.record.clone())),
+        );
+        out.extend(self.stores.iter().cloned().map(DimensionRecord::Store));
+        out.extend(
+            self.associates
+                .iter()
+                .cloned()
+                .map(DimensionRecord::Associate),
+        );
+        out.extend(self.scenes.iter().cloned().map(DimensionRecord::QrScene));
+        out.extend(self.articles.iter().cloned().map(DimensionRecord::Article));
+        for account in &self.accounts {
+            out.extend(account.buttons.iter().map(|b| {
+                DimensionRecord::MenuButton(MenuButtonRecord {
+                    app_id: account.record.app_id.clone(),
+                    event_key: b.key.clone(),
+                    category: b.category,
+                    label: b.label.to_string(),
+                    updated_at: self.as_of,
+                })
+            }));
+        }
+        for (account, fans) in self.accounts.iter().zip(&self.fans) {
+            let app_id = &account.record.app_id;
+            out.extend(fans.iter().enumerate().filter_map(|(n, f)| {
+                let f = f.as_ref()?;
+                Some(DimensionRecord::FanProfile(FanProfileRecord {
+                    app_id: app_id.clone(),
+                    openid: openid(app_id, n as u32),
+                    status: f.status,
+                    member_tier: f.tier.map(str::to_string),
+                    associate_userid: f.associate.map(|i| self.associates[i].userid.clone()),
+                    followed_at: Some(f.followed_at),
+                    unfollowed_at: f.unfollowed_at,
+                    follow_source: Some(f.source.to_string()),
+                    updated_at: self.as_of,
+                }))
+            }));
+        }
+        out
+    }
+
+    /// Records per dimension, without building them (the ground truth reports these).
+    pub fn record_counts(&self) -> Vec<(Dimension, usize)> {
+        vec![
+            (Dimension::Account, self.accounts.len()),
+            (Dimension::Store, self.stores.len()),
+            (Dimension::Associate, self.associates.len()),
+            (Dimension::QrScene, self.scenes.len()),
+            (Dimension::Article, self.articles.len()),
+            (
+                Dimension::MenuButton,
+                self.accounts.iter().map(|a| a.buttons.len()).sum(),
+            ),
+            (
+                Dimension::FanProfile,
+                self.fans.iter().flatten().filter(|f| f.is_some()).count(),
+            ),
+        ]
+    }
+
+    /// A fan's profile, if the CRM has one.
+    pub fn fan(&self, account: usize, fan: u32) -> Option<&Fan> {
+        self.fans[account].get(fan as usize)?.as_ref()
+    }
+
+    /// Whether the fan may interact at `t`: following then, or unknown to the CRM.
+    pub fn follows_at(&self, account: usize, fan: u32, t: i64) -> bool {
+        self.fan(account, fan).is_none_or(|f| f.follows_at(t))
+    }
+
+    /// A button of the account, weighted so categories come out 45/33/22.
+    pub fn pick_button(&self, account: usize, rng: &mut impl Rng) -> &Button {
+        let a = &self.accounts[account];
+        &a.buttons[a.button_pick.sample(rng)]
+    }
+
+    /// A retired button's key (no record has it) and the event it sends.
+    pub fn unknown_button(&self, account: usize, rng: &mut impl Rng) -> (String, MenuEvent) {
+        let code = &self.brands[self.accounts[account].brand].code;
+        let (key, event) = RETIRED_BUTTONS[rng.gen_range(0..RETIRED_BUTTONS.len())];
+        (key.replace("{code}", code), event)
+    }
+
+    /// A scene of the account's brand: channel by [`SCAN_CHANNELS`], then a code of it.
+    pub fn pick_scene(&self, account: usize, rng: &mut impl Rng) -> &QrSceneRecord {
+        let brand = &self.brands[self.accounts[account].brand];
+        let scenes = &brand.scannable[self.channel_pick.sample(rng)];
+        &self.scenes[scenes[rng.gen_range(0..scenes.len())]]
+    }
+
+    /// A scene no record has: a retired code string or a numeric id never issued.
+    pub fn unknown_scene(&self, account: usize, rng: &mut impl Rng) -> String {
+        let n = rng.gen_range(0..20);
+        if rng.gen_bool(0.5) {
+            let code = &self.brands[self.accounts[account].brand].code;
+            format!("retired_{code}_{n:02}")
+        } else {
+            (UNKNOWN_SCENE_ID + n).to_string()
+        }
+    }
+
+    /// An article of the account published by `t`: the latest push most often, the first
+    /// article of a push most often (seed 000: first articles are opened most).
+    pub fn pick_article(&self, account: usize, t: i64, rng: &mut impl Rng) -> &ArticleRecord {
+        let pushes = &self.accounts[account].pushes;
+        let published = pushes.partition_point(|p| p.published_at <= t).max(1);
+        let push = if rng.gen_bool(0.6) {
+            &pushes[published - 1]
+        } else {
+            &pushes[rng.gen_range(0..published)]
+        };
+        let n = push.articles.len();
+        let pos = if n == 1 || rng.gen_bool(0.7) {
+            0
+        } else {
+            rng.gen_range(1..n)
+        };
+        &self.articles[push.articles[pos]]
+    }
+
+    /// An article of a push no record has (sent by another tool): (id, msgid, idx).
+    pub fn unknown_article(&self, account: usize, rng: &mut impl Rng) -> (String, i64, i32) {
+        let msgid = 1_000_000 + rng.gen_range(0..50);
+        let app_id = &self.accounts[account].record.app_id;
+        (format!("{app_id}_{msgid}_1"), msgid, 1)
+    }
+
+    /// The associate a fan talks to: the bound one, else one of the brand's active
+    /// associates by fan number (every fan of a brand keeps one associate).
+    pub fn associate_of(&self, account: usize, fan: u32) -> &AssociateRecord {
+        let bound = self.fan(account, fan).and_then(|f| f.associate);
+        let active = &self.brands[self.accounts[account].brand].active_associates;
+        let i = bound.unwrap_or_else(|| active[fan as usize % active.len()]);
+        &self.associates[i]
+    }
+
+    /// A WeCom userid no record has (an associate HR has not exported yet).
+    pub fn unknown_associate(&self, rng: &mut impl Rng) -> String {
+        format!("newhire{:02}", rng.gen_range(0..20))
+    }
+
+    /// The category of an account's button key, as the button records resolve it.
+    pub fn button_category(&self, app_id: &str, key: &str) -> Option<MenuCategory> {
+        self.buttons_by_key
+            .get(&(app_id.to_string(), key.to_string()))
+            .copied()
+    }
+
+    /// The channel of a scene, as the scene records resolve it.
+    pub fn scene_channel(&self, scene: &str) -> Option<SceneChannel> {
+        self.scenes_by_key.get(scene).copied()
+    }
+
+    /// Whether an article record has this id.
+    pub fn has_article(&self, article_id: &str) -> bool {
+        self.article_ids.contains(article_id)
+    }
+
+    /// Whether an associate record has this userid.
+    pub fn has_associate(&self, userid: &str) -> bool {
+        self.associate_ids.contains(userid)
+    }
+}
+
+/// A fan's openid on an account (raw: the generator plays WeChat).
+pub fn openid(app_id: &str, fan: u32) -> String {
+    format!("o{app_id}_{fan:06}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec {
+            seed: 3,
+            brands: 2,
+            accounts_per_brand: 2,
+            fans_per_account: 2_000,
+            events: 0,
+            start_ms: 1_760_000_000_000,
+            end_ms: 1_760_000_000_000 + 30 * DAY_MS,
+            duplicate_share: 0.0,
+            late_share: 0.0,
+            malformed_share: 0.0,
+            unknown_dimension_share: 0.01,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_world() {
+        let (a, b) = (World::new(&spec()), World::new(&spec()));
+        assert_eq!(a.dimension_records(), b.dimension_records());
+        let other = World::new(&Spec { seed: 4, ..spec() });
+        assert_ne!(a.dimension_records(), other.dimension_records());
+    }
+
+    #[test]
+    fn every_record_encodes_and_keys_are_unique() {
+        let records = World::new(&spec()).dimension_records();
+        let mut keys = HashSet::new();
+        for r in &records {
+            r.encode().unwrap_or_else(|e| panic!("{r:?}: {e}"));
+            assert!(
+                keys.insert((r.dimension(), r.key())),
+                "duplicate key {}",
+                r.key()
+            );
+        }
+        for (d, n) in World::new(&spec()).record_counts() {
+            let built = records.iter().filter(|r| r.dimension() == d).count();
+            assert!(built > 0, "{d:?}");
+            assert_eq!(built, n, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn records_reference_records() {
+        let world = World::new(&spec());
+        let stores: HashSet<&str> = world.stores.iter().map(|s| s.store_id.as_str()).collect();
+        for a in &world.associates {
+            assert!(stores.contains(a.store_id.as_str()));
+        }
+        for s in &world.scenes {
+            assert!(s.store_id.iter().all(|id| stores.contains(id.as_str())));
+            assert!(s.userid.iter().all(|u| world.has_associate(u)));
+            if s.channel == SceneChannel::Associate {
+                let a = world
+                    .associates
+                    .iter()
+                    .find(|a| Some(&a.userid) == s.userid.as_ref())
+                    .expect("the code's associate");
+                assert_eq!(Some(&a.store_id), s.store_id.as_ref(), "their store");
+            }
+        }
+        let numeric = world
+            .scenes
+            .iter()
+            .filter(|s| s.scene.parse::<u32>().is_ok())
+            .count();
+        assert!(numeric > 0 && numeric * 4 < world.scenes.len(), "{numeric}");
+        assert!(world.associates.iter().any(|a| !a.active));
+        for fans in &world.fans {
+            for f in fans.iter().flatten() {
+                assert!(f.associate.is_none_or(|i| world.associates[i].active));
+            }
+        }
+    }
+
+    #[test]
+    fn pushes_fall_in_the_span_with_consistent_articles() {
+        let s = spec();
+        let world = World::new(&s);
+        for account in &world.accounts {
+            assert!(!account.pushes.is_empty());
+            for push in &account.pushes {
+                assert!((s.start_ms..s.end_ms).contains(&push.published_at));
+                let n = push.articles.len() as i32;
+                assert!((1..=3).contains(&n));
+                for (pos, &i) in push.articles.iter().enumerate() {
+                    let a = &world.articles[i];
+                    assert_eq!(
+                        (a.msgid, a.idx, a.articles_in_push),
+                        (push.msgid, pos as i32 + 1, n)
+                    );
+                    assert_eq!(
+                        a.article_id,
+                        format!("{}_{}_{}", account.record.app_id, a.msgid, a.idx)
+                    );
+                    if a.target_segment.is_none() {
+                        assert_eq!(a.fans_reached, account.record.fans);
+                    } else {
+                        assert!(a.fans_reached < account.record.fans);
+                    }
+                }
+            }
+        }
+        let segmented = world
+            .articles
+            .iter()
+            .filter(|a| a.target_segment.is_some())
+            .count();
+        assert!(
+            segmented * 2 < world.articles.len(),
+            "most pushes go to everyone"
+        );
+    }
+
+    #[test]
+    fn fan_profiles_follow_the_seed_shares() {
+        let s = Spec {
+            fans_per_account: 20_000,
+            ..spec()
+        };
+        let world = World::new(&s);
+        let fans: Vec<&Fan> = world.fans.iter().flatten().flatten().collect();
+        let all = world.fans.iter().map(Vec::len).sum::<usize>() as f64;
+        let share = |n: usize| n as f64 / fans.len() as f64;
+        let status = |st| share(fans.iter().filter(|f| f.status == st).count());
+        assert!((status(CustomerStatus::Prospect) - 0.80).abs() < 0.01);
+        assert!((status(CustomerStatus::Vip) - 0.03).abs() < 0.005);
+        assert!(
+            (1.0 - fans.len() as f64 / all - 0.01).abs() < 0.003,
+            "1% have no profile"
+        );
+        let inside = share(fans.iter().filter(|f| f.followed_at >= s.start_ms).count());
+        assert!((inside - 0.10).abs() < 0.01, "{inside}");
+        let gone = share(fans.iter().filter(|f| f.unfollowed_at.is_some()).count());
+        assert!((gone - 0.02).abs() < 0.005, "{gone}");
+        let search = share(
+            fans.iter()
+                .filter(|f| f.source == "ADD_SCENE_SEARCH")
+                .count(),
+        );
+        assert!((search - 0.414).abs() < 0.01);
+    }
+
+    #[test]
+    fn unknown_keys_are_unknown() {
+        let world = World::new(&spec());
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..200 {
+            let app_id = &world.accounts[1].record.app_id;
+            assert!(world
+                .button_category(app_id, &world.unknown_button(1, &mut rng).0)
+                .is_none());
+            assert!(world
+                .scene_channel(&world.unknown_scene(1, &mut rng))
+                .is_none());
+            assert!(!world.has_article(&world.unknown_article(1, &mut rng).0));
+            assert!(!world.has_associate(&world.unknown_associate(&mut rng)));
+            let b = world.pick_button(1, &mut rng);
+            assert!(world.button_category(app_id, &b.key).is_some());
+            let scene = world.pick_scene(1, &mut rng);
+            assert!(world.scene_channel(&scene.scene).is_some());
+        }
+    }
+}
