@@ -37,7 +37,7 @@ fn record<T: serde::Serialize>(topic: &'static str, app: &str, openid: &str, e: 
     Outgoing {
         topic,
         key: format!("{app}|{openid}").into_bytes(),
-        payload: encode(topic, e),
+        payload: Some(encode(topic, e)),
         at_ms: 0,
     }
 }
@@ -66,7 +66,7 @@ async fn publish(stack: &Stack, dims: Vec<DimensionRecord>) -> anyhow::Result<()
         .map(|d| Outgoing {
             topic: d.dimension().topic(),
             key: d.key().into_bytes(),
-            payload: d.encode().expect("encodes"),
+            payload: Some(d.encode().expect("encodes")),
             at_ms: 0,
         })
         .collect();
