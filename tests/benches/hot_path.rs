@@ -131,14 +131,20 @@ async fn sink_server() -> String {
     format!("http://{addr}")
 }
 
-async fn bench<S: Stream>(name: &str, stream: S, spec: &Spec, cfg: &Config, url: &str) {
+async fn bench<S: Stream>(
+    name: &str,
+    stream: S,
+    spec: &Spec,
+    cfg: &Config,
+    dims: &Dimensions,
+    url: &str,
+) {
     let records = records(S::TOPIC, spec);
     let bytes: usize = records
         .iter()
         .map(|r| r.payload.as_ref().map_or(0, Vec::len))
         .sum();
-    let dims = Dimensions::detached(Pseudonymizer::new(cfg.pii.key.as_bytes()));
-    let (rows, ns1) = stage1(stream, &records, cfg, &dims);
+    let (rows, ns1) = stage1(stream, &records, cfg, dims);
     let ns2 = stage2(&rows, url).await;
     println!(
         "{name:<14} {:>8} events  {:>5.0} B/event  decode→row {ns1:>6.0} ns  encode+lz4 {ns2:>6.0} ns  total {:>6.0} ns = {:>5.2} M events/s/core",
@@ -212,6 +218,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The generator's world as the services would hold it: lookups hit like in production
+    // (1% of events carry a key no dimension has).
+    let mut dims = Dimensions::detached(Pseudonymizer::new(cfg.pii.key.as_bytes()));
+    for record in wxpulse_cli::world::World::new(&spec).dimension_records() {
+        let (dimension, key) = (record.dimension(), record.key());
+        dims.apply(dimension, &key, Some(record));
+    }
     runtime.block_on(async {
         let url = sink_server().await;
         breakdown(&records("wxpulse.menu_clicks", &spec), &cfg);
@@ -223,6 +236,7 @@ fn main() {
             wxpulse_menu_clicks::MenuClicks::new(&cfg),
             &spec,
             &cfg,
+            &dims,
             &url,
         )
         .await;
@@ -231,6 +245,7 @@ fn main() {
             wxpulse_article_reads::ArticleReads::new(&cfg),
             &spec,
             &cfg,
+            &dims,
             &url,
         )
         .await;
@@ -239,6 +254,7 @@ fn main() {
             wxpulse_chat_messages::ChatMessages::new(&cfg),
             &spec,
             &cfg,
+            &dims,
             &url,
         )
         .await;
@@ -247,6 +263,7 @@ fn main() {
             wxpulse_qr_scans::QrScans::new(&cfg),
             &spec,
             &cfg,
+            &dims,
             &url,
         )
         .await;

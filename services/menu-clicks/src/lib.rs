@@ -24,7 +24,7 @@ event_row! {
     /// A row of `wxpulse.menu_clicks`.
     pub struct MenuClickRow {
         pub event: &'static str,
-        pub event_key: String,
+        pub event_key: Arc<str>,
         pub menu_id: Option<i64>,
         pub category: &'static str,
         pub label: Arc<str>,
@@ -51,13 +51,17 @@ impl Stream for MenuClicks {
     type Row = MenuClickRow;
 
     fn row(&mut self, e: &MenuClick<'_>, cx: &Context<'_>) -> MenuClickRow {
-        let (category, label) = match cx.dims.button(e.app_id, e.event_key) {
-            Some(b) => (b.category.as_str(), b.label.clone()),
-            None => (wxpulse_runtime::enrich::UNKNOWN, cx.dims.unknown()),
+        let (event_key, category, label) = match cx.dims.button(e.app_id, e.event_key) {
+            Some(b) => (b.event_key.clone(), b.category.as_str(), b.label.clone()),
+            None => (
+                Arc::from(e.event_key),
+                wxpulse_runtime::enrich::UNKNOWN,
+                cx.dims.unknown(),
+            ),
         };
         row!(MenuClickRow, cx, {
             event: event_name(e.event),
-            event_key: e.event_key.to_string(),
+            event_key: event_key,
             menu_id: e.menu_id,
             category: category,
             label: label,

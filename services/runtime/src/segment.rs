@@ -167,13 +167,14 @@ pub struct Segment {
 pub struct FanState {
     /// Latest event time seen, ms (0 = none).
     pub last_event_time: i64,
-    /// Interactions per `yyyymm`, newest months only (see [`FanStates::observe`]).
-    pub months: Vec<(u32, u32)>,
+    /// Interactions per `yyyymm` (month 0 = free slot), the newest [`MONTHS_KEPT`]
+    /// months, inline so tracking a fan allocates nothing.
+    pub months: [(u32, u32); MONTHS_KEPT],
 }
 
 /// Months kept per fan: late events are at most `validation.max_lateness` (7 days) old,
 /// so the current and previous month suffice; one more leaves room for a longer lateness.
-const MONTHS_KEPT: usize = 3;
+pub const MONTHS_KEPT: usize = 3;
 
 /// Per-fan state of one partition.
 #[derive(Debug, Default)]
@@ -231,18 +232,22 @@ impl FanStates {
     }
 }
 
-/// Adds `n` to `month`, keeping the newest [`MONTHS_KEPT`] months; returns the new count.
-fn add_month(months: &mut Vec<(u32, u32)>, month: u32, n: u32) -> u32 {
+/// Adds `n` to `month`, keeping the newest [`MONTHS_KEPT`] months (a month older than all
+/// kept ones is counted from zero and not kept); returns the new count.
+fn add_month(months: &mut [(u32, u32); MONTHS_KEPT], month: u32, n: u32) -> u32 {
     if let Some(entry) = months.iter_mut().find(|(m, _)| *m == month) {
         entry.1 += n;
         return entry.1;
     }
-    months.push((month, n));
-    if months.len() > MONTHS_KEPT {
-        months.sort_unstable_by_key(|m| std::cmp::Reverse(m.0));
-        months.truncate(MONTHS_KEPT);
+    // The free or oldest slot, if older than `month`.
+    let oldest = months
+        .iter_mut()
+        .min_by_key(|(m, _)| *m)
+        .expect("MONTHS_KEPT > 0");
+    if oldest.0 < month {
+        *oldest = (month, n);
     }
-    months.iter().find(|(m, _)| *m == month).map_or(n, |e| e.1)
+    n
 }
 
 #[cfg(test)]
@@ -350,7 +355,7 @@ mod tests {
             }
             let (a, b) = (live.get(1).cloned().unwrap_or_default(), restored.get(1).cloned().unwrap_or_default());
             prop_assert_eq!(a.last_event_time, b.last_event_time);
-            let newest = |s: &FanState| { let mut m = s.months.clone(); m.sort_unstable(); m.into_iter().rev().take(2).collect::<Vec<_>>() };
+            let newest = |s: &FanState| { let mut m = s.months.to_vec(); m.retain(|e| e.0 > 0); m.sort_unstable(); m.into_iter().rev().take(2).collect::<Vec<_>>() };
             prop_assert_eq!(newest(&a), newest(&b));
         }
 

@@ -82,6 +82,8 @@ pub struct Article {
 /// A custom-menu button.
 #[derive(Debug, Clone)]
 pub struct Button {
+    /// The key/URL/page itself, shared so rows of known buttons do not copy it.
+    pub event_key: Arc<str>,
     /// Category.
     pub category: MenuCategory,
     /// Label.
@@ -218,6 +220,7 @@ impl Dimensions {
             }
             DimensionRecord::MenuButton(r) => {
                 let button = Button {
+                    event_key: Arc::from(r.event_key.as_str()),
                     category: r.category,
                     label: self.intern(&r.label),
                 };
