@@ -52,7 +52,13 @@ log "migrating ClickHouse and creating topics"
 "$BIN/wxpulse" migrate
 "$BIN/wxpulse" topics create --partitions 4
 
-log "starting the four services"
+log "publishing a world (accounts, stores, associates, QR scenes, pushes, menus, fan profiles) to the dimension topics,"
+log "then $EVENTS interactions over the last month (2 brands, 4 accounts)"
+seed=$(date +%s)
+"$BIN/wxpulse" generate --seed "$seed" --events "$EVENTS" --truth "$STACK_DIR/truth.json"
+
+
+log "starting the four services (each loads the dimension topics, then consumes)"
 stop_services
 mkdir -p "$STACK_DIR/pids" "$STACK_DIR/logs"
 port=9464
@@ -63,10 +69,6 @@ for s in "${SERVICES[@]}"; do
   log "  wxpulse-$s: pid $!, metrics http://127.0.0.1:$port/metrics"
   port=$((port + 1))
 done
-
-log "generating $EVENTS interactions over the last month (2 brands, 4 accounts)"
-seed=$(date +%s)
-"$BIN/wxpulse" generate --seed "$seed" --events "$EVENTS" --truth "$STACK_DIR/truth.json"
 
 expected=$(python3 -c "import json;print(sum(json.load(open('$STACK_DIR/truth.json'))['events'].values()))")
 log "waiting until ClickHouse holds the $expected distinct valid events"
@@ -94,8 +96,33 @@ echo
 echo "== Dead letters (malformed records the generator injected)"
 "$BIN/wxpulse" dlq list
 echo
+echo "== Menu clicks by button category vs the seed report (000: e-commerce 45 / brand info 33 / CRM 22)"
+sql "SELECT category, count() AS clicks, round(100 * clicks / sum(clicks) OVER (), 2) AS share_pct,
+            multiIf(category='ecommerce', '45', category='brand_info', '33', category='crm', '22', '-') AS benchmark_pct
+     FROM menu_clicks GROUP BY category ORDER BY clicks DESC"
+echo
+echo "== New followers from QR codes by channel (follow source)"
+sql "SELECT channel, countIf(is_new_follow) AS new_follows, count() AS scans
+     FROM qr_scans GROUP BY channel ORDER BY new_follows DESC"
+echo
+echo "== Events by relationship segment (fan-profile dimension) and lifecycle at event time"
+sql "SELECT relationship, lifecycle, count() AS events FROM (
+       SELECT relationship, lifecycle FROM menu_clicks UNION ALL SELECT relationship, lifecycle FROM qr_scans
+       UNION ALL SELECT relationship, lifecycle FROM chat_messages UNION ALL SELECT relationship, lifecycle FROM article_reads)
+     GROUP BY relationship, lifecycle ORDER BY relationship, events DESC"
+echo
+echo "== Associate first-reply time in WeCom 1:1 chats, by region"
+sql "SELECT region, count() AS replies, round(avg(first_reply_ms) / 60000, 1) AS avg_min,
+            round(quantile(0.9)(first_reply_ms) / 60000, 1) AS p90_min
+     FROM chat_messages WHERE first_reply_ms IS NOT NULL GROUP BY region ORDER BY replies DESC"
+echo
+echo "== Events written with an unknown dimension value (metric wxpulse_enrich_dimension_missing_total)"
+for p in 9464 9465 9466 9467; do
+  curl -sS "http://127.0.0.1:$p/metrics" | grep '^wxpulse_enrich_dimension_missing_total' | grep -v ' 0$' || true
+done
+echo
 echo "== Generator ground truth: $STACK_DIR/truth.json"
-python3 -c "import json;t=json.load(open('$STACK_DIR/truth.json'));print('events', t['events']); print('dead letters', t['dead_letters']); print('duplicates dropped', t['duplicates'])"
+python3 -c "import json;t=json.load(open('$STACK_DIR/truth.json'));print('events', t['events']); print('dead letters', t['dead_letters']); print('duplicates dropped', t['duplicates']); print('menu clicks by category', t.get('menu_clicks_by_category')); print('new follows by channel', t.get('new_follows_by_channel')); print('events by segment', t.get('events_by_segment')); print('events with a missing dimension', t.get('dimension_missing'))"
 echo
 log "the pipeline keeps running: query $CH (database wxpulse), scrape :9464-9467/metrics;"
 log "stop everything with: make down"
