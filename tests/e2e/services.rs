@@ -73,6 +73,39 @@ async fn publish(stack: &Stack, dims: Vec<DimensionRecord>) -> anyhow::Result<()
     send(stack, records).await
 }
 
+/// How many records of `key` a topic still holds, read from the beginning: whether the
+/// broker compacted it. (Services must be right either way.)
+fn versions_kept(brokers: &str, topic: &str, key: &str) -> anyhow::Result<usize> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "e2e-compaction-probe")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut end = 0;
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)?;
+        end += consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))?
+            .1;
+    }
+    consumer.assign(&tpl)?;
+    let (mut seen, mut matching) = (0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen < end && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            seen += 1;
+            if m.key() == Some(key.as_bytes()) {
+                matching += 1;
+            }
+        }
+    }
+    Ok(matching)
+}
+
 /// Waits until the service applied `n` records of `dimension` since it started.
 async fn applied(service: &Service, dimension: Dimension, n: u64) {
     let label = format!("dimension=\"{}\"", dimension.as_str());
@@ -284,6 +317,10 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
     )
     .await?;
     applied(&service, Dimension::MenuButton, 4).await;
+    eprintln!(
+        "compaction probe: the broker keeps {} records of key wxa|STORY on a compacted topic",
+        versions_kept(&stack.brokers, Dimension::MenuButton.topic(), "wxa|STORY")?
+    );
     applied(&service, Dimension::FanProfile, 5).await;
     applied(&service, Dimension::Account, 2).await;
     send(

@@ -396,6 +396,32 @@ mod tests {
         assert!(d.fan(id).is_none());
     }
 
+    proptest::proptest! {
+        /// Whatever the interleaving of updates and tombstones, the table ends with the
+        /// last record per key: what reading an uncompacted topic from the start must give.
+        #[test]
+        fn last_write_per_key_wins(ops in proptest::collection::vec((0u8..4, proptest::option::of(0u8..3)), 0..40)) {
+            let mut d = dims();
+            let mut model = std::collections::HashMap::new();
+            let categories = [MenuCategory::Ecommerce, MenuCategory::BrandInfo, MenuCategory::Crm];
+            for (key, value) in ops {
+                let k = format!("K{key}");
+                let record = value.map(|v| button("wxa", &k, categories[v as usize], &format!("L{v}")));
+                d.apply(Dimension::MenuButton, &format!("wxa|{k}"), record);
+                match value {
+                    Some(v) => { model.insert(k, v); }
+                    None => { model.remove(&k); }
+                }
+            }
+            for key in 0u8..4 {
+                let k = format!("K{key}");
+                let got = d.button("wxa", &k).map(|b| b.label.to_string());
+                proptest::prop_assert_eq!(got, model.get(&k).map(|v| format!("L{v}")));
+            }
+            proptest::prop_assert_eq!(d.len(Dimension::MenuButton), model.len());
+        }
+    }
+
     #[test]
     fn equal_values_share_one_allocation() {
         let mut d = dims();
