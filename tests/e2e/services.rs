@@ -75,7 +75,7 @@ async fn publish(stack: &Stack, dims: Vec<DimensionRecord>) -> anyhow::Result<()
 
 /// How many records of `key` a topic still holds, read from the beginning: whether the
 /// broker compacted it. (Services must be right either way.)
-fn versions_kept(brokers: &str, topic: &str, key: &str) -> anyhow::Result<usize> {
+fn versions_kept(brokers: &str, topic: &str, key: &str) -> anyhow::Result<(usize, i64, i64)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
@@ -93,7 +93,7 @@ fn versions_kept(brokers: &str, topic: &str, key: &str) -> anyhow::Result<usize>
             .1;
     }
     consumer.assign(&tpl)?;
-    let (mut seen, mut matching) = (0, 0);
+    let (mut seen, mut matching) = (0i64, 0usize);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while seen < end && std::time::Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
@@ -103,7 +103,7 @@ fn versions_kept(brokers: &str, topic: &str, key: &str) -> anyhow::Result<usize>
             }
         }
     }
-    Ok(matching)
+    Ok((matching, seen, end))
 }
 
 /// Waits until the service applied `n` records of `dimension` since it started.
@@ -317,9 +317,10 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
     )
     .await?;
     applied(&service, Dimension::MenuButton, 4).await;
+    let (kept, read, end) =
+        versions_kept(&stack.brokers, Dimension::MenuButton.topic(), "wxa|STORY")?;
     eprintln!(
-        "compaction probe: the broker keeps {} records of key wxa|STORY on a compacted topic",
-        versions_kept(&stack.brokers, Dimension::MenuButton.topic(), "wxa|STORY")?
+        "compaction probe: {kept} records of key wxa|STORY readable; {read} records read of {end} offsets"
     );
     applied(&service, Dimension::FanProfile, 5).await;
     applied(&service, Dimension::Account, 2).await;
