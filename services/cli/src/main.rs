@@ -167,16 +167,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Migrate { cluster, print } => {
+            let cluster = cluster.as_deref();
             if print {
                 for m in migrate::MIGRATIONS {
                     println!("-- {}", m.name);
-                    for s in migrate::statements(m.sql) {
-                        println!("{};\n", migrate::render(&s, cluster.as_deref()));
+                    for s in migrate::rendered(m, &clickhouse.database, cluster) {
+                        println!("{s};\n");
                     }
                 }
                 return Ok(());
             }
-            let applied = migrate::migrate(&clickhouse, cluster.as_deref()).await?;
+            let applied = migrate::migrate(&clickhouse, cluster).await?;
             println!(
                 "migrations applied: {applied:?} (database {})",
                 clickhouse.database

@@ -2,8 +2,9 @@
 //! recording them in `schema_migrations` with a checksum.
 //!
 //! The SQL is written for a single node; `--cluster NAME` renders the same source for a
-//! cluster: `ON CLUSTER`, `Replicated*MergeTree` engines with Keeper paths, and a
-//! `Distributed` table `<name>_all` (sharded by `cityHash64(fan_id)`) over every raw event table.
+//! cluster: `ON CLUSTER`, `Replicated*MergeTree` engines with Keeper paths (also with engine
+//! parameters), a `Distributed` table `<name>_all` over the tables listed in [`DISTRIBUTED`],
+//! and `{ALL}` after a table name, which reads the `_all` table on a cluster.
 
 use anyhow::{bail, Context};
 use clickhouse::{Client, Row};
@@ -40,8 +41,15 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_enrichment.sql"),
 ];
 
-/// Raw event tables that get a Distributed `<name>_all` table on a cluster.
-pub const RAW_TABLES: &[&str] = &["menu_clicks", "qr_scans", "chat_messages", "article_reads"];
+/// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
+/// them: (migration, table, sharding key). A table fed only by materialized views on the
+/// shards is never inserted into through `_all` and needs no key.
+pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
+    (1, "menu_clicks", Some("cityHash64(fan_id)")),
+    (1, "qr_scans", Some("cityHash64(fan_id)")),
+    (1, "chat_messages", Some("cityHash64(fan_id)")),
+    (1, "article_reads", Some("cityHash64(fan_id)")),
+];
 
 /// Splits a migration into statements, dropping comments and blank ones.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -62,15 +70,25 @@ pub fn render(statement: &str, cluster: Option<&str>) -> String {
     let Some(cluster) = cluster else {
         return statement
             .replace(" {ON_CLUSTER}", "")
-            .replace("{ON_CLUSTER}", "");
+            .replace("{ON_CLUSTER}", "")
+            .replace("{ALL}", "");
     };
-    let mut out = statement.replace("{ON_CLUSTER}", &format!("ON CLUSTER '{cluster}'"));
+    let mut out = statement
+        .replace("{ON_CLUSTER}", &format!("ON CLUSTER '{cluster}'"))
+        .replace("{ALL}", "_all");
+    let keeper = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'";
     for engine in ["Aggregating", "Summing", "Replacing", ""] {
-        let plain = format!("ENGINE = {engine}MergeTree\n");
-        let replicated = format!(
-            "ENGINE = Replicated{engine}MergeTree('/clickhouse/tables/{{shard}}/{{database}}/{{table}}', '{{replica}}')\n"
-        );
-        out = out.replace(&plain, &replicated);
+        // Without parameters (`ENGINE = XMergeTree` then a new line) and with them
+        // (`ENGINE = XMergeTree(version, ...)`), which follow the Keeper path and replica.
+        out = out
+            .replace(
+                &format!("ENGINE = {engine}MergeTree\n"),
+                &format!("ENGINE = Replicated{engine}MergeTree({keeper})\n"),
+            )
+            .replace(
+                &format!("ENGINE = {engine}MergeTree("),
+                &format!("ENGINE = Replicated{engine}MergeTree({keeper}, "),
+            );
     }
     out.replace(
         "non_replicated_deduplication_window",
@@ -78,23 +96,25 @@ pub fn render(statement: &str, cluster: Option<&str>) -> String {
     )
 }
 
-/// The Distributed tables a cluster gets over the raw tables.
-pub fn distributed_tables(database: &str, cluster: &str) -> Vec<String> {
-    RAW_TABLES
+/// The Distributed tables a cluster gets after migration `version`.
+pub fn distributed_tables(version: u32, database: &str, cluster: &str) -> Vec<String> {
+    DISTRIBUTED
         .iter()
-        .map(|t| {
+        .filter(|(v, _, _)| *v == version)
+        .map(|(_, t, key)| {
+            let key = key.map(|k| format!(", {k}")).unwrap_or_default();
             format!(
                 "CREATE TABLE IF NOT EXISTS {t}_all ON CLUSTER '{cluster}' AS {t} \
-                 ENGINE = Distributed('{cluster}', '{database}', '{t}', cityHash64(fan_id))"
+                 ENGINE = Distributed('{cluster}', '{database}', '{t}'{key})"
             )
         })
         .collect()
 }
 
-/// On a cluster, a column added to a raw table must also be added to its Distributed
-/// `<name>_all`, which copied the columns when it was created.
+/// On a cluster, a column added to a table with a Distributed `<name>_all` must also be
+/// added to `<name>_all`, which copied the columns when it was created.
 pub fn distributed_alter(rendered: &str) -> Option<String> {
-    RAW_TABLES.iter().find_map(|t| {
+    DISTRIBUTED.iter().find_map(|(_, t, _)| {
         let prefix = format!("ALTER TABLE {t} ON CLUSTER");
         rendered.starts_with(&prefix).then(|| {
             rendered.replacen(
@@ -104,6 +124,31 @@ pub fn distributed_alter(rendered: &str) -> Option<String> {
             )
         })
     })
+}
+
+/// Every statement migration `m` runs, rendered for a single node or a cluster: its own
+/// statements, the Distributed twins of the raw tables' ALTERs and the Distributed tables
+/// over what it created.
+pub fn rendered(m: &Migration, database: &str, cluster: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for statement in statements(m.sql) {
+        let sql = render(&statement, cluster);
+        let alter = cluster.and_then(|_| distributed_alter(&sql));
+        out.push(sql);
+        out.extend(alter);
+    }
+    if let Some(cluster) = cluster {
+        out.extend(distributed_tables(m.version, database, cluster));
+    }
+    out
+}
+
+/// A client for the server, on no particular database.
+fn server(ch: &ClickHouseConfig) -> Client {
+    Client::default()
+        .with_url(&ch.url)
+        .with_user(&ch.user)
+        .with_password(&ch.password)
 }
 
 fn checksum(sql: &str) -> String {
@@ -119,10 +164,7 @@ struct Applied {
 /// Creates the database and applies pending migrations; returns the versions applied.
 pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Result<Vec<u32>> {
     let (url, database) = (ch.url.as_str(), ch.database.as_str());
-    let server = Client::default()
-        .with_url(url)
-        .with_user(&ch.user)
-        .with_password(&ch.password);
+    let server = server(ch);
     let on_cluster = cluster
         .map(|c| format!(" ON CLUSTER '{c}'"))
         .unwrap_or_default();
@@ -167,27 +209,11 @@ pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Re
             }
             continue;
         }
-        for statement in statements(m.sql) {
-            let mut rendered = vec![render(&statement, cluster)];
-            if cluster.is_some() && m.version > 1 {
-                rendered.extend(distributed_alter(&rendered[0]));
-            }
-            for sql in rendered {
-                db.query(&sql)
-                    .execute()
-                    .await
-                    .with_context(|| format!("{}: statement failed:\n{sql}", m.name))?;
-            }
-        }
-        if m.version == 1 {
-            if let Some(cluster) = cluster {
-                for sql in distributed_tables(database, cluster) {
-                    db.query(&sql)
-                        .execute()
-                        .await
-                        .with_context(|| sql.clone())?;
-                }
-            }
+        for sql in rendered(m, database, cluster) {
+            db.query(&sql)
+                .execute()
+                .await
+                .with_context(|| format!("{}: statement failed:\n{sql}", m.name))?;
         }
         db.query("INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)")
             .bind(m.version)
@@ -223,7 +249,76 @@ mod tests {
                     assert!(clustered.contains("ENGINE = Replicated"), "{clustered}");
                     assert!(!clustered.contains("non_replicated"), "{clustered}");
                 }
+                for sql in [&single, &clustered] {
+                    assert!(!sql.contains("{ALL}"), "{sql}");
+                }
             }
+        }
+    }
+
+    /// The identifiers that follow each occurrence of `prefix` in `sql`.
+    fn names_after<'a>(sql: &'a str, prefix: &str) -> Vec<&'a str> {
+        sql.match_indices(prefix)
+            .map(|(i, _)| {
+                let rest = &sql[i + prefix.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect()
+    }
+
+    /// Every statement of every migration, without comments.
+    fn all_sql() -> String {
+        MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.sql))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn engines_with_parameters_replicate_with_the_keeper_path_first() {
+        let s = "CREATE TABLE t {ON_CLUSTER} (v UInt8, d UInt8)\n\
+                 ENGINE = ReplacingMergeTree(v, d)\nORDER BY v";
+        assert_eq!(
+            render(s, Some("wx")),
+            "CREATE TABLE t ON CLUSTER 'wx' (v UInt8, d UInt8)\n\
+             ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', \
+             '{replica}', v, d)\nORDER BY v"
+        );
+        assert_eq!(
+            render("SELECT * FROM r{ALL} JOIN s{ALL} USING k", Some("wx")),
+            "SELECT * FROM r_all JOIN s_all USING k"
+        );
+        assert_eq!(render("SELECT * FROM r{ALL}", None), "SELECT * FROM r");
+    }
+
+    #[test]
+    fn every_materialized_view_target_has_a_dedup_window() {
+        // Without its own window an MV target double-counts a retried insert (ADAPTER.md).
+        let sql = all_sql();
+        let creates: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.sql))
+            .filter(|s| s.starts_with("CREATE TABLE"))
+            .collect();
+        let targets = names_after(&sql, "{ON_CLUSTER} TO ");
+        assert_eq!(
+            targets.len(),
+            sql.matches("CREATE MATERIALIZED VIEW").count(),
+            "every materialized view writes TO a table: {targets:?}"
+        );
+        for target in targets {
+            let create = creates
+                .iter()
+                .find(|c| names_after(c, "CREATE TABLE IF NOT EXISTS ")[0] == target)
+                .unwrap_or_else(|| panic!("no CREATE TABLE for MV target {target}"));
+            assert!(
+                create.contains("non_replicated_deduplication_window"),
+                "{target} has no dedup window"
+            );
         }
     }
 
