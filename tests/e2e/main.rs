@@ -5,3 +5,4 @@
 mod foundation;
 mod prometheus;
 mod runtime;
+mod views;

@@ -3,8 +3,9 @@
 //!
 //! The SQL is written for a single node; `--cluster NAME` renders the same source for a
 //! cluster: `ON CLUSTER`, `Replicated*MergeTree` engines with Keeper paths (also with engine
-//! parameters), a `Distributed` table `<name>_all` over the tables listed in [`DISTRIBUTED`],
-//! and `{ALL}` after a table name, which reads the `_all` table on a cluster.
+//! parameters), a `Distributed` table `<name>_all` over the tables listed in [`DISTRIBUTED`]
+//! (the raw event tables and the rollups), and `{ALL}` after a table name, which reads the
+//! `_all` table on a cluster (the views do, so that they see every shard).
 
 use anyhow::{bail, Context};
 use clickhouse::{Client, Row};
@@ -39,16 +40,25 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_ingest_watermarks.sql"),
     migration!(3, "0003_interactions_hourly.sql"),
     migration!(4, "0004_enrichment.sql"),
+    migration!(5, "0005_rollups.sql"),
+    migration!(6, "0006_views.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
-/// them: (migration, table, sharding key). A table fed only by materialized views on the
-/// shards is never inserted into through `_all` and needs no key.
+/// them: (migration, table, sharding key). The views read through them. Tables fed only by
+/// materialized views on the shards are never inserted into through `_all`, so they need no
+/// key; `fan_profiles` is written through `fan_profiles_all`, by fan like the events.
 pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (1, "menu_clicks", Some("cityHash64(fan_id)")),
     (1, "qr_scans", Some("cityHash64(fan_id)")),
     (1, "chat_messages", Some("cityHash64(fan_id)")),
     (1, "article_reads", Some("cityHash64(fan_id)")),
+    (5, "engagement_hourly", None),
+    (5, "fan_activity_monthly", None),
+    (5, "fan_profiles", Some("cityHash64(fan_id)")),
+    (5, "fan_follow_events", None),
+    (5, "article_push_stats", None),
+    (5, "associate_daily", None),
 ];
 
 /// Splits a migration into statements, dropping comments and blank ones.
@@ -320,6 +330,42 @@ mod tests {
                 "{target} has no dedup window"
             );
         }
+    }
+
+    #[test]
+    fn views_read_tables_that_get_a_distributed_table_before_them() {
+        for m in MIGRATIONS {
+            let sql = statements(m.sql).join("\n");
+            for (i, _) in sql.match_indices("{ALL}") {
+                let before = &sql[..i];
+                let start = before
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(0, |p| p + 1);
+                let table = &before[start..];
+                assert!(
+                    DISTRIBUTED
+                        .iter()
+                        .any(|(v, t, _)| *t == table && *v <= m.version),
+                    "{}: {table}{{ALL}} has no Distributed table",
+                    m.name
+                );
+            }
+        }
+        let m5 = MIGRATIONS.iter().find(|m| m.version == 5).expect("0005");
+        let sql = rendered(m5, "wxpulse", Some("wx"));
+        assert!(sql.iter().any(|s| s.starts_with(
+            "CREATE TABLE IF NOT EXISTS fan_profiles_all ON CLUSTER 'wx' AS fan_profiles \
+             ENGINE = Distributed('wx', 'wxpulse', 'fan_profiles', cityHash64(fan_id))"
+        )));
+        assert!(sql
+            .last()
+            .expect("statements")
+            .contains("associate_daily_all"));
+        assert_eq!(
+            rendered(m5, "wxpulse", None).len(),
+            statements(m5.sql).len(),
+            "a single node gets no Distributed tables"
+        );
     }
 
     #[test]
