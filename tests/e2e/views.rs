@@ -2,7 +2,8 @@
 //! (`views_fixture.sql`: a few fans, a 2-article and a 1-article push, three associates,
 //! follows and unfollows) go straight into the raw tables, every insert twice with the same
 //! `insert_deduplication_token` as a retrying service would send it, and every view must
-//! return exactly the figures worked out by hand below.
+//! return exactly the figures worked out by hand below. The BI grants file is checked to
+//! parse (it cannot run: the local engine has no RBAC).
 
 use clickhouse::Client;
 use wxpulse_e2e::*;
@@ -420,5 +421,19 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
         ]),
     )
     .await?;
+
+    // The BI grants need RBAC, which the local engine lacks, so they cannot be applied here;
+    // but the engine parses each statement before refusing it, so a syntax error would show.
+    let hash = wxpulse_cli::migrate::password_sha256("not-a-real-password");
+    for sql in wxpulse_cli::migrate::grants(DB, None, &hash) {
+        let err = ch.query(&sql).execute().await.expect_err("no RBAC locally");
+        let err = err.to_string();
+        assert!(
+            ["ACCESS_DENIED", "UNKNOWN_ROLE", "UNKNOWN_USER"]
+                .iter()
+                .any(|code| err.contains(code)),
+            "{sql}\n{err}"
+        );
+    }
     Ok(())
 }

@@ -6,6 +6,9 @@
 //! parameters), a `Distributed` table `<name>_all` over the tables listed in [`DISTRIBUTED`]
 //! (the raw event tables and the rollups), and `{ALL}` after a table name, which reads the
 //! `_all` table on a cluster (the views do, so that they see every shard).
+//!
+//! `schemas/clickhouse/grants/bi_readonly.sql` (the BI role) is not a migration: it needs
+//! RBAC, which the local chdb adapter lacks, so it is applied only on request (`--grants`).
 
 use anyhow::{bail, Context};
 use clickhouse::{Client, Row};
@@ -60,6 +63,9 @@ pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (5, "article_push_stats", None),
     (5, "associate_daily", None),
 ];
+
+/// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].
+pub const GRANTS_SQL: &str = include_str!("../../../schemas/clickhouse/grants/bi_readonly.sql");
 
 /// Splits a migration into statements, dropping comments and blank ones.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -237,6 +243,50 @@ pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Re
     Ok(done)
 }
 
+/// The SHA-256 (hex) the grants file stores for the BI user's password: the password itself
+/// is never sent to the server.
+pub fn password_sha256(password: &str) -> String {
+    checksum(password)
+}
+
+/// The statements of the grants file, rendered for `database` on a single node or a cluster,
+/// with the BI user's password hash (see [`password_sha256`]).
+pub fn grants(database: &str, cluster: Option<&str>, password_sha256: &str) -> Vec<String> {
+    statements(GRANTS_SQL)
+        .iter()
+        .map(|s| {
+            render(s, cluster)
+                .replace("{DATABASE}", database)
+                .replace("{BI_PASSWORD_SHA256}", password_sha256)
+        })
+        .collect()
+}
+
+/// Applies the grants file: the read-only BI role and user. Needs a ClickHouse with users
+/// and grants; the local chdb adapter has none and refuses the first statement.
+pub async fn apply_grants(
+    ch: &ClickHouseConfig,
+    cluster: Option<&str>,
+    password: &str,
+) -> anyhow::Result<usize> {
+    if password.is_empty() {
+        bail!("the BI user needs a password: set WXPULSE_BI_PASSWORD");
+    }
+    let db = server(ch).with_database(&ch.database);
+    let hash = password_sha256(password);
+    let statements = grants(&ch.database, cluster, &hash);
+    for sql in &statements {
+        db.query(sql).execute().await.with_context(|| {
+            format!(
+                "grants: statement failed (it needs a ClickHouse with users and grants; \
+                 the local chdb adapter has none):\n{}",
+                sql.replace(&hash, "<password sha256>")
+            )
+        })?;
+    }
+    Ok(statements.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +416,61 @@ mod tests {
             statements(m5.sql).len(),
             "a single node gets no Distributed tables"
         );
+    }
+
+    #[test]
+    fn the_bi_role_may_read_every_v_view_and_nothing_else() {
+        let sql = all_sql();
+        let views = names_after(&sql, "CREATE OR REPLACE VIEW ");
+        let bi: Vec<&str> = views
+            .iter()
+            .copied()
+            .filter(|v| v.starts_with("v_"))
+            .collect();
+        assert!(bi.len() >= 10, "{bi:?}");
+        let granted: Vec<&str> = statements(GRANTS_SQL)
+            .iter()
+            .filter(|s| s.ends_with("TO wxpulse_bi_readonly"))
+            .map(|s| names_after(s, "{DATABASE}.")[0])
+            .map(|v| {
+                *bi.iter()
+                    .find(|b| **b == v)
+                    .unwrap_or_else(|| panic!("{v} granted"))
+            })
+            .collect();
+        assert_eq!(granted, bi, "one SELECT grant per BI view, in order");
+        let owned = names_after(
+            GRANTS_SQL,
+            "MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner",
+        );
+        assert_eq!(owned.len(), bi.len(), "every BI view runs as its owner");
+        for v in &bi {
+            assert!(
+                GRANTS_SQL.contains(&format!(
+                    "ALTER TABLE {{DATABASE}}.{v} {{ON_CLUSTER}} MODIFY SQL SECURITY DEFINER"
+                )),
+                "{v} has no owner"
+            );
+        }
+    }
+
+    #[test]
+    fn grants_render_for_a_node_and_a_cluster_without_the_password() {
+        let hash = password_sha256("s3cret");
+        assert_eq!(hash.len(), 64);
+        for cluster in [None, Some("wx")] {
+            let sql = grants("wxpulse", cluster, &hash);
+            assert_eq!(sql.len(), statements(GRANTS_SQL).len());
+            for s in &sql {
+                assert!(!s.contains('{') || s.contains("{shard}"), "token left: {s}");
+                assert!(!s.contains("s3cret"), "{s}");
+                assert_eq!(s.contains("ON CLUSTER 'wx'"), cluster.is_some(), "{s}");
+            }
+            assert!(sql.iter().any(|s| s.contains(&hash)));
+            assert!(sql
+                .iter()
+                .any(|s| s.contains("SELECT ON wxpulse.v_monthly_active TO wxpulse_bi_readonly")));
+        }
     }
 
     #[test]
