@@ -61,7 +61,7 @@ fn ym((y, m): (i64, i64)) -> String {
     format!("{y:04}-{m:02}")
 }
 
-/// Runs `sql` and compares its TSV output with `expected` (rows joined by new lines).
+/// Runs `sql` and compares its TSV output, row by row, with `expected`.
 async fn check(ch: &Client, sql: &str, expected: &[String]) -> anyhow::Result<()> {
     let bytes = ch.query(sql).fetch_bytes("TabSeparated")?.collect().await?;
     let got = String::from_utf8(bytes.to_vec())?;
@@ -70,7 +70,7 @@ async fn check(ch: &Client, sql: &str, expected: &[String]) -> anyhow::Result<()
     Ok(())
 }
 
-/// Expected TSV rows from tab-separated strings.
+/// Expected TSV rows written with spaces for tabs (an empty value is two spaces).
 fn rows(rows: &[&str]) -> Vec<String> {
     rows.iter().map(|r| r.replace(' ', "\t")).collect()
 }
