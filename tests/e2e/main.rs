@@ -6,3 +6,4 @@ mod foundation;
 mod prometheus;
 mod runtime;
 mod services;
+mod views;

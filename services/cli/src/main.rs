@@ -46,6 +46,11 @@ enum Command {
         /// Print the rendered SQL instead of applying it.
         #[arg(long)]
         print: bool,
+        /// Then apply schemas/clickhouse/grants/bi_readonly.sql: the read-only BI role and
+        /// user `wxpulse_bi` (password from WXPULSE_BI_PASSWORD). Needs users and grants: a
+        /// real ClickHouse, not the local chdb adapter.
+        #[arg(long)]
+        grants: bool,
     },
     /// Manage topics.
     Topics {
@@ -228,21 +233,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ..config.clickhouse.clone()
     };
     match cli.command {
-        Command::Migrate { cluster, print } => {
+        Command::Migrate {
+            cluster,
+            print,
+            grants,
+        } => {
+            let cluster = cluster.as_deref();
+            let bi_password = std::env::var("WXPULSE_BI_PASSWORD").unwrap_or_default();
             if print {
                 for m in migrate::MIGRATIONS {
                     println!("-- {}", m.name);
-                    for s in migrate::statements(m.sql) {
-                        println!("{};\n", migrate::render(&s, cluster.as_deref()));
+                    for s in migrate::rendered(m, &clickhouse.database, cluster) {
+                        println!("{s};\n");
+                    }
+                }
+                if grants {
+                    println!("-- grants/bi_readonly.sql");
+                    let hash = match bi_password.as_str() {
+                        "" => "<sha256 of WXPULSE_BI_PASSWORD>".to_string(),
+                        password => migrate::password_sha256(password),
+                    };
+                    for s in migrate::grants(&clickhouse.database, cluster, &hash) {
+                        println!("{s};\n");
                     }
                 }
                 return Ok(());
             }
-            let applied = migrate::migrate(&clickhouse, cluster.as_deref()).await?;
+            let applied = migrate::migrate(&clickhouse, cluster).await?;
             println!(
                 "migrations applied: {applied:?} (database {})",
                 clickhouse.database
             );
+            if grants {
+                let n = migrate::apply_grants(&clickhouse, cluster, &bi_password).await?;
+                println!(
+                    "grants applied: {n} statements (role wxpulse_bi_readonly, user wxpulse_bi)"
+                );
+            }
         }
         Command::Topics {
             action:

@@ -2,8 +2,13 @@
 //! recording them in `schema_migrations` with a checksum.
 //!
 //! The SQL is written for a single node; `--cluster NAME` renders the same source for a
-//! cluster: `ON CLUSTER`, `Replicated*MergeTree` engines with Keeper paths, and a
-//! `Distributed` table `<name>_all` (sharded by `cityHash64(fan_id)`) over every raw event table.
+//! cluster: `ON CLUSTER`, `Replicated*MergeTree` engines with Keeper paths (also with engine
+//! parameters), a `Distributed` table `<name>_all` over the tables listed in [`DISTRIBUTED`]
+//! (the raw event tables and the rollups), and `{ALL}` after a table name, which reads the
+//! `_all` table on a cluster (the views do, so that they see every shard).
+//!
+//! `schemas/clickhouse/grants/bi_readonly.sql` (the BI role) is not a migration: it needs
+//! RBAC, which the local chdb adapter lacks, so it is applied only on request (`--grants`).
 
 use anyhow::{bail, Context};
 use clickhouse::{Client, Row};
@@ -38,10 +43,29 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_ingest_watermarks.sql"),
     migration!(3, "0003_interactions_hourly.sql"),
     migration!(4, "0004_enrichment.sql"),
+    migration!(5, "0005_rollups.sql"),
+    migration!(6, "0006_views.sql"),
 ];
 
-/// Raw event tables that get a Distributed `<name>_all` table on a cluster.
-pub const RAW_TABLES: &[&str] = &["menu_clicks", "qr_scans", "chat_messages", "article_reads"];
+/// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
+/// them: (migration, table, sharding key). The views read through them. Tables fed only by
+/// materialized views on the shards are never inserted into through `_all`, so they need no
+/// key; `fan_profiles` is written through `fan_profiles_all`, by fan like the events.
+pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
+    (1, "menu_clicks", Some("cityHash64(fan_id)")),
+    (1, "qr_scans", Some("cityHash64(fan_id)")),
+    (1, "chat_messages", Some("cityHash64(fan_id)")),
+    (1, "article_reads", Some("cityHash64(fan_id)")),
+    (5, "engagement_hourly", None),
+    (5, "fan_activity_monthly", None),
+    (5, "fan_profiles", Some("cityHash64(fan_id)")),
+    (5, "fan_follow_events", None),
+    (5, "article_push_stats", None),
+    (5, "associate_daily", None),
+];
+
+/// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].
+pub const GRANTS_SQL: &str = include_str!("../../../schemas/clickhouse/grants/bi_readonly.sql");
 
 /// Splits a migration into statements, dropping comments and blank ones.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -62,15 +86,25 @@ pub fn render(statement: &str, cluster: Option<&str>) -> String {
     let Some(cluster) = cluster else {
         return statement
             .replace(" {ON_CLUSTER}", "")
-            .replace("{ON_CLUSTER}", "");
+            .replace("{ON_CLUSTER}", "")
+            .replace("{ALL}", "");
     };
-    let mut out = statement.replace("{ON_CLUSTER}", &format!("ON CLUSTER '{cluster}'"));
+    let mut out = statement
+        .replace("{ON_CLUSTER}", &format!("ON CLUSTER '{cluster}'"))
+        .replace("{ALL}", "_all");
+    let keeper = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'";
     for engine in ["Aggregating", "Summing", "Replacing", ""] {
-        let plain = format!("ENGINE = {engine}MergeTree\n");
-        let replicated = format!(
-            "ENGINE = Replicated{engine}MergeTree('/clickhouse/tables/{{shard}}/{{database}}/{{table}}', '{{replica}}')\n"
-        );
-        out = out.replace(&plain, &replicated);
+        // Without parameters (`ENGINE = XMergeTree` then a new line) and with them
+        // (`ENGINE = XMergeTree(version, ...)`), which follow the Keeper path and replica.
+        out = out
+            .replace(
+                &format!("ENGINE = {engine}MergeTree\n"),
+                &format!("ENGINE = Replicated{engine}MergeTree({keeper})\n"),
+            )
+            .replace(
+                &format!("ENGINE = {engine}MergeTree("),
+                &format!("ENGINE = Replicated{engine}MergeTree({keeper}, "),
+            );
     }
     out.replace(
         "non_replicated_deduplication_window",
@@ -78,23 +112,25 @@ pub fn render(statement: &str, cluster: Option<&str>) -> String {
     )
 }
 
-/// The Distributed tables a cluster gets over the raw tables.
-pub fn distributed_tables(database: &str, cluster: &str) -> Vec<String> {
-    RAW_TABLES
+/// The Distributed tables a cluster gets after migration `version`.
+pub fn distributed_tables(version: u32, database: &str, cluster: &str) -> Vec<String> {
+    DISTRIBUTED
         .iter()
-        .map(|t| {
+        .filter(|(v, _, _)| *v == version)
+        .map(|(_, t, key)| {
+            let key = key.map(|k| format!(", {k}")).unwrap_or_default();
             format!(
                 "CREATE TABLE IF NOT EXISTS {t}_all ON CLUSTER '{cluster}' AS {t} \
-                 ENGINE = Distributed('{cluster}', '{database}', '{t}', cityHash64(fan_id))"
+                 ENGINE = Distributed('{cluster}', '{database}', '{t}'{key})"
             )
         })
         .collect()
 }
 
-/// On a cluster, a column added to a raw table must also be added to its Distributed
-/// `<name>_all`, which copied the columns when it was created.
+/// On a cluster, a column added to a table with a Distributed `<name>_all` must also be
+/// added to `<name>_all`, which copied the columns when it was created.
 pub fn distributed_alter(rendered: &str) -> Option<String> {
-    RAW_TABLES.iter().find_map(|t| {
+    DISTRIBUTED.iter().find_map(|(_, t, _)| {
         let prefix = format!("ALTER TABLE {t} ON CLUSTER");
         rendered.starts_with(&prefix).then(|| {
             rendered.replacen(
@@ -104,6 +140,31 @@ pub fn distributed_alter(rendered: &str) -> Option<String> {
             )
         })
     })
+}
+
+/// Every statement migration `m` runs, rendered for a single node or a cluster: its own
+/// statements, the Distributed twins of the raw tables' ALTERs and the Distributed tables
+/// over what it created.
+pub fn rendered(m: &Migration, database: &str, cluster: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for statement in statements(m.sql) {
+        let sql = render(&statement, cluster);
+        let alter = cluster.and_then(|_| distributed_alter(&sql));
+        out.push(sql);
+        out.extend(alter);
+    }
+    if let Some(cluster) = cluster {
+        out.extend(distributed_tables(m.version, database, cluster));
+    }
+    out
+}
+
+/// A client for the server, on no particular database.
+fn server(ch: &ClickHouseConfig) -> Client {
+    Client::default()
+        .with_url(&ch.url)
+        .with_user(&ch.user)
+        .with_password(&ch.password)
 }
 
 fn checksum(sql: &str) -> String {
@@ -119,10 +180,7 @@ struct Applied {
 /// Creates the database and applies pending migrations; returns the versions applied.
 pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Result<Vec<u32>> {
     let (url, database) = (ch.url.as_str(), ch.database.as_str());
-    let server = Client::default()
-        .with_url(url)
-        .with_user(&ch.user)
-        .with_password(&ch.password);
+    let server = server(ch);
     let on_cluster = cluster
         .map(|c| format!(" ON CLUSTER '{c}'"))
         .unwrap_or_default();
@@ -167,27 +225,11 @@ pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Re
             }
             continue;
         }
-        for statement in statements(m.sql) {
-            let mut rendered = vec![render(&statement, cluster)];
-            if cluster.is_some() && m.version > 1 {
-                rendered.extend(distributed_alter(&rendered[0]));
-            }
-            for sql in rendered {
-                db.query(&sql)
-                    .execute()
-                    .await
-                    .with_context(|| format!("{}: statement failed:\n{sql}", m.name))?;
-            }
-        }
-        if m.version == 1 {
-            if let Some(cluster) = cluster {
-                for sql in distributed_tables(database, cluster) {
-                    db.query(&sql)
-                        .execute()
-                        .await
-                        .with_context(|| sql.clone())?;
-                }
-            }
+        for sql in rendered(m, database, cluster) {
+            db.query(&sql)
+                .execute()
+                .await
+                .with_context(|| format!("{}: statement failed:\n{sql}", m.name))?;
         }
         db.query("INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)")
             .bind(m.version)
@@ -199,6 +241,50 @@ pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Re
         done.push(m.version);
     }
     Ok(done)
+}
+
+/// The SHA-256 (hex) the grants file stores for the BI user's password: the password itself
+/// is never sent to the server.
+pub fn password_sha256(password: &str) -> String {
+    checksum(password)
+}
+
+/// The statements of the grants file, rendered for `database` on a single node or a cluster,
+/// with the BI user's password hash (see [`password_sha256`]).
+pub fn grants(database: &str, cluster: Option<&str>, password_sha256: &str) -> Vec<String> {
+    statements(GRANTS_SQL)
+        .iter()
+        .map(|s| {
+            render(s, cluster)
+                .replace("{DATABASE}", database)
+                .replace("{BI_PASSWORD_SHA256}", password_sha256)
+        })
+        .collect()
+}
+
+/// Applies the grants file: the read-only BI role and user. Needs a ClickHouse with users
+/// and grants; the local chdb adapter has none and refuses the first statement.
+pub async fn apply_grants(
+    ch: &ClickHouseConfig,
+    cluster: Option<&str>,
+    password: &str,
+) -> anyhow::Result<usize> {
+    if password.is_empty() {
+        bail!("the BI user needs a password: set WXPULSE_BI_PASSWORD");
+    }
+    let db = server(ch).with_database(&ch.database);
+    let hash = password_sha256(password);
+    let statements = grants(&ch.database, cluster, &hash);
+    for sql in &statements {
+        db.query(sql).execute().await.with_context(|| {
+            format!(
+                "grants: statement failed (it needs a ClickHouse with users and grants; \
+                 the local chdb adapter has none):\n{}",
+                sql.replace(&hash, "<password sha256>")
+            )
+        })?;
+    }
+    Ok(statements.len())
 }
 
 #[cfg(test)]
@@ -223,7 +309,167 @@ mod tests {
                     assert!(clustered.contains("ENGINE = Replicated"), "{clustered}");
                     assert!(!clustered.contains("non_replicated"), "{clustered}");
                 }
+                for sql in [&single, &clustered] {
+                    assert!(!sql.contains("{ALL}"), "{sql}");
+                }
             }
+        }
+    }
+
+    /// The identifiers that follow each occurrence of `prefix` in `sql`.
+    fn names_after<'a>(sql: &'a str, prefix: &str) -> Vec<&'a str> {
+        sql.match_indices(prefix)
+            .map(|(i, _)| {
+                let rest = &sql[i + prefix.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect()
+    }
+
+    /// Every statement of every migration, without comments.
+    fn all_sql() -> String {
+        MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.sql))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn engines_with_parameters_replicate_with_the_keeper_path_first() {
+        let s = "CREATE TABLE t {ON_CLUSTER} (v UInt8, d UInt8)\n\
+                 ENGINE = ReplacingMergeTree(v, d)\nORDER BY v";
+        assert_eq!(
+            render(s, Some("wx")),
+            "CREATE TABLE t ON CLUSTER 'wx' (v UInt8, d UInt8)\n\
+             ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', \
+             '{replica}', v, d)\nORDER BY v"
+        );
+        assert_eq!(
+            render("SELECT * FROM r{ALL} JOIN s{ALL} USING k", Some("wx")),
+            "SELECT * FROM r_all JOIN s_all USING k"
+        );
+        assert_eq!(render("SELECT * FROM r{ALL}", None), "SELECT * FROM r");
+    }
+
+    #[test]
+    fn every_materialized_view_target_has_a_dedup_window() {
+        // Without its own window an MV target double-counts a retried insert (ADAPTER.md).
+        let sql = all_sql();
+        let creates: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.sql))
+            .filter(|s| s.starts_with("CREATE TABLE"))
+            .collect();
+        let targets = names_after(&sql, "{ON_CLUSTER} TO ");
+        assert_eq!(
+            targets.len(),
+            sql.matches("CREATE MATERIALIZED VIEW").count(),
+            "every materialized view writes TO a table: {targets:?}"
+        );
+        for target in targets {
+            let create = creates
+                .iter()
+                .find(|c| names_after(c, "CREATE TABLE IF NOT EXISTS ")[0] == target)
+                .unwrap_or_else(|| panic!("no CREATE TABLE for MV target {target}"));
+            assert!(
+                create.contains("non_replicated_deduplication_window"),
+                "{target} has no dedup window"
+            );
+        }
+    }
+
+    #[test]
+    fn views_read_tables_that_get_a_distributed_table_before_them() {
+        for m in MIGRATIONS {
+            let sql = statements(m.sql).join("\n");
+            for (i, _) in sql.match_indices("{ALL}") {
+                let before = &sql[..i];
+                let start = before
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(0, |p| p + 1);
+                let table = &before[start..];
+                assert!(
+                    DISTRIBUTED
+                        .iter()
+                        .any(|(v, t, _)| *t == table && *v <= m.version),
+                    "{}: {table}{{ALL}} has no Distributed table",
+                    m.name
+                );
+            }
+        }
+        let m5 = MIGRATIONS.iter().find(|m| m.version == 5).expect("0005");
+        let sql = rendered(m5, "wxpulse", Some("wx"));
+        assert!(sql.iter().any(|s| s.starts_with(
+            "CREATE TABLE IF NOT EXISTS fan_profiles_all ON CLUSTER 'wx' AS fan_profiles \
+             ENGINE = Distributed('wx', 'wxpulse', 'fan_profiles', cityHash64(fan_id))"
+        )));
+        assert!(sql
+            .last()
+            .expect("statements")
+            .contains("associate_daily_all"));
+        assert_eq!(
+            rendered(m5, "wxpulse", None).len(),
+            statements(m5.sql).len(),
+            "a single node gets no Distributed tables"
+        );
+    }
+
+    #[test]
+    fn the_bi_role_may_read_every_v_view_and_nothing_else() {
+        let sql = all_sql();
+        let views = names_after(&sql, "CREATE OR REPLACE VIEW ");
+        let bi: Vec<&str> = views
+            .iter()
+            .copied()
+            .filter(|v| v.starts_with("v_"))
+            .collect();
+        assert!(bi.len() >= 10, "{bi:?}");
+        let granted: Vec<&str> = statements(GRANTS_SQL)
+            .iter()
+            .filter(|s| s.ends_with("TO wxpulse_bi_readonly"))
+            .map(|s| names_after(s, "{DATABASE}.")[0])
+            .map(|v| {
+                *bi.iter()
+                    .find(|b| **b == v)
+                    .unwrap_or_else(|| panic!("{v} granted"))
+            })
+            .collect();
+        assert_eq!(granted, bi, "one SELECT grant per BI view, in order");
+        let owned = names_after(
+            GRANTS_SQL,
+            "MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner",
+        );
+        assert_eq!(owned.len(), bi.len(), "every BI view runs as its owner");
+        for v in &bi {
+            assert!(
+                GRANTS_SQL.contains(&format!(
+                    "ALTER TABLE {{DATABASE}}.{v} {{ON_CLUSTER}} MODIFY SQL SECURITY DEFINER"
+                )),
+                "{v} has no owner"
+            );
+        }
+    }
+
+    #[test]
+    fn grants_render_for_a_node_and_a_cluster_without_the_password() {
+        let hash = password_sha256("s3cret");
+        assert_eq!(hash.len(), 64);
+        for cluster in [None, Some("wx")] {
+            let sql = grants("wxpulse", cluster, &hash);
+            assert_eq!(sql.len(), statements(GRANTS_SQL).len());
+            for s in &sql {
+                assert!(!s.contains('{') || s.contains("{shard}"), "token left: {s}");
+                assert!(!s.contains("s3cret"), "{s}");
+                assert_eq!(s.contains("ON CLUSTER 'wx'"), cluster.is_some(), "{s}");
+            }
+            assert!(sql.iter().any(|s| s.contains(&hash)));
+            assert!(sql
+                .iter()
+                .any(|s| s.contains("SELECT ON wxpulse.v_monthly_active TO wxpulse_bi_readonly")));
         }
     }
 
