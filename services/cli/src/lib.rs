@@ -4,6 +4,7 @@ pub mod dims;
 pub mod dlq;
 pub mod generate;
 pub mod migrate;
+pub mod mirror;
 pub mod produce;
 pub mod topics;
 pub mod world;

@@ -148,6 +148,13 @@ enum DimsAction {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Copy the fan-profile topic into ClickHouse's `fan_profiles` (follows, unfollows and
+    /// the follower base of the BI views); runs until SIGINT/SIGTERM.
+    Mirror {
+        /// Stop once no record arrived for 3 s (catch up and exit: demos, tests, cron).
+        #[arg(long)]
+        once: bool,
+    },
     /// Delete a key: produce a tombstone, which compaction and the services honour.
     Delete {
         /// account, store, associate, qr_scene, article, menu_button or fan_profile.
@@ -397,6 +404,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 dimension.as_str(),
                 dimension.topic()
             );
+        }
+        Command::Dims {
+            action: DimsAction::Mirror { once },
+        } => {
+            let n = wxpulse_cli::mirror::run(
+                &config,
+                &brokers,
+                &clickhouse,
+                once,
+                Duration::from_secs(3),
+            )
+            .await?;
+            println!("{n} fan-profile records mirrored into fan_profiles");
         }
         Command::Dims {
             action: DimsAction::Delete { dimension, key },

@@ -332,6 +332,18 @@ pub enum CustomerStatus {
     Other,
 }
 
+impl CustomerStatus {
+    /// Stored name: the `relationship` vocabulary of the raw tables.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CustomerStatus::Prospect => "prospect",
+            CustomerStatus::Customer => "customer",
+            CustomerStatus::Vip => "vip",
+            CustomerStatus::Other => "unknown",
+        }
+    }
+}
+
 /// A fan's CRM binding (`dim_fan_profile` v1); key `app_id|openid`. The openid is raw
 /// here (the CRM's own data); services keep only its pseudonym.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
