@@ -63,6 +63,9 @@ seed=$(date +%s)
 "$BIN/wxpulse" generate --seed "$seed" --events "$EVENTS" --truth "$STACK_DIR/truth.json"
 
 
+log "mirroring the fan profiles into ClickHouse (fan_profiles: follows, unfollows, follower base)"
+"$BIN/wxpulse" dims mirror --once
+
 log "starting the four services (each loads the dimension topics, then consumes)"
 stop_services
 mkdir -p "$STACK_DIR/pids" "$STACK_DIR/logs"
