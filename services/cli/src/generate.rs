@@ -15,6 +15,7 @@
 //! reading the pipeline's output — so tests compare two independent computations.
 
 mod plan;
+mod truth;
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,10 @@ use wxpulse_runtime::events::{
 pub use plan::{
     depth_weibull, DEPTH_POINTS, OPEN_MULTI_CUMULATIVE, OPEN_MULTI_FIRST, OPEN_SINGLE,
     SEGMENTED_LIFT,
+};
+pub use truth::{
+    source_name, AccountActivity, ArticleTruth, AssociateDay, AssociateMonth, AssociateTruth,
+    FollowCounts, Heatmap, MonthActivity, PushTruth, Reads, Report, Shapes, SCREENS,
 };
 
 use crate::produce::Outgoing;
@@ -95,6 +100,16 @@ const REPLY_TEXTS: [&str; 3] = [
 /// Dimension tallies resolve the keys the events carry through the world's records, as
 /// the pipeline must; names are the ones rows carry (lowercase), and `unknown` stands for
 /// a key no record has, as the pipeline's marker does.
+///
+/// The BI figures ([`Report`], flattened into the same JSON object) count each valid
+/// event once (retry copies dropped, malformed records dead-lettered), by event time (the
+/// client time, late events included where they happened), in Asia/Shanghai days, months,
+/// weekdays and hours, with the definitions of `schemas/clickhouse/VIEWS.md`. Engagement
+/// per push is the views' one: fans who read any article of the push from any source /
+/// fans reached ([`PushTruth`]). It is at least the push's open rate, so the seed's 6.33%
+/// (unsegmented) and 7.86% (segmented), a measure below its own 7.68% open rate, cannot
+/// both hold with the open rates; the generator keeps their ratio instead: every rate of a
+/// segmented push is [`SEGMENTED_LIFT`] (7.86 / 6.33) times an unsegmented one.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct GroundTruth {
     /// Distinct valid events per stream.
@@ -130,6 +145,10 @@ pub struct GroundTruth {
     pub events_by_segment: BTreeMap<String, BTreeMap<String, u64>>,
     /// Records of the world per dimension (what `generate` publishes unless told not to).
     pub dimension_records: BTreeMap<String, u64>,
+    /// The BI report's figures: fan activity, pushes and articles, follows, associates,
+    /// push heatmap and headline shapes (see [`Report`]; JSON keys at the top level).
+    #[serde(flatten)]
+    pub report: Report,
 }
 
 impl GroundTruth {
@@ -413,6 +432,7 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
     }
     out.extend(copies);
     truth.records = out.len() as u64;
+    truth.report = truth::tally(spec, world, &planned);
     (out, truth)
 }
 
@@ -779,6 +799,382 @@ mod tests {
         assert!((prospects - 0.8 * 0.97).abs() < 0.03, "{prospects}");
     }
 
+    /// The report recomputed the way the pipeline and the views will: from the records
+    /// produced (malformed ones skipped, retry copies dropped by event id, in production
+    /// order) and the published dimension records — a second computation of every figure.
+    #[test]
+    fn report_matches_the_records_as_the_pipeline_stores_them() {
+        use std::collections::{HashMap, HashSet};
+        use wxpulse_runtime::enrich::{ArticleRecord, DimensionRecord, FanProfileRecord};
+        use wxpulse_runtime::events::ReadSource;
+        use wxpulse_runtime::segment::month_of;
+
+        let spec = Spec {
+            fans_per_account: 3_000,
+            unknown_dimension_share: 0.02,
+            late_share: 0.05,
+            ..spec(60_000)
+        };
+        let world = World::new(&spec);
+        let (records, truth) = generate_with(&spec, &world);
+        let report = &truth.report;
+        let mut articles: HashMap<String, ArticleRecord> = HashMap::new();
+        let mut profiles: HashMap<(String, String), FanProfileRecord> = HashMap::new();
+        let mut scenes = HashMap::new();
+        for r in world.dimension_records() {
+            match r {
+                DimensionRecord::Article(a) => {
+                    articles.insert(a.article_id.clone(), a);
+                }
+                DimensionRecord::FanProfile(f) => {
+                    profiles.insert((f.app_id.clone(), f.openid.clone()), f);
+                }
+                DimensionRecord::QrScene(s) => {
+                    scenes.insert(s.scene.clone(), s);
+                }
+                _ => {}
+            }
+        }
+        let schemas: HashMap<u32, (&str, serde_avro_fast::Schema)> = EMBEDDED
+            .iter()
+            .map(|s| (s.id, (s.subject, codec::parse(s.json).expect("parses"))))
+            .collect();
+        type Fan = (String, String);
+        let mut seen = HashSet::new();
+        let mut per_fan: HashMap<Fan, BTreeMap<u32, u64>> = HashMap::new();
+        let mut reads: BTreeMap<String, Reads> = BTreeMap::new();
+        let mut push_reads: BTreeMap<i64, Reads> = BTreeMap::new();
+        let mut readers: HashMap<String, HashMap<Fan, (f32, bool)>> = HashMap::new();
+        let mut push_readers: HashMap<i64, HashMap<Fan, (f32, bool)>> = HashMap::new();
+        let mut days: BTreeMap<(String, String, String), AssociateDay> = BTreeMap::new();
+        let mut sets: HashMap<(String, String, String, u8), HashSet<String>> = HashMap::new();
+        let mut waits: HashMap<Fan, Vec<(String, i64, i64)>> = HashMap::new();
+        let mut qr: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+        let mut subscribes = 0;
+        for r in &records {
+            let Some(Ok((id, datum))) = r.payload.as_deref().map(codec::split_frame) else {
+                continue;
+            };
+            let Some((_, schema)) = schemas
+                .get(&id)
+                .filter(|(subject, _)| *subject == format!("{}-value", r.topic))
+            else {
+                continue;
+            };
+            macro_rules! valid {
+                ($t:ty) => {{
+                    let Ok(e) = codec::decode::<$t>(datum, schema) else {
+                        continue;
+                    };
+                    if e.openid.is_empty() || !seen.insert(e.event_id.to_string()) {
+                        continue;
+                    }
+                    e
+                }};
+            }
+            let (app, openid, t) = match r.topic {
+                "wxpulse.menu_clicks" => {
+                    let e = valid!(MenuClick<'_>);
+                    (e.app_id.to_string(), e.openid.to_string(), e.client_time)
+                }
+                "wxpulse.qr_scans" => {
+                    let e = valid!(QrScan<'_>);
+                    let day = world::shanghai(e.client_time).date();
+                    let subscribe = e.event == QrEvent::Subscribe;
+                    let scene =
+                        scenes.get(e.event_key.strip_prefix("qrscene_").unwrap_or(e.event_key));
+                    if subscribe {
+                        subscribes += 1;
+                        let channel = scene.map_or(UNKNOWN, |s| s.channel.as_str());
+                        *qr.entry(e.app_id.to_string())
+                            .or_default()
+                            .entry(day.clone())
+                            .or_default()
+                            .entry(channel.to_string())
+                            .or_default() += 1;
+                        // The profile says the fan followed by QR code, at the scan.
+                        let p = &profiles[&(e.app_id.to_string(), e.openid.to_string())];
+                        assert_eq!(p.follow_source.as_deref(), Some(world::QR_FOLLOW_SOURCE));
+                        assert_eq!(p.followed_at, Some(e.client_time));
+                    }
+                    if let Some(userid) = scene
+                        .filter(|s| s.channel == SceneChannel::Associate)
+                        .and_then(|s| s.userid.clone())
+                    {
+                        let key = (e.app_id.to_string(), userid, day);
+                        let d = days.entry(key.clone()).or_default();
+                        d.code_scans += 1;
+                        d.new_contacts += u64::from(subscribe);
+                        sets.entry((key.0, key.1, key.2, 3))
+                            .or_default()
+                            .insert(e.openid.to_string());
+                    }
+                    (e.app_id.to_string(), e.openid.to_string(), e.client_time)
+                }
+                "wxpulse.article_reads" => {
+                    let e = valid!(ArticleRead<'_>);
+                    let fan = (e.app_id.to_string(), e.openid.to_string());
+                    let push = e.source == ReadSource::Push;
+                    let add = |r: &mut Reads| {
+                        r.reads += 1;
+                        r.push_reads += u64::from(push);
+                        r.shares += u64::from(e.shared);
+                        r.favorites += u64::from(e.favorited);
+                        r.cta_clicks += u64::from(e.cta_clicked);
+                        r.read_seconds += e.read_seconds as u64;
+                    };
+                    add(reads.entry(e.article_id.to_string()).or_default());
+                    let deepest = |m: &mut HashMap<Fan, (f32, bool)>| {
+                        let x = m.entry(fan.clone()).or_insert((0.0, false));
+                        x.0 = x.0.max(e.read_depth);
+                        x.1 |= push;
+                    };
+                    deepest(readers.entry(e.article_id.to_string()).or_default());
+                    if let Some(a) = articles.get(e.article_id) {
+                        add(push_reads.entry(a.msgid).or_default());
+                        deepest(push_readers.entry(a.msgid).or_default());
+                    }
+                    (fan.0, fan.1, e.client_time)
+                }
+                _ => {
+                    let e = valid!(ChatMessage<'_>);
+                    let fan = (e.app_id.to_string(), e.openid.to_string());
+                    let day = world::shanghai(e.client_time).date();
+                    if let Some(userid) = e.userid {
+                        let key = (e.app_id.to_string(), userid.to_string(), day.clone());
+                        match e.conversation {
+                            ConversationKind::WecomGroup => {
+                                days.entry(key).or_default().group_messages += 1;
+                            }
+                            ConversationKind::WecomPrivate => {
+                                let d = days.entry(key.clone()).or_default();
+                                let from_fan = e.direction == Direction::FanToAssociate;
+                                d.messages_in += u64::from(from_fan);
+                                d.messages_out += u64::from(!from_fan);
+                                for (set, yes) in [(0, true), (1, from_fan)] {
+                                    if yes {
+                                        sets.entry((
+                                            key.0.clone(),
+                                            key.1.clone(),
+                                            key.2.clone(),
+                                            set,
+                                        ))
+                                        .or_default()
+                                        .insert(e.openid.to_string());
+                                    }
+                                }
+                                // The chat service's waits (services/chat-messages).
+                                let w = waits.entry(fan.clone()).or_default();
+                                let i = w.iter().position(|w| w.0 == userid);
+                                let window = 7 * 86_400_000;
+                                if from_fan {
+                                    match i {
+                                        Some(i) if e.server_time - w[i].2 <= window => {}
+                                        Some(i) => {
+                                            w[i] =
+                                                (userid.to_string(), e.client_time, e.server_time)
+                                        }
+                                        None => w.push((
+                                            userid.to_string(),
+                                            e.client_time,
+                                            e.server_time,
+                                        )),
+                                    }
+                                } else if let Some(i) = i.filter(|&i| e.client_time >= w[i].1) {
+                                    let (_, since, since_server) = w.swap_remove(i);
+                                    if e.server_time - since_server <= window {
+                                        let day = world::shanghai(since).date();
+                                        let key = (key.0, key.1, day);
+                                        let d = days.entry(key.clone()).or_default();
+                                        d.first_replies += 1;
+                                        d.first_reply_ms_sum += e.client_time - since;
+                                        sets.entry((key.0, key.1, key.2, 2))
+                                            .or_default()
+                                            .insert(e.openid.to_string());
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    (fan.0, fan.1, e.client_time)
+                }
+            };
+            *per_fan
+                .entry((app, openid))
+                .or_default()
+                .entry(month_of(t))
+                .or_default() += 1;
+        }
+        assert_eq!(seen.len() as u64, truth.events.values().sum::<u64>());
+
+        // Fan activity: per account and month, the population from the profiles.
+        let follows_through = |p: &FanProfileRecord, m: u32| {
+            p.followed_at.is_some_and(|f| month_of(f) <= m)
+                && p.unfollowed_at.is_none_or(|u| month_of(u) > m)
+        };
+        let mut activity: BTreeMap<String, BTreeMap<u32, MonthActivity>> = BTreeMap::new();
+        for ((app, _), months) in &per_fan {
+            for (&m, &n) in months {
+                let c = activity
+                    .entry(app.clone())
+                    .or_default()
+                    .entry(m)
+                    .or_default();
+                c.interactions += n;
+                c.interacting_fans += 1;
+                c.fans_over_4 += u64::from(n > 4);
+                let bucket = [1, 2, 3, 4, 5, 10, 20]
+                    .iter()
+                    .rposition(|&b| n >= b)
+                    .unwrap_or(0);
+                c.fans_by_interactions[bucket] += 1;
+            }
+        }
+        for (app, months) in activity.iter_mut() {
+            for (&m, c) in months.iter_mut() {
+                for ((a, openid), p) in &profiles {
+                    if a != app || !follows_through(p, m) {
+                        continue;
+                    }
+                    c.followers += 1;
+                    let mine = per_fan.get(&(a.clone(), openid.clone()));
+                    let this = mine.and_then(|x| x.get(&m)).copied().unwrap_or(0);
+                    let upto: u64 = mine.map_or(0, |x| x.range(..=m).map(|(_, n)| n).sum());
+                    c.monthly_active_fans += u64::from(this > 4);
+                    c.lifetime_active_fans += u64::from(upto > 4);
+                }
+            }
+        }
+        assert_eq!(activity, report.fan_activity);
+        let active: u64 = report
+            .fan_activity
+            .values()
+            .flat_map(|m| m.values())
+            .map(|c| c.monthly_active_fans)
+            .sum();
+        assert!(active > 0);
+
+        // Reads per article and push.
+        let finish = |r: &mut Reads, who: Option<&HashMap<Fan, (f32, bool)>>| {
+            let who = who.cloned().unwrap_or_default();
+            r.readers = who.len() as u64;
+            r.push_readers = who.values().filter(|x| x.1).count() as u64;
+            r.readers_at_screen = (1..=SCREENS)
+                .map(|n| who.values().filter(|x| x.0 >= n as f32).count() as u64)
+                .collect();
+        };
+        for (id, r) in reads.iter_mut() {
+            finish(r, readers.get(id));
+        }
+        for (msgid, r) in push_reads.iter_mut() {
+            finish(r, push_readers.get(msgid));
+        }
+        let read_articles: BTreeMap<String, Reads> = report
+            .articles
+            .iter()
+            .filter(|(_, a)| a.reads.reads > 0)
+            .map(|(id, a)| (id.clone(), a.reads.clone()))
+            .collect();
+        assert_eq!(reads, read_articles);
+        let read_pushes: BTreeMap<i64, Reads> = report
+            .pushes
+            .iter()
+            .filter(|(_, p)| p.reads.reads > 0)
+            .map(|(id, p)| (*id, p.reads.clone()))
+            .collect();
+        assert_eq!(push_reads, read_pushes);
+        // Pushes from the article records: reach, heatmap, unfollows within 24 h.
+        let mut heatmap: BTreeMap<String, BTreeMap<u32, Heatmap>> = BTreeMap::new();
+        let pushes: BTreeMap<i64, &ArticleRecord> =
+            articles.values().map(|a| (a.msgid, a)).collect();
+        assert_eq!(pushes.len(), report.pushes.len());
+        for (msgid, a) in pushes {
+            let app = &a.article_id[..a.article_id.find('_').unwrap_or(0)];
+            let p = &report.pushes[&msgid];
+            assert_eq!((p.app_id.as_str(), p.fans_reached), (app, a.fans_reached));
+            let c = world::shanghai(a.published_at);
+            *heatmap
+                .entry(app.to_string())
+                .or_default()
+                .entry(month_of(a.published_at))
+                .or_default()
+                .entry(c.weekday)
+                .or_default()
+                .entry(c.hour)
+                .or_default() += 1;
+            let window = a.published_at..a.published_at + 86_400_000;
+            let left = profiles
+                .values()
+                .filter(|f| f.app_id == app && f.unfollowed_at.is_some_and(|u| window.contains(&u)))
+                .count() as u64;
+            assert_eq!(p.unfollows_24h, left, "{msgid}");
+        }
+        assert_eq!(heatmap, report.push_heatmap);
+        // Follows and unfollows per day and source, from the span's first month on.
+        let from = month_of(spec.start_ms);
+        let mut follows: BTreeMap<String, BTreeMap<String, BTreeMap<String, FollowCounts>>> =
+            BTreeMap::new();
+        for f in profiles.values() {
+            let source = f.follow_source.clone().unwrap_or_default();
+            for (at, unfollow) in [(f.followed_at, false), (f.unfollowed_at, true)] {
+                let Some(at) = at.filter(|&t| month_of(t) >= from && t < spec.end_ms) else {
+                    continue;
+                };
+                let c = follows
+                    .entry(f.app_id.clone())
+                    .or_default()
+                    .entry(world::shanghai(at).date())
+                    .or_default()
+                    .entry(source.clone())
+                    .or_default();
+                c.new_follows += u64::from(!unfollow);
+                c.unfollows += u64::from(unfollow);
+            }
+        }
+        assert_eq!(follows, report.follows);
+
+        // Associates by day; QR follows by day and channel, as many as the profiles say.
+        for ((app, userid, day, set), fans) in sets {
+            let d = days.entry((app, userid, day)).or_default();
+            let n = fans.len() as u64;
+            match set {
+                0 => d.conversations = n,
+                1 => d.conversations_with_fan_message = n,
+                2 => d.answered_conversations = n,
+                _ => d.scanning_fans = n,
+            }
+        }
+        let truth_days: BTreeMap<(String, String, String), AssociateDay> = report
+            .associates
+            .iter()
+            .flat_map(|(app, a)| {
+                a.iter().flat_map(move |(u, t)| {
+                    t.days
+                        .iter()
+                        .map(move |(d, x)| ((app.clone(), u.clone(), d.clone()), x.clone()))
+                })
+            })
+            .collect();
+        assert_eq!(days, truth_days);
+        assert!(truth_days
+            .values()
+            .any(|d| d.first_replies > 0 && d.new_contacts > 0));
+        assert_eq!(qr, report.qr_follows);
+        let qr_in_span = profiles
+            .values()
+            .filter(|p| {
+                p.follow_source.as_deref() == Some(world::QR_FOLLOW_SOURCE)
+                    && p.followed_at
+                        .is_some_and(|f| (spec.start_ms..spec.end_ms).contains(&f))
+            })
+            .count();
+        assert_eq!(
+            subscribes, qr_in_span,
+            "every QR follow of the span is scanned"
+        );
+    }
+
     #[test]
     fn a_world_without_gaps_resolves_everything() {
         let (_, truth) = generate(&Spec {
@@ -870,6 +1266,80 @@ mod tests {
             "{answered}/{replies}"
         );
     }
+    /// The default spec (2 brands × 2 accounts × 20,000 fans, 200,000 events, a calendar
+    /// month): the seed's shapes, measured from the ground truth. Printed with
+    /// `--nocapture`.
+    #[test]
+    fn seed_shapes_at_the_default_spec() {
+        let start = world::month_start_ms(202610);
+        let spec = Spec {
+            seed: 0,
+            fans_per_account: 20_000,
+            start_ms: start,
+            end_ms: start + 30 * 86_400_000,
+            duplicate_share: 0.01,
+            late_share: 0.02,
+            malformed_share: 0.005,
+            ..spec(200_000)
+        };
+        let (_, truth) = generate(&spec);
+        let s = &truth.report.shapes;
+        eprintln!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        let within =
+            |x: f64, lo: f64, hi: f64| assert!((lo..=hi).contains(&x), "{x} not in {lo}..{hi}");
+        within(s.monthly_active_share, 0.085, 0.105);
+        within(s.followers_with_0_to_2, 0.75, 0.9);
+        within(s.open_rate_single, 0.095, 0.106);
+        within(s.open_rate_first, 0.097, 0.109);
+        within(s.open_rate_multi_cumulative, 0.14, 0.157);
+        assert!(s.open_rate_non_first < s.open_rate_first / 2.0);
+        within(s.depth_survival_3_27, 0.78, 0.82);
+        within(s.depth_survival_8_87, 0.48, 0.52);
+        within(s.read_sources["PUSH"], 0.85, 0.96);
+        within(s.follow_sources["search"], 0.412, 0.416);
+        within(s.follow_sources["qr"], 0.275, 0.279);
+        within(s.follow_sources["paid_media"], 0.010, 0.013);
+        within(s.unfollow_after_push, 0.0035, 0.005);
+        within(s.waits_answered, 0.8, 0.95);
+        within(s.first_reply_median_ms as f64, 120_000.0, 600_000.0);
+        within(s.first_reply_p90_ms as f64, 1_800_000.0, 6.0 * 3_600_000.0);
+        assert!(
+            s.new_contacts_per_week_max >= 10.0,
+            "good associates: >= 10 a week"
+        );
+        // Seed 000 as a table: pushes on Thursday and Friday evenings and at lunch.
+        let mut when: BTreeMap<(u8, u8), u64> = BTreeMap::new();
+        for p in truth.report.pushes.values() {
+            *when.entry((p.weekday, p.hour)).or_default() += 1;
+        }
+        assert!(when
+            .keys()
+            .all(|&(d, h)| world::PUSH_HEATMAP[h as usize][d as usize - 1] > 0.0));
+    }
+
+    /// The benchmark's size: 1,000,000 events must generate well under a minute even in a
+    /// debug build (`cargo test -p wxpulse-cli -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a million events: ~25 s in a debug build"]
+    fn a_million_events_generate_well_under_a_minute() {
+        let start = world::month_start_ms(202610);
+        let spec = Spec {
+            fans_per_account: 20_000,
+            start_ms: start,
+            end_ms: start + 30 * 86_400_000,
+            ..spec(1_000_000)
+        };
+        let started = std::time::Instant::now();
+        let (records, truth) = generate(&spec);
+        let took = started.elapsed();
+        eprintln!("{} records in {took:?}", records.len());
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&truth.report.shapes).unwrap_or_default()
+        );
+        assert!(took.as_secs() < 45, "{took:?}");
+    }
+
     #[test]
     fn odd_specs_generate_without_panicking() {
         for spec in [
@@ -898,5 +1368,38 @@ mod tests {
             assert_eq!(truth.events.values().sum::<u64>(), spec.events, "{spec:?}");
             assert!(records.len() as u64 >= spec.events);
         }
+    }
+
+    /// Live mode publishes the world, then starts the events later: the events keep to
+    /// their own span, reads still follow their pushes.
+    #[test]
+    fn live_events_start_after_the_world() {
+        let world_spec = Spec {
+            end_ms: 1_760_000_000_000 + 30_000,
+            late_share: 0.0,
+            ..spec(20_000)
+        };
+        let world = World::new(&world_spec);
+        let spec = Spec {
+            start_ms: world_spec.start_ms + 7_000,
+            end_ms: world_spec.end_ms + 7_000,
+            ..world_spec.clone()
+        };
+        let (records, truth) = generate_with(&spec, &world);
+        assert_eq!(truth.events.values().sum::<u64>(), 20_000);
+        for r in records.iter().filter(|r| r.at_ms > 0) {
+            assert!(
+                (spec.start_ms..spec.end_ms).contains(&r.at_ms),
+                "{}",
+                r.at_ms
+            );
+        }
+        let reads: u64 = truth
+            .report
+            .pushes
+            .values()
+            .map(|p| p.reads.push_readers)
+            .sum();
+        assert!(reads > 0);
     }
 }
