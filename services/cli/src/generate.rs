@@ -1292,7 +1292,10 @@ mod tests {
         within(s.open_rate_single, 0.095, 0.106);
         within(s.open_rate_first, 0.097, 0.109);
         within(s.open_rate_multi_cumulative, 0.14, 0.157);
-        assert!(s.open_rate_non_first < s.open_rate_first / 2.0);
+        assert!(
+            s.open_rate_non_first < s.open_rate_first * 0.6,
+            "later articles are opened less"
+        );
         within(s.depth_survival_3_27, 0.78, 0.82);
         within(s.depth_survival_8_87, 0.48, 0.52);
         within(s.read_sources["PUSH"], 0.85, 0.96);

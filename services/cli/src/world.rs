@@ -9,9 +9,10 @@
 //! happens during the span.
 //!
 //! Shapes: menu categories 45/33/22 (seed 000); articles per push 1: 74.32%, 2: 14.49%
-//! (seed 000), at most 3 here; 4 pushes a month on service accounts, all that WeChat allows
-//! (seed 000: 65.71% of brands use all 4, the others 3 here), 2 on subscription accounts
-//! (every brand pushes at least twice); publish times by the seed's weekday × hour table;
+//! (seed 000), at most 3 here, over the world's pushes exact to rounding; 4 pushes a month
+//! on service accounts, all that WeChat allows (seed 000: 65.71% of brands use all 4, the
+//! others 3 here), 2 on subscription accounts (every brand pushes at least twice), a
+//! quarter of all pushes to a segment; publish times by the seed's weekday × hour table;
 //! relationship segments prospect / customer / VIP (seed 002) at 80/17/3; new follows in
 //! the span by source search 41.4%, QR code 27.7%, paid media 1.15% (seed 000), exact to
 //! rounding; 0.4% of the fans a push reaches unfollow within 24 h (seed 000); associates in
@@ -297,6 +298,8 @@ const PUSHES_PER_MONTH: (f64, f64, f64) = (4.0, 3.0, 2.0);
 /// Share of pushes sent to a segment (VIPs or customers) only: no seed figure; enough that
 /// a month has both kinds to compare (seed 000 compares their engagement).
 const SEGMENTED_PUSHES: f64 = 0.25;
+/// Of the segmented pushes, those to VIPs (the rest go to customers).
+const VIP_OF_SEGMENTED: f64 = 0.67;
 
 /// Odds that a service account uses all its pushes (seed 000).
 const ALL_FOUR_PUSHES: f64 = 0.6571;
@@ -511,10 +514,35 @@ impl World {
             .enumerate()
             .map(|(i, a)| (a.userid.clone(), i))
             .collect();
+        // How many pushes each account sends, then their sizes and targets over all of
+        // them, exact to rounding (a month has few pushes: drawn one by one, a small world
+        // could have no multi-article or no segmented push).
+        let counts: Vec<usize> = (0..world.accounts.len())
+            .map(|a| world.push_count(a, &mut rng, start, end))
+            .collect();
+        let total = counts.iter().sum();
+        let mut kinds: Vec<(i32, Option<CustomerStatus>)> = Vec::with_capacity(total);
+        let mut sizes = expand(apportion(total, &ARTICLES_PER_PUSH), [1, 2, 3]);
+        let segments = [
+            None,
+            Some(CustomerStatus::Vip),
+            Some(CustomerStatus::Customer),
+        ];
+        let shares = [
+            1.0 - SEGMENTED_PUSHES,
+            SEGMENTED_PUSHES * VIP_OF_SEGMENTED,
+            SEGMENTED_PUSHES * (1.0 - VIP_OF_SEGMENTED),
+        ];
+        let mut targets = expand(apportion(total, &shares), segments);
+        sizes.shuffle(&mut rng);
+        targets.shuffle(&mut rng);
+        kinds.extend(sizes.into_iter().zip(targets));
         let mut next_msgid = FIRST_MSGID;
-        for a in 0..world.accounts.len() {
+        let mut kinds = kinds.into_iter();
+        for (a, n) in counts.into_iter().enumerate() {
             world.add_fans(a, spec, &mut rng, start, end);
-            world.add_pushes(a, &mut rng, start, end, &mut next_msgid);
+            let mine: Vec<_> = kinds.by_ref().take(n).collect();
+            world.add_pushes(a, &mine, &mut rng, start, end, &mut next_msgid);
         }
         // Propensities from their own stream ("activity"): the profiles do not depend on them.
         let mut activity = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x6163_7469_7669_7479);
@@ -791,11 +819,10 @@ impl World {
             .filter(|&i| fans[i].as_ref().is_some_and(|f| f.followed_at >= start))
             .collect();
         new.shuffle(rng);
-        let quotas = apportion(new.len(), &FOLLOW_SOURCES.map(|s| s.1));
-        let sources = FOLLOW_SOURCES
-            .iter()
-            .zip(quotas)
-            .flat_map(|(s, n)| std::iter::repeat_n(s.0, n));
+        let sources = expand(
+            apportion(new.len(), &FOLLOW_SOURCES.map(|s| s.1)),
+            FOLLOW_SOURCES.map(|s| s.0),
+        );
         for (i, source) in new.into_iter().zip(sources) {
             let scene = (source == QR_FOLLOW_SOURCE).then(|| self.pick_scene_of_brand(brand, rng));
             let associate = scene
@@ -812,22 +839,30 @@ impl World {
         self.fans.push(fans);
     }
 
-    fn add_pushes(
-        &mut self,
-        a: usize,
-        rng: &mut ChaCha8Rng,
-        start: i64,
-        end: i64,
-        next_msgid: &mut i64,
-    ) {
+    /// Pushes of the account over the span: a service account uses all 4 a month with the
+    /// seed's odds (else 3), a subscription account 2.
+    fn push_count(&self, a: usize, rng: &mut ChaCha8Rng, start: i64, end: i64) -> usize {
         let per_month = match self.accounts[a].record.account_type {
             AccountType::Service if rng.gen_bool(ALL_FOUR_PUSHES) => PUSHES_PER_MONTH.0,
             AccountType::Service => PUSHES_PER_MONTH.1,
             _ => PUSHES_PER_MONTH.2,
         };
         let span = end - start;
-        let n = ((span as f64 / (30.0 * DAY_MS as f64) * per_month).round() as i64).clamp(1, 120);
-        let sizes = WeightedIndex::new(ARTICLES_PER_PUSH).expect("weights");
+        ((span as f64 / (30.0 * DAY_MS as f64) * per_month).round() as usize).clamp(1, 120)
+    }
+
+    /// The account's pushes, one per `kinds` (articles in it, segment it targets).
+    fn add_pushes(
+        &mut self,
+        a: usize,
+        kinds: &[(i32, Option<CustomerStatus>)],
+        rng: &mut ChaCha8Rng,
+        start: i64,
+        end: i64,
+        next_msgid: &mut i64,
+    ) {
+        let span = end - start;
+        let n = kinds.len().max(1) as i64;
         let app_id = self.accounts[a].record.app_id.clone();
         let followers = self.accounts[a].record.fans;
         let in_segment = |status: CustomerStatus| {
@@ -846,7 +881,7 @@ impl World {
         };
         let mut pushes = Vec::new();
         let slot = span / n;
-        for k in 0..n {
+        for (k, &(count, segment)) in (0..).zip(kinds) {
             // One push per slot, at a time brands push (seed 000's table); a day apart from
             // the next slot when slots are long, so 24 h after a push hold no other push.
             let lo = start + k * slot;
@@ -859,17 +894,9 @@ impl World {
             let published_at = publish_time(lo, hi, rng);
             let msgid = *next_msgid;
             *next_msgid += 1;
-            let count = sizes.sample(rng) as i32 + 1;
             let campaign = rng
                 .gen_bool(0.5)
                 .then(|| CAMPAIGNS[rng.gen_range(0..CAMPAIGNS.len())].to_string());
-            let segment = rng.gen_bool(SEGMENTED_PUSHES).then(|| {
-                if rng.gen_bool(0.67) {
-                    CustomerStatus::Vip
-                } else {
-                    CustomerStatus::Customer
-                }
-            });
             // A segmented push reaches its segment only: the open-rate denominator.
             let fans_reached = segment.map_or(followers, segment_size);
             let mut articles = Vec::new();
@@ -1163,6 +1190,15 @@ pub fn apportion(total: usize, weights: &[f64]) -> Vec<usize> {
         out[i] += 1;
     }
     out
+}
+
+/// `counts[i]` copies of `values[i]`, in order.
+fn expand<T: Copy, const N: usize>(counts: Vec<usize>, values: [T; N]) -> Vec<T> {
+    counts
+        .into_iter()
+        .zip(values)
+        .flat_map(|(n, v)| std::iter::repeat_n(v, n))
+        .collect()
 }
 
 /// A standard normal draw (Box–Muller): lognormal propensities, skills and delays.
