@@ -1,16 +1,24 @@
 //! `wxpulse generate`: synthetic WeChat telemetry shaped by the seed report, deterministic
 //! by seed, with duplicates, late events and malformed records, and its own ground truth.
 //!
-//! Shapes (seed 000, H1 2020): stream mix 70/13/11/6 (menu, article, chat, QR); menu
-//! categories e-commerce 45%, brand/product info 33%, CRM 22%. Events reference the
-//! [`World`] (buttons, scenes, articles, associates, fans), but for a configurable share
-//! of keys no dimension record has. The ground truth is tallied here, while generating,
-//! from the generator's own decisions and the world's records — never by reading the
-//! pipeline's output — so tests compare two independent computations.
+//! Shapes (seed 000, H1 2020): stream mix 70/13/11/6 (menu, article, chat, QR), exact to
+//! the unit; menu categories e-commerce 45%, brand/product info 33%, CRM 22%; a long tail
+//! of fan activity (about 1 in 11 followers interacts more than 4 times a month); push
+//! reads at the seed's open rates by position, read depth through its two survival
+//! points; QR follows scanned at the profiles' follow times; associates answering most
+//! fans within minutes, some after hours, some never. Events reference the [`World`]
+//! (buttons, scenes, articles, associates, fans), but for a configurable share of keys no
+//! dimension record has.
+//!
+//! The events are planned first (`plan`: who does what when), then encoded in server-time
+//! order. The ground truth is tallied from the plan and the world's records — never by
+//! reading the pipeline's output — so tests compare two independent computations.
+
+mod plan;
+mod truth;
 
 use std::collections::BTreeMap;
 
-use rand::distributions::WeightedIndex;
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -18,7 +26,16 @@ use wxpulse_runtime::codec::{self, EMBEDDED};
 use wxpulse_runtime::enrich::{Dimension, MenuCategory, SceneChannel};
 use wxpulse_runtime::events::{
     ArticleRead, ChatMessage, ConversationKind, Direction, MenuClick, MenuEvent, MsgType, QrEvent,
-    QrScan, ReadSource,
+    QrScan,
+};
+
+pub use plan::{
+    depth_weibull, DEPTH_POINTS, OPEN_MULTI_CUMULATIVE, OPEN_MULTI_FIRST, OPEN_SINGLE,
+    SEGMENTED_LIFT,
+};
+pub use truth::{
+    source_name, AccountActivity, ArticleTruth, AssociateDay, AssociateMonth, AssociateTruth,
+    FollowCounts, Heatmap, MonthActivity, PushTruth, Reads, Report, Shapes, SCREENS,
 };
 
 use crate::produce::Outgoing;
@@ -66,16 +83,6 @@ pub const STREAMS: [(&str, &str, f64); 4] = [
 /// When an upstream retry arrives after the original (WeChat: 5 s timeout, then retry).
 const RETRY_AFTER_MS: i64 = 5_000;
 
-/// What a chat conversation is waiting for: the other side's reply to the last message.
-struct Reply {
-    account: usize,
-    fan: u32,
-    conversation: ConversationKind,
-    direction: Direction,
-    userid: Option<String>,
-    chat_id: Option<String>,
-}
-
 /// What a fan writes and what associates answer (text messages only; never stored).
 const FAN_TEXTS: [&str; 3] = [
     "您好，请问这款包还有货吗？",
@@ -93,6 +100,16 @@ const REPLY_TEXTS: [&str; 3] = [
 /// Dimension tallies resolve the keys the events carry through the world's records, as
 /// the pipeline must; names are the ones rows carry (lowercase), and `unknown` stands for
 /// a key no record has, as the pipeline's marker does.
+///
+/// The BI figures ([`Report`], flattened into the same JSON object) count each valid
+/// event once (retry copies dropped, malformed records dead-lettered), by event time (the
+/// client time, late events included where they happened), in Asia/Shanghai days, months,
+/// weekdays and hours, with the definitions of `schemas/clickhouse/VIEWS.md`. Engagement
+/// per push is the views' one: fans who read any article of the push from any source /
+/// fans reached ([`PushTruth`]). It is at least the push's open rate, so the seed's 6.33%
+/// (unsegmented) and 7.86% (segmented), a measure below its own 7.68% open rate, cannot
+/// both hold with the open rates; the generator keeps their ratio instead: every rate of a
+/// segmented push is [`SEGMENTED_LIFT`] (7.86 / 6.33) times an unsegmented one.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct GroundTruth {
     /// Distinct valid events per stream.
@@ -128,6 +145,10 @@ pub struct GroundTruth {
     pub events_by_segment: BTreeMap<String, BTreeMap<String, u64>>,
     /// Records of the world per dimension (what `generate` publishes unless told not to).
     pub dimension_records: BTreeMap<String, u64>,
+    /// The BI report's figures: fan activity, pushes and articles, follows, associates,
+    /// push heatmap and headline shapes (see [`Report`]; JSON keys at the top level).
+    #[serde(flatten)]
+    pub report: Report,
 }
 
 impl GroundTruth {
@@ -166,7 +187,6 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
     let mut ids = Ids {
         rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed),
     };
-    let stream_pick = WeightedIndex::new(STREAMS.iter().map(|s| s.2)).expect("positive weights");
     let mut truth = GroundTruth::default();
     for d in Dimension::ALL {
         truth.dimension_missing.insert(d.as_str().to_string(), 0);
@@ -176,8 +196,10 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
             .dimension_records
             .insert(d.as_str().to_string(), n as u64);
     }
-    let mut out: Vec<Outgoing> = Vec::with_capacity(spec.events as usize);
-    let mut copies: Vec<Outgoing> = Vec::new();
+    let offset = spec.start_ms - world.span.0;
+    let planned = plan::plan(spec, world, offset);
+    let mut out: Vec<Outgoing> = Vec::with_capacity(planned.len() + planned.len() / 32);
+    let mut copies: std::collections::VecDeque<Outgoing> = Default::default();
     let schema = |subject: &str| {
         let s = EMBEDDED
             .iter()
@@ -190,35 +212,16 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
         .map(|(_, topic, _)| schema(&format!("{topic}-value")))
         .collect();
     let unknown = spec.unknown_dimension_share;
-    let span = (spec.end_ms - spec.start_ms).max(1);
-    let events = spec.events.max(1) as i128;
-    let mut waiting: Option<Reply> = None;
-    for i in 0..spec.events {
-        let s = stream_pick.sample(&mut rng);
+    for e in &planned {
+        let s = match e.what {
+            plan::What::Menu => 0,
+            plan::What::Read(_) => 1,
+            plan::What::Chat(_) => 2,
+            plan::What::Scan { .. } => 3,
+        };
         let (stream, topic, _) = STREAMS[s];
-        // The gateway stamps server_time on receipt, so it grows with production order;
-        // it is the client time that arrives late and out of order.
-        // Exact in i128: at more than 1000 events/s a per-event step in whole ms would be 0.
-        let slot = |k: i128| spec.start_ms + (k * span as i128 / events) as i64;
-        let server_time =
-            slot(i as i128) + rng.gen_range(0..(slot(i as i128 + 1) - slot(i as i128)).max(1));
-        let late = rng.gen_bool(spec.late_share);
-        let delay = if late {
-            rng.gen_range(3_600_000..3 * 86_400_000)
-        } else {
-            rng.gen_range(50..3_000)
-        };
-        let client_time = server_time - delay;
-        // A chat slot answers the message waiting for a reply, in the same conversation.
-        let reply = if stream == "chat_message" {
-            waiting.take()
-        } else {
-            None
-        };
-        let (account, fan) = match &reply {
-            Some(r) => (r.account, r.fan),
-            None => pick_fan(world, &mut rng, server_time),
-        };
+        let (account, fan) = (e.account as usize, e.fan);
+        let (server_time, client_time) = (e.server, e.client);
         let app_id = world.accounts[account].record.app_id.as_str();
         let openid = world::openid(app_id, fan);
         let unionid = (fan % 5 != 0).then(|| format!("u{}_{fan:06}", &app_id[..5]));
@@ -233,8 +236,8 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
         );
         let (schema_id, schema) = (&schemas[s].0, &schemas[s].1);
         let mut payload = Vec::with_capacity(160);
-        let encoded = match stream {
-            "menu_click" => {
+        let encoded = match &e.what {
+            plan::What::Menu => {
                 let (key, event) = if rng.gen_bool(unknown) {
                     world.unknown_button(account, &mut rng)
                 } else {
@@ -271,14 +274,15 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
                 };
                 codec::encode_into(&e, *schema_id, schema, &mut payload)
             }
-            "article_read" => {
-                let (article_id, msgid, idx) = if rng.gen_bool(unknown) {
-                    world.unknown_article(account, &mut rng)
-                } else {
-                    let a = world.pick_article(account, server_time, &mut rng);
-                    (a.article_id.clone(), a.msgid, a.idx)
+            plan::What::Read(read) => {
+                let (article_id, msgid, idx) = match &read.article {
+                    plan::Article::Known(i) => {
+                        let a = &world.articles[*i];
+                        (a.article_id.as_str(), a.msgid, a.idx)
+                    }
+                    plan::Article::Unknown { id, msgid, idx } => (id.as_str(), *msgid, *idx),
                 };
-                if !world.has_article(&article_id) {
+                if !world.has_article(article_id) {
                     truth.miss(Dimension::Article);
                 }
                 let e = ArticleRead {
@@ -288,80 +292,25 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
                     unionid: h.3,
                     client_time: h.4,
                     server_time: h.5,
-                    article_id: &article_id,
+                    article_id,
                     msgid,
                     idx,
-                    source: [
-                        ReadSource::Push,
-                        ReadSource::Push,
-                        ReadSource::Chat,
-                        ReadSource::Moments,
-                        ReadSource::Search,
-                        ReadSource::History,
-                    ][rng.gen_range(0..6)],
-                    read_depth: rng.gen_range(0.5..15.0),
-                    read_seconds: rng.gen_range(3..600),
-                    shared: rng.gen_bool(0.05),
-                    favorited: rng.gen_bool(0.02),
-                    cta_clicked: rng.gen_bool(0.08),
+                    source: read.source,
+                    read_depth: read.depth,
+                    read_seconds: read.seconds,
+                    shared: read.shared,
+                    favorited: read.favorited,
+                    cta_clicked: read.cta,
                 };
                 codec::encode_into(&e, *schema_id, schema, &mut payload)
             }
-            "chat_message" => {
-                let (conversation, direction, userid, chat_id) = match reply {
-                    Some(r) => (r.conversation, r.direction, r.userid, r.chat_id),
-                    None => {
-                        let (conversation, direction, answer) = match rng.gen_range(0..20) {
-                            0..=3 => (
-                                ConversationKind::OfficialAccount,
-                                Direction::FanToBrand,
-                                Some((Direction::BrandToFan, 0.5)),
-                            ),
-                            // Associates reach out too (new arrivals, invitations: seed 001).
-                            4..=5 => (
-                                ConversationKind::WecomPrivate,
-                                Direction::AssociateToFan,
-                                None,
-                            ),
-                            6..=15 => (
-                                ConversationKind::WecomPrivate,
-                                Direction::FanToAssociate,
-                                Some((Direction::AssociateToFan, 0.7)),
-                            ),
-                            _ => (
-                                ConversationKind::WecomGroup,
-                                Direction::FanToAssociate,
-                                Some((Direction::AssociateToFan, 0.3)),
-                            ),
-                        };
-                        let userid =
-                            (conversation != ConversationKind::OfficialAccount).then(|| {
-                                if rng.gen_bool(unknown) {
-                                    world.unknown_associate(&mut rng)
-                                } else {
-                                    world.associate_of(account, fan).userid.clone()
-                                }
-                            });
-                        let chat_id = (conversation == ConversationKind::WecomGroup)
-                            .then(|| format!("wrgrp_{}", userid.as_deref().unwrap_or_default()));
-                        if let Some((answer, p)) = answer {
-                            if rng.gen_bool(p) {
-                                waiting = Some(Reply {
-                                    account,
-                                    fan,
-                                    conversation,
-                                    direction: answer,
-                                    userid: userid.clone(),
-                                    chat_id: chat_id.clone(),
-                                });
-                            }
-                        }
-                        (conversation, direction, userid, chat_id)
-                    }
-                };
-                if userid.as_deref().is_some_and(|u| !world.has_associate(u)) {
+            plan::What::Chat(chat) => {
+                let userid = chat.associate.userid(world);
+                if userid.is_some_and(|u| !world.has_associate(u)) {
                     truth.miss(Dimension::Associate);
                 }
+                let chat_id = (chat.conversation == ConversationKind::WecomGroup)
+                    .then(|| format!("wrgrp_{}", userid.unwrap_or_default()));
                 let msg_type = [
                     MsgType::Text,
                     MsgType::Text,
@@ -370,8 +319,10 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
                     MsgType::Voice,
                     MsgType::Miniprogram,
                 ][rng.gen_range(0..6)];
-                let from_fan =
-                    matches!(direction, Direction::FanToBrand | Direction::FanToAssociate);
+                let from_fan = matches!(
+                    chat.direction,
+                    Direction::FanToBrand | Direction::FanToAssociate
+                );
                 let texts = if from_fan { FAN_TEXTS } else { REPLY_TEXTS };
                 let content = (msg_type == MsgType::Text).then(|| texts[rng.gen_range(0..3)]);
                 let e = ChatMessage {
@@ -382,24 +333,22 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
                     client_time: h.4,
                     server_time: h.5,
                     msg_id: rng.gen(),
-                    conversation,
-                    direction,
+                    conversation: chat.conversation,
+                    direction: chat.direction,
                     msg_type,
-                    userid: userid.as_deref(),
+                    userid,
                     chat_id: chat_id.as_deref(),
                     content,
                     content_length: content.map_or(0, |c| c.chars().count() as i32),
                 };
                 codec::encode_into(&e, *schema_id, schema, &mut payload)
             }
-            _ => {
-                let subscribe = rng.gen_bool(0.4);
-                let scene = if rng.gen_bool(unknown) {
-                    world.unknown_scene(account, &mut rng)
-                } else {
-                    world.pick_scene(account, &mut rng).scene.clone()
+            plan::What::Scan { subscribe, scene } => {
+                let scene = match scene {
+                    plan::Scene::Known(i) => world.scenes[*i].scene.as_str(),
+                    plan::Scene::Unknown(s) => s.as_str(),
                 };
-                let channel = world.scene_channel(&scene);
+                let channel = world.scene_channel(scene);
                 if channel.is_none() {
                     truth.miss(Dimension::QrScene);
                 }
@@ -408,13 +357,13 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
                     .qr_scans_by_channel
                     .entry(channel.clone())
                     .or_default() += 1;
-                if subscribe {
+                if *subscribe {
                     *truth.new_follows_by_channel.entry(channel).or_default() += 1;
                 }
-                let key = if subscribe {
+                let key = if *subscribe {
                     format!("qrscene_{scene}")
                 } else {
-                    scene
+                    scene.to_string()
                 };
                 let e = QrScan {
                     event_id: h.0,
@@ -423,7 +372,7 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
                     unionid: h.3,
                     client_time: h.4,
                     server_time: h.5,
-                    event: if subscribe {
+                    event: if *subscribe {
                         QrEvent::Subscribe
                     } else {
                         QrEvent::Scan
@@ -455,7 +404,7 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
             .or_default()
             .entry(app_id.to_string())
             .or_default() += 1;
-        truth.late += u64::from(late);
+        truth.late += u64::from(e.late);
         let record = Outgoing {
             topic,
             key: format!("{app_id}|{openid}").into_bytes(),
@@ -465,13 +414,13 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
         // WeChat retries an event 5 s after a timeout: the gateway receives the copy (same
         // bytes, same event_id) about 5 s of server time later, whatever the traffic.
         while copies
-            .first()
+            .front()
             .is_some_and(|c| c.at_ms + RETRY_AFTER_MS <= server_time)
         {
-            out.push(copies.remove(0));
+            out.extend(copies.pop_front());
         }
         if rng.gen_bool(spec.duplicate_share) {
-            copies.push(record.clone());
+            copies.push_back(record.clone());
             truth.duplicates += 1;
         }
         out.push(record);
@@ -481,24 +430,10 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
             out.push(bad);
         }
     }
-    out.append(&mut copies);
+    out.extend(copies);
     truth.records = out.len() as u64;
+    truth.report = truth::tally(spec, world, &planned);
     (out, truth)
-}
-
-/// An account and one of its fans who follows it at `t` (fans who follow later or have
-/// left do not interact; after a few tries any fan will do, so sampling always ends).
-fn pick_fan(world: &World, rng: &mut ChaCha8Rng, t: i64) -> (usize, u32) {
-    let account = rng.gen_range(0..world.accounts.len());
-    let fans = world.fans[account].len().max(1) as u32;
-    let mut fan = rng.gen_range(0..fans);
-    for _ in 0..16 {
-        if world.follows_at(account, fan, t) {
-            break;
-        }
-        fan = rng.gen_range(0..fans);
-    }
-    (account, fan)
 }
 
 /// One malformed record of a random kind, and the dead-letter reason it must get.
@@ -716,6 +651,7 @@ mod tests {
         let count =
             |m: &mut BTreeMap<String, u64>, k: &str| *m.entry(k.to_string()).or_default() += 1;
         let mut not_following = 0;
+        let mut fans_by_segment: HashMap<&str, HashSet<(String, String)>> = HashMap::new();
         for r in &records {
             let Some(payload) = r.payload.as_deref() else {
                 continue;
@@ -816,7 +752,7 @@ mod tests {
                 }
             };
             let (app_id, openid, t) = header;
-            let profile = profiles.get(&(app_id, openid));
+            let profile = profiles.get(&(app_id.clone(), openid.clone()));
             if profile.is_none() {
                 count(&mut want.dimension_missing, "fan_profile");
             }
@@ -826,6 +762,10 @@ mod tests {
                 not_following += u64::from(!following);
             }
             let segment = profile.map_or(UNKNOWN, |p| world::segment_name(p.status));
+            fans_by_segment
+                .entry(segment)
+                .or_default()
+                .insert((app_id, openid));
             count(
                 want.events_by_segment
                     .entry(stream.to_string())
@@ -852,11 +792,386 @@ mod tests {
             not_following * 1000 < seen.len() as u64,
             "fans interact while following"
         );
-        let segments = &truth.events_by_segment["menu_click"];
-        let menu = truth.events["menu_click"] as f64;
-        assert!(
-            (segments["prospect"] as f64 / menu - 0.8 * 0.97).abs() < 0.02,
-            "{segments:?}"
+        // Activity is heavy-tailed and independent of the segment: a few fans make much of
+        // the traffic, so the segments' shares hold among the fans, not the events.
+        let fans: usize = fans_by_segment.values().map(HashSet::len).sum();
+        let prospects = fans_by_segment["prospect"].len() as f64 / fans as f64;
+        assert!((prospects - 0.8 * 0.97).abs() < 0.03, "{prospects}");
+    }
+
+    /// The report recomputed the way the pipeline and the views will: from the records
+    /// produced (malformed ones skipped, retry copies dropped by event id, in production
+    /// order) and the published dimension records — a second computation of every figure.
+    #[test]
+    fn report_matches_the_records_as_the_pipeline_stores_them() {
+        use std::collections::{HashMap, HashSet};
+        use wxpulse_runtime::enrich::{ArticleRecord, DimensionRecord, FanProfileRecord};
+        use wxpulse_runtime::events::ReadSource;
+        use wxpulse_runtime::segment::month_of;
+
+        let spec = Spec {
+            fans_per_account: 3_000,
+            unknown_dimension_share: 0.02,
+            late_share: 0.05,
+            ..spec(60_000)
+        };
+        let world = World::new(&spec);
+        let (records, truth) = generate_with(&spec, &world);
+        let report = &truth.report;
+        let mut articles: HashMap<String, ArticleRecord> = HashMap::new();
+        let mut profiles: HashMap<(String, String), FanProfileRecord> = HashMap::new();
+        let mut scenes = HashMap::new();
+        for r in world.dimension_records() {
+            match r {
+                DimensionRecord::Article(a) => {
+                    articles.insert(a.article_id.clone(), a);
+                }
+                DimensionRecord::FanProfile(f) => {
+                    profiles.insert((f.app_id.clone(), f.openid.clone()), f);
+                }
+                DimensionRecord::QrScene(s) => {
+                    scenes.insert(s.scene.clone(), s);
+                }
+                _ => {}
+            }
+        }
+        let schemas: HashMap<u32, (&str, serde_avro_fast::Schema)> = EMBEDDED
+            .iter()
+            .map(|s| (s.id, (s.subject, codec::parse(s.json).expect("parses"))))
+            .collect();
+        type Fan = (String, String);
+        let mut seen = HashSet::new();
+        let mut per_fan: HashMap<Fan, BTreeMap<u32, u64>> = HashMap::new();
+        let mut reads: BTreeMap<String, Reads> = BTreeMap::new();
+        let mut push_reads: BTreeMap<i64, Reads> = BTreeMap::new();
+        let mut readers: HashMap<String, HashMap<Fan, (f32, bool)>> = HashMap::new();
+        let mut push_readers: HashMap<i64, HashMap<Fan, (f32, bool)>> = HashMap::new();
+        let mut days: BTreeMap<(String, String, String), AssociateDay> = BTreeMap::new();
+        let mut sets: HashMap<(String, String, String, u8), HashSet<String>> = HashMap::new();
+        let mut waits: HashMap<Fan, Vec<(String, i64, i64)>> = HashMap::new();
+        let mut qr: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+        let mut subscribes = 0;
+        for r in &records {
+            let Some(Ok((id, datum))) = r.payload.as_deref().map(codec::split_frame) else {
+                continue;
+            };
+            let Some((_, schema)) = schemas
+                .get(&id)
+                .filter(|(subject, _)| *subject == format!("{}-value", r.topic))
+            else {
+                continue;
+            };
+            macro_rules! valid {
+                ($t:ty) => {{
+                    let Ok(e) = codec::decode::<$t>(datum, schema) else {
+                        continue;
+                    };
+                    if e.openid.is_empty() || !seen.insert(e.event_id.to_string()) {
+                        continue;
+                    }
+                    e
+                }};
+            }
+            let (app, openid, t) = match r.topic {
+                "wxpulse.menu_clicks" => {
+                    let e = valid!(MenuClick<'_>);
+                    (e.app_id.to_string(), e.openid.to_string(), e.client_time)
+                }
+                "wxpulse.qr_scans" => {
+                    let e = valid!(QrScan<'_>);
+                    let day = world::shanghai(e.client_time).date();
+                    let subscribe = e.event == QrEvent::Subscribe;
+                    let scene =
+                        scenes.get(e.event_key.strip_prefix("qrscene_").unwrap_or(e.event_key));
+                    if subscribe {
+                        subscribes += 1;
+                        let channel = scene.map_or(UNKNOWN, |s| s.channel.as_str());
+                        *qr.entry(e.app_id.to_string())
+                            .or_default()
+                            .entry(day.clone())
+                            .or_default()
+                            .entry(channel.to_string())
+                            .or_default() += 1;
+                        // The profile says the fan followed by QR code, at the scan.
+                        let p = &profiles[&(e.app_id.to_string(), e.openid.to_string())];
+                        assert_eq!(p.follow_source.as_deref(), Some(world::QR_FOLLOW_SOURCE));
+                        assert_eq!(p.followed_at, Some(e.client_time));
+                    }
+                    if let Some(userid) = scene
+                        .filter(|s| s.channel == SceneChannel::Associate)
+                        .and_then(|s| s.userid.clone())
+                    {
+                        let key = (e.app_id.to_string(), userid, day);
+                        let d = days.entry(key.clone()).or_default();
+                        d.code_scans += 1;
+                        d.new_contacts += u64::from(subscribe);
+                        sets.entry((key.0, key.1, key.2, 3))
+                            .or_default()
+                            .insert(e.openid.to_string());
+                    }
+                    (e.app_id.to_string(), e.openid.to_string(), e.client_time)
+                }
+                "wxpulse.article_reads" => {
+                    let e = valid!(ArticleRead<'_>);
+                    let fan = (e.app_id.to_string(), e.openid.to_string());
+                    let push = e.source == ReadSource::Push;
+                    let add = |r: &mut Reads| {
+                        r.reads += 1;
+                        r.push_reads += u64::from(push);
+                        r.shares += u64::from(e.shared);
+                        r.favorites += u64::from(e.favorited);
+                        r.cta_clicks += u64::from(e.cta_clicked);
+                        r.read_seconds += e.read_seconds as u64;
+                    };
+                    add(reads.entry(e.article_id.to_string()).or_default());
+                    let deepest = |m: &mut HashMap<Fan, (f32, bool)>| {
+                        let x = m.entry(fan.clone()).or_insert((0.0, false));
+                        x.0 = x.0.max(e.read_depth);
+                        x.1 |= push;
+                    };
+                    deepest(readers.entry(e.article_id.to_string()).or_default());
+                    if let Some(a) = articles.get(e.article_id) {
+                        add(push_reads.entry(a.msgid).or_default());
+                        deepest(push_readers.entry(a.msgid).or_default());
+                    }
+                    (fan.0, fan.1, e.client_time)
+                }
+                _ => {
+                    let e = valid!(ChatMessage<'_>);
+                    let fan = (e.app_id.to_string(), e.openid.to_string());
+                    let day = world::shanghai(e.client_time).date();
+                    if let Some(userid) = e.userid {
+                        let key = (e.app_id.to_string(), userid.to_string(), day.clone());
+                        match e.conversation {
+                            ConversationKind::WecomGroup => {
+                                days.entry(key).or_default().group_messages += 1;
+                            }
+                            ConversationKind::WecomPrivate => {
+                                let d = days.entry(key.clone()).or_default();
+                                let from_fan = e.direction == Direction::FanToAssociate;
+                                d.messages_in += u64::from(from_fan);
+                                d.messages_out += u64::from(!from_fan);
+                                for (set, yes) in [(0, true), (1, from_fan)] {
+                                    if yes {
+                                        sets.entry((
+                                            key.0.clone(),
+                                            key.1.clone(),
+                                            key.2.clone(),
+                                            set,
+                                        ))
+                                        .or_default()
+                                        .insert(e.openid.to_string());
+                                    }
+                                }
+                                // The chat service's waits (services/chat-messages).
+                                let w = waits.entry(fan.clone()).or_default();
+                                let i = w.iter().position(|w| w.0 == userid);
+                                let window = 7 * 86_400_000;
+                                if from_fan {
+                                    match i {
+                                        Some(i) if e.server_time - w[i].2 <= window => {}
+                                        Some(i) => {
+                                            w[i] =
+                                                (userid.to_string(), e.client_time, e.server_time)
+                                        }
+                                        None => w.push((
+                                            userid.to_string(),
+                                            e.client_time,
+                                            e.server_time,
+                                        )),
+                                    }
+                                } else if let Some(i) = i.filter(|&i| e.client_time >= w[i].1) {
+                                    let (_, since, since_server) = w.swap_remove(i);
+                                    if e.server_time - since_server <= window {
+                                        let day = world::shanghai(since).date();
+                                        let key = (key.0, key.1, day);
+                                        let d = days.entry(key.clone()).or_default();
+                                        d.first_replies += 1;
+                                        d.first_reply_ms_sum += e.client_time - since;
+                                        sets.entry((key.0, key.1, key.2, 2))
+                                            .or_default()
+                                            .insert(e.openid.to_string());
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    (fan.0, fan.1, e.client_time)
+                }
+            };
+            *per_fan
+                .entry((app, openid))
+                .or_default()
+                .entry(month_of(t))
+                .or_default() += 1;
+        }
+        assert_eq!(seen.len() as u64, truth.events.values().sum::<u64>());
+
+        // Fan activity: per account and month, the population from the profiles.
+        let follows_through = |p: &FanProfileRecord, m: u32| {
+            p.followed_at.is_some_and(|f| month_of(f) <= m)
+                && p.unfollowed_at.is_none_or(|u| month_of(u) > m)
+        };
+        let mut activity: BTreeMap<String, BTreeMap<u32, MonthActivity>> = BTreeMap::new();
+        for ((app, _), months) in &per_fan {
+            for (&m, &n) in months {
+                let c = activity
+                    .entry(app.clone())
+                    .or_default()
+                    .entry(m)
+                    .or_default();
+                c.interactions += n;
+                c.interacting_fans += 1;
+                c.fans_over_4 += u64::from(n > 4);
+                let bucket = [1, 2, 3, 4, 5, 10, 20]
+                    .iter()
+                    .rposition(|&b| n >= b)
+                    .unwrap_or(0);
+                c.fans_by_interactions[bucket] += 1;
+            }
+        }
+        for (app, months) in activity.iter_mut() {
+            for (&m, c) in months.iter_mut() {
+                for ((a, openid), p) in &profiles {
+                    if a != app || !follows_through(p, m) {
+                        continue;
+                    }
+                    c.followers += 1;
+                    let mine = per_fan.get(&(a.clone(), openid.clone()));
+                    let this = mine.and_then(|x| x.get(&m)).copied().unwrap_or(0);
+                    let upto: u64 = mine.map_or(0, |x| x.range(..=m).map(|(_, n)| n).sum());
+                    c.monthly_active_fans += u64::from(this > 4);
+                    c.lifetime_active_fans += u64::from(upto > 4);
+                }
+            }
+        }
+        assert_eq!(activity, report.fan_activity);
+        let active: u64 = report
+            .fan_activity
+            .values()
+            .flat_map(|m| m.values())
+            .map(|c| c.monthly_active_fans)
+            .sum();
+        assert!(active > 0);
+
+        // Reads per article and push.
+        let finish = |r: &mut Reads, who: Option<&HashMap<Fan, (f32, bool)>>| {
+            let who = who.cloned().unwrap_or_default();
+            r.readers = who.len() as u64;
+            r.push_readers = who.values().filter(|x| x.1).count() as u64;
+            r.readers_at_screen = (1..=SCREENS)
+                .map(|n| who.values().filter(|x| x.0 >= n as f32).count() as u64)
+                .collect();
+        };
+        for (id, r) in reads.iter_mut() {
+            finish(r, readers.get(id));
+        }
+        for (msgid, r) in push_reads.iter_mut() {
+            finish(r, push_readers.get(msgid));
+        }
+        let read_articles: BTreeMap<String, Reads> = report
+            .articles
+            .iter()
+            .filter(|(_, a)| a.reads.reads > 0)
+            .map(|(id, a)| (id.clone(), a.reads.clone()))
+            .collect();
+        assert_eq!(reads, read_articles);
+        let read_pushes: BTreeMap<i64, Reads> = report
+            .pushes
+            .iter()
+            .filter(|(_, p)| p.reads.reads > 0)
+            .map(|(id, p)| (*id, p.reads.clone()))
+            .collect();
+        assert_eq!(push_reads, read_pushes);
+        // Pushes from the article records: reach, heatmap, unfollows within 24 h.
+        let mut heatmap: BTreeMap<String, BTreeMap<u32, Heatmap>> = BTreeMap::new();
+        let pushes: BTreeMap<i64, &ArticleRecord> =
+            articles.values().map(|a| (a.msgid, a)).collect();
+        assert_eq!(pushes.len(), report.pushes.len());
+        for (msgid, a) in pushes {
+            let app = &a.article_id[..a.article_id.find('_').unwrap_or(0)];
+            let p = &report.pushes[&msgid];
+            assert_eq!((p.app_id.as_str(), p.fans_reached), (app, a.fans_reached));
+            let c = world::shanghai(a.published_at);
+            *heatmap
+                .entry(app.to_string())
+                .or_default()
+                .entry(month_of(a.published_at))
+                .or_default()
+                .entry(c.weekday)
+                .or_default()
+                .entry(c.hour)
+                .or_default() += 1;
+            let window = a.published_at..a.published_at + 86_400_000;
+            let left = profiles
+                .values()
+                .filter(|f| f.app_id == app && f.unfollowed_at.is_some_and(|u| window.contains(&u)))
+                .count() as u64;
+            assert_eq!(p.unfollows_24h, left, "{msgid}");
+        }
+        assert_eq!(heatmap, report.push_heatmap);
+        // Follows and unfollows per day and source, from the span's first month on.
+        let from = month_of(spec.start_ms);
+        let mut follows: BTreeMap<String, BTreeMap<String, BTreeMap<String, FollowCounts>>> =
+            BTreeMap::new();
+        for f in profiles.values() {
+            let source = f.follow_source.clone().unwrap_or_default();
+            for (at, unfollow) in [(f.followed_at, false), (f.unfollowed_at, true)] {
+                let Some(at) = at.filter(|&t| month_of(t) >= from && t < spec.end_ms) else {
+                    continue;
+                };
+                let c = follows
+                    .entry(f.app_id.clone())
+                    .or_default()
+                    .entry(world::shanghai(at).date())
+                    .or_default()
+                    .entry(source.clone())
+                    .or_default();
+                c.new_follows += u64::from(!unfollow);
+                c.unfollows += u64::from(unfollow);
+            }
+        }
+        assert_eq!(follows, report.follows);
+
+        // Associates by day; QR follows by day and channel, as many as the profiles say.
+        for ((app, userid, day, set), fans) in sets {
+            let d = days.entry((app, userid, day)).or_default();
+            let n = fans.len() as u64;
+            match set {
+                0 => d.conversations = n,
+                1 => d.conversations_with_fan_message = n,
+                2 => d.answered_conversations = n,
+                _ => d.scanning_fans = n,
+            }
+        }
+        let truth_days: BTreeMap<(String, String, String), AssociateDay> = report
+            .associates
+            .iter()
+            .flat_map(|(app, a)| {
+                a.iter().flat_map(move |(u, t)| {
+                    t.days
+                        .iter()
+                        .map(move |(d, x)| ((app.clone(), u.clone(), d.clone()), x.clone()))
+                })
+            })
+            .collect();
+        assert_eq!(days, truth_days);
+        assert!(truth_days
+            .values()
+            .any(|d| d.first_replies > 0 && d.new_contacts > 0));
+        assert_eq!(qr, report.qr_follows);
+        let qr_in_span = profiles
+            .values()
+            .filter(|p| {
+                p.follow_source.as_deref() == Some(world::QR_FOLLOW_SOURCE)
+                    && p.followed_at
+                        .is_some_and(|f| (spec.start_ms..spec.end_ms).contains(&f))
+            })
+            .count();
+        assert_eq!(
+            subscribes, qr_in_span,
+            "every QR follow of the span is scanned"
         );
     }
 
@@ -950,5 +1265,144 @@ mod tests {
             replies > 500 && answered * 10 > replies * 7,
             "{answered}/{replies}"
         );
+    }
+    /// The default spec (2 brands × 2 accounts × 20,000 fans, 200,000 events, a calendar
+    /// month): the seed's shapes, measured from the ground truth. Printed with
+    /// `--nocapture`.
+    #[test]
+    fn seed_shapes_at_the_default_spec() {
+        let start = world::month_start_ms(202610);
+        let spec = Spec {
+            seed: 0,
+            fans_per_account: 20_000,
+            start_ms: start,
+            end_ms: start + 30 * 86_400_000,
+            duplicate_share: 0.01,
+            late_share: 0.02,
+            malformed_share: 0.005,
+            ..spec(200_000)
+        };
+        let (_, truth) = generate(&spec);
+        let s = &truth.report.shapes;
+        eprintln!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        let within =
+            |x: f64, lo: f64, hi: f64| assert!((lo..=hi).contains(&x), "{x} not in {lo}..{hi}");
+        within(s.monthly_active_share, 0.085, 0.105);
+        within(s.followers_with_0_to_2, 0.75, 0.9);
+        within(s.open_rate_single, 0.095, 0.106);
+        within(s.open_rate_first, 0.097, 0.109);
+        within(s.open_rate_multi_cumulative, 0.14, 0.157);
+        assert!(
+            s.open_rate_non_first < s.open_rate_first * 0.6,
+            "later articles are opened less"
+        );
+        within(s.depth_survival_3_27, 0.78, 0.82);
+        within(s.depth_survival_8_87, 0.48, 0.52);
+        within(s.read_sources["PUSH"], 0.85, 0.96);
+        within(s.follow_sources["search"], 0.412, 0.416);
+        within(s.follow_sources["qr"], 0.275, 0.279);
+        within(s.follow_sources["paid_media"], 0.010, 0.013);
+        within(s.unfollow_after_push, 0.0035, 0.005);
+        within(s.waits_answered, 0.8, 0.95);
+        within(s.first_reply_median_ms as f64, 120_000.0, 600_000.0);
+        within(s.first_reply_p90_ms as f64, 1_800_000.0, 6.0 * 3_600_000.0);
+        assert!(
+            s.new_contacts_per_week_max >= 10.0,
+            "good associates: >= 10 a week"
+        );
+        // Seed 000 as a table: pushes on Thursday and Friday evenings and at lunch.
+        let mut when: BTreeMap<(u8, u8), u64> = BTreeMap::new();
+        for p in truth.report.pushes.values() {
+            *when.entry((p.weekday, p.hour)).or_default() += 1;
+        }
+        assert!(when
+            .keys()
+            .all(|&(d, h)| world::PUSH_HEATMAP[h as usize][d as usize - 1] > 0.0));
+    }
+
+    /// The benchmark's size: 1,000,000 events must generate well under a minute even in a
+    /// debug build (`cargo test -p wxpulse-cli -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a million events: ~25 s in a debug build"]
+    fn a_million_events_generate_well_under_a_minute() {
+        let start = world::month_start_ms(202610);
+        let spec = Spec {
+            fans_per_account: 20_000,
+            start_ms: start,
+            end_ms: start + 30 * 86_400_000,
+            ..spec(1_000_000)
+        };
+        let started = std::time::Instant::now();
+        let (records, truth) = generate(&spec);
+        let took = started.elapsed();
+        eprintln!("{} records in {took:?}", records.len());
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&truth.report.shapes).unwrap_or_default()
+        );
+        assert!(took.as_secs() < 45, "{took:?}");
+    }
+
+    #[test]
+    fn odd_specs_generate_without_panicking() {
+        for spec in [
+            Spec {
+                fans_per_account: 0,
+                ..spec(500)
+            },
+            Spec {
+                end_ms: 1_760_000_000_000 + 1,
+                ..spec(500)
+            },
+            Spec {
+                end_ms: 1_760_000_000_000 - 5,
+                ..spec(50)
+            },
+            Spec {
+                fans_per_account: 3,
+                ..spec(0)
+            },
+            Spec {
+                fans_per_account: 20,
+                ..spec(10)
+            },
+        ] {
+            let (records, truth) = generate(&spec);
+            assert_eq!(truth.events.values().sum::<u64>(), spec.events, "{spec:?}");
+            assert!(records.len() as u64 >= spec.events);
+        }
+    }
+
+    /// Live mode publishes the world, then starts the events later: the events keep to
+    /// their own span, reads still follow their pushes.
+    #[test]
+    fn live_events_start_after_the_world() {
+        let world_spec = Spec {
+            end_ms: 1_760_000_000_000 + 30_000,
+            late_share: 0.0,
+            ..spec(20_000)
+        };
+        let world = World::new(&world_spec);
+        let spec = Spec {
+            start_ms: world_spec.start_ms + 7_000,
+            end_ms: world_spec.end_ms + 7_000,
+            ..world_spec.clone()
+        };
+        let (records, truth) = generate_with(&spec, &world);
+        assert_eq!(truth.events.values().sum::<u64>(), 20_000);
+        for r in records.iter().filter(|r| r.at_ms > 0) {
+            assert!(
+                (spec.start_ms..spec.end_ms).contains(&r.at_ms),
+                "{}",
+                r.at_ms
+            );
+        }
+        let reads: u64 = truth
+            .report
+            .pushes
+            .values()
+            .map(|p| p.reads.push_readers)
+            .sum();
+        assert!(reads > 0);
     }
 }
