@@ -4,6 +4,7 @@
 
 mod foundation;
 mod prometheus;
+mod report;
 mod runtime;
 mod services;
 mod views;
