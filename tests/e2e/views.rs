@@ -3,7 +3,8 @@
 //! follows and unfollows) go straight into the raw tables, every insert twice with the same
 //! `insert_deduplication_token` as a retrying service would send it, and every view must
 //! return exactly the figures worked out by hand below. The BI grants file is checked to
-//! parse (it cannot run: the local engine has no RBAC).
+//! parse (it cannot run: the local engine has no RBAC), and every query of the Grafana
+//! business dashboard runs on the same data (deploy/ops/check_dashboard_sql.py).
 
 use clickhouse::Client;
 use wxpulse_e2e::*;
@@ -435,5 +436,27 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
             "{sql}\n{err}"
         );
     }
+
+    // The business dashboard reads these views: every variable and panel query, with the
+    // Grafana variables substituted (account wxv_a, month M), must run on the engine, return
+    // rows on this fixture, and return every field its panel names.
+    let out = std::process::Command::new("python3")
+        .arg(repo_root().join("deploy/ops/check_dashboard_sql.py"))
+        .arg(repo_root().join("deploy/grafana/dashboards/wxpulse-business.json"))
+        .args([
+            "--clickhouse",
+            &stack.clickhouse,
+            "--database",
+            DB,
+            "--require-rows",
+        ])
+        .args(["--set", "app_id=wxv_a", "--set", &format!("month={mm}-01")])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "check_dashboard_sql.py:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
