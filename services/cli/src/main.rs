@@ -153,7 +153,7 @@ enum DimsAction {
     /// Copy the fan-profile topic into ClickHouse's `fan_profiles` (follows, unfollows and
     /// the follower base of the BI views); runs until SIGINT/SIGTERM.
     Mirror {
-        /// Stop once no record arrived for 3 s (catch up and exit: demos, tests, cron).
+        /// Catch up to the end the topic has now, then exit (demos, tests, cron).
         #[arg(long)]
         once: bool,
     },
@@ -419,7 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &brokers,
                 &clickhouse,
                 once,
-                Duration::from_secs(3),
+                Duration::from_secs(60),
             )
             .await?;
             println!("{n} fan-profile records mirrored into fan_profiles");

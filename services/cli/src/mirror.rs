@@ -76,7 +76,8 @@ pub fn row(
     }
 }
 
-/// Mirrors until SIGINT/SIGTERM, or with `once` until no record came for `idle`;
+/// Mirrors until SIGINT/SIGTERM, or with `once` up to the end the topic has at the start
+/// (failing if no record arrives for `idle`);
 /// returns the rows written.
 pub async fn run(
     config: &Config,
@@ -93,7 +94,39 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .create()
         .context("cannot create the fan-profile consumer")?;
-    consumer.subscribe(&[topic])?;
+    // Follow mode joins the group (replicas share partitions). Once mode assigns every
+    // partition at the group's committed offset and stops at the end the topic had when it
+    // started: no group join to wait for, and no guessing from idle time.
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    if once {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .context("fan-profile topic metadata")?;
+        let mut tpl = TopicPartitionList::new();
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            tpl.add_partition(topic, p.id());
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+        let mut start = TopicPartitionList::new();
+        for e in committed.elements() {
+            let (low, high) =
+                consumer.fetch_watermarks(topic, e.partition(), Duration::from_secs(10))?;
+            let from = match e.offset() {
+                Offset::Offset(o) if o >= low => o,
+                _ => low,
+            };
+            if from < high {
+                ends.insert(e.partition(), high);
+            }
+            start.add_partition_offset(topic, e.partition(), Offset::Offset(from))?;
+        }
+        consumer.assign(&start)?;
+        if ends.is_empty() {
+            return Ok(0);
+        }
+    } else {
+        consumer.subscribe(&[topic])?;
+    }
     let client = wxpulse_runtime::sink::client(ch);
     let registry = Registry::new(&config.schema_registry.url, config.schema_registry.timeout);
     let pii = Pseudonymizer::new(config.pii.key.as_bytes());
@@ -103,7 +136,6 @@ pub async fn run(
     let mut last_record = Instant::now();
     let mut last_flush = Instant::now();
     let mut skipped = 0u64;
-    let mut any = false;
     let stop = wxpulse_runtime::shutdown::on_signals();
     loop {
         let received = tokio::select! {
@@ -114,7 +146,9 @@ pub async fn run(
         if let Some(message) = received {
             let m = message.context("fan-profile consumer")?;
             last_record = Instant::now();
-            any = true;
+            if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
+                ends.remove(&m.partition());
+            }
             next.insert(m.partition(), m.offset() + 1);
             let key = m
                 .key()
@@ -139,10 +173,11 @@ pub async fn run(
             written += flush(&client, &consumer, topic, &mut rows, &mut next).await?;
             last_flush = Instant::now();
         }
-        // Joining the group takes seconds: an empty topic gets a longer grace.
-        let quiet = if any { idle } else { idle * 5 };
-        if once && last_record.elapsed() >= quiet && rows.is_empty() && next.is_empty() {
+        if once && ends.is_empty() {
             break;
+        }
+        if once && last_record.elapsed() >= idle {
+            anyhow::bail!("no fan-profile record for {idle:?} before the end of the topic");
         }
     }
     written += flush(&client, &consumer, topic, &mut rows, &mut next).await?;
