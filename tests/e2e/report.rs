@@ -288,12 +288,19 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
         .into_iter()
         .map(|(m, a, b, c)| (m, (a, b, c)))
         .collect();
-    let want: BTreeMap<i64, (i64, u64, u64)> = report
+    let mut want: BTreeMap<i64, (i64, u64, u64)> = report
         .pushes
         .iter()
         .filter(|(_, p)| p.reads.reads > 0)
         .map(|(m, p)| (*m, (p.fans_reached, p.reads.push_readers, p.reads.readers)))
         .collect();
+    // Reads of articles no dimension has still carry the push id the client reported: the
+    // view shows those pushes with nothing reached (each such id has one article here).
+    for a in report.articles.values() {
+        if a.position_class == "unknown" && a.reads.reads > 0 && !want.contains_key(&a.msgid) {
+            want.insert(a.msgid, (0, a.reads.push_readers, a.reads.readers));
+        }
+    }
     assert_eq!(pushes, want, "v_push_performance");
     let unfollows: BTreeMap<i64, u64> = ch
         .query("SELECT msgid, unfollows_24h FROM v_unfollow_after_push")
@@ -304,14 +311,13 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
     let want: BTreeMap<i64, u64> = report
         .pushes
         .iter()
-        .filter(|(m, _)| unfollows.contains_key(m))
+        .filter(|(_, p)| p.reads.reads > 0)
         .map(|(m, p)| (*m, p.unfollows_24h))
         .collect();
-    assert_eq!(
-        unfollows.len(),
-        pushes.len(),
-        "every push read has an unfollow row"
-    );
+    let unfollows: BTreeMap<i64, u64> = unfollows
+        .into_iter()
+        .filter(|(m, _)| report.pushes.contains_key(m))
+        .collect();
     assert_eq!(unfollows, want, "v_unfollow_after_push");
 
     // Push-time heatmap.
