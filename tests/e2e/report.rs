@@ -449,7 +449,7 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
     near("still reading at screen 9", survival[&9], 0.495, 0.03);
     let groups: BTreeMap<String, f64> = ch
         .query(
-            "SELECT source_group, sum(new_follows) / (SELECT sum(new_follows) FROM v_follower_sources WHERE month = ?) \
+            "SELECT source_group, toFloat64(ifNull(sum(new_follows) / (SELECT sum(new_follows) FROM v_follower_sources WHERE month = ?), 0)) \
              FROM v_follower_sources WHERE month = ? GROUP BY source_group",
         )
         .bind(&month)
