@@ -223,12 +223,15 @@ async fn rebalance_test_consumers_join_and_leave_mid_stream() -> anyhow::Result<
     let (truth, producing) = produce_in_background(&stack.brokers, &spec)?;
     let bin = "wxpulse-menu-clicks";
     let small = [("WXPULSE__BATCH__MAX_ROWS", "2000")];
+    // Each consumer joins once the previous one owns partitions, so every join is its own
+    // rebalance (a fixed sleep let a slow start merge two joins into one).
     let mut first = Service::start(bin, &stack, db, &small)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    owns_partitions(&first).await;
     let mut second = Service::start(bin, &stack, db, &small)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    owns_partitions(&second).await;
     let mut third = Service::start(bin, &stack, db, &small)?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    owns_partitions(&third).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         first.terminate(Duration::from_secs(30)),
         Some(0),
@@ -249,4 +252,21 @@ async fn rebalance_test_consumers_join_and_leave_mid_stream() -> anyhow::Result<
     assert!(rebalances >= 3.0, "rebalances seen: {rebalances}");
     assert!(second.is_running() && third.is_running());
     Ok(())
+}
+
+/// Waits until `service` owns at least one partition.
+async fn owns_partitions(service: &Service) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let owned = service
+            .scrape()
+            .ok()
+            .and_then(|t| metric(&t, "wxpulse_source_assigned_partitions", &[]))
+            .unwrap_or(0.0);
+        if owned > 0.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{} owns no partition after 60 s", service.name);
 }
