@@ -188,20 +188,10 @@ pub async fn run(
 }
 
 fn decode(registry: &Registry, payload: &[u8]) -> anyhow::Result<FanProfileRecord> {
-    let (id, datum) = wxpulse_runtime::codec::split_frame(payload)?;
-    let writer = match registry.cached(id) {
-        Some(w) => w,
-        None => registry
-            .fetch_blocking(id)?
-            .with_context(|| format!("unknown schema id {id}"))?,
-    };
-    anyhow::ensure!(
-        writer.record == Dimension::FanProfile.record(),
-        "schema id {id} is not a fan profile"
-    );
-    match DimensionRecord::decode(Dimension::FanProfile, datum, &writer.schema)? {
-        DimensionRecord::FanProfile(r) => Ok(r),
-        _ => anyhow::bail!("not a fan profile"),
+    match DimensionRecord::from_framed(Dimension::FanProfile, payload, registry) {
+        Ok(DimensionRecord::FanProfile(r)) => Ok(r),
+        Ok(_) => anyhow::bail!("not a fan profile"),
+        Err(why) => anyhow::bail!(why),
     }
 }
 

@@ -20,7 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::{Dimension, DimensionRecord, Dimensions};
-use crate::codec::{self, Registry};
+use crate::codec::Registry;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -277,22 +277,7 @@ impl Follower {
                 record: None,
             });
         };
-        let decoded = codec::split_frame(payload)
-            .map_err(|e| e.to_string())
-            .and_then(|(id, datum)| {
-                let writer = match self.registry.cached(id) {
-                    Some(w) => w,
-                    None => self
-                        .registry
-                        .fetch_blocking(id)
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("unknown schema id {id}"))?,
-                };
-                if writer.record != dimension.record() {
-                    return Err(format!("schema id {id} is not a {}", dimension.record()));
-                }
-                DimensionRecord::decode(dimension, datum, &writer.schema).map_err(|e| e.to_string())
-            });
+        let decoded = DimensionRecord::from_framed(dimension, payload, &self.registry);
         match decoded {
             Ok(record) => Some(Update {
                 dimension,

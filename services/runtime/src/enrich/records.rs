@@ -443,6 +443,28 @@ impl DimensionRecord {
         Ok(out)
     }
 
+    /// Decodes a Confluent-framed payload of `dimension`'s topic: the writer schema by id
+    /// (cached, else fetched from the registry), checked to be that dimension's record.
+    /// The error says why, for a log line or a metric.
+    pub fn from_framed(
+        dimension: Dimension,
+        payload: &[u8],
+        registry: &crate::codec::Registry,
+    ) -> Result<Self, String> {
+        let (id, datum) = crate::codec::split_frame(payload).map_err(|e| e.to_string())?;
+        let writer = match registry.cached(id) {
+            Some(w) => w,
+            None => registry
+                .fetch_blocking(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("unknown schema id {id}"))?,
+        };
+        if writer.record != dimension.record() {
+            return Err(format!("schema id {id} is not a {}", dimension.record()));
+        }
+        Self::decode(dimension, datum, &writer.schema).map_err(|e| e.to_string())
+    }
+
     /// Decodes a datum written with `schema` as `dimension`'s record.
     pub fn decode(
         dimension: Dimension,
