@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use wxpulse_cli::produce::{self, Outgoing};
 use wxpulse_e2e::*;
-use wxpulse_runtime::codec;
 use wxpulse_runtime::events::*;
 
 const N: usize = 300;
@@ -13,22 +12,6 @@ const DB: &str = "wx_foundation";
 
 /// What the test expects of one stored row: (event_id, app_id, fan_id, event_time ms, detail).
 type Expected = (String, String, u64, i64, String);
-
-fn encode<T: serde::Serialize>(subject: &str, value: &T) -> Vec<u8> {
-    let s = codec::EMBEDDED
-        .iter()
-        .find(|s| s.subject == subject && s.version == 1)
-        .expect("schema");
-    let mut out = Vec::new();
-    codec::encode_into(
-        value,
-        s.id,
-        &codec::parse(s.json).expect("parses"),
-        &mut out,
-    )
-    .expect("encodes");
-    out
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -67,7 +50,7 @@ fn events() -> (Vec<Outgoing>, Vec<(&'static str, Vec<Expected>)>) {
                     };
                     (
                         "wxpulse.menu_clicks",
-                        encode("wxpulse.menu_clicks-value", &e),
+                        encode_event("wxpulse.menu_clicks", Some(1), &e),
                         k,
                     )
                 }
@@ -86,7 +69,7 @@ fn events() -> (Vec<Outgoing>, Vec<(&'static str, Vec<Expected>)>) {
                     };
                     (
                         "wxpulse.qr_scans",
-                        encode("wxpulse.qr_scans-value", &e),
+                        encode_event("wxpulse.qr_scans", Some(1), &e),
                         format!("store_{:04}", i % 7),
                     )
                 }
@@ -109,7 +92,7 @@ fn events() -> (Vec<Outgoing>, Vec<(&'static str, Vec<Expected>)>) {
                     };
                     (
                         "wxpulse.chat_messages",
-                        encode("wxpulse.chat_messages-value", &e),
+                        encode_event("wxpulse.chat_messages", Some(1), &e),
                         "assoc_007".to_string(),
                     )
                 }
@@ -134,7 +117,7 @@ fn events() -> (Vec<Outgoing>, Vec<(&'static str, Vec<Expected>)>) {
                     };
                     (
                         "wxpulse.article_reads",
-                        encode("wxpulse.article_reads-value", &e),
+                        encode_event("wxpulse.article_reads", Some(1), &e),
                         article,
                     )
                 }

@@ -52,18 +52,6 @@ fn month_of_day(day: &str) -> String {
     format!("{}-01", &day[..7])
 }
 
-/// Start of last month and of this month in Asia/Shanghai, ms, as ClickHouse computes them.
-async fn last_month(stack: &Stack) -> anyhow::Result<(i64, i64)> {
-    Ok(stack
-        .client("default")
-        .query(
-            "SELECT toInt64(toUnixTimestamp(toStartOfMonth(now('Asia/Shanghai')) - INTERVAL 1 MONTH, 'Asia/Shanghai')) * 1000, \
-                    toInt64(toUnixTimestamp(toStartOfMonth(now('Asia/Shanghai')), 'Asia/Shanghai')) * 1000",
-        )
-        .fetch_one::<(i64, i64)>()
-        .await?)
-}
-
 fn near(name: &str, got: f64, seed: f64, tolerance: f64) {
     eprintln!("{name}: {:.2}% (seed {:.2}%)", got * 100.0, seed * 100.0);
     assert!(

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use wxpulse_cli::produce::{self, Outgoing};
 use wxpulse_e2e::*;
-use wxpulse_runtime::codec;
 use wxpulse_runtime::enrich::*;
 use wxpulse_runtime::events::*;
 
@@ -20,38 +19,13 @@ fn event_id(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }
 
-fn encode<T: serde::Serialize>(topic: &str, value: &T) -> Vec<u8> {
-    let s = codec::latest(&format!("{topic}-value")).expect("schema");
-    let mut out = Vec::new();
-    codec::encode_into(
-        value,
-        s.id,
-        &codec::parse(s.json).expect("parses"),
-        &mut out,
-    )
-    .expect("encodes");
-    out
-}
-
 fn record<T: serde::Serialize>(topic: &'static str, app: &str, openid: &str, e: &T) -> Outgoing {
     Outgoing {
         topic,
         key: format!("{app}|{openid}").into_bytes(),
-        payload: Some(encode(topic, e)),
+        payload: Some(encode_event(topic, None, e)),
         at_ms: 0,
     }
-}
-
-/// Start of last month in Asia/Shanghai, ms: every scenario's events fall in it (so none
-/// is in the future, whatever today's date), and ClickHouse itself says when it begins.
-async fn last_month(stack: &Stack) -> anyhow::Result<i64> {
-    Ok(stack
-        .client("default")
-        .query(
-            "SELECT toInt64(toUnixTimestamp(toStartOfMonth(now('Asia/Shanghai')) - INTERVAL 1 MONTH, 'Asia/Shanghai')) * 1000",
-        )
-        .fetch_one::<i64>()
-        .await?)
 }
 
 async fn send(stack: &Stack, records: Vec<Outgoing>) -> anyhow::Result<()> {
@@ -261,7 +235,7 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
     const DB: &str = "wx_svc_menu";
     let stack = Stack::start("svc-menu")?;
     stack.prepare(DB, 2).await?;
-    let t0 = last_month(&stack).await? + D;
+    let t0 = last_month(&stack).await?.0 + D;
     let (a, b, c, d, e, f) = ("oRAW_A", "oRAW_B", "oRAW_C", "oRAW_D", "oRAW_E", "oRAW_F");
     publish(
         &stack,
@@ -447,7 +421,7 @@ async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Res
     const DB: &str = "wx_svc_qr";
     let stack = Stack::start("svc-qr")?;
     stack.prepare(DB, 2).await?;
-    let t0 = last_month(&stack).await? + D;
+    let t0 = last_month(&stack).await?.0 + D;
     let (a, b, c) = ("oRAW_A", "oRAW_B", "oRAW_C");
     publish(
         &stack,
@@ -621,7 +595,7 @@ async fn chat_messages_resolve_associate_store_region_and_first_reply_across_a_r
     const DB: &str = "wx_svc_chat";
     let stack = Stack::start("svc-chat")?;
     stack.prepare(DB, 2).await?;
-    let t0 = last_month(&stack).await? + D;
+    let t0 = last_month(&stack).await?.0 + D;
     let (a, b, c) = ("oRAW_A", "oRAW_B", "oRAW_C");
     publish(
         &stack,
@@ -859,7 +833,7 @@ async fn article_reads_resolve_push_position_campaign_and_segment() -> anyhow::R
     const DB: &str = "wx_svc_article";
     let stack = Stack::start("svc-article")?;
     stack.prepare(DB, 2).await?;
-    let t0 = last_month(&stack).await? + D;
+    let t0 = last_month(&stack).await?.0 + D;
     let (a, b, c, d) = ("oRAW_A", "oRAW_B", "oRAW_C", "oRAW_D");
     publish(
         &stack,

@@ -308,3 +308,39 @@ pub const SERVICES: [(&str, &str, &str); 4] = [
     ("wxpulse-chat-messages", "chat_messages", "chat_message"),
     ("wxpulse-article-reads", "article_reads", "article_read"),
 ];
+
+/// An event for `topic` in the Confluent wire format, written with the embedded schema
+/// `version` of the topic (`None`: the newest), as an upstream producer would.
+pub fn encode_event<T: serde::Serialize>(topic: &str, version: Option<u32>, value: &T) -> Vec<u8> {
+    use wxpulse_runtime::codec;
+    let subject = format!("{topic}-value");
+    let schema = match version {
+        Some(v) => codec::EMBEDDED
+            .iter()
+            .find(|s| s.subject == subject && s.version == v),
+        None => codec::latest(&subject),
+    }
+    .expect("schema embedded");
+    let mut out = Vec::new();
+    codec::encode_into(
+        value,
+        schema.id,
+        &codec::parse(schema.json).expect("parses"),
+        &mut out,
+    )
+    .expect("encodes");
+    out
+}
+
+/// Start of last month and of this month in Asia/Shanghai, ms, as ClickHouse computes
+/// them: a span whose events are never in the future, whatever today's date.
+pub async fn last_month(stack: &Stack) -> anyhow::Result<(i64, i64)> {
+    Ok(stack
+        .client("default")
+        .query(
+            "SELECT toInt64(toUnixTimestamp(toStartOfMonth(now('Asia/Shanghai')) - INTERVAL 1 MONTH, 'Asia/Shanghai')) * 1000, \
+                    toInt64(toUnixTimestamp(toStartOfMonth(now('Asia/Shanghai')), 'Asia/Shanghai')) * 1000",
+        )
+        .fetch_one::<(i64, i64)>()
+        .await?)
+}
