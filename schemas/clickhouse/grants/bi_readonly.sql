@@ -48,6 +48,13 @@ GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_unfollow_after_push TO wxpulse_bi_read
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_segmented_engagement TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_associate_daily TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_associate_kpis TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_attribution_daily TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_attribution_by_associate TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_attribution_by_push TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_attribution_by_scene TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_orders_daily TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_social_funnel_monthly TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_social_funnel TO wxpulse_bi_readonly;
 
 ALTER TABLE {DATABASE}.v_engagement_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_interaction_mix {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
@@ -63,4 +70,11 @@ ALTER TABLE {DATABASE}.v_push_heatmap {ON_CLUSTER} MODIFY SQL SECURITY DEFINER D
 ALTER TABLE {DATABASE}.v_unfollow_after_push {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_segmented_engagement {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_associate_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
-ALTER TABLE {DATABASE}.v_associate_kpis {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner
+ALTER TABLE {DATABASE}.v_associate_kpis {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_attribution_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_attribution_by_associate {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_attribution_by_push {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_attribution_by_scene {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_orders_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_social_funnel_monthly {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_social_funnel {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner

@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_enrichment.sql"),
     migration!(5, "0005_rollups.sql"),
     migration!(6, "0006_views.sql"),
+    migration!(7, "0007_conversions.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
@@ -62,6 +63,8 @@ pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (5, "fan_follow_events", None),
     (5, "article_push_stats", None),
     (5, "associate_daily", None),
+    (7, "orders", Some("cityHash64(fan_id)")),
+    (7, "fan_touches", None),
 ];
 
 /// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].

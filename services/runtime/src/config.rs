@@ -55,6 +55,8 @@ pub struct Config {
     pub dimensions: DimensionsConfig,
     /// Fan segmentation thresholds.
     pub segment: SegmentConfig,
+    /// Conversion attribution (the orders service).
+    pub attribution: AttributionConfig,
 }
 
 /// Kafka settings; `client` passes raw librdkafka properties through (SASL/SSL).
@@ -220,6 +222,20 @@ pub struct SegmentConfig {
     pub dormant_after: Duration,
 }
 
+/// How far back an order looks for the touch that earned it (seed 003's social selling).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributionConfig {
+    /// Touches up to this long before an order qualify. Stamped on every order row, so
+    /// changing it applies to orders ingested from then on and never rewrites history.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+/// Longest attribution window accepted: beyond a quarter, "the touch that earned the
+/// order" stops meaning anything and the attribution join grows without bound.
+pub const MAX_ATTRIBUTION_WINDOW: Duration = Duration::from_secs(90 * 86_400);
+
 /// The key shipped in `config/default.toml`, refused in production.
 const DEVELOPMENT_PII_KEY: &str = "wxpulse-local-development-key";
 
@@ -325,6 +341,12 @@ impl Config {
         }
         if self.segment.new_for.is_zero() || self.segment.dormant_after.is_zero() {
             errors.push("segment.new_for and segment.dormant_after must be > 0".into());
+        }
+        if self.attribution.window.is_zero() || self.attribution.window > MAX_ATTRIBUTION_WINDOW {
+            errors.push(format!(
+                "attribution.window must be > 0 and <= 90 days, not {} s",
+                self.attribution.window.as_secs()
+            ));
         }
         if self.validation.max_payload_bytes == 0 {
             errors.push("validation.max_payload_bytes must be > 0".into());

@@ -120,6 +120,9 @@ impl Decoder {
             Ok(id) => id,
             Err(rejection) => return Outcome::Rejected(rejection),
         };
+        if let Err(rejection) = stream.check(&event) {
+            return Outcome::Rejected(rejection);
+        }
         if !ids.insert(event_id, header.server_time) {
             return Outcome::Duplicate;
         }

@@ -286,6 +286,82 @@ pub struct ArticleRead<'a> {
 }
 interaction!(ArticleRead);
 
+/// Purchase or refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderKind {
+    /// A sale.
+    #[serde(rename = "PURCHASE")]
+    Purchase,
+    /// Money back on an earlier purchase, by its order_id.
+    #[serde(rename = "REFUND")]
+    Refund,
+    /// A symbol this build does not know: dead-lettered, it cannot be counted either way.
+    #[serde(rename = "OTHER", other)]
+    Other,
+}
+
+/// Where an order was placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderChannel {
+    /// The brand's WeChat mini-program mall.
+    #[serde(rename = "MINI_PROGRAM")]
+    MiniProgram,
+    /// A store's point of sale.
+    #[serde(rename = "STORE_POS")]
+    StorePos,
+    /// A symbol this build does not know.
+    #[serde(rename = "OTHER", other)]
+    Other,
+}
+
+/// A purchase or refund from the mall or a store (`order` v1): what conversions are
+/// attributed from. Not an interaction for the engagement figures, but it shares the
+/// header so it is validated, deduplicated and pseudonymised like one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order<'a> {
+    /// See [`Header`].
+    pub event_id: &'a str,
+    /// Brand order id; a refund carries its purchase's.
+    pub order_id: &'a str,
+    /// Purchase or refund.
+    pub kind: OrderKind,
+    /// See [`Header`].
+    pub app_id: &'a str,
+    /// See [`Header`].
+    pub openid: &'a str,
+    /// See [`Header`].
+    pub unionid: Option<&'a str>,
+    /// When the order or refund was placed, ms: the event time.
+    pub order_time: i64,
+    /// See [`Header`].
+    pub server_time: i64,
+    /// Minor units (fen), positive for both kinds.
+    pub amount_fen: i64,
+    /// ISO 4217.
+    pub currency: &'a str,
+    /// Store of a POS order, or the store a mall order is credited to.
+    pub store_id: Option<&'a str>,
+    /// Mall or store.
+    pub channel: OrderChannel,
+    /// The associate's userid when the order came through their share link.
+    pub share_code: Option<&'a str>,
+    /// Line items.
+    pub items: i32,
+}
+
+impl Interaction for Order<'_> {
+    fn header(&self) -> Header<'_> {
+        Header {
+            event_id: self.event_id,
+            app_id: self.app_id,
+            openid: self.openid,
+            unionid: self.unionid,
+            client_time: self.order_time,
+            server_time: self.server_time,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

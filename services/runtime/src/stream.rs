@@ -6,6 +6,7 @@ use std::sync::Arc;
 use clickhouse::{RowOwned, RowWrite};
 use serde::{Deserialize, Serialize};
 
+use crate::dlq::Rejection;
 use crate::enrich::{Dimension, Dimensions};
 use crate::events::Interaction;
 use crate::pii::FanId;
@@ -29,6 +30,12 @@ pub trait Stream: Send + 'static {
     type Event<'a>: Deserialize<'a> + Interaction;
     /// The row written.
     type Row: RowOwned + RowWrite + Serialize + Send + Sync;
+
+    /// Checks what is particular to the stream's events, after the common header checks
+    /// and before dedup: a rejected event is dead-lettered with the reason.
+    fn check(&self, _event: &Self::Event<'_>) -> Result<(), Rejection> {
+        Ok(())
+    }
 
     /// Builds the row of a valid, first-seen event. Must not fail: anything an event can
     /// lack (a dimension, an optional field) becomes an explicit `unknown` value.
