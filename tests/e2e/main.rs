@@ -2,7 +2,9 @@
 //! adapter), real service binaries. Each test starts its own stack on free ports.
 //! Run serially: `cargo test -p wxpulse-e2e -- --test-threads=1` (make test does).
 
+mod conversions;
 mod foundation;
+mod golden;
 mod prometheus;
 mod report;
 mod runtime;

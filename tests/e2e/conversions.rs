@@ -1,0 +1,558 @@
+//! Issue 6: orders attributed to the touches before them, on hand-built scenarios through
+//! the real services. One fan per scenario, so each order's credit is written out here by
+//! hand: a touch in the window, one out of it, two touches (last, first, linear), a share
+//! code over a chat, a partial refund, an order ingested before its touch, a refund before
+//! its purchase, a restart of every service between touch and order, upstream duplicates
+//! and an invalid order. Then the BI views: by associate, push and scene, orders per
+//! store, and the social-selling funnel.
+
+use std::time::Duration;
+
+use crate::golden::*;
+use wxpulse_cli::produce::Outgoing;
+use wxpulse_e2e::*;
+use wxpulse_runtime::enrich::*;
+use wxpulse_runtime::events::*;
+
+const DB: &str = "wx_conversions";
+
+#[allow(clippy::too_many_arguments)]
+fn order(
+    n: u32,
+    openid: &str,
+    order_id: &str,
+    kind: OrderKind,
+    t: i64,
+    amount_fen: i64,
+    store_id: Option<&str>,
+    share_code: Option<&str>,
+) -> Outgoing {
+    let id = event_id(n);
+    record(
+        "wxpulse.orders",
+        "wxa",
+        openid,
+        &Order {
+            event_id: &id,
+            order_id,
+            kind,
+            app_id: "wxa",
+            openid,
+            unionid: None,
+            order_time: t,
+            server_time: t + 1_000,
+            amount_fen,
+            currency: "CNY",
+            store_id,
+            channel: if store_id.is_some() && share_code.is_none() {
+                OrderChannel::StorePos
+            } else {
+                OrderChannel::MiniProgram
+            },
+            share_code,
+            items: 2,
+        },
+    )
+}
+
+fn chat(n: u32, openid: &str, associate: &str, t: i64, server: i64) -> Outgoing {
+    message(
+        n,
+        openid,
+        ConversationKind::WecomPrivate,
+        Direction::FanToAssociate,
+        Some(associate),
+        t,
+        server,
+    )
+}
+
+fn with_associate(openid: &str, associate: Option<&str>, followed: i64) -> DimensionRecord {
+    let mut profile = fan("wxa", openid, CustomerStatus::Customer, followed, None);
+    if let DimensionRecord::FanProfile(p) = &mut profile {
+        p.associate_userid = associate.map(Into::into);
+    }
+    profile
+}
+
+/// `order_credits` as sorted lines `order|record|model|touch|associate|store|region|msgid|
+/// scene|weight|amount`.
+async fn credits(stack: &Stack) -> anyhow::Result<Vec<String>> {
+    Ok(stack
+        .client(DB)
+        .query(
+            "SELECT arrayStringConcat([order_id, record, model, touch, associate_userid, \
+             store_id, region, toString(msgid), scene, toString(round(weight, 6)), \
+             toString(round(amount_fen, 6))], '|') AS line \
+             FROM order_credits ORDER BY line",
+        )
+        .fetch_all()
+        .await?)
+}
+
+fn lines(rows: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = rows.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Every model gives one credit of weight 1 to the same touch.
+fn all_models(order: &str, record: &str, rest: &str) -> Vec<String> {
+    ["last_touch", "first_touch", "linear"]
+        .iter()
+        .map(|m| format!("{order}|{record}|{m}|{rest}"))
+        .collect()
+}
+
+async fn query_lines(stack: &Stack, sql: &str) -> anyhow::Result<Vec<String>> {
+    let mut v: Vec<String> = stack.client(DB).query(sql).fetch_all().await?;
+    v.sort();
+    Ok(v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_attributed_exactly_whatever_arrives_first_and_across_a_restart(
+) -> anyhow::Result<()> {
+    let stack = Stack::start("conversions")?;
+    stack.prepare(DB, 2).await?;
+    let t0 = last_month(&stack).await?.0 + 2 * D;
+    let s = 1_000;
+    let (a, b, c, d, e, f, g) = (
+        "oRAW_A", "oRAW_B", "oRAW_C", "oRAW_D", "oRAW_E", "oRAW_F", "oRAW_G",
+    );
+    publish(
+        &stack,
+        vec![
+            account("wxa", "Maison"),
+            store("s1", "east"),
+            store("s2", "west"),
+            associate("u1", "s1"),
+            associate("u2", "s2"),
+            scene(
+                "store_s2",
+                SceneChannel::Store,
+                Some("s2"),
+                None,
+                Some("opening"),
+            ),
+            button("wxa", "SHOP", MenuCategory::Ecommerce, "Shop"),
+            button("wxa", "STORY", MenuCategory::BrandInfo, "Story"),
+            article("art1", 101, 1, 1, t0, Some("autumn"), None, 5000),
+            with_associate(a, Some("u1"), t0 - 100 * D),
+            with_associate(b, None, t0 - 100 * D),
+            with_associate(c, Some("u1"), t0 - 100 * D),
+            with_associate(d, Some("u2"), t0 - 100 * D),
+        ],
+    )
+    .await?;
+    let binaries = [
+        "wxpulse-orders",
+        "wxpulse-chat-messages",
+        "wxpulse-article-reads",
+        "wxpulse-qr-scans",
+        "wxpulse-menu-clicks",
+    ];
+    let mut services = binaries
+        .iter()
+        .map(|b| Service::start(b, &stack, DB, &[]))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    // E: the order is ingested before the chat that preceded it reaches the broker.
+    send(
+        &stack,
+        vec![order(
+            60,
+            e,
+            "oE",
+            OrderKind::Purchase,
+            t0 + 4 * D,
+            20_000,
+            Some("s2"),
+            None,
+        )],
+    )
+    .await?;
+    // G: a refund arrives before its purchase.
+    send(
+        &stack,
+        vec![order(
+            70,
+            g,
+            "oG",
+            OrderKind::Refund,
+            t0 + 7 * D,
+            5_000,
+            Some("s1"),
+            None,
+        )],
+    )
+    .await?;
+    rows_in(&stack, DB, "orders", 2).await;
+    assert_eq!(
+        credits(&stack).await?,
+        lines(
+            &[
+                all_models("oE", "purchase", "none||||0||1|20000"),
+                all_models("oG", "refund", "unmatched_refund||||0||1|-5000"),
+            ]
+            .concat()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+        ),
+        "before their touch and purchase arrive"
+    );
+
+    send(
+        &stack,
+        vec![
+            // A: two chats with u1 and three brand-info clicks (5 interactions: active).
+            chat(1, a, "u1", t0 + D, t0 + D + s),
+            message(
+                2,
+                a,
+                ConversationKind::WecomPrivate,
+                Direction::AssociateToFan,
+                Some("u1"),
+                t0 + D + H,
+                t0 + D + H + s,
+            ),
+            click(3, "wxa", a, "STORY", t0 + D / 2, t0 + D / 2 + s),
+            click(4, "wxa", a, "STORY", t0 + D / 2 + H, t0 + D / 2 + H + s),
+            click(
+                5,
+                "wxa",
+                a,
+                "STORY",
+                t0 + D / 2 + 2 * H,
+                t0 + D / 2 + 2 * H + s,
+            ),
+            // B: a scan 8 days before the order: outside the 7-day window.
+            scan(10, b, QrEvent::Scan, "store_s2", t0, t0 + s),
+            // C: a push read, then an e-commerce click.
+            read(20, c, "art1", 101, 1, t0 + D, t0 + D + s),
+            click(21, "wxa", c, "SHOP", t0 + 2 * D, t0 + 2 * D + s),
+            // D: a chat with u1, but the order carries u2's share code.
+            chat(30, d, "u1", t0 + D, t0 + D + s),
+            // E's chat with u2: happened the day before the order, arrives after it.
+            chat(61, e, "u2", t0 + 3 * D, t0 + 4 * D + 2 * H),
+            // F: a scan at the store's code.
+            scan(40, f, QrEvent::Scan, "store_s2", t0 + D, t0 + D + s),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "chat_messages", 4).await;
+    rows_in(&stack, DB, "menu_clicks", 4).await;
+    rows_in(&stack, DB, "qr_scans", 2).await;
+    rows_in(&stack, DB, "article_reads", 1).await;
+
+    // Every service crashes between F's scan and F's order.
+    for service in &mut services {
+        service.kill();
+        service.restart()?;
+    }
+    send(
+        &stack,
+        vec![
+            order(
+                50,
+                a,
+                "oA1",
+                OrderKind::Purchase,
+                t0 + 3 * D,
+                100_000,
+                Some("s1"),
+                None,
+            ),
+            // An upstream retry of oA1 (same event_id).
+            order(
+                50,
+                a,
+                "oA1",
+                OrderKind::Purchase,
+                t0 + 3 * D,
+                100_000,
+                Some("s1"),
+                None,
+            ),
+            order(
+                51,
+                a,
+                "oA1",
+                OrderKind::Refund,
+                t0 + 5 * D,
+                30_000,
+                Some("s1"),
+                None,
+            ),
+            order(
+                52,
+                a,
+                "oA2",
+                OrderKind::Purchase,
+                t0 + 6 * D,
+                50_000,
+                Some("s1"),
+                None,
+            ),
+            order(
+                11,
+                b,
+                "oB",
+                OrderKind::Purchase,
+                t0 + 8 * D + H,
+                9_000,
+                Some("s9"),
+                None,
+            ),
+            order(
+                22,
+                c,
+                "oC",
+                OrderKind::Purchase,
+                t0 + 2 * D + H,
+                60_000,
+                Some("s1"),
+                None,
+            ),
+            // oC sent again under another event_id: one purchase per order id counts.
+            order(
+                23,
+                c,
+                "oC",
+                OrderKind::Purchase,
+                t0 + 2 * D + H,
+                60_000,
+                Some("s1"),
+                None,
+            ),
+            order(
+                31,
+                d,
+                "oD",
+                OrderKind::Purchase,
+                t0 + 2 * D,
+                40_000,
+                Some("s2"),
+                Some("u2"),
+            ),
+            order(
+                41,
+                f,
+                "oF",
+                OrderKind::Purchase,
+                t0 + 2 * D,
+                8_000,
+                None,
+                None,
+            ),
+            order(
+                71,
+                g,
+                "oG",
+                OrderKind::Purchase,
+                t0 + 6 * D,
+                12_000,
+                Some("s1"),
+                None,
+            ),
+            // Cannot be counted: dead-lettered, not stored.
+            order(
+                80,
+                g,
+                "oBad",
+                OrderKind::Purchase,
+                t0 + 6 * D,
+                0,
+                Some("s1"),
+                None,
+            ),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "orders", 11).await;
+    let orders = &services[0];
+    let dead = wait_for(Duration::from_secs(30), 1, || async {
+        let text = orders.scrape()?;
+        Ok(metric(
+            &text,
+            "wxpulse_dlq_events_total",
+            &["reason=\"invalid_field\""],
+        )
+        .unwrap_or(0.0) as u64)
+    })
+    .await;
+    assert_eq!(dead, 1, "the zero-amount order is dead-lettered");
+
+    // Enrichment of the order rows themselves.
+    let enriched = query_lines(
+        &stack,
+        "SELECT arrayStringConcat([order_id, kind, channel, store_id, region, share_code, \
+         share_store_id, share_region, toString(attribution_window_s)], '|') FROM orders \
+         WHERE order_id IN ('oA1', 'oB', 'oD', 'oF') AND kind = 'purchase'",
+    )
+    .await?;
+    assert_eq!(
+        enriched,
+        lines(&[
+            "oA1|purchase|store_pos|s1|east||||604800",
+            "oB|purchase|store_pos|s9|unknown||||604800",
+            "oD|purchase|mini_program|s2|west|u2|s2|west|604800",
+            "oF|purchase|mini_program||||||604800",
+        ])
+    );
+
+    let chat_a = "associate_chat|u1|s1|east|0|";
+    let want = [
+        // A: both chats with u1 in the window; the partial refund follows the credit.
+        vec![
+            format!("oA1|purchase|last_touch|{chat_a}|1|100000"),
+            format!("oA1|purchase|first_touch|{chat_a}|1|100000"),
+            format!("oA1|purchase|linear|{chat_a}|0.5|50000"),
+            format!("oA1|purchase|linear|{chat_a}|0.5|50000"),
+            format!("oA1|refund|last_touch|{chat_a}|1|-30000"),
+            format!("oA1|refund|first_touch|{chat_a}|1|-30000"),
+            format!("oA1|refund|linear|{chat_a}|0.5|-15000"),
+            format!("oA1|refund|linear|{chat_a}|0.5|-15000"),
+            format!("oA2|purchase|last_touch|{chat_a}|1|50000"),
+            format!("oA2|purchase|first_touch|{chat_a}|1|50000"),
+            format!("oA2|purchase|linear|{chat_a}|0.5|25000"),
+            format!("oA2|purchase|linear|{chat_a}|0.5|25000"),
+        ],
+        all_models("oB", "purchase", "none||||0||1|9000"),
+        // C: last = the e-commerce click, first = the push read, linear = half each.
+        vec![
+            "oC|purchase|last_touch|menu_ecommerce||||0||1|60000".into(),
+            "oC|purchase|first_touch|article||||101||1|60000".into(),
+            "oC|purchase|linear|menu_ecommerce||||0||0.5|30000".into(),
+            "oC|purchase|linear|article||||101||0.5|30000".into(),
+        ],
+        all_models("oD", "purchase", "share_code|u2|s2|west|0||1|40000"),
+        all_models("oE", "purchase", "associate_chat|u2|s2|west|0||1|20000"),
+        all_models("oF", "purchase", "qr_scan||s2|west|0|store_s2|1|8000"),
+        all_models("oG", "purchase", "none||||0||1|12000"),
+        all_models("oG", "refund", "none||||0||1|-5000"),
+    ]
+    .concat();
+    assert_eq!(
+        credits(&stack).await?,
+        lines(&want.iter().map(String::as_str).collect::<Vec<_>>())
+    );
+
+    // BI views. Per associate (last touch): u1 from A's chats, u2 from the share code and
+    // E's late chat.
+    assert_eq!(
+        query_lines(
+            &stack,
+            "SELECT arrayStringConcat([model, associate_userid, store_id, region, \
+             toString(orders), toString(buyers), toString(gross_fen), toString(refunded_fen), \
+             toString(net_fen), toString(share_code_orders)], '|') \
+             FROM v_attribution_by_associate",
+        )
+        .await?,
+        lines(&[
+            "last_touch|u1|s1|east|2|1|150000|30000|120000|0",
+            "first_touch|u1|s1|east|2|1|150000|30000|120000|0",
+            "linear|u1|s1|east|2|1|150000|30000|120000|0",
+            "last_touch|u2|s2|west|2|2|60000|0|60000|1",
+            "first_touch|u2|s2|west|2|2|60000|0|60000|1",
+            "linear|u2|s2|west|2|2|60000|0|60000|1",
+        ])
+    );
+    assert_eq!(
+        query_lines(
+            &stack,
+            "SELECT arrayStringConcat([model, toString(msgid), article_id, campaign, \
+             toString(orders), toString(net_fen)], '|') FROM v_attribution_by_push",
+        )
+        .await?,
+        lines(&[
+            "first_touch|101|art1|autumn|1|60000",
+            "linear|101|art1|autumn|0.5|30000"
+        ])
+    );
+    assert_eq!(
+        query_lines(
+            &stack,
+            "SELECT arrayStringConcat([model, scene, qr_channel, toString(orders), \
+             toString(net_fen)], '|') FROM v_attribution_by_scene",
+        )
+        .await?,
+        lines(&[
+            "last_touch|store_s2|store|1|8000",
+            "first_touch|store_s2|store|1|8000",
+            "linear|store_s2|store|1|8000",
+        ])
+    );
+    assert_eq!(
+        query_lines(
+            &stack,
+            "SELECT arrayStringConcat([store_id, channel, toString(sum(purchases)), \
+             toString(sum(refunds)), toString(sum(gross_fen)), toString(sum(refunded_fen))], '|') \
+             FROM v_orders_daily GROUP BY store_id, channel",
+        )
+        .await?,
+        lines(&[
+            "s1|store_pos|4|2|222000|35000",
+            "s2|store_pos|1|0|20000|0",
+            "s2|mini_program|1|0|40000|0",
+            "s9|store_pos|1|0|9000|0",
+            "|mini_program|1|0|8000|0",
+        ])
+    );
+
+    // The funnel needs the profiles in ClickHouse: the mirror puts them there.
+    let mirror = std::process::Command::new(binary("wxpulse")?)
+        .args([
+            "--brokers",
+            &stack.brokers,
+            "--clickhouse",
+            &stack.clickhouse,
+        ])
+        .args(["--database", DB, "dims", "mirror", "--once"])
+        .env("WXPULSE__PII__KEY", TEST_PII_KEY)
+        .status()?;
+    assert!(mirror.success(), "dims mirror: {mirror}");
+    // s1: A (u1, 5 interactions, 2 purchases), C (u1, 2 interactions), G (no associate).
+    // s2: D (u2, 1 interaction), E (no profile). s9: B. No store: F.
+    assert_eq!(
+        query_lines(
+            &stack,
+            "SELECT arrayStringConcat([store_id, level, associate_userid, toString(buyers), \
+             toString(added), toString(active), toString(repurchasing), toString(purchases), \
+             toString(spent_fen), ifNull(toString(round(add_rate, 4)), 'null'), ifNull(toString(active_rate), 'null'), ifNull(toString(repurchase_rate), 'null'), \
+             ifNull(toString(repurchase_frequency), 'null'), ifNull(toString(basket_fen), 'null')], '|') \
+             FROM v_social_funnel_monthly",
+        )
+        .await?,
+        lines(&[
+            "s1|store||3|2|1|1|4|222000|0.6667|0.5|1|2|55500",
+            "s1|associate|u1|3|2|1|1|3|210000|0.6667|0.5|1|2|70000",
+            "s2|store||2|1|0|0|2|60000|0.5|0|null|null|30000",
+            "s2|associate|u2|2|1|0|0|1|40000|0.5|0|null|null|40000",
+            "s9|store||1|0|0|0|1|9000|0|null|null|null|9000",
+            "|store||1|0|0|0|1|8000|0|null|null|null|8000",
+        ])
+    );
+    // Over a period with another threshold: A and C both active with > 1 interaction.
+    let month: String = stack
+        .client(DB)
+        .query("SELECT toString(toStartOfMonth(min(event_time))) FROM orders")
+        .fetch_one()
+        .await?;
+    let period: Vec<String> = query_lines(
+        &stack,
+        &format!(
+            "SELECT arrayStringConcat([store_id, level, toString(active), \
+             toString(repurchasing)], '|') FROM v_social_funnel(from_month = '{month}', \
+             to_month = '{month}', active_over = 1) WHERE store_id = 's1'"
+        ),
+    )
+    .await?;
+    assert_eq!(period, lines(&["s1|store|2|1", "s1|associate|2|1"]));
+    no_raw_ids(&stack, DB).await?;
+    for service in &mut services {
+        assert_eq!(service.terminate(Duration::from_secs(20)), Some(0));
+    }
+    Ok(())
+}
