@@ -2,8 +2,8 @@
 # `make demo`: the whole pipeline on the local stack with demo data, then the results.
 #
 #   deploy/local/demo.sh          install what is missing, start Tansu + chdb-http, migrate,
-#                                 create topics, start the four services, generate a month of
-#                                 telemetry, wait until it is in ClickHouse, print reports
+#                                 create topics, start the five services, generate a month of
+#                                 telemetry and orders, wait until it is in ClickHouse, print reports
 #   deploy/local/demo.sh stop     stop the services and the stack
 #
 # Settings: WXPULSE_DEMO_EVENTS (default 200000), and stack.sh's WXPULSE_KAFKA_PORT,
@@ -15,7 +15,7 @@ STACK="$LOCAL_DIR/stack.sh"
 STACK_DIR="${WXPULSE_STACK_DIR:-$LOCAL_DIR/.data}"
 EVENTS="${WXPULSE_DEMO_EVENTS:-200000}"
 BIN="$REPO_ROOT/target/release"
-SERVICES=(menu-clicks qr-scans chat-messages article-reads)
+SERVICES=(menu-clicks qr-scans chat-messages article-reads orders)
 
 log() { echo "[demo] $*"; }
 
@@ -66,7 +66,7 @@ seed=$(date +%s)
 log "mirroring the fan profiles into ClickHouse (fan_profiles: follows, unfollows, follower base)"
 "$BIN/wxpulse" dims mirror --once
 
-log "starting the four services (each loads the dimension topics, then consumes)"
+log "starting the five services (each loads the dimension topics, then consumes)"
 stop_services
 mkdir -p "$STACK_DIR/pids" "$STACK_DIR/logs"
 port=9464
@@ -82,7 +82,7 @@ expected=$(python3 -c "import json;print(sum(json.load(open('$STACK_DIR/truth.js
 log "waiting until ClickHouse holds the $expected distinct valid events"
 for _ in $(seq 300); do
   got=$(curl -sS "$CH/?database=wxpulse" --data-binary \
-    "SELECT (SELECT count() FROM menu_clicks)+(SELECT count() FROM qr_scans)+(SELECT count() FROM chat_messages)+(SELECT count() FROM article_reads)" || echo 0)
+    "SELECT (SELECT count() FROM menu_clicks)+(SELECT count() FROM qr_scans)+(SELECT count() FROM chat_messages)+(SELECT count() FROM article_reads)+(SELECT count() FROM orders)" || echo 0)
   [ "$got" -ge "$expected" ] 2>/dev/null && break
   sleep 1
 done
@@ -156,6 +156,41 @@ sql "SELECT region, sum(associates) AS associates, sum(new_contacts) AS new_cont
             round(avg(avg_first_reply_ms) / 60000, 1) AS avg_first_reply_min
      FROM v_associate_kpis WHERE month = '$M' AND level = 'region' GROUP BY region ORDER BY new_contacts DESC"
 echo
+echo "=============================================================================================="
+echo " Conversions (seeds 003, 004): orders attributed to the touches before them, and the funnel"
+echo "=============================================================================================="
+echo
+echo "== Social-selling funnel per store (v_social_funnel_monthly) — seed 003, clothing store:"
+echo "   add rate 35-45 %, active 11-13 % of added, repurchase 70-80 % of active, basket ~1,500 yuan"
+sql "SELECT app_id, store_id, buyers, added, active, repurchasing,
+            round(100 * add_rate, 1) AS add_pct, round(100 * active_rate, 1) AS active_pct,
+            round(100 * repurchase_rate, 1) AS repurchase_pct, round(repurchase_frequency, 2) AS orders_per_repurchaser,
+            round(basket_fen / 100) AS basket_yuan
+     FROM v_social_funnel_monthly WHERE month = '$M' AND level = 'store' AND store_id != ''
+     ORDER BY app_id, buyers DESC LIMIT 16"
+echo
+echo "== Top associates by attributed net revenue, last touch (v_attribution_by_associate)"
+sql "SELECT app_id, associate_userid, store_id, region, orders, buyers, share_code_orders,
+            round(net_fen / 100) AS net_yuan, round(refunded_fen / 100) AS refunded_yuan
+     FROM v_attribution_by_associate WHERE month = '$M' AND model = 'last_touch'
+     ORDER BY net_fen DESC LIMIT 10"
+echo
+echo "== Net revenue by touch under each model (v_attribution_daily)"
+sql "SELECT touch, round(sumIf(net_fen, model = 'last_touch') / 100) AS last_touch_yuan,
+            round(sumIf(net_fen, model = 'first_touch') / 100) AS first_touch_yuan,
+            round(sumIf(net_fen, model = 'linear') / 100) AS linear_yuan,
+            round(sumIf(orders, model = 'last_touch'), 1) AS last_touch_orders
+     FROM v_attribution_daily WHERE toStartOfMonth(day) = '$M'
+     GROUP BY touch ORDER BY last_touch_yuan DESC"
+echo
+echo "== Pushes and QR scenes by attributed revenue, last touch (v_attribution_by_push, v_attribution_by_scene)"
+sql "SELECT * FROM (SELECT 'push' AS kind, toString(msgid) AS id, any(campaign) AS campaign, sum(orders) AS orders, round(sum(net_fen) / 100) AS net_yuan
+     FROM v_attribution_by_push WHERE month = '$M' AND model = 'last_touch' GROUP BY msgid
+     UNION ALL
+     SELECT 'qr_scene', scene, any(qr_channel), sum(orders), round(sum(net_fen) / 100)
+     FROM v_attribution_by_scene WHERE month = '$M' AND model = 'last_touch' GROUP BY scene)
+     ORDER BY net_yuan DESC LIMIT 10"
+echo
 echo "== Menu clicks by button category vs the seed report (000: e-commerce 45 / brand info 33 / CRM 22)"
 sql "SELECT category, count() AS clicks, round(100 * clicks / sum(clicks) OVER (), 2) AS share_pct,
             multiIf(category='ecommerce', '45', category='brand_info', '33', category='crm', '22', '-') AS benchmark_pct
@@ -177,12 +212,12 @@ sql "SELECT region, count() AS replies, round(avg(first_reply_ms) / 60000, 1) AS
      FROM chat_messages WHERE first_reply_ms IS NOT NULL GROUP BY region ORDER BY replies DESC"
 echo
 echo "== Events written with an unknown dimension value (metric wxpulse_enrich_dimension_missing_total)"
-for p in 9464 9465 9466 9467; do
+for p in 9464 9465 9466 9467 9468; do
   curl -sS "http://127.0.0.1:$p/metrics" | grep '^wxpulse_enrich_dimension_missing_total' | grep -v ' 0$' || true
 done
 echo
 echo "== Generator ground truth: $STACK_DIR/truth.json"
 python3 -c "import json;t=json.load(open('$STACK_DIR/truth.json'));print('events', t['events']); print('dead letters', t['dead_letters']); print('duplicates dropped', t['duplicates']); print('menu clicks by category', t.get('menu_clicks_by_category')); print('new follows by channel', t.get('new_follows_by_channel')); print('events by segment', t.get('events_by_segment')); print('events with a missing dimension', t.get('dimension_missing'))"
 echo
-log "the pipeline keeps running: query $CH (database wxpulse), scrape :9464-9467/metrics;"
+log "the pipeline keeps running: query $CH (database wxpulse), scrape :9464-9468/metrics;"
 log "stop everything with: make down"
