@@ -4,7 +4,7 @@
 CARGO ?= cargo
 E2E_THREADS ?= 1
 
-.PHONY: demo test unit e2e adapter-test stack-test lint bench bench-e2e deploy-check up down
+.PHONY: demo test unit e2e adapter-test stack-test lint bench bench-e2e bench-attribution deploy-check up down
 
 ## Bring up the local stack, migrate, start the four services, produce demo data, print results.
 demo:
@@ -43,6 +43,11 @@ e2e:
 ## Hot-path benchmark (no I/O) and the end-to-end throughput/latency benchmark.
 bench:
 	$(CARGO) bench -p wxpulse-e2e --bench hot_path
+
+## Cost of the conversion views (attribution at read time) on the real engine, printed.
+bench-attribution:
+	deploy/local/stack.sh install
+	deploy/local/.venv/bin/python deploy/local/bench_attribution.py
 
 bench-e2e:
 	$(CARGO) build --release --workspace --bins
