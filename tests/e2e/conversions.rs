@@ -502,17 +502,7 @@ async fn orders_are_attributed_exactly_whatever_arrives_first_and_across_a_resta
     );
 
     // The funnel needs the profiles in ClickHouse: the mirror puts them there.
-    let mirror = std::process::Command::new(binary("wxpulse")?)
-        .args([
-            "--brokers",
-            &stack.brokers,
-            "--clickhouse",
-            &stack.clickhouse,
-        ])
-        .args(["--database", DB, "dims", "mirror", "--once"])
-        .env("WXPULSE__PII__KEY", TEST_PII_KEY)
-        .status()?;
-    assert!(mirror.success(), "dims mirror: {mirror}");
+    mirror_profiles(&stack, DB)?;
     // s1: A (u1, 5 interactions, 2 purchases), C (u1, 2 interactions), G (no associate).
     // s2: D (u2, 1 interaction), E (no profile). s9: B. No store: F.
     assert_eq!(

@@ -344,3 +344,15 @@ pub async fn last_month(stack: &Stack) -> anyhow::Result<(i64, i64)> {
         .fetch_one::<(i64, i64)>()
         .await?)
 }
+
+/// Copies the fan-profile topic into `database`'s `fan_profiles` with `wxpulse dims mirror
+/// --once`, as compose's mirror does continuously: the views that need profiles read them.
+pub fn mirror_profiles(stack: &Stack, database: &str) -> anyhow::Result<()> {
+    let status = Command::new(binary("wxpulse")?)
+        .args(["--brokers", &stack.brokers, "--clickhouse", &stack.clickhouse])
+        .args(["--database", database, "dims", "mirror", "--once"])
+        .env("WXPULSE__PII__KEY", TEST_PII_KEY)
+        .status()?;
+    anyhow::ensure!(status.success(), "dims mirror: {status}");
+    Ok(())
+}
