@@ -6,7 +6,7 @@ E2E_THREADS ?= 1
 
 .PHONY: demo test unit e2e adapter-test stack-test lint bench bench-e2e bench-attribution deploy-check up down
 
-## Bring up the local stack, migrate, start the four services, produce demo data, print results.
+## Bring up the local stack, migrate, start the five services, produce demo data, print results.
 demo:
 	deploy/local/demo.sh
 

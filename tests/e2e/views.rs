@@ -1,7 +1,8 @@
 //! Issue 5: the rollups (0005) and BI views (0006) on the real engine. Hand-built raw rows
 //! (`views_fixture.sql`: a few fans, a 2-article and a 1-article push, three associates,
 //! follows and unfollows) go straight into the raw tables, every insert twice with the same
-//! `insert_deduplication_token` as a retrying service would send it, and every view must
+//! `insert_deduplication_token` as a retrying service would send it (orders too, for the
+//! conversion views of 0007), and every view must
 //! return exactly the figures worked out by hand below. The BI grants file is checked to
 //! parse (it cannot run: the local engine has no RBAC), and every query of the Grafana
 //! business dashboard runs on the same data (deploy/ops/check_dashboard_sql.py).
@@ -89,7 +90,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
 
     let fixture = FIXTURE.replace("{M}", &month_m).replace("{P}", &month_p);
     let inserts = wxpulse_cli::migrate::statements(&fixture);
-    assert_eq!(inserts.len(), 8);
+    assert_eq!(inserts.len(), 9);
     // Each insert, then all of them again with the same tokens: a service retrying inserts
     // whose acknowledgement it lost. The raw tables and every rollup must count them once.
     for _attempt in 0..2 {
@@ -106,6 +107,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
         ("chat_messages", 12),
         ("article_reads", 11),
         ("fan_profiles FINAL", 7),
+        ("orders", 6),
     ] {
         assert_eq!(count(&ch, table).await?, n, "{table}");
     }
@@ -438,6 +440,73 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
     }
 
     // The business dashboard reads these views: every variable and panel query, with the
+    // Conversions (0007), last touch: o1 -> wang's chat (the latest of its 7 touches), its
+    // refund follows; o2 -> push 9002's art-3; o3 -> zhang's reply; o4 -> zhang's code
+    // (F2's scan); o5 -> li's share code.
+    check(
+        &ch,
+        &a(
+            "v_attribution_by_associate",
+            mm,
+            "model, associate_userid, store_id, region, orders, buyers, gross_fen, \
+             refunded_fen, net_fen, share_code_orders",
+        )
+        .replace("ORDER BY ALL", "AND model = 'last_touch' ORDER BY ALL"),
+        &rows(&[
+            "last_touch li S2 east 1 1 10000 0 10000 1",
+            "last_touch wang S1 east 1 1 150000 30000 120000 0",
+            "last_touch zhang S1 east 2 2 50000 0 50000 0",
+        ]),
+    )
+    .await?;
+    // First touch: o1 -> the e-commerce click of M-03, o2 -> wang, o3 -> zhang's code.
+    // Linear: o1's 7 touches (2 clicks, 3 chats with zhang, 2 with wang) get 1/7 each, o2's
+    // 5 (wang's 2 chats, 3 push reads) 1/5, o3's 3 (zhang's code and 2 chats) 1/3.
+    check(
+        &ch,
+        &format!(
+            "SELECT model, touch, round(sum(orders), 4), round(sum(net_fen), 2) \
+             FROM v_attribution_daily WHERE app_id = 'wxv_a' AND toStartOfMonth(day) = '{mm}-01' \
+             GROUP BY model, touch ORDER BY ALL"
+        ),
+        &rows(&[
+            "first_touch associate_chat 1 50000",
+            "first_touch menu_ecommerce 1 120000",
+            "first_touch qr_scan 2 50000",
+            "first_touch share_code 1 10000",
+            "last_touch article 1 50000",
+            "last_touch associate_chat 2 150000",
+            "last_touch qr_scan 1 20000",
+            "last_touch share_code 1 10000",
+            "linear article 0.6 30000",
+            "linear associate_chat 1.781 125714.29",
+            "linear menu_ecommerce 0.2857 34285.71",
+            "linear qr_scan 1.3333 30000",
+            "linear share_code 1 10000",
+        ]),
+    )
+    .await?;
+    // The funnel of M: S1 sold to F1 (zhang's, 12 interactions, 2 purchases) and F4
+    // (zhang's, 5 interactions); S2 to F5 (4 interactions, no associate); the mall, with no
+    // store, to F2.
+    check(
+        &ch,
+        &a(
+            "v_social_funnel_monthly",
+            mm,
+            "store_id, level, associate_userid, buyers, added, active, repurchasing, \
+             add_rate, active_rate, repurchase_rate, purchases, spent_fen, \
+             repurchase_frequency, round(basket_fen, 2)",
+        ),
+        &rows(&[
+            " store  1 0 0 0 0 \\N \\N 1 20000 \\N 20000",
+            "S1 associate zhang 2 2 2 1 1 1 0.5 3 230000 2 76666.67",
+            "S1 store  2 2 2 1 1 1 0.5 3 230000 2 76666.67",
+            "S2 store  1 0 0 0 0 \\N \\N 1 10000 \\N 10000",
+        ]),
+    )
+    .await?;
+
     // Grafana variables substituted (account wxv_a, month M), must run on the engine, return
     // rows on this fixture, and return every field its panel names.
     let out = std::process::Command::new("python3")

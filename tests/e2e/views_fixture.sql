@@ -62,15 +62,15 @@ INSERT INTO article_reads (app_id, fan_id, event_time, article_id, msgid, idx, a
 -- Fan profiles, as the writer stores the dimension topic: one row per version. F6 followed
 -- from an article in P, unfollowed 14 h after push 9001 and followed again from search; F8
 -- unfollowed exactly 24 h after push 9001 (outside the window); F5 unfollowed 30 min after
--- push 9002. F7 has no profile.
-INSERT INTO fan_profiles (app_id, fan_id, status, followed_at, unfollowed_at, follow_source, updated_at) VALUES
-    ('wxv_a', 101, 'vip', '{P}-05 15:00:00', NULL, 'ADD_SCENE_QR_CODE', '{P}-05 15:00:01'),
-    ('wxv_a', 102, 'prospect', '{P}-03 09:00:00', NULL, 'ADD_SCENE_SEARCH', '{P}-03 09:00:01'),
-    ('wxv_a', 103, 'unknown', '{M}-02 09:00:00', NULL, 'ADD_SCENE_SEARCH', '{M}-02 09:00:01'),
-    ('wxv_a', 104, 'customer', '{M}-04 16:00:00', NULL, 'ADD_SCENE_QR_CODE', '{M}-04 16:00:01'),
-    ('wxv_a', 105, 'prospect', '{P}-20 10:00:00', NULL, 'ADD_SCENE_WECHAT_ADVERTISEMENT', '{P}-20 10:00:01'),
-    ('wxv_a', 106, 'prospect', '{P}-01 10:00:00', NULL, 'ADD_SCENE_PROFILE_LINK', '{P}-01 10:00:01'),
-    ('wxv_a', 108, 'prospect', '{P}-02 10:00:00', NULL, 'ADD_SCENE_PROFILE_CARD', '{P}-02 10:00:01');
+-- push 9002. F7 has no profile. F1 and F4 are zhang's WeCom contacts.
+INSERT INTO fan_profiles (app_id, fan_id, status, followed_at, unfollowed_at, follow_source, updated_at, associate_userid) VALUES
+    ('wxv_a', 101, 'vip', '{P}-05 15:00:00', NULL, 'ADD_SCENE_QR_CODE', '{P}-05 15:00:01', 'zhang'),
+    ('wxv_a', 102, 'prospect', '{P}-03 09:00:00', NULL, 'ADD_SCENE_SEARCH', '{P}-03 09:00:01', ''),
+    ('wxv_a', 103, 'unknown', '{M}-02 09:00:00', NULL, 'ADD_SCENE_SEARCH', '{M}-02 09:00:01', ''),
+    ('wxv_a', 104, 'customer', '{M}-04 16:00:00', NULL, 'ADD_SCENE_QR_CODE', '{M}-04 16:00:01', 'zhang'),
+    ('wxv_a', 105, 'prospect', '{P}-20 10:00:00', NULL, 'ADD_SCENE_WECHAT_ADVERTISEMENT', '{P}-20 10:00:01', ''),
+    ('wxv_a', 106, 'prospect', '{P}-01 10:00:00', NULL, 'ADD_SCENE_PROFILE_LINK', '{P}-01 10:00:01', ''),
+    ('wxv_a', 108, 'prospect', '{P}-02 10:00:00', NULL, 'ADD_SCENE_PROFILE_CARD', '{P}-02 10:00:01', '');
 
 INSERT INTO fan_profiles (app_id, fan_id, status, followed_at, unfollowed_at, follow_source, updated_at) VALUES
     ('wxv_a', 106, 'prospect', '{P}-01 10:00:00', '{M}-11 10:00:00', 'ADD_SCENE_PROFILE_LINK', '{M}-11 10:00:01'),
@@ -78,4 +78,17 @@ INSERT INTO fan_profiles (app_id, fan_id, status, followed_at, unfollowed_at, fo
     ('wxv_a', 105, 'prospect', '{P}-20 10:00:00', '{M}-12 09:00:00', 'ADD_SCENE_WECHAT_ADVERTISEMENT', '{M}-12 09:00:01');
 
 INSERT INTO fan_profiles (app_id, fan_id, status, followed_at, unfollowed_at, follow_source, updated_at) VALUES
-    ('wxv_a', 106, 'prospect', '{M}-15 09:00:00', '{M}-11 10:00:00', 'ADD_SCENE_SEARCH', '{M}-15 09:00:01')
+    ('wxv_a', 106, 'prospect', '{M}-15 09:00:00', '{M}-11 10:00:00', 'ADD_SCENE_SEARCH', '{M}-15 09:00:01');
+
+-- Orders (0007). F1 buys at S1 on M-09 (touches in its 7 days: 2 e-commerce clicks, 3 chats
+-- with zhang, 2 with wang) and again on M-13 (wang's chats, then three push reads), with
+-- 300 yuan of the first refunded on M-15; F4 buys S1's goods in the mall on M-06 (zhang's
+-- code, then two chats with zhang); F2 buys on M-07 after scanning zhang's code; F5 buys
+-- at S2 through li's share link.
+INSERT INTO orders (app_id, fan_id, event_time, order_id, kind, amount_fen, currency, channel, store_id, region, share_code, share_store_id, share_region, items, attribution_window_s) VALUES
+    ('wxv_a', 101, '{M}-09 12:00:00', 'o1', 'purchase', 150000, 'CNY', 'store_pos', 'S1', 'east', '', '', '', 3, 604800),
+    ('wxv_a', 101, '{M}-13 10:00:00', 'o2', 'purchase', 50000, 'CNY', 'store_pos', 'S1', 'east', '', '', '', 1, 604800),
+    ('wxv_a', 101, '{M}-15 10:00:00', 'o1', 'refund', 30000, 'CNY', 'store_pos', 'S1', 'east', '', '', '', 0, 604800),
+    ('wxv_a', 104, '{M}-06 12:00:00', 'o3', 'purchase', 30000, 'CNY', 'mini_program', 'S1', 'east', '', '', '', 1, 604800),
+    ('wxv_a', 102, '{M}-07 10:00:00', 'o4', 'purchase', 20000, 'CNY', 'mini_program', '', '', '', '', '', 2, 604800),
+    ('wxv_a', 105, '{M}-20 10:00:00', 'o5', 'purchase', 10000, 'CNY', 'mini_program', 'S2', 'east', 'li', 'S2', 'east', 1, 604800)

@@ -349,7 +349,12 @@ pub async fn last_month(stack: &Stack) -> anyhow::Result<(i64, i64)> {
 /// --once`, as compose's mirror does continuously: the views that need profiles read them.
 pub fn mirror_profiles(stack: &Stack, database: &str) -> anyhow::Result<()> {
     let status = Command::new(binary("wxpulse")?)
-        .args(["--brokers", &stack.brokers, "--clickhouse", &stack.clickhouse])
+        .args([
+            "--brokers",
+            &stack.brokers,
+            "--clickhouse",
+            &stack.clickhouse,
+        ])
         .args(["--database", database, "dims", "mirror", "--once"])
         .env("WXPULSE__PII__KEY", TEST_PII_KEY)
         .status()?;
