@@ -65,6 +65,10 @@ def main():
         print(f"attribution at read time, chdb {s.query('SELECT version()', 'TSV').bytes().decode().strip()}, "
               f"{a.touches:,} touches over {a.fans:,} fans, {a.orders:,} order records (5% refunds); load {load:.1f} s")
         queries = {
+            "order_purchases (each purchase once)":
+                "SELECT count(), sum(amount_fen) FROM order_purchases",
+            "order_purchase_credits (the touch join)":
+                "SELECT count(), sum(length(credits)) FROM order_purchase_credits",
             "v_attribution_by_associate (month, 3 models)":
                 "SELECT count(), sum(net_fen) FROM v_attribution_by_associate WHERE month = '2026-10-01'",
             "v_attribution_daily (month)":

@@ -125,8 +125,9 @@ WHERE kind = 'purchase'
 ORDER BY app_id, order_id, event_time, toString(event_id)
 LIMIT 1 BY app_id, order_id;
 
--- Internal: every purchase with its credits in each model. Candidates are the fan's
--- touches in [purchase_time - window, purchase_time]; a share code overrides them.
+-- Internal: every purchase with its credits in each model, as one array per purchase, so
+-- the join with the touches runs once for purchases and refunds alike. Candidates are the
+-- fan's touches in [purchase_time - window, purchase_time]; a share code overrides them.
 -- GLOBAL: on a cluster the purchases are computed once and sent to every shard.
 CREATE OR REPLACE VIEW order_purchase_credits {ON_CLUSTER} AS
 WITH
@@ -147,10 +148,9 @@ WITH
         GROUP BY app_id, order_id
     )
 SELECT
-    p.app_id AS app_id, p.brand AS brand, p.order_id AS order_id, p.fan_id AS fan_id,
-    p.purchase_time AS purchase_time, p.amount_fen AS purchase_fen, p.currency AS currency,
+    p.app_id AS app_id, p.order_id AS order_id, p.purchase_time AS purchase_time,
     p.channel AS channel, p.store_id AS order_store_id,
-    arrayJoin(multiIf(
+    multiIf(
         p.share_code != '',
         arrayMap(m -> (m, ('share_code', CAST(NULL, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))'), '',
                            toString(p.share_code), toString(p.share_store_id), toString(p.share_region),
@@ -163,7 +163,26 @@ SELECT
         arrayConcat(
             [('last_touch', c.touches[-1], 1.0), ('first_touch', c.touches[1], 1.0)],
             arrayMap(x -> ('linear', x, 1.0 / length(c.touches)), c.touches))
-    )) AS credit,
+    ) AS credits
+FROM order_purchases AS p
+LEFT JOIN candidates AS c ON p.app_id = c.app_id AND p.order_id = c.order_id;
+
+-- Internal (it has fan ids): every order record (purchase or refund) with its credit in each
+-- model, the basis of every conversion view. A refund takes its purchase's credits with a
+-- negative amount, on the refund's own day; a refund whose purchase is not (yet) in is
+-- 'unmatched_refund'.
+CREATE OR REPLACE VIEW order_credits {ON_CLUSTER} AS
+SELECT
+    r.app_id AS app_id, r.brand AS brand, r.record AS record, r.order_id AS order_id,
+    r.fan_id AS fan_id, toDate(r.record_time) AS day, r.record_time AS record_time,
+    if(empty(c.credits), NULL, c.purchase_time) AS purchase_time,
+    r.currency AS currency, if(empty(c.credits), r.channel, c.channel) AS channel,
+    if(empty(c.credits), r.store_id, c.order_store_id) AS order_store_id,
+    arrayJoin(if(empty(c.credits),
+        arrayMap(m -> (m, ('unmatched_refund', CAST(NULL, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))'), '',
+                           '', '', '', toInt64(0), '', '', '', ''), 1.0),
+                 ['last_touch', 'first_touch', 'linear']),
+        c.credits)) AS credit,
     credit.1 AS model,
     credit.2.1 AS touch,
     credit.2.2 AS touch_time,
@@ -175,47 +194,21 @@ SELECT
     credit.2.9 AS campaign,
     credit.2.10 AS scene,
     credit.2.11 AS qr_channel,
-    credit.3 AS weight
-FROM order_purchases AS p
-LEFT JOIN candidates AS c ON p.app_id = c.app_id AND p.order_id = c.order_id;
-
--- Internal (it has fan ids): every order record (purchase or refund) with its credit in each
--- model, the basis of every conversion view. A refund takes its purchase's credits with a negative amount, on the
--- refund's own day; a refund whose purchase is not (yet) in is 'unmatched_refund'.
-CREATE OR REPLACE VIEW order_credits {ON_CLUSTER} AS
-SELECT app_id, brand, 'purchase' AS record, order_id, fan_id,
-       toDate(purchase_time) AS day, purchase_time AS record_time,
-       CAST(purchase_time, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))') AS purchase_time,
-       currency, channel, order_store_id, model, touch, touch_time, associate_userid, store_id,
-       region, msgid, article_id, campaign, scene, qr_channel, weight,
-       purchase_fen * weight AS amount_fen
-FROM order_purchase_credits
-UNION ALL
-SELECT r.app_id AS app_id, r.brand AS brand, 'refund' AS record, r.order_id AS order_id,
-       r.fan_id AS fan_id, toDate(r.event_time) AS day, r.event_time AS record_time,
-       CAST(c.purchase_time, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))') AS purchase_time,
-       toString(r.currency) AS currency, c.channel AS channel, c.order_store_id AS order_store_id,
-       c.model AS model, c.touch AS touch, c.touch_time AS touch_time,
-       c.associate_userid AS associate_userid, c.store_id AS store_id, c.region AS region,
-       c.msgid AS msgid, c.article_id AS article_id, c.campaign AS campaign, c.scene AS scene,
-       c.qr_channel AS qr_channel, c.weight AS weight, -r.amount_fen * c.weight AS amount_fen
-FROM orders{ALL} AS r
-GLOBAL INNER JOIN order_purchase_credits AS c ON r.app_id = c.app_id AND r.order_id = c.order_id
-WHERE r.kind = 'refund'
-UNION ALL
-SELECT app_id, brand, 'refund' AS record, order_id, fan_id, toDate(event_time) AS day,
-       event_time AS record_time,
-       CAST(NULL, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))') AS purchase_time,
-       toString(currency) AS currency, toString(channel) AS channel,
-       toString(store_id) AS order_store_id,
-       arrayJoin(['last_touch', 'first_touch', 'linear']) AS model, 'unmatched_refund' AS touch,
-       CAST(NULL, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))') AS touch_time,
-       '' AS associate_userid, '' AS store_id, '' AS region, toInt64(0) AS msgid,
-       '' AS article_id, '' AS campaign, '' AS scene, '' AS qr_channel, 1.0 AS weight,
-       -toFloat64(amount_fen) AS amount_fen
-FROM orders{ALL}
-WHERE kind = 'refund'
-  AND (app_id, order_id) GLOBAL NOT IN (SELECT app_id, order_id FROM order_purchases);
+    credit.3 AS weight,
+    if(r.record = 'refund', -1, 1) * r.amount_fen * weight AS amount_fen
+FROM (
+    SELECT app_id, brand, 'purchase' AS record, order_id, fan_id, purchase_time AS record_time,
+           toString(currency) AS currency, toString(channel) AS channel,
+           toString(store_id) AS store_id, amount_fen
+    FROM order_purchases
+    UNION ALL
+    SELECT app_id, brand, 'refund' AS record, order_id, fan_id, event_time AS record_time,
+           toString(currency) AS currency, toString(channel) AS channel,
+           toString(store_id) AS store_id, amount_fen
+    FROM orders{ALL}
+    WHERE kind = 'refund'
+) AS r
+GLOBAL LEFT JOIN order_purchase_credits AS c ON r.app_id = c.app_id AND r.order_id = c.order_id;
 
 -- Attributed orders and revenue per day, model and touch, with the credited associate,
 -- store and region. orders and amounts are weighted (fractional under linear credit).
