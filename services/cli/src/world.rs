@@ -1025,6 +1025,12 @@ impl World {
         ]
     }
 
+    /// The short code of a brand (index into the world's brands), which prefixes its store
+    /// ids (`{code}_…`).
+    pub fn brand_code(&self, brand: usize) -> &str {
+        &self.brands[brand].code
+    }
+
     /// A fan's profile, if the CRM has one.
     pub fn fan(&self, account: usize, fan: u32) -> Option<&Fan> {
         self.fans[account].get(fan as usize)?.as_ref()

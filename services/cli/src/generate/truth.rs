@@ -332,13 +332,9 @@ struct AssociateTally {
     scanners: HashSet<u32>,
 }
 
-/// Tallies the report from the plan (valid events in production order) and the world.
-pub(crate) fn tally(spec: &Spec, world: &World, planned: &[Planned]) -> Report {
-    let mut r = Report::default();
-    let app = |a: u32| world.accounts[a as usize].record.app_id.as_str();
-    let (span_start, span_end) = world.span;
-
-    // Interactions per fan and month.
+/// Interactions (valid events of the four streams) per fan and month (`yyyymm`, by event
+/// time, Asia/Shanghai): what monthly activity and the social-selling funnel count.
+pub(crate) fn interactions(planned: &[Planned]) -> HashMap<FanKey, BTreeMap<u32, u64>> {
     let mut per_fan: HashMap<FanKey, BTreeMap<u32, u64>> = HashMap::new();
     for e in planned {
         *per_fan
@@ -347,6 +343,16 @@ pub(crate) fn tally(spec: &Spec, world: &World, planned: &[Planned]) -> Report {
             .entry(shanghai(e.client).yyyymm())
             .or_default() += 1;
     }
+    per_fan
+}
+
+/// Tallies the report from the plan (valid events in production order) and the world.
+pub(crate) fn tally(spec: &Spec, world: &World, planned: &[Planned]) -> Report {
+    let mut r = Report::default();
+    let app = |a: u32| world.accounts[a as usize].record.app_id.as_str();
+    let (span_start, span_end) = world.span;
+
+    let per_fan = interactions(planned);
     // Account → month → activity.
     let mut months: BTreeMap<u32, BTreeMap<u32, MonthActivity>> = BTreeMap::new();
     for ((a, _), by_month) in &per_fan {
