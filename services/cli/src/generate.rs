@@ -14,6 +14,8 @@
 //! order. The ground truth is tallied from the plan and the world's records — never by
 //! reading the pipeline's output — so tests compare two independent computations.
 
+mod conversions;
+mod orders;
 mod plan;
 mod truth;
 
@@ -29,6 +31,12 @@ use wxpulse_runtime::events::{
     QrScan,
 };
 
+pub use conversions::{
+    month_date, AssociateCredit, ConversionShapes, Conversions, Credited, FunnelRow, FunnelShape,
+    OrdersDay, PushCredit, SceneCredit, TouchKind, TouchTotals, ACTIVE_OVER, ATTRIBUTION_WINDOW_MS,
+    MODELS,
+};
+pub use orders::{model, Model, CLOTHING, LUXURY, ORDERS_TOPIC, PURCHASES_PER_EVENT, REFUND_SHARE};
 pub use plan::{
     depth_weibull, DEPTH_POINTS, OPEN_MULTI_CUMULATIVE, OPEN_MULTI_FIRST, OPEN_SINGLE,
     SEGMENTED_LIFT,
@@ -125,7 +133,8 @@ pub struct GroundTruth {
     /// Menu clicks per category, by Avro symbol (`ECOMMERCE`, `BRAND_INFO`, `CRM`, and
     /// `UNKNOWN` for keys no button has); the same counts as `menu_clicks_by_category`.
     pub menu_categories: BTreeMap<String, u64>,
-    /// Records produced to the event topics in all (dimension records not included).
+    /// Records produced to the interaction topics in all (dimension records and orders not
+    /// included: see [`Conversions::records`]).
     pub records: u64,
     /// Menu clicks per category as the button records resolve `app_id|event_key`
     /// (`ecommerce`, `brand_info`, `crm`, `unknown`).
@@ -149,6 +158,9 @@ pub struct GroundTruth {
     /// push heatmap and headline shapes (see [`Report`]; JSON keys at the top level).
     #[serde(flatten)]
     pub report: Report,
+    /// Orders (`wxpulse.orders`, not interactions: none of the figures above count them)
+    /// and the attribution and funnel views' figures (see [`Conversions`]).
+    pub conversions: Conversions,
 }
 
 impl GroundTruth {
@@ -166,9 +178,11 @@ struct Ids {
 
 impl Ids {
     fn uuid(&mut self) -> String {
-        uuid::Builder::from_random_bytes(self.rng.gen())
-            .into_uuid()
-            .to_string()
+        self.next().to_string()
+    }
+
+    fn next(&mut self) -> uuid::Uuid {
+        uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid()
     }
 }
 
@@ -212,7 +226,10 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
         .map(|(_, topic, _)| schema(&format!("{topic}-value")))
         .collect();
     let unknown = spec.unknown_dimension_share;
-    for e in &planned {
+    // Qualifying touches of the orders' attribution (associate chats, push or CTA reads,
+    // scans, e-commerce clicks), with their event ids.
+    let mut touches: Vec<conversions::Touch> = Vec::new();
+    for (index, e) in planned.iter().enumerate() {
         let s = match e.what {
             plan::What::Menu => 0,
             plan::What::Read(_) => 1,
@@ -225,7 +242,9 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
         let app_id = world.accounts[account].record.app_id.as_str();
         let openid = world::openid(app_id, fan);
         let unionid = (fan % 5 != 0).then(|| format!("u{}_{fan:06}", &app_id[..5]));
-        let event_id = ids.uuid();
+        let uuid = ids.next();
+        let event_id = uuid.to_string();
+        let mut menu_category = None;
         let h = (
             event_id.as_str(),
             app_id,
@@ -245,6 +264,7 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
                     (b.key.clone(), b.event)
                 };
                 let category = world.button_category(app_id, &key);
+                menu_category = category;
                 if category.is_none() {
                     truth.miss(Dimension::MenuButton);
                 }
@@ -384,6 +404,13 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
             }
         };
         encoded.expect("generated events match their schema");
+        if let Some(kind) = conversions::touch_kind(world, e, menu_category) {
+            touches.push(conversions::Touch {
+                index: index as u32,
+                kind,
+                event_id: uuid.as_u128(),
+            });
+        }
         let segment = match world.fan(account, fan) {
             Some(f) => world::segment_name(f.status),
             None => {
@@ -433,6 +460,21 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
     out.extend(copies);
     truth.records = out.len() as u64;
     truth.report = truth::tally(spec, world, &planned);
+    // Orders after the interactions they follow, on their own random streams: the records
+    // above are the same with or without them.
+    let interactions = truth::interactions(&planned);
+    let orders = orders::plan(spec, world, offset, &planned, &touches, &interactions);
+    let (order_records, produced) = orders::encode(spec, world, &orders);
+    let out = orders::merge(out, order_records);
+    truth.conversions = conversions::tally(
+        world,
+        &planned,
+        &touches,
+        &orders,
+        &interactions,
+        produced,
+        spec.events,
+    );
     (out, truth)
 }
 
@@ -574,7 +616,11 @@ mod tests {
         let unknown = truth.menu_clicks_by_category[UNKNOWN] as f64 / menu;
         assert!((unknown - 0.01).abs() < 0.003, "{unknown}");
         let bad: u64 = truth.dead_letters.values().sum();
-        assert_eq!(records.len() as u64, total + truth.duplicates + bad);
+        let orders = truth.conversions.records;
+        assert_eq!(
+            records.len() as u64,
+            total + truth.duplicates + bad + orders
+        );
     }
 
     #[test]
@@ -598,7 +644,10 @@ mod tests {
         );
         // Retry copies trail their original by >= 5 s of server time, so within one
         // second of traffic they all come out at the end, still inside the dedup window.
-        assert_eq!(records.len() as u64, 20_000 + truth.duplicates);
+        assert_eq!(
+            records.len() as u64,
+            20_000 + truth.duplicates + truth.conversions.records
+        );
     }
 
     /// Decodes every distinct valid event and resolves it through the world's dimension
