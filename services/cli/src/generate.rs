@@ -15,6 +15,8 @@
 //! reading the pipeline's output — so tests compare two independent computations.
 
 mod conversions;
+#[cfg(test)]
+mod conversions_check;
 mod orders;
 mod plan;
 mod truth;

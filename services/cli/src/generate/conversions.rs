@@ -703,7 +703,8 @@ pub(crate) fn tally(
     }
 
     // Credit rows into the views' groups.
-    let mut by_associate: BTreeMap<(String, String, usize, Attrs), Acc> = BTreeMap::new();
+    type AssociateKey = (String, String, usize, String, String, String);
+    let mut by_associate: BTreeMap<AssociateKey, Acc> = BTreeMap::new();
     let mut by_push: BTreeMap<(String, String, usize, i64, String, String), Acc> = BTreeMap::new();
     let mut by_scene: BTreeMap<(String, String, usize, String, String), Acc> = BTreeMap::new();
     let mut by_touch: BTreeMap<(usize, &'static str), Acc> = BTreeMap::new();
@@ -726,8 +727,16 @@ pub(crate) fn tally(
                 let add = |acc: &mut Acc| acc.add(purchase, fan, cr.weight, amount, share);
                 add(by_touch.entry((m, cr.touch)).or_default());
                 if !cr.attrs.associate_userid.is_empty() {
+                    let a = &cr.attrs;
                     add(by_associate
-                        .entry((month.clone(), app_id.clone(), m, cr.attrs.clone()))
+                        .entry((
+                            month.clone(),
+                            app_id.clone(),
+                            m,
+                            a.associate_userid.clone(),
+                            a.store_id.clone(),
+                            a.region.clone(),
+                        ))
                         .or_default());
                 }
                 match cr.touch {
@@ -779,17 +788,19 @@ pub(crate) fn tally(
         .collect();
     c.by_associate = by_associate
         .into_iter()
-        .map(|((month, app_id, m, a), acc)| AssociateCredit {
-            month,
-            app_id,
-            currency: CURRENCY.to_string(),
-            model: MODELS[m].to_string(),
-            associate_userid: a.associate_userid,
-            store_id: a.store_id,
-            region: a.region,
-            credited: acc.credited(),
-            share_code_orders: acc.share_code_orders,
-        })
+        .map(
+            |((month, app_id, m, associate_userid, store_id, region), acc)| AssociateCredit {
+                month,
+                app_id,
+                currency: CURRENCY.to_string(),
+                model: MODELS[m].to_string(),
+                associate_userid,
+                store_id,
+                region,
+                credited: acc.credited(),
+                share_code_orders: acc.share_code_orders,
+            },
+        )
         .collect();
     c.by_push = by_push
         .into_iter()
