@@ -375,6 +375,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "[generate] shapes: {}",
                 serde_json::to_string(&ground_truth.report.shapes)?
             );
+            let c = &ground_truth.conversions;
+            eprintln!(
+                "[generate] orders: {} purchases, {} refunds in {} records to {}; shapes: {}",
+                c.purchases,
+                c.refunds,
+                c.records,
+                generate::ORDERS_TOPIC,
+                serde_json::to_string(&c.shapes)?
+            );
             let json = serde_json::to_string_pretty(&ground_truth)?;
             match truth {
                 Some(path) => {
