@@ -160,14 +160,15 @@ echo "==========================================================================
 echo " Conversions (seeds 003, 004): orders attributed to the touches before them, and the funnel"
 echo "=============================================================================================="
 echo
-echo "== Social-selling funnel per store (v_social_funnel_monthly) — seed 003, clothing store:"
-echo "   add rate 35-45 %, active 11-13 % of added, repurchase 70-80 % of active, basket ~1,500 yuan"
+echo "== Social-selling funnel per store (v_social_funnel_monthly), the 4 busiest stores of each account — seed 003:"
+echo "   clothing: add rate 35-45 %, active 11-13 % of added, repurchase 70-80 % of active, basket ~1,500 yuan"
+echo "   luxury:   add rate 50-60 %, active ~10 % of added, repurchase 70-80 % of active, basket 20,000-25,000 yuan"
 sql "SELECT app_id, store_id, buyers, added, active, repurchasing,
             round(100 * add_rate, 1) AS add_pct, round(100 * active_rate, 1) AS active_pct,
             round(100 * repurchase_rate, 1) AS repurchase_pct, round(repurchase_frequency, 2) AS orders_per_repurchaser,
             round(basket_fen / 100) AS basket_yuan
      FROM v_social_funnel_monthly WHERE month = '$M' AND level = 'store' AND store_id != ''
-     ORDER BY app_id, buyers DESC LIMIT 16"
+     ORDER BY app_id, buyers DESC LIMIT 4 BY app_id"
 echo
 echo "== Top associates by attributed net revenue, last touch (v_attribution_by_associate)"
 sql "SELECT app_id, associate_userid, store_id, region, orders, buyers, share_code_orders,

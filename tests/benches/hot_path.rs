@@ -267,6 +267,15 @@ fn main() {
             &url,
         )
         .await;
+        bench(
+            "orders",
+            wxpulse_orders::Orders::new(&cfg),
+            &spec,
+            &cfg,
+            &dims,
+            &url,
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     });
 }
