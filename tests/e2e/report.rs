@@ -630,18 +630,7 @@ async fn conversions_equal_the_truth(
     let want = c
         .by_associate
         .iter()
-        .map(|r| {
-            let key = vec![
-                r.month.clone(),
-                r.app_id.clone(),
-                r.currency.clone(),
-                r.model.clone(),
-                r.associate_userid.clone(),
-                r.store_id.clone(),
-                r.region.clone(),
-            ];
-            (key, figures(&r.credited, r.share_code_orders))
-        })
+        .map(|r| (r.key(), figures(&r.credited, r.share_code_orders)))
         .collect();
     credits_match("v_attribution_by_associate", got, want);
 
@@ -657,18 +646,7 @@ async fn conversions_equal_the_truth(
     let want = c
         .by_push
         .iter()
-        .map(|r| {
-            let key = vec![
-                r.month.clone(),
-                r.app_id.clone(),
-                r.currency.clone(),
-                r.model.clone(),
-                r.msgid.to_string(),
-                r.article_id.clone(),
-                r.campaign.clone(),
-            ];
-            (key, figures(&r.credited, 0.0))
-        })
+        .map(|r| (r.key(), figures(&r.credited, 0.0)))
         .collect();
     credits_match("v_attribution_by_push", got, want);
 
@@ -684,17 +662,7 @@ async fn conversions_equal_the_truth(
     let want = c
         .by_scene
         .iter()
-        .map(|r| {
-            let key = vec![
-                r.month.clone(),
-                r.app_id.clone(),
-                r.currency.clone(),
-                r.model.clone(),
-                r.scene.clone(),
-                r.qr_channel.clone(),
-            ];
-            (key, figures(&r.credited, 0.0))
-        })
+        .map(|r| (r.key(), figures(&r.credited, 0.0)))
         .collect();
     credits_match("v_attribution_by_scene", got, want);
 

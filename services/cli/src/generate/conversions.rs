@@ -129,6 +129,50 @@ pub struct AssociateCredit {
     pub share_code_orders: f64,
 }
 
+impl AssociateCredit {
+    /// The view's grouping columns, in its order: what a comparison joins on.
+    pub fn key(&self) -> Vec<String> {
+        vec![
+            self.month.clone(),
+            self.app_id.clone(),
+            self.currency.clone(),
+            self.model.clone(),
+            self.associate_userid.clone(),
+            self.store_id.clone(),
+            self.region.clone(),
+        ]
+    }
+}
+
+impl PushCredit {
+    /// The view's grouping columns, in its order: what a comparison joins on.
+    pub fn key(&self) -> Vec<String> {
+        vec![
+            self.month.clone(),
+            self.app_id.clone(),
+            self.currency.clone(),
+            self.model.clone(),
+            self.msgid.to_string(),
+            self.article_id.clone(),
+            self.campaign.clone(),
+        ]
+    }
+}
+
+impl SceneCredit {
+    /// The view's grouping columns, in its order: what a comparison joins on.
+    pub fn key(&self) -> Vec<String> {
+        vec![
+            self.month.clone(),
+            self.app_id.clone(),
+            self.currency.clone(),
+            self.model.clone(),
+            self.scene.clone(),
+            self.qr_channel.clone(),
+        ]
+    }
+}
+
 /// A row of `v_attribution_by_push` (touch `article`).
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct PushCredit {

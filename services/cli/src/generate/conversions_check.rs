@@ -482,51 +482,19 @@ fn conversions_match_the_records_as_migration_0007_reads_them() {
     let want = c
         .by_associate
         .iter()
-        .map(|r| {
-            let k = vec![
-                r.month.clone(),
-                r.app_id.clone(),
-                r.currency.clone(),
-                r.model.clone(),
-                r.associate_userid.clone(),
-                r.store_id.clone(),
-                r.region.clone(),
-            ];
-            (k, figures(&r.credited, r.share_code_orders))
-        })
+        .map(|r| (r.key(), figures(&r.credited, r.share_code_orders)))
         .collect();
     same("by associate", &by_associate, &want);
     let want = c
         .by_push
         .iter()
-        .map(|r| {
-            let k = vec![
-                r.month.clone(),
-                r.app_id.clone(),
-                r.currency.clone(),
-                r.model.clone(),
-                r.msgid.to_string(),
-                r.article_id.clone(),
-                r.campaign.clone(),
-            ];
-            (k, figures(&r.credited, nan))
-        })
+        .map(|r| (r.key(), figures(&r.credited, nan)))
         .collect();
     same("by push", &by_push, &want);
     let want = c
         .by_scene
         .iter()
-        .map(|r| {
-            let k = vec![
-                r.month.clone(),
-                r.app_id.clone(),
-                r.currency.clone(),
-                r.model.clone(),
-                r.scene.clone(),
-                r.qr_channel.clone(),
-            ];
-            (k, figures(&r.credited, nan))
-        })
+        .map(|r| (r.key(), figures(&r.credited, nan)))
         .collect();
     same("by scene", &by_scene, &want);
     // What the data must exercise: every touch kind, unknown scenes, associates and
