@@ -564,6 +564,35 @@ fn malformed(
     }
 }
 
+/// The test-side reader of generated records: the embedded schemas by id, and each record's
+/// datum with the schema it was framed with, when that schema is its topic's (as the
+/// services check, a schema of another subject is undecodable).
+#[cfg(test)]
+pub(crate) struct Frames(std::collections::HashMap<u32, (&'static str, serde_avro_fast::Schema)>);
+
+#[cfg(test)]
+impl Frames {
+    pub(crate) fn new() -> Frames {
+        Frames(
+            EMBEDDED
+                .iter()
+                .map(|s| (s.id, (s.subject, codec::parse(s.json).expect("parses"))))
+                .collect(),
+        )
+    }
+
+    /// The schema and datum of `r`, or `None` for a tombstone, a bad frame or a schema of
+    /// another subject.
+    pub(crate) fn of<'a>(
+        &'a self,
+        r: &'a Outgoing,
+    ) -> Option<(&'a serde_avro_fast::Schema, &'a [u8])> {
+        let (id, datum) = codec::split_frame(r.payload.as_deref()?).ok()?;
+        let (subject, schema) = self.0.get(&id)?;
+        (*subject == format!("{}-value", r.topic)).then_some((schema, datum))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -690,10 +719,7 @@ mod tests {
                 _ => {}
             }
         }
-        let schemas: HashMap<u32, (&str, serde_avro_fast::Schema)> = EMBEDDED
-            .iter()
-            .map(|s| (s.id, (s.subject, codec::parse(s.json).expect("parses"))))
-            .collect();
+        let frames = Frames::new();
         let mut seen = HashSet::new();
         let mut want = GroundTruth::default();
         for d in Dimension::ALL {
@@ -704,18 +730,7 @@ mod tests {
         let mut not_following = 0;
         let mut fans_by_segment: HashMap<&str, HashSet<(String, String)>> = HashMap::new();
         for r in &records {
-            let Some(payload) = r.payload.as_deref() else {
-                continue;
-            };
-            let Ok((id, datum)) = codec::split_frame(payload) else {
-                continue;
-            };
-            // As the services do: a schema of another subject is undecodable here.
-            let Some(schema) = schemas
-                .get(&id)
-                .filter(|(subject, _)| *subject == format!("{}-value", r.topic))
-                .map(|(_, schema)| schema)
-            else {
+            let Some((schema, datum)) = frames.of(r) else {
                 continue;
             };
             let (stream, header) = match r.topic {
@@ -886,10 +901,7 @@ mod tests {
                 _ => {}
             }
         }
-        let schemas: HashMap<u32, (&str, serde_avro_fast::Schema)> = EMBEDDED
-            .iter()
-            .map(|s| (s.id, (s.subject, codec::parse(s.json).expect("parses"))))
-            .collect();
+        let frames = Frames::new();
         type Fan = (String, String);
         let mut seen = HashSet::new();
         let mut per_fan: HashMap<Fan, BTreeMap<u32, u64>> = HashMap::new();
@@ -903,13 +915,7 @@ mod tests {
         let mut qr: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
         let mut subscribes = 0;
         for r in &records {
-            let Some(Ok((id, datum))) = r.payload.as_deref().map(codec::split_frame) else {
-                continue;
-            };
-            let Some((_, schema)) = schemas
-                .get(&id)
-                .filter(|(subject, _)| *subject == format!("{}-value", r.topic))
-            else {
+            let Some((schema, datum)) = frames.of(r) else {
                 continue;
             };
             macro_rules! valid {

@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use wxpulse_runtime::codec::{self, EMBEDDED};
+use wxpulse_runtime::codec;
 use wxpulse_runtime::enrich::{DimensionRecord, MenuCategory};
 use wxpulse_runtime::events::{
     ArticleRead, ChatMessage, ConversationKind, MenuClick, QrScan, ReadSource,
 };
 
 use super::orders::decoded::{self, KindIn, OrderIn};
-use super::{generate_with, month_date, Spec, ATTRIBUTION_WINDOW_MS, MODELS};
+use super::{generate_with, month_date, Frames, Spec, ATTRIBUTION_WINDOW_MS, MODELS};
 use crate::world::{self, World};
 
 type Fan = (String, String);
@@ -208,21 +208,12 @@ fn conversions_match_the_records_as_migration_0007_reads_them() {
     };
 
     // Touches and interactions from the valid event records.
-    let schemas: HashMap<u32, (&str, serde_avro_fast::Schema)> = EMBEDDED
-        .iter()
-        .map(|s| (s.id, (s.subject, codec::parse(s.json).expect("parses"))))
-        .collect();
+    let frames = Frames::new();
     let mut seen = HashSet::new();
     let mut touches: HashMap<Fan, Vec<TouchRow>> = HashMap::new();
     let mut interactions: HashMap<Fan, BTreeMap<u32, u64>> = HashMap::new();
     for r in records.iter().filter(|r| r.topic != super::ORDERS_TOPIC) {
-        let Some(Ok((id, datum))) = r.payload.as_deref().map(codec::split_frame) else {
-            continue;
-        };
-        let Some((_, schema)) = schemas
-            .get(&id)
-            .filter(|(subject, _)| *subject == format!("{}-value", r.topic))
-        else {
+        let Some((schema, datum)) = frames.of(r) else {
             continue;
         };
         macro_rules! valid {
