@@ -450,8 +450,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{service:<16} {reason:<18} {n:>8}");
             }
             for l in letters.iter().take(show) {
+                let truncated = if l.payload_truncated {
+                    format!(
+                        " [payload truncated: {} of {} bytes kept, sha256 {}; not replayable]",
+                        l.payload.len(),
+                        l.payload_length,
+                        l.payload_sha256
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{} {}:{}@{} {}: {}",
+                    "{} {}:{}@{} {}: {}{truncated}",
                     l.service,
                     l.source_topic,
                     l.source_partition,
@@ -476,8 +486,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let letters = dlq::read_all(&brokers, &topic, Duration::from_secs(3))?;
-            let n = dlq::replay(&brokers, &letters, reason, since_ms).await?;
-            println!("replayed {n} dead letters to their source topics");
+            let replayed = dlq::replay(&brokers, &letters, reason, since_ms).await?;
+            println!(
+                "replayed {} dead letters to their source topics",
+                replayed.sent
+            );
+            for why in &replayed.refused {
+                eprintln!("{why}");
+            }
+            anyhow::ensure!(
+                replayed.refused.is_empty(),
+                "{} dead letters were not replayed: their payload is truncated (above)",
+                replayed.refused.len()
+            );
         }
     }
     Ok(())

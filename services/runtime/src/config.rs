@@ -71,6 +71,10 @@ pub struct KafkaConfig {
     pub topic: String,
     /// Where undecodable or invalid records go.
     pub dead_letter_topic: String,
+    /// An oversized record's dead letter keeps only this many first bytes of its value
+    /// (with the whole value's length and SHA-256), as does any envelope that would not
+    /// fit the producer's `message.max.bytes`: a dead letter must always be deliverable.
+    pub dead_letter_truncate_bytes: usize,
     /// Group session timeout.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
@@ -331,6 +335,15 @@ impl Config {
         if self.batch.max_age.is_zero() {
             errors.push("batch.max_age must be > 0".into());
         }
+        match crate::dlq::message_max_bytes(k.client.get("message.max.bytes").map(String::as_str)) {
+            Err(e) => errors.push(e.to_string()),
+            Ok(max) if k.dead_letter_truncate_bytes > max / 2 => errors.push(format!(
+                "kafka.dead_letter_truncate_bytes ({}) must be at most half the producer's \
+                 message.max.bytes ({max}), so a truncated dead letter fits with its key and detail",
+                k.dead_letter_truncate_bytes
+            )),
+            Ok(_) => {}
+        }
         if self.retry.initial_backoff.is_zero()
             || self.retry.initial_backoff > self.retry.max_backoff
         {
@@ -407,6 +420,21 @@ mod tests {
         assert_eq!(c.batch.max_rows, 50_000);
         assert_eq!(c.kafka.drain_timeout, Duration::from_secs(20));
         assert_eq!(c.validation.max_lateness, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.kafka.dead_letter_truncate_bytes, 8192);
+    }
+
+    #[test]
+    fn dead_letter_truncation_is_checked() {
+        let err = Config::load(
+            None,
+            env(&[("WXPULSE__KAFKA__DEAD_LETTER_TRUNCATE_BYTES", "600000")]),
+        )
+        .expect_err("invalid");
+        let ConfigError::Invalid(list) = err else {
+            panic!("expected Invalid, got {err}")
+        };
+        assert_eq!(list.len(), 1, "{list:#?}");
+        assert!(list[0].contains("1000000"), "{list:#?}");
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub last_write_timestamp: Gauge,
     /// Dead-lettered records by reason.
     pub dead_letters: IntCounterVec,
+    /// Dead letters that could not be delivered (permanent produce error), by reason:
+    /// such a record is only in the service log.
+    pub dead_letters_undeliverable: IntCounterVec,
     /// Duplicates not written, by kind (event_id, redelivery).
     pub dedup_dropped: IntCounterVec,
     /// Events written with an `unknown` dimension, by dimension.
@@ -163,6 +166,13 @@ impl Metrics {
                 Opts::new(
                     "wxpulse_dlq_events_total",
                     "Records sent to the dead-letter topic."
+                ),
+                &["reason"]
+            )),
+            dead_letters_undeliverable: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_dlq_undeliverable_total",
+                    "Dead letters the broker or client rejected permanently; logged, not in the topic."
                 ),
                 &["reason"]
             )),

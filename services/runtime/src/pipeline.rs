@@ -9,14 +9,14 @@
 //! Per record: framing and size → writer schema → decode → validate → upstream-retry dedup
 //! → pseudonymise → the service's `row`. Rejections go to the dead-letter topic; their
 //! delivery is awaited before the batch that contains them is inserted, so a watermark in
-//! ClickHouse never covers an undelivered dead letter.
+//! ClickHouse never covers an undelivered dead letter (one that can never be delivered is
+//! counted and logged by [`DeadLetterSink`] instead of stalling the partition).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ use crate::codec::{self, Registry};
 use crate::config::Config;
 use crate::decode::{Decoder, Outcome};
 use crate::dedup::EventIdWindow;
-use crate::dlq::{DeadLetter, DeadLetterReason};
+use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterSink};
 use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
@@ -34,17 +34,10 @@ use crate::sink::Sink;
 use crate::source::{Control, Record, SourceHandle};
 use crate::stream::{History, Stream};
 
-/// A dead letter on its way to the topic.
-struct PendingDeadLetter {
-    delivery: Option<DeliveryFuture>,
-    envelope: Vec<u8>,
-    key: Option<Vec<u8>>,
-}
-
 /// Records of one partition since the last flush: a contiguous offset range.
 struct Batch<R> {
     rows: Vec<R>,
-    dead_letters: Vec<PendingDeadLetter>,
+    dead_letters: Vec<dlq::Pending>,
     first_offset: i64,
     last_offset: i64,
     bytes: usize,
@@ -111,7 +104,7 @@ pub struct Pipeline<S: Stream> {
     decoder: Decoder,
     dims: Dimensions,
     sink: Sink,
-    producer: FutureProducer,
+    dead_letters: DeadLetterSink,
     partitions: HashMap<i32, PartitionState<S::Row>>,
     flushed_tx: mpsc::UnboundedSender<Flushed>,
     flushed_rx: mpsc::UnboundedReceiver<Flushed>,
@@ -135,7 +128,7 @@ impl<S: Stream> Pipeline<S> {
         registry: Arc<Registry>,
         dims: Dimensions,
         sink: Sink,
-        producer: FutureProducer,
+        dead_letters: DeadLetterSink,
     ) -> Self {
         for d in Dimension::ALL {
             metrics.dimension_missing.with_label_values(&[d.as_str()]);
@@ -169,7 +162,7 @@ impl<S: Stream> Pipeline<S> {
             metrics,
             registry,
             sink,
-            producer,
+            dead_letters,
             partitions: HashMap::new(),
             flushed_tx,
             flushed_rx,
@@ -425,18 +418,10 @@ impl<S: Stream> Pipeline<S> {
                     first_seen: now,
                     payload: record.payload.as_deref().unwrap_or_default(),
                 };
-                let envelope = letter.encode();
-                let mut produced =
-                    FutureRecord::to(&self.cfg.kafka.dead_letter_topic).payload(&envelope);
-                if let Some(key) = record.key.as_deref() {
-                    produced = produced.key(key);
-                }
-                let delivery = self.producer.send_result(produced).ok();
-                state.batch.dead_letters.push(PendingDeadLetter {
-                    delivery,
-                    envelope,
-                    key: record.key.clone(),
-                });
+                state
+                    .batch
+                    .dead_letters
+                    .push(self.dead_letters.send(&letter));
             }
         }
         if self.batch_full(record.partition) {
@@ -487,9 +472,7 @@ impl<S: Stream> Pipeline<S> {
             .dedup_token(partition, batch.first_offset, batch.last_offset);
         let sink = self.sink.clone();
         let metrics = self.metrics.clone();
-        let producer = self.producer.clone();
-        let dlq_topic = self.cfg.kafka.dead_letter_topic.clone();
-        let backoff = (self.cfg.retry.initial_backoff, self.cfg.retry.max_backoff);
+        let dead_letter_sink = self.dead_letters.clone();
         let done = self.flushed_tx.clone();
         tokio::spawn(async move {
             let Batch {
@@ -500,7 +483,7 @@ impl<S: Stream> Pipeline<S> {
                 newest_server_time,
                 ..
             } = batch;
-            let mut ok = deliver(&producer, &dlq_topic, dead_letters, backoff, &cancel).await;
+            let mut ok = dead_letter_sink.deliver_all(dead_letters, &cancel).await;
             if ok && !rows.is_empty() {
                 ok = sink.insert(&rows, &token, &metrics, &cancel).await;
             }
@@ -630,37 +613,4 @@ fn commit(source: &SourceHandle, topic: &str, partition: i32, next_offset: i64, 
     if let Err(e) = source.consumer.commit(&tpl, mode) {
         tracing::debug!(partition, error = %e, "commit not accepted");
     }
-}
-
-/// Awaits every dead letter's delivery, re-producing failed ones with backoff.
-async fn deliver(
-    producer: &FutureProducer,
-    topic: &str,
-    letters: Vec<PendingDeadLetter>,
-    (initial, max): (Duration, Duration),
-    cancel: &CancellationToken,
-) -> bool {
-    for letter in letters {
-        let mut delivered = match letter.delivery {
-            Some(f) => matches!(f.await, Ok(Ok(_))),
-            None => false,
-        };
-        let mut backoff = initial;
-        while !delivered {
-            let mut record = FutureRecord::to(topic).payload(&letter.envelope);
-            if let Some(key) = letter.key.as_deref() {
-                record = record.key(key);
-            }
-            tokio::select! {
-                r = producer.send(record, Duration::from_secs(30)) => delivered = r.is_ok(),
-                _ = cancel.cancelled() => return false,
-            }
-            if !delivered {
-                tracing::warn!(topic, retry_in = ?backoff, "dead letter not delivered; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(max);
-            }
-        }
-    }
-    true
 }
