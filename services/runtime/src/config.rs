@@ -135,6 +135,10 @@ pub struct BatchConfig {
     pub max_age: Duration,
     /// Records queued between the Kafka thread and the pipeline.
     pub queue_capacity: usize,
+    /// A flush (dead-letter delivery, then insert) in flight longer than this makes
+    /// `/readyz` answer 503 and counts in `wxpulse_pipeline_flush_stuck_partitions`.
+    #[serde(with = "humantime_serde")]
+    pub stuck_after: Duration,
 }
 
 /// Exponential backoff bounds.
@@ -335,6 +339,13 @@ impl Config {
         if self.batch.max_age.is_zero() {
             errors.push("batch.max_age must be > 0".into());
         }
+        if self.batch.stuck_after <= self.clickhouse.insert_timeout {
+            errors.push(
+                "batch.stuck_after must be longer than clickhouse.insert_timeout, or one slow \
+                 insert attempt reads as a stuck partition"
+                    .into(),
+            );
+        }
         match crate::dlq::message_max_bytes(k.client.get("message.max.bytes").map(String::as_str)) {
             Err(e) => errors.push(e.to_string()),
             Ok(max) if k.dead_letter_truncate_bytes > max / 2 => errors.push(format!(
@@ -420,21 +431,26 @@ mod tests {
         assert_eq!(c.batch.max_rows, 50_000);
         assert_eq!(c.kafka.drain_timeout, Duration::from_secs(20));
         assert_eq!(c.validation.max_lateness, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.batch.stuck_after, Duration::from_secs(60));
         assert_eq!(c.kafka.dead_letter_truncate_bytes, 8192);
     }
 
     #[test]
-    fn dead_letter_truncation_is_checked() {
+    fn stuck_after_and_dead_letter_truncation_are_checked() {
         let err = Config::load(
             None,
-            env(&[("WXPULSE__KAFKA__DEAD_LETTER_TRUNCATE_BYTES", "600000")]),
+            env(&[
+                ("WXPULSE__BATCH__STUCK_AFTER", "10s"),
+                ("WXPULSE__KAFKA__DEAD_LETTER_TRUNCATE_BYTES", "600000"),
+            ]),
         )
         .expect_err("invalid");
         let ConfigError::Invalid(list) = err else {
             panic!("expected Invalid, got {err}")
         };
-        assert_eq!(list.len(), 1, "{list:#?}");
-        assert!(list[0].contains("1000000"), "{list:#?}");
+        assert_eq!(list.len(), 2, "{list:#?}");
+        assert!(list[0].contains("batch.stuck_after"), "{list:#?}");
+        assert!(list[1].contains("1000000"), "{list:#?}");
     }
 
     #[test]

@@ -392,8 +392,8 @@ pub enum Failure {
     Permanent,
 }
 
-/// Classifies a produce error. Unknown errors count as transient: retrying is safe, and
-/// every retry is logged.
+/// Classifies a produce error. Unknown errors count as transient: retrying is safe, and a
+/// flush that stays stuck shows in `/readyz` and `wxpulse_pipeline_flush_stuck_partitions`.
 pub fn classify(error: &KafkaError) -> Failure {
     use RDKafkaErrorCode as C;
     let KafkaError::MessageProduction(code) = error else {

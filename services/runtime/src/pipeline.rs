@@ -473,8 +473,10 @@ impl<S: Stream> Pipeline<S> {
         let sink = self.sink.clone();
         let metrics = self.metrics.clone();
         let dead_letter_sink = self.dead_letters.clone();
+        let in_flight = self.metrics.flush_started(partition);
         let done = self.flushed_tx.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let Batch {
                 rows,
                 dead_letters,
