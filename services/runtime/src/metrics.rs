@@ -352,6 +352,31 @@ impl Metrics {
     }
 }
 
+/// The lag to export for a partition, from librdkafka's statistics: its own
+/// `consumer_lag` (high watermark − committed offset) when it has one. That is -1 while
+/// the group has no committed offset, which hid exactly the partitions stuck before their
+/// first commit; then it is the high watermark minus where a restart would resume: the
+/// committed offset, else the log start (`auto.offset.reset = earliest`), else the
+/// application's position. `None` until the high watermark is known.
+pub fn partition_lag(
+    reported: i64,
+    hi_offset: i64,
+    committed_offset: i64,
+    lo_offset: i64,
+    app_offset: i64,
+) -> Option<i64> {
+    if reported >= 0 {
+        return Some(reported);
+    }
+    if hi_offset < 0 {
+        return None;
+    }
+    let resume_at = [committed_offset, lo_offset, app_offset]
+        .into_iter()
+        .find(|o| *o >= 0)?;
+    Some((hi_offset - resume_at).max(0))
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` fires.
 pub async fn serve(
     metrics: Arc<Metrics>,
@@ -513,5 +538,21 @@ mod tests {
         m.set_ready(false);
         assert_eq!(readyz(&m).0, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(respond(&m, "/healthz").status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn lag_is_exported_for_a_partition_that_never_committed() {
+        // librdkafka's own figure when it has one.
+        assert_eq!(partition_lag(40, 100, 60, 0, 90), Some(40));
+        // Never committed (-1001): from the log start, where a restart resumes.
+        assert_eq!(partition_lag(-1, 100, -1001, 0, 100), Some(100));
+        assert_eq!(partition_lag(-1, 100, -1001, 30, 100), Some(70));
+        // Log start unknown: from the application's position.
+        assert_eq!(partition_lag(-1, 100, -1001, -1, 95), Some(5));
+        // Committed but no end offset librdkafka used (e.g. no last stable offset).
+        assert_eq!(partition_lag(-1, 100, 60, 0, 90), Some(40));
+        // Nothing known yet.
+        assert_eq!(partition_lag(-1, -1, -1001, -1, -1001), None);
+        assert_eq!(partition_lag(-1, 100, -1001, -1, -1001), None);
     }
 }
