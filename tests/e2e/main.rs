@@ -5,6 +5,7 @@
 mod conversions;
 mod foundation;
 mod golden;
+mod oversized;
 mod prometheus;
 mod report;
 mod runtime;
