@@ -347,7 +347,13 @@ pub fn client_config(cfg: &KafkaConfig, group_id: &str) -> ClientConfig {
         .set("fetch.max.bytes", "8388608")
         .set("statistics.interval.ms", "2000");
     for (k, v) in &cfg.client {
-        c.set(k, v);
+        // Config validation rejects these; never let an override through regardless.
+        if !crate::config::PROTECTED_CLIENT_KEYS
+            .iter()
+            .any(|(key, _)| key == k)
+        {
+            c.set(k, v);
+        }
     }
     c
 }
