@@ -10,7 +10,8 @@ Design in one paragraph: every request is read completely (chunked bodies
 decoded, `decompress=1` native blocks and `Content-Encoding` undone), then ONE
 global lock is taken and the statement runs on ONE shared chdb session:
 `USE <database>`, `SET <url settings>`, run, restore the settings. INSERTs with a
-`FORMAT` clause are streamed into chdb's `send_insert()`; everything else goes
+`FORMAT` clause run as `INSERT ... FROM INFILE <spool file> FORMAT X` (the data is
+written to a file on tmpfs first, see `Engine.insert`); everything else goes
 through `session.query(sql, default_format)`. The whole result is buffered and
 sent with a Content-Length (optionally as an LZ4 frame / gzip).
 
@@ -23,10 +24,13 @@ import gzip
 import http.server
 import json
 import logging
+import os
 import re
+import shutil
 import signal
 import struct
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -52,8 +56,12 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # `INSERT INTO t [(cols)] [SETTINGS ...] FORMAT Fmt` + the rule ClickHouse uses to
 # find the start of the inline data: skip spaces/tabs, then at most one newline.
 INSERT_FORMAT_RE = re.compile(
-    rb"\s*INSERT\s+INTO\s+(?:TABLE\s+)?(?:`[^`]*`|\"[^\"]*\"|[\w.])+\s*(?:\([^)]*\))?\s*(?:SETTINGS\s.*?)?"
-    rb"(\bFORMAT\s+(\w+))[ \t\f]*\r?\n?", re.I | re.S)
+    rb"\s*INSERT\s+INTO\s+(?:TABLE\s+)?(?:`[^`]*`|\"[^\"]*\"|[\w.])+\s*(?:\([^)]*\))?\s*"
+    rb"(?P<settings>SETTINGS\s.*?)?(?P<format>\bFORMAT\s+(?P<fmt>\w+))[ \t\f]*\r?\n?", re.I | re.S)
+# A parse error of FROM INFILE data comes back wrapped once more than the server's:
+# "Code: N. DB::Exception: <msg> (version V). (NAME)", <msg> naming our spool file.
+NESTED_ERROR_RE = re.compile(r"Code: \d+\. DB::Exception: (.*) \(version [^()]*\)\. \(\w+\)", re.S)
+INFILE_NOISE = ": While executing File: data for INSERT was parsed from file"
 OUTPUT_FORMAT_RE = re.compile(r"\bFORMAT\s+(\w+)\s*(?:SETTINGS\b[^;]*)?;?\s*$", re.I | re.S)
 SET_STMT_RE = re.compile(r"^\s*SET\s", re.I)
 ERROR_RE = re.compile(r"Code: (\d+)\. (?:DB::)?\w*Exception: (.*)", re.S)
@@ -157,8 +165,8 @@ def content_type_for(fmt):
 
 class Engine:
     """The single shared chdb session. All chdb calls go through `_scope()`, which
-    holds the global lock: chdb runs one query at a time per process, and a query
-    issued while a streaming insert is open on the session fails."""
+    holds the global lock: chdb runs one query at a time per process, and all
+    INSERTs share one spool file (see `insert()`)."""
 
     def __init__(self, data_dir):
         self.lock = threading.Lock()
@@ -168,6 +176,11 @@ class Engine:
             .decode().strip().split("\t"))
         # Settings chdb itself changes at startup; restoring means "back to these".
         self.baseline = self._changed_settings()
+        # INSERT data is spooled here (see insert()); tmpfs if there is one. The
+        # mkdtemp name has no FROM INFILE glob characters (*?{}[]).
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.spool_dir = tempfile.mkdtemp(prefix="chdb-http-", dir=shm)
+        self.spool = os.path.join(self.spool_dir, "insert.data")
 
     def _changed_settings(self):
         out = self.session.query(
@@ -225,27 +238,61 @@ class Engine:
             "total_rows_to_read": res.storage_rows_read(),
             "result_rows": res.rows_read(), "result_bytes": res.bytes_read()}
 
-    def insert(self, head, fmt, data, database, settings):
-        """Stream `data` (already fully read) into `head` = "INSERT INTO t(cols) [SETTINGS ..]"."""
+    def insert(self, target, settings_clause, fmt, data, database, settings):
+        """Insert `data` (already fully read, FORMAT `fmt`) into `target` = "INSERT INTO
+        t(cols)", with the statement's own `settings_clause` ("SETTINGS ..." or "").
+
+        Why FROM INFILE and not chdb's streaming `send_insert()` (used before): it
+        loses every error the engine raises after the data is parsed, most
+        importantly a failing materialized view. Its worker
+        (ChdbClient::runInsertStreamWorker) ends with receiveEndOfQueryForInsert(),
+        which only stores the engine's exception in ClientBase::server_exception;
+        nothing reads it there, so `finish()` reports success and neither its result
+        nor the inserter carries the error (measured on chdb-core 26.9.0). The
+        ordinary query path is ClickHouse's own client INSERT path (ClientBase, as in
+        clickhouse-local): blocks go to the engine, and the engine's exception comes
+        back as the query's error, as from a server. That path cannot take binary
+        data inline, though: `session.query(b"INSERT ... FORMAT RowBinary\n" + data)`
+        is accepted, but a blank line ("\n\n") in the data silently ends it (the rest
+        is dropped or misparsed), and some byte sequences fail in UTF-8 decoding. So
+        the data goes to a file on tmpfs and the statement reads it with FROM
+        INFILE. Nothing is inserted twice; the source table and the MVs that ran keep
+        their rows (ClickHouse has no rollback); dedup tokens behave as with
+        send_insert; the cost is one copy into tmpfs. Polling `system.errors` after
+        send_insert instead would be racy (background merges count there too) and
+        could not tell which insert failed; query_log needs a log flush per insert.
+        """
+        sql = (f"{target} FROM INFILE {sql_string(self.spool)} COMPRESSION 'none' "
+               f"{settings_clause} FORMAT {fmt}")
         with self._scope(database, settings):
-            inserter = self.session.send_insert(head, fmt)
             try:
-                if data:
-                    inserter.append(data)
-                res = inserter.finish()
-            except BaseException:
-                try:
-                    inserter.cancel()
-                except Exception:
-                    pass
-                raise
-        return b"", {"read_rows": 0, "read_bytes": 0, "written_rows": res.rows_written,
-                     "written_bytes": res.bytes_written, "total_rows_to_read": 0,
-                     "result_rows": res.rows_written, "result_bytes": res.bytes_written}
+                with open(self.spool, "wb") as f:
+                    f.write(data)
+                res = self.session.query(sql, "TabSeparated")
+            except Exception as e:
+                raise self._insert_error(e) from None
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.spool)  # give the tmpfs memory back now
+        return b"", {"read_rows": 0, "read_bytes": 0, "written_rows": res.rows_written(),
+                     "written_bytes": res.bytes_written(), "total_rows_to_read": 0,
+                     "result_rows": res.rows_written(), "result_bytes": res.bytes_written()}
+
+    def _insert_error(self, exc):
+        """The error as the server would word it: data parse errors from FROM INFILE
+        are wrapped twice and name our spool file; unwrap them."""
+        err = CHError.from_exception(exc)
+        m = NESTED_ERROR_RE.fullmatch(err.message)
+        if m:
+            err.message = m.group(1)
+        err.message = (err.message.replace(f": (in file/uri {self.spool})", "")
+                       .replace(INFILE_NOISE, ""))
+        return err
 
     def close(self):
         with self.lock:
             self.session.close()
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -338,10 +385,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # ClickHouse executes `query` param + "\n" + body as one statement text.
         full = (params["query"].encode() + b"\n" + body) if "query" in params else body
         m = INSERT_FORMAT_RE.match(full)
-        if m:  # INSERT ... FORMAT X <data>: stream the data part into chdb
-            head = full[:m.start(1)].decode().strip()
-            out, summary = self.engine.insert(head, m.group(2).decode(), full[m.end():],
-                                              database, settings)
+        if m:  # INSERT ... FORMAT X <data>: hand the data part to chdb as a file
+            target = full[:m.start("settings" if m.group("settings") else "format")]
+            out, summary = self.engine.insert(
+                target.decode().strip(), (m.group("settings") or b"").decode().strip(),
+                m.group("fmt").decode(), memoryview(full)[m.end():], database, settings)
             fmt = default_format
         else:
             sql = full.decode("utf-8", "replace")

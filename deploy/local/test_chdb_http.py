@@ -315,6 +315,80 @@ class AdapterTest(unittest.TestCase):
         self.assertEqual(state("B"), "2\t2\t2\n")
 
 
+    def _mv_chain(self, prefix):
+        """{prefix}_src -> {prefix}_copy_mv -> {prefix}_copy -> {prefix}_check_mv (throws
+        on a = 5) -> {prefix}_checked; every table with a deduplication window."""
+        w = "ENGINE = MergeTree ORDER BY a SETTINGS non_replicated_deduplication_window = 100"
+        self.ch.q(f"CREATE TABLE {prefix}_src (a UInt32, s String) {w}")
+        self.ch.q(f"CREATE TABLE {prefix}_copy (a UInt32, s String) {w}")
+        self.ch.q(f"CREATE TABLE {prefix}_checked (a UInt32, s String, chk UInt8) {w}")
+        self.ch.q(f"CREATE MATERIALIZED VIEW {prefix}_copy_mv TO {prefix}_copy "
+                  f"AS SELECT a, s FROM {prefix}_src")
+        self.ch.q(f"CREATE MATERIALIZED VIEW {prefix}_check_mv TO {prefix}_checked "
+                  f"AS SELECT a, s, throwIf(a = 5) AS chk FROM {prefix}_copy")
+
+        def insert(rows, sql=f"INSERT INTO {prefix}_src(a,s) FORMAT RowBinary", **settings):
+            """Like the Rust crate: query in the URL, settings as URL parameters,
+            chunked body of native LZ4 blocks (decompress=1)."""
+            return self.ch.req(sql, native_blocks(row_binary(rows)), chunked=True,
+                               params=dict(settings, decompress="1"))
+
+        def state():
+            """[count, sum(a)] of the source, the copy and the checked target."""
+            tables = ("src", "copy", "checked")
+            out = self.ch.q("SELECT " + ", ".join(
+                f"(SELECT [count(), sum(a)] FROM {prefix}_{t}) AS {t}" for t in tables)
+                + " FORMAT JSONEachRow SETTINGS output_format_json_quote_64bit_integers = 0")
+            return json.loads(out)
+
+        return insert, state
+
+    def test_insert_mv_failure_is_reported(self):
+        """An exception in a materialized view fails the INSERT as on a ClickHouse
+        server (chdb's send_insert() reported success and the MV rows were lost)."""
+        insert, state = self._mv_chain("mvf")
+        rows = [(i, f"s{i}") for i in range(1, 9)]
+        dedup = {"insert_deduplication_token": "batch-1",
+                 "deduplicate_blocks_in_dependent_materialized_views": "1"}
+        status, h, body = insert(rows, **dedup)
+        self.assertEqual((status, h["x-clickhouse-exception-code"]), (500, "395"), body)
+        self.assertEqual(h["content-type"], "text/plain; charset=UTF-8")
+        self.assertRegex(body, rb"^Code: 395\. DB::Exception: Value passed to 'throwIf' function is "
+                               rb"non-zero.*\(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) "
+                               rb"\(version [\d.]+ \(official build\)\)\n$")
+        # No rollback, as in ClickHouse: the source table and the MV that ran before
+        # the failing one keep the rows; the failing MV's target has none.
+        self.assertEqual(state(), {"src": [8, 36], "copy": [8, 36], "checked": [0, 0]})
+        # A retry with the same token while the MV still throws: same error, nothing doubled.
+        status, h, _ = insert(rows, **dedup)
+        self.assertEqual((status, h["x-clickhouse-exception-code"]), (500, "395"))
+        self.assertEqual(state(), {"src": [8, 36], "copy": [8, 36], "checked": [0, 0]})
+
+        # Fix the MV, retry with the same token: the source and the copy deduplicate
+        # the block, the target that missed it gets it, exactly once.
+        self.ch.q("DROP VIEW mvf_check_mv")
+        self.ch.q("CREATE MATERIALIZED VIEW mvf_check_mv TO mvf_checked "
+                  "AS SELECT a, s, 0 AS chk FROM mvf_copy")
+        status, _, body = insert(rows, **dedup)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(state(), {"src": [8, 36], "copy": [8, 36], "checked": [8, 36]})
+        self.assertEqual(self.ch.q("SELECT uniqExact(a) FROM mvf_checked"), "8\n")
+        # again, with the token in the statement's SETTINGS clause: still exactly once
+        status, _, body = insert(rows, sql="INSERT INTO mvf_src(a,s) SETTINGS "
+                                 "insert_deduplication_token = 'batch-1' FORMAT RowBinary")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(state(), {"src": [8, 36], "copy": [8, 36], "checked": [8, 36]})
+
+    def test_insert_with_mvs_that_do_not_throw(self):
+        insert, state = self._mv_chain("mvok")
+        status, h, body = insert([(i, "x") for i in (1, 2, 3, 4, 6)],
+                                 insert_deduplication_token="ok-1")
+        self.assertEqual(status, 200, body)
+        self.assertNotIn("x-clickhouse-exception-code", h)
+        self.assertEqual(state(), {"src": [5, 16], "copy": [5, 16], "checked": [5, 16]})
+        # written_rows counts the MV targets' rows too, as on a server
+        self.assertEqual(json.loads(h["x-clickhouse-summary"])["written_rows"], "15")
+
 class LifecycleTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="chdb_http_test_")

@@ -39,6 +39,7 @@ fn records(topic: &str, spec: &Spec) -> Vec<Record> {
             partition: 0,
             offset: i as i64,
             epoch: 1,
+            timestamp: -1,
             key: Some(o.key),
             payload: o.payload,
         })

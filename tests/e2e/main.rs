@@ -3,6 +3,7 @@
 //! Run serially: `cargo test -p wxpulse-e2e -- --test-threads=1` (make test does).
 
 mod conversions;
+mod faults;
 mod foundation;
 mod golden;
 mod oversized;

@@ -3,6 +3,7 @@
 pub mod dims;
 pub mod dlq;
 pub mod generate;
+pub mod ingest;
 pub mod migrate;
 pub mod mirror;
 pub mod produce;

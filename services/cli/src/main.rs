@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wxpulse_cli::world::World;
-use wxpulse_cli::{dims, dlq, generate, migrate, produce, topics};
+use wxpulse_cli::{dims, dlq, generate, ingest, migrate, produce, topics};
 use wxpulse_runtime::config::{ClickHouseConfig, Config};
 use wxpulse_runtime::dlq::DeadLetterReason;
 use wxpulse_runtime::enrich::Dimension;
@@ -119,6 +119,32 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
+    },
+    /// Ingest state kept in ClickHouse (offset watermarks, batch intents).
+    Ingest {
+        #[command(subcommand)]
+        action: IngestAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum IngestAction {
+    /// Forget a table's watermarks for a topic whose Kafka log restarted below them (topic
+    /// re-created, new cluster); the services hold such partitions until this runs. Stop
+    /// the table's service first, start it after. Rows already written stay.
+    Reset {
+        /// Raw table (menu_clicks, qr_scans, chat_messages, article_reads, orders).
+        #[arg(long)]
+        table: String,
+        /// Topic (default: wxpulse.<table>).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only this partition (default: every partition with a watermark).
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Consumer group to rewind (default: wxpulse-<service>, e.g. wxpulse-menu-clicks).
+        #[arg(long)]
+        group: Option<String>,
     },
 }
 
@@ -440,6 +466,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let producer = produce::producer(&brokers)?;
             produce::send_all(&producer, [tombstone], |_| {}).await?;
             println!("deleted {key} from {}", dimension.topic());
+        }
+        Command::Ingest {
+            action:
+                IngestAction::Reset {
+                    table,
+                    topic,
+                    partition,
+                    group,
+                },
+        } => {
+            let topic = topic.unwrap_or_else(|| format!("wxpulse.{table}"));
+            let group = group.unwrap_or_else(|| format!("wxpulse-{}", table.replace('_', "-")));
+            let kafka = wxpulse_runtime::config::KafkaConfig {
+                brokers: brokers.clone(),
+                ..config.kafka.clone()
+            };
+            let reset =
+                ingest::reset(&clickhouse, &kafka, &group, &table, &topic, partition).await?;
+            if reset.is_empty() {
+                println!("{table} has no ingest state for {topic}: nothing to reset");
+            }
+            for p in reset {
+                println!(
+                    "{table} {topic} partition {}: watermark {} forgotten, group {group} rewound to the log start",
+                    p.kafka_partition, p.watermark
+                );
+            }
         }
         Command::Dlq {
             action: DlqAction::List { topic, show },

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_rollups.sql"),
     migration!(6, "0006_views.sql"),
     migration!(7, "0007_conversions.sql"),
+    migration!(8, "0008_ingest_intents.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

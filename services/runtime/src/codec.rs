@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_avro_fast::Schema;
 
@@ -131,11 +131,27 @@ pub fn encode_into<T: serde::Serialize>(
     Ok(())
 }
 
+/// How long the registry's "no such id" is believed: an id registered later is found
+/// after this, and meanwhile records with it cost no registry request each.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);
+
+/// What the registry knows of an id, without asking it.
+#[derive(Clone)]
+pub enum Known {
+    /// The writer schema.
+    Schema(Arc<Writer>),
+    /// The registry answered that the id does not exist (within [`NEGATIVE_TTL`]).
+    Missing,
+    /// Not asked yet, or the negative answer expired.
+    Unknown,
+}
+
 /// Resolves schema ids to parsed writer schemas.
 pub struct Registry {
     url: Option<String>,
     timeout: Duration,
     cache: RwLock<HashMap<u32, Arc<Writer>>>,
+    missing: RwLock<HashMap<u32, Instant>>,
 }
 
 impl Registry {
@@ -154,6 +170,7 @@ impl Registry {
             url: None,
             timeout: Duration::from_secs(5),
             cache: RwLock::new(cache),
+            missing: RwLock::default(),
         }
     }
 
@@ -166,6 +183,26 @@ impl Registry {
             url: Some(url.trim_end_matches('/').to_string()),
             timeout,
             cache: RwLock::new(HashMap::new()),
+            missing: RwLock::default(),
+        }
+    }
+
+    /// What is known of `id` without a request: the pipeline parks a partition's records
+    /// only on [`Known::Unknown`] and dead-letters on [`Known::Missing`].
+    pub fn known(&self, id: u32) -> Known {
+        if let Some(schema) = self.cached(id) {
+            return Known::Schema(schema);
+        }
+        let missing = self
+            .missing
+            .read()
+            .ok()
+            .and_then(|m| m.get(&id).copied())
+            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL);
+        if missing || self.url.is_none() {
+            Known::Missing
+        } else {
+            Known::Unknown
         }
     }
 
@@ -189,7 +226,10 @@ impl Registry {
             Ok(r) => r
                 .into_json()
                 .map_err(|e| RegistryUnavailable(e.to_string()))?,
-            Err(ureq::Error::Status(404, _)) => return Ok(None),
+            Err(ureq::Error::Status(404, _)) => {
+                self.remember_missing(id);
+                return Ok(None);
+            }
             Err(e) => return Err(RegistryUnavailable(e.to_string())),
         };
         let text = body
@@ -198,6 +238,7 @@ impl Registry {
             .ok_or_else(|| RegistryUnavailable(format!("no `schema` in answer for id {id}")))?;
         // A schema the registry holds but we cannot parse is as good as unknown.
         let Some(schema) = Writer::parse(text) else {
+            self.remember_missing(id);
             return Ok(None);
         };
         let schema = Arc::new(schema);
@@ -205,6 +246,18 @@ impl Registry {
             cache.insert(id, schema.clone());
         }
         Ok(Some(schema))
+    }
+}
+
+impl Registry {
+    fn remember_missing(&self, id: u32) {
+        if let Ok(mut missing) = self.missing.write() {
+            // Bounded: ids are u32 but a topic carries few; drop expired entries first.
+            if missing.len() >= 10_000 {
+                missing.retain(|_, at| at.elapsed() < NEGATIVE_TTL);
+            }
+            missing.insert(id, Instant::now());
+        }
     }
 }
 

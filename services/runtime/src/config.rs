@@ -305,6 +305,11 @@ impl Config {
                 k.assignment_strategy
             ));
         }
+        for (key, why) in PROTECTED_CLIENT_KEYS {
+            if k.client.contains_key(*key) {
+                errors.push(format!("kafka.client.\"{key}\" cannot be set: {why}"));
+            }
+        }
         if k.heartbeat_interval >= k.session_timeout {
             errors
                 .push("kafka.heartbeat_interval must be shorter than kafka.session_timeout".into());
@@ -401,6 +406,25 @@ impl Config {
     }
 }
 
+/// librdkafka properties `[kafka.client]` may not override, because effectively-once or
+/// the service's identity rests on wxpulse's own value; each with what to do instead.
+pub const PROTECTED_CLIENT_KEYS: &[(&str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "offsets are committed only after ClickHouse has the rows",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets are stored only after ClickHouse has the rows",
+    ),
+    (
+        "auto.offset.reset",
+        "a new group must start at the earliest record, or records are never written",
+    ),
+    ("group.id", "set kafka.group_id"),
+    ("bootstrap.servers", "set kafka.brokers"),
+];
+
 /// Parses an env value as a TOML scalar when it is one, so `WXPULSE__BATCH__MAX_ROWS=10`
 /// becomes a number; anything else stays a string.
 fn coerce(value: &str) -> figment::value::Value {
@@ -491,6 +515,25 @@ mod tests {
             panic!("expected Invalid, got {err}")
         };
         assert_eq!(list.len(), 4, "{list:#?}");
+    }
+
+    #[test]
+    fn client_overrides_cannot_turn_auto_commit_back_on() {
+        let file = std::env::temp_dir().join(format!("wxpulse-cfg-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[kafka.client]\n\"enable.auto.commit\" = \"true\"\n\"security.protocol\" = \"SASL_SSL\"\n",
+        )
+        .expect("temp file");
+        let err = Config::load(Some(&file), env(&[]));
+        let _ = std::fs::remove_file(&file);
+        match err {
+            Err(ConfigError::Invalid(list)) => {
+                assert_eq!(list.len(), 1, "{list:#?}");
+                assert!(list[0].contains("enable.auto.commit"), "{list:#?}");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
     }
 
     #[test]

@@ -243,6 +243,7 @@ mod tests {
                     partition: 0,
                     offset: i as i64,
                     epoch: 1,
+                    timestamp: -1,
                     key: None,
                     payload,
                 };

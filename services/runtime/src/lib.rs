@@ -22,6 +22,7 @@ pub mod events;
 pub mod metrics;
 pub mod pii;
 pub mod pipeline;
+pub mod retry;
 pub mod segment;
 pub mod service;
 pub mod shutdown;

@@ -70,6 +70,17 @@ pub struct Metrics {
     pub oldest_flush_age_seconds: Gauge,
     /// Partitions whose flush has been in flight longer than `batch.stuck_after`.
     pub flush_stuck_partitions: IntGauge,
+    /// Revokes whose drain did not answer in time; the partitions' leases ended anyway.
+    pub revokes_given_up: IntCounter,
+    /// Records held back because their writer schema could not be fetched yet.
+    pub parked_records: IntGauge,
+    /// Schema-registry requests that failed (not a 404), by kind.
+    pub registry_errors: IntCounter,
+    /// In-flight batches of a previous owner replayed on assignment, by outcome.
+    pub batches_replayed: IntCounterVec,
+    /// Partitions whose Kafka log ends below the offset ClickHouse already holds: the
+    /// topic was re-created or the cluster changed. Held, not skipped.
+    pub offset_resets: IntGauge,
     ready: AtomicBool,
     flushes: Arc<Mutex<Flushes>>,
     stuck_after_ms: AtomicU64,
@@ -255,6 +266,29 @@ impl Metrics {
             flush_stuck_partitions: make!(IntGauge::new(
                 "wxpulse_pipeline_flush_stuck_partitions",
                 "Partitions whose flush has been in flight longer than batch.stuck_after."
+            )),
+            revokes_given_up: make!(IntCounter::new(
+                "wxpulse_source_revokes_given_up_total",
+                "Revokes whose drain did not finish in time; the partitions were let go unwritten."
+            )),
+            parked_records: make!(IntGauge::new(
+                "wxpulse_pipeline_parked_records",
+                "Records waiting for their writer schema from the registry."
+            )),
+            registry_errors: make!(IntCounter::new(
+                "wxpulse_codec_registry_errors_total",
+                "Schema-registry requests that failed with anything but a 404."
+            )),
+            batches_replayed: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_sink_batches_replayed_total",
+                    "In-flight batches of a previous owner replayed with their dedup token on assignment."
+                ),
+                &["outcome"]
+            )),
+            offset_resets: make!(IntGauge::new(
+                "wxpulse_source_offset_reset_partitions",
+                "Partitions held because Kafka's log ends below ClickHouse's watermark (topic re-created or cluster changed)."
             )),
             ready: AtomicBool::new(false),
             flushes: Arc::default(),

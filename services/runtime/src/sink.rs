@@ -8,6 +8,12 @@
 //! — in every rollup its materialized views feed. Rows carry their Kafka partition and
 //! offset, and a materialized view keeps the highest offset per partition in
 //! `ingest_watermarks`, so a new owner of a partition knows exactly what is already in.
+//!
+//! An INSERT whose materialized view throws leaves the raw rows and the views that ran
+//! before it committed. So before each insert its range and token go to `ingest_intents`
+//! ([`Sink::write_intent`]); a new owner reads the last intent and, if the batch may not
+//! have completed, replays exactly it with the same token ([`Sink::repair`]) before
+//! anything else — ClickHouse then drops what already landed and fills what did not.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClickHouseConfig, RetryConfig};
 use crate::metrics::Metrics;
+use crate::retry::Backoff;
 
 /// Whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +124,37 @@ pub struct FanMonth {
     pub last_event_time: i64,
 }
 
+/// A batch an owner announced before inserting it: the range and token a successor
+/// replays if the insert may not have completed.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct Intent {
+    /// First offset of the batch (records skipped or dead-lettered included).
+    pub first_offset: i64,
+    /// Last offset of the batch.
+    pub last_offset: i64,
+    /// Its `insert_deduplication_token`.
+    pub dedup_token: String,
+    /// Oldest server_time among its rows, ms (narrows the replay's scan).
+    pub min_server_time: i64,
+    /// Newest server_time among its rows, ms.
+    pub max_server_time: i64,
+    /// Kafka timestamp of the record at `last_offset` (-1: none).
+    pub last_record_time: i64,
+}
+
+#[derive(Row, serde::Serialize)]
+struct IntentRow<'a> {
+    table_name: &'a str,
+    kafka_topic: &'a str,
+    kafka_partition: i32,
+    first_offset: i64,
+    last_offset: i64,
+    dedup_token: &'a str,
+    min_server_time: i64,
+    max_server_time: i64,
+    last_record_time: i64,
+}
+
 #[derive(Row, Deserialize)]
 struct EventIdRow {
     #[serde(with = "clickhouse::serde::uuid")]
@@ -138,11 +176,6 @@ impl Sink {
     /// The client, bound to the wxpulse database.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// The topic this sink's rows come from.
-    pub fn topic(&self) -> &str {
-        &self.topic
     }
 
     /// Per-fan, per-month aggregates of the rows already written for `partition`: the
@@ -169,14 +202,28 @@ impl Sink {
         &self.table
     }
 
-    /// Whether ClickHouse answers.
-    pub async fn ping(&self) -> Result<(), clickhouse::error::Error> {
-        self.client.query("SELECT 1").execute().await
+    /// The dedup token of a batch: the same offset range of the same log (`incarnation`:
+    /// resets of the partition, see `wxpulse ingest reset`) always yields the same token.
+    pub fn dedup_token(&self, partition: i32, incarnation: u64, first: i64, last: i64) -> String {
+        if incarnation == 0 {
+            format!("{}:{partition}:{first}-{last}", self.topic)
+        } else {
+            format!("{}:{partition}:{first}-{last}@{incarnation}", self.topic)
+        }
     }
 
-    /// The dedup token of a batch: the same offset range always yields the same token.
-    pub fn dedup_token(&self, partition: i32, first: i64, last: i64) -> String {
-        format!("{}:{partition}:{first}-{last}", self.topic)
+    /// How many times `partition`'s ingest state was reset: its log's incarnation.
+    pub async fn incarnation(&self, partition: i32) -> Result<u64, clickhouse::error::Error> {
+        self.client
+            .query(
+                "SELECT count() FROM ingest_resets \
+                 WHERE table_name = ? AND kafka_topic = ? AND kafka_partition = ?",
+            )
+            .bind(&self.table)
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch_one()
+            .await
     }
 
     /// One insert attempt of `rows` under `token`.
@@ -204,6 +251,7 @@ impl Sink {
     }
 
     /// Inserts until it succeeds or `cancel` fires; returns whether it succeeded.
+    /// `cancel` is the partition's lease: no attempt starts once it is revoked.
     pub async fn insert<R: RowOwned + RowWrite>(
         &self,
         rows: &[R],
@@ -211,9 +259,12 @@ impl Sink {
         metrics: &Metrics,
         cancel: &CancellationToken,
     ) -> bool {
-        let mut backoff = self.retry.initial_backoff;
+        let mut backoff = Backoff::new(&self.retry);
         let table = self.table.as_str();
         loop {
+            if cancel.is_cancelled() {
+                return false;
+            }
             let started = Instant::now();
             let result = tokio::select! {
                 r = self.insert_once(rows, token) => r,
@@ -229,13 +280,115 @@ impl Sink {
                 .insert_errors
                 .with_label_values(&[table, class.as_str()])
                 .inc();
-            tracing::warn!(table, token, error = %e, class = class.as_str(), retry_in = ?backoff, "insert failed");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = cancel.cancelled() => return false,
+            tracing::warn!(table, token, error = %e, class = class.as_str(), "insert failed; retrying");
+            if !backoff.wait(cancel).await {
+                return false;
             }
-            backoff = (backoff * 2).min(self.retry.max_backoff);
         }
+    }
+
+    /// Records the batch about to be inserted (see the module doc). Must complete before
+    /// the insert starts, and the lease must be checked between the two.
+    pub async fn write_intent(
+        &self,
+        partition: i32,
+        intent: &Intent,
+    ) -> Result<(), clickhouse::error::Error> {
+        let mut insert = self
+            .client
+            .insert::<IntentRow<'_>>("ingest_intents")
+            .await?
+            .with_timeouts(Some(self.insert_timeout), Some(self.insert_timeout));
+        insert
+            .write(&IntentRow {
+                table_name: &self.table,
+                kafka_topic: &self.topic,
+                kafka_partition: partition,
+                first_offset: intent.first_offset,
+                last_offset: intent.last_offset,
+                dedup_token: &intent.dedup_token,
+                min_server_time: intent.min_server_time,
+                max_server_time: intent.max_server_time,
+                last_record_time: intent.last_record_time,
+            })
+            .await?;
+        insert.end().await
+    }
+
+    /// The last batch announced for `partition`, if any.
+    pub async fn last_intent(
+        &self,
+        partition: i32,
+    ) -> Result<Option<Intent>, clickhouse::error::Error> {
+        self.client
+            .query(
+                "SELECT first_offset, last_offset, dedup_token, \
+                 toInt64(toUnixTimestamp64Milli(min_server_time)) AS min_server_time, \
+                 toInt64(toUnixTimestamp64Milli(max_server_time)) AS max_server_time, \
+                 last_record_time \
+                 FROM ingest_intents \
+                 WHERE table_name = ? AND kafka_topic = ? AND kafka_partition = ? \
+                 ORDER BY written_at DESC, last_offset DESC LIMIT 1",
+            )
+            .bind(&self.table)
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch_optional()
+            .await
+    }
+
+    fn intent_rows_filter(&self) -> String {
+        format!(
+            "FROM {} WHERE kafka_topic = ? AND kafka_partition = ? \
+             AND kafka_offset BETWEEN ? AND ? \
+             AND server_time BETWEEN fromUnixTimestamp64Milli(toInt64(?)) \
+             AND fromUnixTimestamp64Milli(toInt64(?))",
+            self.table
+        )
+    }
+
+    /// Raw rows of `intent`'s batch already in the table: a part is atomic, so 0 means
+    /// its insert wrote nothing anywhere (yet), more means the raw part committed.
+    pub async fn rows_of(
+        &self,
+        partition: i32,
+        intent: &Intent,
+    ) -> Result<u64, clickhouse::error::Error> {
+        self.client
+            .query(&format!("SELECT count() {}", self.intent_rows_filter()))
+            .bind(&self.topic)
+            .bind(partition)
+            .bind(intent.first_offset)
+            .bind(intent.last_offset)
+            .bind(intent.min_server_time)
+            .bind(intent.max_server_time)
+            .fetch_one()
+            .await
+    }
+
+    /// Re-inserts `intent`'s raw rows, exactly as they were written, under the batch's own
+    /// token: the raw table and every view that already has the block drop it; a view
+    /// whose part failed gets it now.
+    pub async fn repair(
+        &self,
+        partition: i32,
+        intent: &Intent,
+    ) -> Result<(), clickhouse::error::Error> {
+        self.client
+            .query(&format!(
+                "INSERT INTO {} SELECT * {} ORDER BY kafka_offset",
+                self.table,
+                self.intent_rows_filter()
+            ))
+            .bind(&self.topic)
+            .bind(partition)
+            .bind(intent.first_offset)
+            .bind(intent.last_offset)
+            .bind(intent.min_server_time)
+            .bind(intent.max_server_time)
+            .with_setting("insert_deduplication_token", intent.dedup_token.as_str())
+            .execute()
+            .await
     }
 
     /// What is already in ClickHouse for `partition`.

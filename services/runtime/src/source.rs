@@ -12,6 +12,10 @@
 //!   the pipeline reads first. Every record carries the *epoch* of its partition's
 //!   assignment, so records fetched before a revoke are recognised and dropped.
 //! - Offsets are never auto-committed or auto-stored; the pipeline commits after insert.
+//! - [`Ownership`] is the one authority on which partitions this consumer may still write:
+//!   each assignment gets a lease (a cancellation token) that the revoke callback cancels
+//!   when it returns — drained or given up — so a pipeline that was blocked while its
+//!   partition moved can never insert a stale batch after the new owner started.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -26,6 +30,7 @@ use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
@@ -39,17 +44,126 @@ pub struct Record {
     pub offset: i64,
     /// Epoch of the partition's assignment when the record was fetched.
     pub epoch: u64,
+    /// Kafka timestamp (ms), -1 if none: with the offset, what identifies the record
+    /// across a topic's re-creation.
+    pub timestamp: i64,
     /// Key, if any.
     pub key: Option<Vec<u8>>,
     /// Value; `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
 }
 
+/// The right to write one partition under one assignment epoch; cancelled when the
+/// partition is revoked (after its drain, or when the drain was given up).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// Partition.
+    pub partition: i32,
+    /// Epoch of the assignment; every record fetched under it carries it.
+    pub epoch: u64,
+    /// Cancelled once the partition is no longer ours: no insert may start after that.
+    pub token: CancellationToken,
+}
+
+impl Lease {
+    /// Whether the partition is still ours to write.
+    pub fn is_held(&self) -> bool {
+        !self.token.is_cancelled()
+    }
+}
+
+#[derive(Debug)]
+struct Held {
+    lease: Lease,
+    /// Revoke in progress: records are no longer fetched for it, but its drain may write.
+    revoking: bool,
+}
+
+/// Which partitions this consumer owns, shared by the source thread (which grants and
+/// revokes) and the pipeline and its insert tasks (which check before every write).
+#[derive(Debug, Default)]
+pub struct Ownership {
+    held: std::sync::Mutex<HashMap<i32, Held>>,
+    next_epoch: std::sync::atomic::AtomicU64,
+}
+
+impl Ownership {
+    fn grant(&self, partition: i32) -> Lease {
+        let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let lease = Lease {
+            partition,
+            epoch,
+            token: CancellationToken::new(),
+        };
+        if let Ok(mut held) = self.held.lock() {
+            let previous = held.insert(
+                partition,
+                Held {
+                    lease: lease.clone(),
+                    revoking: false,
+                },
+            );
+            if let Some(previous) = previous {
+                previous.lease.token.cancel();
+            }
+        }
+        lease
+    }
+
+    fn start_revoke(&self, partitions: &[i32]) {
+        if let Ok(mut held) = self.held.lock() {
+            for p in partitions {
+                if let Some(h) = held.get_mut(p) {
+                    h.revoking = true;
+                }
+            }
+        }
+    }
+
+    /// Ends the leases of `partitions`: from now on nothing of theirs is written.
+    fn release(&self, partitions: &[i32]) {
+        if let Ok(mut held) = self.held.lock() {
+            for p in partitions {
+                if let Some(h) = held.remove(p) {
+                    h.lease.token.cancel();
+                }
+            }
+        }
+    }
+
+    /// Ends every lease (the consumer is gone).
+    pub fn release_all(&self) {
+        if let Ok(mut held) = self.held.lock() {
+            for (_, h) in held.drain() {
+                h.lease.token.cancel();
+            }
+        }
+    }
+
+    /// Epochs of the partitions records are fetched for (not being revoked).
+    fn fetching(&self) -> HashMap<i32, u64> {
+        self.held
+            .lock()
+            .map(|held| {
+                held.iter()
+                    .filter(|(_, h)| !h.revoking)
+                    .map(|(p, h)| (*p, h.lease.epoch))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Partitions held, being revoked included.
+    pub fn count(&self) -> usize {
+        self.held.lock().map(|h| h.len()).unwrap_or(0)
+    }
+}
+
 /// Assignment changes, delivered before any record of the new epoch.
 #[derive(Debug)]
 pub enum Control {
-    /// Partitions now owned, each with the epoch its records will carry.
-    Assigned(Vec<(i32, u64)>),
+    /// Partitions now owned, each with its lease.
+    Assigned(Vec<Lease>),
     /// Partitions being taken away; the pipeline answers on `done` once their batches are
     /// flushed and committed, or abandoned uncommitted.
     Revoked {
@@ -66,6 +180,8 @@ pub struct SourceHandle {
     pub consumer: Arc<BaseConsumer<SourceContext>>,
     /// Chunks of records.
     pub records: mpsc::Receiver<Vec<Record>>,
+    /// Leases of the partitions owned.
+    pub ownership: Arc<Ownership>,
     /// Assignment changes.
     pub control: mpsc::UnboundedReceiver<Control>,
     state: Arc<AtomicU8>,
@@ -107,8 +223,7 @@ pub struct SourceContext {
     metrics: Arc<Metrics>,
     control: mpsc::UnboundedSender<Control>,
     drain_timeout: Duration,
-    epochs: std::sync::Mutex<HashMap<i32, u64>>,
-    next_epoch: std::sync::atomic::AtomicU64,
+    ownership: Arc<Ownership>,
     assignment_changed: AtomicBool,
 }
 
@@ -119,9 +234,7 @@ impl ClientContext for SourceContext {
         };
         // Only owned partitions: the statistics keep the offsets of revoked ones, whose
         // series the revoke removed.
-        let Ok(owned) = self.epochs.lock() else {
-            return;
-        };
+        let owned = self.ownership.fetching();
         for (partition, p) in &topic.partitions {
             if *partition < 0 || !owned.contains_key(partition) {
                 continue;
@@ -155,33 +268,40 @@ impl ConsumerContext for SourceContext {
             }
         };
         self.metrics.rebalances.with_label_values(&["revoke"]).inc();
-        if let Ok(mut epochs) = self.epochs.lock() {
-            for p in &partitions {
-                epochs.remove(p);
-                self.metrics
-                    .consumer_lag
-                    .remove_label_values(&[&self.topic, &p.to_string()])
-                    .ok();
-            }
-            self.metrics.assigned_partitions.set(epochs.len() as i64);
+        self.ownership.start_revoke(&partitions);
+        for p in &partitions {
+            self.metrics
+                .consumer_lag
+                .remove_label_values(&[&self.topic, &p.to_string()])
+                .ok();
         }
         self.assignment_changed.store(true, Ordering::SeqCst);
         let (done, wait) = std_mpsc::sync_channel(1);
         tracing::info!(?partitions, "partitions revoked: draining their batches");
-        if self
+        let sent = self
             .control
-            .send(Control::Revoked { partitions, done })
-            .is_err()
-        {
-            return;
-        }
+            .send(Control::Revoked {
+                partitions: partitions.clone(),
+                done,
+            })
+            .is_ok();
         // Patience a little beyond the pipeline's own drain deadline.
-        if wait
-            .recv_timeout(self.drain_timeout + Duration::from_secs(5))
-            .is_err()
+        if sent
+            && wait
+                .recv_timeout(self.drain_timeout + Duration::from_secs(5))
+                .is_err()
         {
-            tracing::warn!("revoked partitions were not drained in time; letting them go");
+            self.metrics.revokes_given_up.inc();
+            tracing::warn!(
+                ?partitions,
+                "revoked partitions were not drained in time; letting them go (their leases end: nothing of theirs is written after this)"
+            );
         }
+        // Whether drained or not, the partitions are no longer ours once we return.
+        self.ownership.release(&partitions);
+        self.metrics
+            .assigned_partitions
+            .set(self.ownership.count() as i64);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -189,17 +309,15 @@ impl ConsumerContext for SourceContext {
             return;
         };
         self.metrics.rebalances.with_label_values(&["assign"]).inc();
-        let mut assigned = Vec::new();
-        if let Ok(mut epochs) = self.epochs.lock() {
-            for p in partitions_of(tpl) {
-                let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst) + 1;
-                epochs.insert(p, epoch);
-                assigned.push((p, epoch));
-            }
-            self.metrics.assigned_partitions.set(epochs.len() as i64);
-        }
+        let assigned: Vec<Lease> = partitions_of(tpl)
+            .into_iter()
+            .map(|p| self.ownership.grant(p))
+            .collect();
+        self.metrics
+            .assigned_partitions
+            .set(self.ownership.count() as i64);
         self.assignment_changed.store(true, Ordering::SeqCst);
-        tracing::info!(partitions = ?assigned.iter().map(|a| a.0).collect::<Vec<_>>(), "partitions assigned");
+        tracing::info!(partitions = ?assigned.iter().map(|a| a.partition).collect::<Vec<_>>(), "partitions assigned");
         let _ = self.control.send(Control::Assigned(assigned));
     }
 
@@ -242,7 +360,13 @@ pub fn client_config(cfg: &KafkaConfig, group_id: &str) -> ClientConfig {
         .set("fetch.max.bytes", "8388608")
         .set("statistics.interval.ms", "2000");
     for (k, v) in &cfg.client {
-        c.set(k, v);
+        // Config validation rejects these; never let an override through regardless.
+        if !crate::config::PROTECTED_CLIENT_KEYS
+            .iter()
+            .any(|(key, _)| key == k)
+        {
+            c.set(k, v);
+        }
     }
     c
 }
@@ -256,13 +380,13 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<SourceHandle> {
     let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let ownership = Arc::new(Ownership::default());
     let context = SourceContext {
         topic: topic.to_string(),
         metrics: metrics.clone(),
         control: control_tx,
         drain_timeout: cfg.drain_timeout,
-        epochs: Default::default(),
-        next_epoch: Default::default(),
+        ownership: ownership.clone(),
         assignment_changed: AtomicBool::new(false),
     };
     let consumer: BaseConsumer<SourceContext> = client_config(cfg, group_id)
@@ -286,6 +410,7 @@ pub fn start(
     Ok(SourceHandle {
         consumer,
         records: rx,
+        ownership,
         control: control_rx,
         state,
         thread: Some(thread),
@@ -312,7 +437,7 @@ fn poll_loop(
         }
         let context = consumer.context();
         if context.assignment_changed.swap(false, Ordering::SeqCst) {
-            epochs = context.epochs.lock().map(|e| e.clone()).unwrap_or_default();
+            epochs = context.ownership.fetching();
             // A new assignment is fetched even if we were paused; pause it too.
             if paused_since.is_some() {
                 pause_all(consumer, true);
@@ -341,7 +466,7 @@ fn poll_loop(
                 let partition = m.partition();
                 if !epochs.contains_key(&partition) {
                     // Assigned inside this very poll call: refresh before deciding.
-                    epochs = context.epochs.lock().map(|e| e.clone()).unwrap_or_default();
+                    epochs = context.ownership.fetching();
                 }
                 let Some(&epoch) = epochs.get(&partition) else {
                     continue;
@@ -350,6 +475,7 @@ fn poll_loop(
                     partition,
                     offset: m.offset(),
                     epoch,
+                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
                 });
@@ -390,6 +516,7 @@ fn poll_loop(
             break;
         }
     }
+    consumer.context().ownership.release_all();
 }
 
 fn pause_all(consumer: &BaseConsumer<SourceContext>, pause: bool) {
