@@ -18,7 +18,6 @@
 //!   topic, partition and offset, and the batch proceeds.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use prometheus::IntCounterVec;
 use rdkafka::config::ClientConfig;
@@ -30,8 +29,9 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{self, DecodeError};
-use crate::config::Config;
+use crate::config::{Config, RetryConfig};
 use crate::metrics::Metrics;
+use crate::retry::Backoff;
 
 /// Why a record was rejected. A fixed set: it labels metrics and groups the CLI listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -431,7 +431,7 @@ pub struct DeadLetterSink {
     producer: FutureProducer,
     topic: Arc<str>,
     limits: Limits,
-    backoff: (Duration, Duration),
+    retry: RetryConfig,
     undeliverable: IntCounterVec,
 }
 
@@ -475,7 +475,7 @@ impl DeadLetterSink {
             producer,
             topic: Arc::from(cfg.kafka.dead_letter_topic.as_str()),
             limits,
-            backoff: (cfg.retry.initial_backoff, cfg.retry.max_backoff),
+            retry: cfg.retry.clone(),
             undeliverable: metrics.dead_letters_undeliverable.clone(),
         }
     }
@@ -517,7 +517,7 @@ impl DeadLetterSink {
     }
 
     async fn deliver(&self, mut p: Pending, cancel: &CancellationToken) -> bool {
-        let mut backoff = Jitter::new(self.backoff, p.source_offset);
+        let mut backoff = Backoff::new(&self.retry);
         let mut shrunk = false;
         loop {
             let attempt = match p.delivery.take() {
@@ -610,39 +610,6 @@ impl DeadLetterSink {
     }
 }
 
-/// Exponential backoff with "equal jitter" (each wait uniform in `[d/2, d]`), so services
-/// that failed together do not retry together.
-struct Jitter {
-    next: Duration,
-    max: Duration,
-    seed: u64,
-}
-
-impl Jitter {
-    fn new((initial, max): (Duration, Duration), salt: i64) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Jitter {
-            next: initial.max(Duration::from_millis(1)),
-            max: max.max(initial),
-            seed: (now ^ (salt as u64).rotate_left(32)) | 1,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        // xorshift64: jitter needs spread, not cryptographic quality.
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let full = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let half = full / 2;
-        let spread = (full - half).as_nanos() as u64;
-        half + Duration::from_nanos(self.seed % (spread + 1))
-    }
-}
-
 mod serde_bytes_borrowed {
     use serde::{Deserializer, Serializer};
 
@@ -679,6 +646,7 @@ mod opt_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const LIMITS: Limits = Limits {
         max_message_bytes: DEFAULT_MESSAGE_MAX_BYTES,
@@ -893,22 +861,6 @@ mod tests {
             assert_eq!(class(c), Failure::Transient, "{c:?}");
         }
         assert_eq!(classify(&KafkaError::Canceled), Failure::Transient);
-    }
-
-    #[test]
-    fn backoff_is_jittered_exponential_and_capped() {
-        let mut j = Jitter::new((Duration::from_millis(100), Duration::from_secs(1)), 42);
-        let waits: Vec<Duration> = (0..8).map(|_| j.next_delay()).collect();
-        for (i, w) in waits.iter().enumerate() {
-            let full = Duration::from_millis(100 * (1 << i)).min(Duration::from_secs(1));
-            assert!(
-                *w >= full / 2 && *w <= full,
-                "attempt {i}: {w:?} vs {full:?}"
-            );
-        }
-        let mut other = Jitter::new((Duration::from_millis(100), Duration::from_secs(1)), 43);
-        let others: Vec<Duration> = (0..8).map(|_| other.next_delay()).collect();
-        assert_ne!(waits, others, "two letters do not retry in lockstep");
     }
 
     fn sink(client: &ClientConfig, limits: Limits) -> (DeadLetterSink, Arc<Metrics>) {
