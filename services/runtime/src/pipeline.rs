@@ -28,6 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{self, Admission, Batch, Limits, Replay};
 use crate::codec::{self, Known, Registry};
 use crate::config::Config;
 use crate::decode::{Decoder, Outcome};
@@ -42,56 +43,11 @@ use crate::sink::{Intent, Sink};
 use crate::source::{Control, Lease, Record, SourceHandle};
 use crate::stream::{History, Stream};
 
-/// Records of one partition since the last flush: a contiguous offset range.
-struct Batch<R> {
-    rows: Vec<R>,
-    dead_letters: Vec<dlq::Pending>,
-    first_offset: i64,
-    last_offset: i64,
-    bytes: usize,
-    opened: Option<Instant>,
-    oldest_server_time: i64,
-    newest_server_time: i64,
-    /// Kafka timestamp of the record at `last_offset`.
-    last_record_time: i64,
-}
-
-impl<R> Batch<R> {
-    fn new() -> Self {
-        Batch {
-            rows: Vec::new(),
-            dead_letters: Vec::new(),
-            first_offset: -1,
-            last_offset: -1,
-            bytes: 0,
-            opened: None,
-            oldest_server_time: i64::MAX,
-            newest_server_time: 0,
-            last_record_time: -1,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.opened.is_none()
-    }
-
-    fn extend_to(&mut self, offset: i64, record_time: i64, bytes: usize) {
-        if self.opened.is_none() {
-            self.opened = Some(Instant::now());
-            self.first_offset = offset;
-        }
-        self.last_offset = offset;
-        self.last_record_time = record_time;
-        self.bytes += bytes;
-    }
-}
-
 struct PartitionState<R> {
     lease: Lease,
-    watermark: i64,
-    /// Next offset to commit: everything before it is in ClickHouse (or dead-lettered).
-    done_up_to: Option<i64>,
-    batch: Batch<R>,
+    /// Batches and commits (see `batch.rs`).
+    ledger: batch::Partition<R, dlq::Pending>,
+    /// Cancels the flush in flight when the partition is forgotten.
     in_flight: Option<CancellationToken>,
     ids: EventIdWindow,
     fans: FanStates,
@@ -99,9 +55,6 @@ struct PartitionState<R> {
     /// yet; while any wait, every later record of the partition queues behind them.
     parked: VecDeque<Record>,
     parked_bytes: usize,
-    /// The previous owner's announced batch whose raw rows never landed: the first batch
-    /// is cut to exactly its range, so it carries the same dedup token.
-    replay: Option<Intent>,
     /// Kafka's log is not the one the watermark was written from (topic re-created,
     /// another cluster): records are neither skipped nor written until an operator resets
     /// the partition's ingest state.
@@ -256,13 +209,20 @@ impl<S: Stream> Pipeline<S> {
         tracing::info!(drained, "pipeline stopped");
     }
 
+    fn limits(&self) -> Limits {
+        Limits {
+            max_rows: self.cfg.batch.max_rows,
+            max_bytes: self.cfg.batch.max_bytes,
+            max_age: self.cfg.batch.max_age,
+        }
+    }
+
     fn backpressured(&self) -> bool {
-        let max_rows = self.cfg.batch.max_rows;
-        let max_bytes = self.cfg.batch.max_bytes;
+        let limits = self.limits();
         self.partitions.values().any(|p| {
-            p.in_flight.is_some() && (p.batch.rows.len() >= max_rows || p.batch.bytes >= max_bytes)
-                || p.parked.len() >= max_rows
-                || p.parked_bytes >= max_bytes
+            p.ledger.backpressured(&limits)
+                || p.parked.len() >= limits.max_rows
+                || p.parked_bytes >= limits.max_bytes
         })
     }
 
@@ -391,17 +351,19 @@ impl<S: Stream> Pipeline<S> {
             held,
             "partition state restored"
         );
+        let replay = replay.map(|i| Replay {
+            first_offset: i.first_offset,
+            last_offset: i.last_offset,
+            last_record_time: i.last_record_time,
+        });
         Ok(PartitionState {
             lease: lease.clone(),
-            watermark: wm.offset,
-            batch: Batch::new(),
+            ledger: batch::Partition::new(lease.epoch, wm.offset, replay),
             in_flight: None,
-            done_up_to: None,
             ids: window,
             fans,
             parked: VecDeque::new(),
             parked_bytes: 0,
-            replay,
             held,
             incarnation,
         })
@@ -607,39 +569,18 @@ impl<S: Stream> Pipeline<S> {
         let Some(state) = self.partitions.get_mut(&record.partition) else {
             return;
         };
-        let mut replay_ends = false;
-        if let Some(replay) = &state.replay {
-            if record.offset < replay.first_offset {
-                return; // below the replayed batch: already in (its commit covers it)
-            }
-            if record.offset > replay.last_offset {
-                // The range's last records are gone from the log: cut the batch where the
-                // previous owner did, so it keeps the announced token.
-                let (last, last_time) = (replay.last_offset, replay.last_record_time);
-                state.replay = None;
-                if !state.batch.is_empty() {
-                    state.batch.last_offset = last;
-                    state.batch.last_record_time = last_time;
-                    self.start_flush(record.partition);
-                }
-                self.on_record(record, now);
+        let bytes = record.payload.as_ref().map_or(0, Vec::len);
+        match state.ledger.admit(record.offset, record.timestamp, bytes) {
+            Admission::Ignore => return,
+            Admission::Redelivery => {
+                self.metrics
+                    .dedup_dropped
+                    .with_label_values(&["redelivery"])
+                    .inc();
+                self.flush_if_due(record.partition);
                 return;
             }
-            if state.batch.is_empty() {
-                state.batch.extend_to(replay.first_offset, -1, 0);
-            }
-            replay_ends = record.offset == replay.last_offset;
-        }
-        let bytes = record.payload.as_ref().map_or(0, Vec::len);
-        state
-            .batch
-            .extend_to(record.offset, record.timestamp, bytes);
-        if record.offset <= state.watermark {
-            self.metrics
-                .dedup_dropped
-                .with_label_values(&["redelivery"])
-                .inc();
-            return;
+            Admission::Process => {}
         }
         let outcome = self.decoder.decode_row(
             &mut self.stream,
@@ -651,9 +592,10 @@ impl<S: Stream> Pipeline<S> {
         );
         match outcome {
             Outcome::Row(row, server_time) => {
-                state.batch.rows.push(row);
-                state.batch.newest_server_time = state.batch.newest_server_time.max(server_time);
-                state.batch.oldest_server_time = state.batch.oldest_server_time.min(server_time);
+                let batch = state.ledger.open();
+                batch.rows.push(row);
+                batch.newest_server_time = batch.newest_server_time.max(server_time);
+                batch.oldest_server_time = batch.oldest_server_time.min(server_time);
             }
             Outcome::Duplicate => {
                 self.metrics
@@ -677,39 +619,31 @@ impl<S: Stream> Pipeline<S> {
                     first_seen: now,
                     payload: record.payload.as_deref().unwrap_or_default(),
                 };
-                state
-                    .batch
-                    .dead_letters
-                    .push(self.dead_letters.send(&letter));
+                let pending = self.dead_letters.send(&letter);
+                state.ledger.open().dead_letters.push(pending);
             }
         }
-        if replay_ends {
-            if let Some(state) = self.partitions.get_mut(&record.partition) {
-                state.replay = None;
-            }
-            self.start_flush(record.partition);
-        } else if self.batch_full(record.partition) {
-            self.start_flush(record.partition);
-        }
+        self.flush_if_due(record.partition);
     }
 
-    /// Whether the batch should be cut by size; a replayed batch is only cut at its end.
-    fn batch_full(&self, partition: i32) -> bool {
-        self.partitions.get(&partition).is_some_and(|p| {
-            p.replay.is_none()
-                && (p.batch.rows.len() >= self.cfg.batch.max_rows
-                    || p.batch.bytes >= self.cfg.batch.max_bytes)
-        })
+    /// Starts a flush if the partition's batch reached a limit or a replayed range ended.
+    fn flush_if_due(&mut self, partition: i32) {
+        let limits = self.limits();
+        if self
+            .partitions
+            .get(&partition)
+            .is_some_and(|p| p.ledger.wants_flush(&limits))
+        {
+            self.start_flush(partition);
+        }
     }
 
     fn on_tick(&mut self) {
-        let max_age = self.cfg.batch.max_age;
+        let limits = self.limits();
         let due: Vec<i32> = self
             .partitions
             .iter()
-            .filter(|(_, p)| {
-                p.replay.is_none() && p.batch.opened.is_some_and(|t| t.elapsed() >= max_age)
-            })
+            .filter(|(_, p)| p.ledger.wants_flush(&limits))
             .map(|(k, _)| *k)
             .collect();
         for partition in due {
@@ -734,13 +668,12 @@ impl<S: Stream> Pipeline<S> {
         };
         if !state.lease.is_held() {
             // Revoked while we were busy: the next owner re-reads these records.
-            state.batch = Batch::new();
+            state.ledger.release();
             return;
         }
-        if state.in_flight.is_some() || state.batch.is_empty() {
+        let Some(batch) = state.ledger.take() else {
             return;
-        }
-        let batch = std::mem::replace(&mut state.batch, Batch::new());
+        };
         // A child of the lease: revoking the partition stops the insert's retries.
         let cancel = state.lease.token.child_token();
         state.in_flight = Some(cancel.clone());
@@ -762,7 +695,6 @@ impl<S: Stream> Pipeline<S> {
         let metrics = self.metrics.clone();
         let dead_letter_sink = self.dead_letters.clone();
         let in_flight = self.metrics.flush_started(partition);
-        let retry = self.cfg.retry.clone();
         let done = self.flushed_tx.clone();
         tokio::spawn(async move {
             let _in_flight = in_flight;
@@ -776,7 +708,7 @@ impl<S: Stream> Pipeline<S> {
             } = batch;
             let mut ok = dead_letter_sink.deliver_all(dead_letters, &cancel).await;
             if ok && !rows.is_empty() {
-                ok = announce(&sink, &retry, partition, &intent, &cancel).await
+                ok = sink.announce(partition, &intent, &metrics, &cancel).await
                     && sink
                         .insert(&rows, &intent.dedup_token, &metrics, &cancel)
                         .await;
@@ -801,10 +733,12 @@ impl<S: Stream> Pipeline<S> {
             return;
         }
         state.in_flight = None;
-        if !f.ok || !state.lease.is_held() {
-            return;
+        if !state.lease.is_held() {
+            state.ledger.release();
         }
-        state.done_up_to = Some(f.next_offset);
+        let Some(next_offset) = state.ledger.flushed(f.epoch, f.ok, f.next_offset) else {
+            return;
+        };
         if f.rows > 0 {
             let table = self.sink.table();
             self.metrics
@@ -829,12 +763,10 @@ impl<S: Stream> Pipeline<S> {
             source,
             self.topic,
             f.partition,
-            f.next_offset,
+            next_offset,
             CommitMode::Async,
         );
-        if self.batch_full(f.partition) {
-            self.start_flush(f.partition);
-        }
+        self.flush_if_due(f.partition);
     }
 
     /// Flushes `partitions` until nothing is pending or `deadline`; `false` on timeout.
@@ -848,11 +780,9 @@ impl<S: Stream> Pipeline<S> {
             for p in partitions {
                 self.start_flush(*p);
             }
-            let pending = partitions.iter().any(|p| {
-                self.partitions
-                    .get(p)
-                    .is_some_and(|s| s.in_flight.is_some() || !s.batch.is_empty())
-            });
+            let pending = partitions
+                .iter()
+                .any(|p| self.partitions.get(p).is_some_and(|s| s.ledger.pending()));
             if !pending {
                 return true;
             }
@@ -893,7 +823,7 @@ impl<S: Stream> Pipeline<S> {
             if !state.lease.is_held() {
                 continue;
             }
-            if let Some(next) = state.done_up_to {
+            if let Some(next) = state.ledger.next_commit() {
                 commit(source, self.topic, *p, next, CommitMode::Sync);
             }
         }
@@ -946,36 +876,6 @@ fn record_time_at(
     }
     probe.unassign()?;
     Ok(found)
-}
-
-/// Records the batch's range and token in ClickHouse before its insert, retrying until it
-/// is written or the lease ends (`cancel`).
-async fn announce(
-    sink: &Sink,
-    retry: &crate::config::RetryConfig,
-    partition: i32,
-    intent: &Intent,
-    cancel: &CancellationToken,
-) -> bool {
-    let mut backoff = Backoff::new(retry);
-    loop {
-        if cancel.is_cancelled() {
-            return false;
-        }
-        let written = tokio::select! {
-            r = sink.write_intent(partition, intent) => r,
-            _ = cancel.cancelled() => return false,
-        };
-        match written {
-            Ok(()) => return !cancel.is_cancelled(),
-            Err(e) => {
-                tracing::warn!(partition, token = intent.dedup_token, error = %e, "cannot record the batch's intent; retrying")
-            }
-        }
-        if !backoff.wait(cancel).await {
-            return false;
-        }
-    }
 }
 
 fn commit(source: &SourceHandle, topic: &str, partition: i32, next_offset: i64, mode: CommitMode) {
