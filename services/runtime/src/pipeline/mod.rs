@@ -15,21 +15,24 @@
 //! Nothing here waits on an outside service inside the loop, so revokes and shutdown are
 //! always answered: a record whose writer schema is not cached yet *parks* its partition
 //! (later records of that partition queue behind it, other partitions go on) while a task
-//! fetches the schema; restores give up when the partition's lease ends; every write
-//! checks the lease (see `source.rs`).
+//! fetches the schema (`parking.rs`); restores (`restore.rs`) give up when the partition's
+//! lease ends; every write checks the lease (see `source.rs`). The batch and commit rules
+//! are `batch.rs`'s.
+
+mod parking;
+mod restore;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{self, Admission, Batch, Limits, Replay};
-use crate::codec::{self, Known, Registry};
+use crate::batch::{self, Admission, Batch, Limits};
+use crate::codec::Registry;
 use crate::config::Config;
 use crate::decode::{Decoder, Outcome};
 use crate::dedup::EventIdWindow;
@@ -37,11 +40,10 @@ use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterSink};
 use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
-use crate::retry::Backoff;
 use crate::segment::FanStates;
 use crate::sink::{Intent, Sink};
 use crate::source::{Control, Lease, Record, SourceHandle};
-use crate::stream::{History, Stream};
+use crate::stream::Stream;
 
 struct PartitionState<R> {
     lease: Lease,
@@ -260,308 +262,10 @@ impl<S: Stream> Pipeline<S> {
         }
     }
 
-    /// Learns what ClickHouse already has for the leased partition — first repairing the
-    /// previous owner's in-flight batch (see `sink.rs`), then its offset watermark, the
-    /// event ids of the dedup window and the segmentation state of its fans — and lets the
-    /// stream restore its own state. Retries until ClickHouse answers, the lease ends or
-    /// the service shuts down.
-    async fn restore(&mut self, lease: Lease, source: &SourceHandle) {
-        let partition = lease.partition;
-        let mut backoff = Backoff::new(&self.cfg.retry);
-        loop {
-            if !lease.is_held() || self.shutdown.is_cancelled() {
-                tracing::info!(
-                    partition,
-                    "restore abandoned: partition revoked or shutting down"
-                );
-                return;
-            }
-            match self.try_restore(&lease, source).await {
-                Ok(state) => {
-                    self.partitions.insert(partition, state);
-                    return;
-                }
-                Err(e) => {
-                    self.metrics.set_ready(false);
-                    tracing::warn!(partition, error = %e, "cannot restore partition state from ClickHouse; retrying");
-                }
-            }
-            let stop = lease.token.clone();
-            let shutdown = self.shutdown.clone();
-            tokio::select! {
-                _ = backoff.wait(&stop) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    }
-
-    async fn try_restore(
-        &mut self,
-        lease: &Lease,
-        source: &SourceHandle,
-    ) -> anyhow::Result<PartitionState<S::Row>> {
-        let partition = lease.partition;
-        let window_ms = self.cfg.dedup.window.as_millis() as i64;
-        let incarnation = self.sink.incarnation(partition).await?;
-        let intent = self.sink.last_intent(partition).await?;
-        let wm = self.sink.watermark(partition).await?;
-        let held = self
-            .log_replaced(partition, wm.offset, intent.as_ref())
-            .await;
-        let replay = match intent {
-            Some(intent) if !held => self.repair_in_flight(partition, intent, source).await?,
-            _ => None,
-        };
-        // A repair moves the watermark.
-        let wm = self.sink.watermark(partition).await?;
-        let (ids, fan_months) = if wm.offset >= 0 {
-            (
-                self.sink
-                    .recent_event_ids(partition, wm.server_time_ms - window_ms)
-                    .await?,
-                self.sink.fan_months(partition).await?,
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let history = History {
-            client: self.sink.client(),
-            table: self.sink.table(),
-            topic: self.topic,
-            partition,
-            watermark_offset: wm.offset,
-            watermark_server_time: wm.server_time_ms,
-        };
-        self.stream.restore(&history).await?;
-        let mut window = EventIdWindow::new(window_ms);
-        for id in &ids {
-            window.insert(*id, wm.server_time_ms);
-        }
-        let mut fans = FanStates::default();
-        for m in &fan_months {
-            let n = u32::try_from(m.interactions).unwrap_or(u32::MAX);
-            fans.restore(m.fan_id, m.month, n, m.last_event_time);
-        }
-        tracing::info!(
-            partition,
-            watermark = wm.offset,
-            ids = ids.len(),
-            fans = fans.len(),
-            replay = ?replay.as_ref().map(|i| (i.first_offset, i.last_offset)),
-            held,
-            "partition state restored"
-        );
-        let replay = replay.map(|i| Replay {
-            first_offset: i.first_offset,
-            last_offset: i.last_offset,
-            last_record_time: i.last_record_time,
-        });
-        Ok(PartitionState {
-            lease: lease.clone(),
-            ledger: batch::Partition::new(lease.epoch, wm.offset, replay),
-            in_flight: None,
-            ids: window,
-            fans,
-            parked: VecDeque::new(),
-            parked_bytes: 0,
-            held,
-            incarnation,
-        })
-    }
-
-    /// Settles the previous owner's last announced batch if it may not have completed
-    /// (the group's committed offset does not pass it). When its raw rows landed, they are
-    /// re-inserted under the batch's token now (filling any view whose part failed); when
-    /// they did not, the intent is returned and the first batch is cut to its range.
-    async fn repair_in_flight(
-        &self,
-        partition: i32,
-        intent: Intent,
-        source: &SourceHandle,
-    ) -> anyhow::Result<Option<Intent>> {
-        let committed = committed_offset(source, self.topic, partition).await;
-        if committed.is_some_and(|next| next > intent.last_offset) {
-            return Ok(None);
-        }
-        if self.sink.rows_of(partition, &intent).await? > 0 {
-            self.sink.repair(partition, &intent).await?;
-            self.metrics
-                .batches_replayed
-                .with_label_values(&["repaired"])
-                .inc();
-            tracing::info!(
-                partition,
-                token = intent.dedup_token,
-                "previous owner's last batch re-inserted under its own token"
-            );
-            return Ok(None);
-        }
-        self.metrics
-            .batches_replayed
-            .with_label_values(&["reinserted"])
-            .inc();
-        Ok(Some(intent))
-    }
-
-    /// Whether Kafka's log for `partition` is another one than the one ClickHouse's state
-    /// was written from: it ends at or below the watermark, or the record at the last
-    /// announced offset is missing or has another timestamp. Records of such a log would
-    /// all be skipped as redeliveries although they are new.
-    async fn log_replaced(
-        &mut self,
-        partition: i32,
-        watermark: i64,
-        intent: Option<&Intent>,
-    ) -> bool {
-        if watermark < 0 && intent.is_none() {
-            return false;
-        }
-        let probe = match self.probe() {
-            Ok(probe) => probe,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot create the Kafka probe; not checking the log's identity");
-                return false;
-            }
-        };
-        let topic = self.topic;
-        let last = intent.map(|i| (i.last_offset, i.last_record_time));
-        let checked = tokio::task::spawn_blocking(move || -> rdkafka::error::KafkaResult<Option<String>> {
-            let (low, high) = probe.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-            if watermark >= 0 && high <= watermark {
-                return Ok(Some(format!("the log ends at {high}, at or below the watermark {watermark}")));
-            }
-            let Some((offset, time)) = last else {
-                return Ok(None);
-            };
-            if offset >= high {
-                return Ok(Some(format!("the log ends at {high}, before the last written batch's end {offset}")));
-            }
-            if offset < low || time < 0 {
-                return Ok(None); // deleted by retention, or no timestamp: cannot tell
-            }
-            Ok(match record_time_at(&probe, topic, partition, offset)? {
-                Some(found) if found != time => Some(format!(
-                    "the record at offset {offset} has timestamp {found}, the one written had {time}"
-                )),
-                _ => None,
-            })
-        })
-        .await;
-        match checked {
-            Ok(Ok(Some(why))) => {
-                tracing::error!(
-                    partition,
-                    watermark,
-                    why,
-                    "Kafka's log is not the one ClickHouse's ingest state was written from (topic re-created, or other brokers): holding the partition — nothing skipped, nothing written — until `wxpulse ingest reset` (docs/runbook.md)"
-                );
-                true
-            }
-            Ok(Ok(None)) => false,
-            Ok(Err(e)) => {
-                tracing::warn!(partition, error = %e, "cannot check the partition's log identity");
-                false
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// A group-less consumer that reads single records by offset, created on first use.
-    fn probe(&mut self) -> anyhow::Result<Arc<BaseConsumer>> {
-        if let Some(p) = &self.probe {
-            return Ok(p.clone());
-        }
-        let mut config = crate::source::client_config(&self.cfg.kafka, "wxpulse-probe");
-        config.set("enable.partition.eof", "true");
-        let probe: Arc<BaseConsumer> = Arc::new(config.create()?);
-        self.probe = Some(probe.clone());
-        Ok(probe)
-    }
-
     fn on_chunk(&mut self, chunk: Vec<Record>) {
         let now = now_ms();
         for record in chunk {
             self.admit(record, now);
-        }
-    }
-
-    /// Processes a record now, or parks it behind its partition's parked records or until
-    /// its writer schema is fetched.
-    fn admit(&mut self, record: Record, now: i64) {
-        let Some(state) = self.partitions.get_mut(&record.partition) else {
-            return;
-        };
-        if record.epoch != state.lease.epoch || state.held {
-            return; // fetched under an earlier assignment, or held (never committed)
-        }
-        let missing = record
-            .payload
-            .as_deref()
-            .and_then(|p| codec::split_frame(p).ok())
-            .map(|(id, _)| id)
-            .filter(|id| matches!(self.registry.known(*id), Known::Unknown));
-        if state.parked.is_empty() && missing.is_none() {
-            self.on_record(&record, now);
-            return;
-        }
-        state.parked_bytes += record.payload.as_ref().map_or(0, Vec::len);
-        state.parked.push_back(record);
-        if let Some(id) = missing {
-            self.fetch_schema(id);
-        }
-    }
-
-    /// Starts a task that fetches writer schema `id` until the registry answers (found or
-    /// 404, both cached), then reports it; one task per id.
-    fn fetch_schema(&mut self, id: u32) {
-        if !self.fetching.insert(id) {
-            return;
-        }
-        let registry = self.registry.clone();
-        let metrics = self.metrics.clone();
-        let shutdown = self.shutdown.clone();
-        let done = self.schema_tx.clone();
-        let mut backoff = Backoff::new(&self.cfg.retry);
-        tokio::spawn(async move {
-            loop {
-                let r = registry.clone();
-                match tokio::task::spawn_blocking(move || r.fetch_blocking(id)).await {
-                    Ok(Ok(_)) => {
-                        let _ = done.send(id);
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        metrics.registry_errors.inc();
-                        tracing::warn!(id, error = %e, "schema registry unavailable; records with this schema wait");
-                    }
-                    Err(e) => tracing::error!(error = %e, "schema fetch task failed"),
-                }
-                if !backoff.wait(&shutdown).await {
-                    return;
-                }
-            }
-        });
-    }
-
-    /// A schema arrived (or is known not to exist): parked records go on in order.
-    fn on_schema(&mut self, id: u32) {
-        self.fetching.remove(&id);
-        let now = now_ms();
-        let partitions: Vec<i32> = self
-            .partitions
-            .iter()
-            .filter(|(_, p)| !p.parked.is_empty())
-            .map(|(k, _)| *k)
-            .collect();
-        for partition in partitions {
-            let Some(state) = self.partitions.get_mut(&partition) else {
-                continue;
-            };
-            let parked = std::mem::take(&mut state.parked);
-            state.parked_bytes = 0;
-            for record in parked {
-                self.admit(record, now);
-            }
         }
     }
 
@@ -828,54 +532,6 @@ impl<S: Stream> Pipeline<S> {
             }
         }
     }
-}
-
-/// The group's committed offset of `partition` (the next to read), if it has one.
-async fn committed_offset(
-    source: &SourceHandle,
-    topic: &'static str,
-    partition: i32,
-) -> Option<i64> {
-    let consumer = source.consumer.clone();
-    let committed = tokio::task::spawn_blocking(move || {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, partition);
-        consumer.committed_offsets(tpl, Duration::from_secs(10))
-    })
-    .await
-    .ok()?
-    .ok()?;
-    match committed.find_partition(topic, partition)?.offset() {
-        Offset::Offset(next) => Some(next),
-        _ => None,
-    }
-}
-
-/// The Kafka timestamp of the record at `offset`, if the log still has it.
-fn record_time_at(
-    probe: &BaseConsumer,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> rdkafka::error::KafkaResult<Option<i64>> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    probe.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut found = None;
-    while Instant::now() < deadline {
-        match probe.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.partition() == partition && m.offset() == offset => {
-                found = m.timestamp().to_millis();
-                break;
-            }
-            Some(Ok(m)) if m.partition() == partition && m.offset() > offset => break,
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-            _ => {}
-        }
-    }
-    probe.unassign()?;
-    Ok(found)
 }
 
 fn commit(source: &SourceHandle, topic: &str, partition: i32, next_offset: i64, mode: CommitMode) {
