@@ -36,7 +36,7 @@ use crate::codec::Registry;
 use crate::config::Config;
 use crate::decode::{Decoder, Outcome};
 use crate::dedup::EventIdWindow;
-use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterSink};
+use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterRow, DeadLetterSink};
 use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
@@ -410,7 +410,16 @@ impl<S: Stream> Pipeline<S> {
                 newest_server_time,
                 ..
             } = batch;
+            let letters: Vec<DeadLetterRow> = dead_letters.iter().map(|p| p.row.clone()).collect();
             let mut ok = dead_letter_sink.deliver_all(dead_letters, &cancel).await;
+            if ok && !letters.is_empty() {
+                // Queryable in ClickHouse too; keyed by source record, so a replay of the
+                // batch under its token (or a redelivery) adds nothing.
+                let token = format!("{}:dead_letters", intent.dedup_token);
+                ok = sink
+                    .insert_into("dead_letters", &letters, &token, &metrics, &cancel)
+                    .await;
+            }
             if ok && !rows.is_empty() {
                 ok = sink.announce(partition, &intent, &metrics, &cancel).await
                     && sink
