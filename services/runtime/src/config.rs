@@ -166,6 +166,9 @@ pub struct DedupConfig {
     /// How long an event_id is remembered (by server_time).
     #[serde(with = "humantime_serde")]
     pub window: Duration,
+    /// Most ids remembered per partition; past it the oldest go first, before their
+    /// window ends (counted in `wxpulse_dedup_ids_evicted_total`).
+    pub max_ids: usize,
 }
 
 /// Metrics and health endpoints.
@@ -346,6 +349,9 @@ impl Config {
         }
         if self.segment.new_for.is_zero() || self.segment.dormant_after.is_zero() {
             errors.push("segment.new_for and segment.dormant_after must be > 0".into());
+        }
+        if self.dedup.max_ids == 0 {
+            errors.push("dedup.max_ids must be > 0".into());
         }
         if self.attribution.window.is_zero() || self.attribution.window > MAX_ATTRIBUTION_WINDOW {
             errors.push(format!(

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub dimension_records: IntGaugeVec,
     /// Fans whose segment state this instance holds (its partitions' fans).
     pub fans_tracked: IntGauge,
+    /// Event ids remembered for upstream-retry dedup, over the partitions owned.
+    pub ids_tracked: IntGauge,
+    /// Event ids dropped by `dedup.max_ids` before their window ended.
+    pub ids_evicted: IntCounter,
     /// Revokes whose drain did not answer in time; the partitions' leases ended anyway.
     pub revokes_given_up: IntCounter,
     /// Records held back because their writer schema could not be fetched yet.
@@ -215,6 +219,14 @@ impl Metrics {
             fans_tracked: make!(IntGauge::new(
                 "wxpulse_segment_fans_tracked",
                 "Fans whose segment state this instance holds."
+            )),
+            ids_tracked: make!(IntGauge::new(
+                "wxpulse_dedup_ids_tracked",
+                "Event ids remembered for upstream-retry dedup."
+            )),
+            ids_evicted: make!(IntCounter::new(
+                "wxpulse_dedup_ids_evicted_total",
+                "Event ids forgotten before their dedup window ended (dedup.max_ids reached): a retry of one would be written twice."
             )),
             revokes_given_up: make!(IntCounter::new(
                 "wxpulse_source_revokes_given_up_total",

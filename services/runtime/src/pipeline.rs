@@ -380,7 +380,8 @@ impl<S: Stream> Pipeline<S> {
             watermark_server_time: wm.server_time_ms,
         };
         self.stream.restore(&history).await?;
-        let mut window = EventIdWindow::new(window_ms);
+        let mut window = EventIdWindow::new(window_ms)
+            .capped(self.cfg.dedup.max_ids, self.metrics.ids_evicted.clone());
         for id in &ids {
             window.insert(*id, wm.server_time_ms);
         }
@@ -732,6 +733,8 @@ impl<S: Stream> Pipeline<S> {
         }
         let fans: usize = self.partitions.values().map(|p| p.fans.len()).sum();
         self.metrics.fans_tracked.set(fans as i64);
+        let ids: usize = self.partitions.values().map(|p| p.ids.len()).sum();
+        self.metrics.ids_tracked.set(ids as i64);
         let parked: usize = self.partitions.values().map(|p| p.parked.len()).sum();
         self.metrics.parked_records.set(parked as i64);
         let held = self.partitions.values().filter(|p| p.held).count();
