@@ -223,6 +223,12 @@ pub struct SegmentConfig {
     /// A fan whose previous interaction is at least this old was `dormant`.
     #[serde(with = "humantime_serde")]
     pub dormant_after: Duration,
+    /// Most fans held with their state (last interaction, open months) per service, shared
+    /// evenly by the partitions it owns; past it the least recently active are dropped.
+    pub max_fans: usize,
+    /// Most fans remembered only as "dormant when they return" per service, shared the
+    /// same way; past it some are forgotten (their return is `active`).
+    pub max_dormant_fans: usize,
 }
 
 /// How far back an order looks for the touch that earned it (seed 003's social selling).
@@ -349,6 +355,9 @@ impl Config {
         }
         if self.segment.new_for.is_zero() || self.segment.dormant_after.is_zero() {
             errors.push("segment.new_for and segment.dormant_after must be > 0".into());
+        }
+        if self.segment.max_fans == 0 || self.segment.max_dormant_fans == 0 {
+            errors.push("segment.max_fans and segment.max_dormant_fans must be > 0".into());
         }
         if self.dedup.max_ids == 0 {
             errors.push("dedup.max_ids must be > 0".into());

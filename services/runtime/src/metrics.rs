@@ -61,6 +61,10 @@ pub struct Metrics {
     pub dimension_records: IntGaugeVec,
     /// Fans whose segment state this instance holds (its partitions' fans).
     pub fans_tracked: IntGauge,
+    /// Fans held only as "dormant when they return" (their state was dropped).
+    pub dormant_fans: IntGauge,
+    /// Fans whose state was dropped, by reason (dormant, least_recent, dormant_forgotten).
+    pub fans_evicted: IntCounterVec,
     /// Event ids remembered for upstream-retry dedup, over the partitions owned.
     pub ids_tracked: IntGauge,
     /// Event ids dropped by `dedup.max_ids` before their window ended.
@@ -219,6 +223,17 @@ impl Metrics {
             fans_tracked: make!(IntGauge::new(
                 "wxpulse_segment_fans_tracked",
                 "Fans whose segment state this instance holds."
+            )),
+            dormant_fans: make!(IntGauge::new(
+                "wxpulse_segment_dormant_fans",
+                "Fans remembered only as dormant when they return (their state was dropped)."
+            )),
+            fans_evicted: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_segment_fans_evicted_total",
+                    "Fans whose segment state was dropped: dormant (exact), least_recent and dormant_forgotten (their next event may be segmented differently)."
+                ),
+                &["reason"]
             )),
             ids_tracked: make!(IntGauge::new(
                 "wxpulse_dedup_ids_tracked",

@@ -37,7 +37,7 @@ use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
 use crate::retry::Backoff;
-use crate::segment::FanStates;
+use crate::segment::{FanBudget, FanLimits, FanStates};
 use crate::sink::{Intent, Sink};
 use crate::source::{Control, Lease, Record, SourceHandle};
 use crate::stream::{History, Stream};
@@ -150,6 +150,8 @@ pub struct Pipeline<S: Stream> {
     probe: Option<Arc<BaseConsumer>>,
     shutdown: CancellationToken,
     newest_written_server_time: i64,
+    /// `segment.max_fans` and `max_dormant_fans`, shared by the partitions' fan states.
+    fan_budget: FanBudget,
 }
 
 fn now_ms() -> i64 {
@@ -197,6 +199,7 @@ impl<S: Stream> Pipeline<S> {
         let topic: &'static str = Box::leak(topic.into_boxed_str());
         Pipeline {
             decoder: Decoder::new(registry.clone(), &cfg, topic),
+            fan_budget: FanBudget::new(FanLimits::from_config(&cfg), &metrics.fans_evicted),
             dims,
             stream,
             cfg,
@@ -385,7 +388,7 @@ impl<S: Stream> Pipeline<S> {
         for id in &ids {
             window.insert(*id, wm.server_time_ms);
         }
-        let mut fans = FanStates::default();
+        let mut fans = FanStates::bounded(&self.fan_budget);
         for m in &fan_months {
             let n = u32::try_from(m.interactions).unwrap_or(u32::MAX);
             fans.restore(m.fan_id, m.month, n, m.last_event_time);
@@ -733,6 +736,8 @@ impl<S: Stream> Pipeline<S> {
         }
         let fans: usize = self.partitions.values().map(|p| p.fans.len()).sum();
         self.metrics.fans_tracked.set(fans as i64);
+        let dormant: usize = self.partitions.values().map(|p| p.fans.dormant_len()).sum();
+        self.metrics.dormant_fans.set(dormant as i64);
         let ids: usize = self.partitions.values().map(|p| p.ids.len()).sum();
         self.metrics.ids_tracked.set(ids as i64);
         let parked: usize = self.partitions.values().map(|p| p.parked.len()).sum();

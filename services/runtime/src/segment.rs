@@ -14,6 +14,10 @@
 //!
 //! The month count is per stream: each service sees its own topic. "Monthly active" across
 //! streams is exact in the `fan_activity_monthly` rollup, which sums all four.
+//!
+//! The state is bounded (`segment.max_fans`, `segment.max_dormant_fans`, see `fans.rs`):
+//! month counts that no event can reach any more are dropped, dormant fans shrink to a
+//! marker, and only past the caps are fans dropped inexactly, counted.
 
 use std::time::Duration;
 
@@ -21,7 +25,7 @@ use crate::enrich::{CustomerStatus, FanProfile};
 
 mod fans;
 
-pub use fans::{FanState, FanStates, MONTHS_KEPT};
+pub use fans::{Eviction, FanBudget, FanLimits, FanState, FanStates, MONTHS_KEPT};
 
 /// Calendar months are Beijing months: UTC+8, no daylight saving.
 const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
