@@ -57,6 +57,8 @@ pub struct Config {
     pub segment: SegmentConfig,
     /// Conversion attribution (the orders service).
     pub attribution: AttributionConfig,
+    /// Reply waits (the chat-messages service).
+    pub chat: ChatConfig,
 }
 
 /// Kafka settings; `client` passes raw librdkafka properties through (SASL/SSL).
@@ -241,6 +243,23 @@ pub struct AttributionConfig {
     pub window: Duration,
 }
 
+/// Reply waits of WeCom 1:1 conversations (the chat-messages service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// An associate's message answers a fan's waiting message (and gets `first_reply_ms`)
+    /// only within this much server time; older waits can no longer be answered and are
+    /// dropped. A restart replays twice this much history.
+    #[serde(with = "humantime_serde")]
+    pub reply_window: Duration,
+    /// Most waits held per service, shared evenly by the partitions it owns; past it the
+    /// oldest go first and their replies get no `first_reply_ms`.
+    pub max_waits: usize,
+}
+
+/// Longest reply window accepted: every assignment replays twice the window of chat rows.
+pub const MAX_REPLY_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
 /// Longest attribution window accepted: beyond a quarter, "the touch that earned the
 /// order" stops meaning anything and the attribution join grows without bound.
 pub const MAX_ATTRIBUTION_WINDOW: Duration = Duration::from_secs(90 * 86_400);
@@ -361,6 +380,15 @@ impl Config {
         }
         if self.dedup.max_ids == 0 {
             errors.push("dedup.max_ids must be > 0".into());
+        }
+        if self.chat.reply_window.is_zero() || self.chat.reply_window > MAX_REPLY_WINDOW {
+            errors.push(format!(
+                "chat.reply_window must be > 0 and <= 30 days, not {} s",
+                self.chat.reply_window.as_secs()
+            ));
+        }
+        if self.chat.max_waits == 0 {
+            errors.push("chat.max_waits must be > 0".into());
         }
         if self.attribution.window.is_zero() || self.attribution.window > MAX_ATTRIBUTION_WINDOW {
             errors.push(format!(
@@ -505,6 +533,55 @@ mod tests {
             }
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn memory_bounds_have_defaults_env_overrides_and_checks() {
+        let c = Config::load(None, env(&[])).expect("defaults");
+        assert_eq!(c.dedup.max_ids, 1_000_000);
+        assert_eq!(
+            (c.segment.max_fans, c.segment.max_dormant_fans),
+            (2_000_000, 10_000_000)
+        );
+        assert_eq!(c.chat.reply_window, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.chat.max_waits, 1_000_000);
+        let c = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__DEDUP__MAX_IDS", "5000"),
+                ("WXPULSE__SEGMENT__MAX_FANS", "300"),
+                ("WXPULSE__CHAT__REPLY_WINDOW", "2days"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.dedup.max_ids, 5_000);
+        assert_eq!(c.segment.max_fans, 300);
+        assert_eq!(c.chat.reply_window, Duration::from_secs(2 * 86_400));
+        let err = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__DEDUP__MAX_IDS", "0"),
+                ("WXPULSE__SEGMENT__MAX_DORMANT_FANS", "0"),
+                ("WXPULSE__CHAT__REPLY_WINDOW", "60days"),
+                ("WXPULSE__CHAT__MAX_WAITS", "0"),
+            ]),
+        )
+        .expect_err("invalid");
+        let ConfigError::Invalid(list) = err else {
+            panic!("expected Invalid, got {err}")
+        };
+        assert_eq!(list.len(), 4, "{list:#?}");
+        for key in [
+            "dedup.max_ids",
+            "segment.max_dormant_fans",
+            "chat.reply_window",
+            "chat.max_waits",
+        ] {
+            assert!(list.iter().any(|e| e.contains(key)), "{key}: {list:#?}");
+        }
+        let err =
+            Config::load(None, env(&[("WXPULSE__SEGMENT__MAX_FANS", "-1")])).expect_err("negative");
+        assert!(err.to_string().contains("max_fans"), "{err}");
     }
 
     #[test]

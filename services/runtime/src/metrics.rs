@@ -292,6 +292,12 @@ impl Metrics {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// The registry every metric of the service is in (it adds the `service` label), for
+    /// a stream's own metrics (`Stream::register_metrics`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
