@@ -175,6 +175,11 @@ impl Waiting {
             self.evicted
                 .expired
                 .inc_by((before - self.waits.len()) as u64);
+            // A hash table never gives memory back by itself: after a burst of waits has
+            // expired, shrink it, keeping room to double.
+            if self.waits.len() * 4 < self.waits.capacity() {
+                self.waits.shrink_to(self.waits.len() * 2);
+            }
         }
     }
 

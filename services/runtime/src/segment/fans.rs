@@ -351,6 +351,14 @@ impl FanStates {
             member.evicted(Eviction::Dormant, to_dormant);
         }
         self.enforce_marker_cap();
+        // A hash table never gives memory back by itself: once a form holds under a
+        // quarter of its room (fans moved on), shrink it, keeping room to double.
+        if self.open.len() * 4 < self.open.capacity() {
+            self.open.shrink_to(self.open.len() * 2);
+        }
+        if self.quiet.len() * 4 < self.quiet.capacity() {
+            self.quiet.shrink_to(self.quiet.len() * 2);
+        }
     }
 
     /// Over this partition's share of `max_fans`: sweeps, then drops the least recently

@@ -97,6 +97,23 @@ fn fans_shrink_to_what_their_next_event_needs() {
 }
 
 #[test]
+fn memory_is_given_back_when_fans_move_on() {
+    let (b, _) = budget(1_000_000, 1_000_000);
+    let mut s = FanStates::bounded(&b);
+    for fan in 0..10_000 {
+        s.observe(fan, T);
+    }
+    let full = s.open.capacity();
+    s.observe(0, T + 100 * DAY);
+    assert_eq!((s.len(), s.dormant_len()), (1, 9_999));
+    assert!(
+        s.open.capacity() * 100 < full,
+        "{} of {full}",
+        s.open.capacity()
+    );
+}
+
+#[test]
 fn over_the_cap_the_least_recently_active_go_first() {
     let (b, counters) = budget(16, 1_000);
     let mut s = FanStates::bounded(&b);
