@@ -387,8 +387,12 @@ impl Stream for ChatMessages {
 
     async fn restore(&mut self, h: &History<'_>) -> Result<(), clickhouse::error::Error> {
         let mut waiting = Waiting::counted(self.limits, Evictions::of(&self.metrics.evicted));
+        // The partition's share once it is in: the replay stays within it as it goes.
+        let owned = self.waiting.len() + usize::from(!self.waiting.contains_key(&h.partition));
+        let share = (self.max_waits / owned).max(1);
         if h.watermark_offset >= 0 {
-            let past: Vec<PastMessage> = h
+            // Streamed, not collected: two reply windows of 1:1 rows can be many.
+            let mut past = h
                 .client
                 .query(&format!(
                     "SELECT fan_id, associate_userid, direction = 'FAN_TO_ASSOCIATE' AS from_fan, \
@@ -404,11 +408,13 @@ impl Stream for ChatMessages {
                 .bind(h.topic)
                 .bind(h.partition)
                 .bind(h.watermark_server_time - 2 * self.limits.window_ms)
-                .fetch_all()
-                .await?;
-            for m in past {
+                .fetch::<PastMessage>()?;
+            while let Some(m) = past.next().await? {
                 if m.from_fan {
                     waiting.fan_wrote(m.fan_id, &m.associate_userid, m.t, m.server);
+                    if waiting.len() > share {
+                        waiting.trim(share - share / 16);
+                    }
                 } else {
                     waiting.associate_wrote(m.fan_id, &m.associate_userid, m.t, m.server);
                 }
