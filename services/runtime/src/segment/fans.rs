@@ -48,8 +48,8 @@ pub struct FanState {
 /// so the current and previous month suffice; one more leaves room for a longer lateness.
 pub const MONTHS_KEPT: usize = 3;
 
-/// Fans move to smaller forms when the newest event time has advanced this much: daily,
-/// since months close monthly and dormancy is counted in days.
+/// Quiet fans become markers when the newest event time has advanced this much: dormancy is
+/// counted in days. Open fans are looked at only when a month closes.
 const SWEEP_EVERY_MS: i64 = 86_400_000;
 
 /// Why a fan's state was dropped: the `reason` of `wxpulse_segment_fans_evicted_total`.
@@ -182,6 +182,8 @@ pub struct FanStates {
     newest: i64,
     /// `newest` at the last sweep.
     swept_at: i64,
+    /// The earliest month that could still receive events at the last sweep of `open`.
+    open_from: u32,
     /// `None`: unbounded, nothing ever moves or goes (tests, benchmarks).
     budget: Option<Member>,
 }
@@ -311,7 +313,8 @@ impl FanStates {
             .map_or(i64::MIN, |l| self.newest - l.reach_ms - l.dormant_after_ms)
     }
 
-    /// Advances the newest event time; moves fans to smaller forms once a day of it.
+    /// Advances the newest event time; moves fans to smaller forms once a day of it (a
+    /// backlog read at full speed pays one pass over the quiet fans per day of events).
     fn saw(&mut self, t: i64) {
         if t <= self.newest {
             return;
@@ -332,15 +335,19 @@ impl FanStates {
         let open_from = month_of(self.newest - limits.reach_ms);
         let dormant_before = self.dormant_before();
         let mut to_dormant = 0;
-        for (fan, state) in self
-            .open
-            .extract_if(|_, state| !close_months(state, open_from))
-        {
-            if state.last_event_time <= dormant_before {
-                self.dormant.insert(fan);
-                to_dormant += 1;
-            } else {
-                self.quiet.insert(fan, state.last_event_time);
+        // An open fan only moves when one of its months closes.
+        if open_from != self.open_from {
+            self.open_from = open_from;
+            for (fan, state) in self
+                .open
+                .extract_if(|_, state| !close_months(state, open_from))
+            {
+                if state.last_event_time <= dormant_before {
+                    self.dormant.insert(fan);
+                    to_dormant += 1;
+                } else {
+                    self.quiet.insert(fan, state.last_event_time);
+                }
             }
         }
         for (fan, _) in self.quiet.extract_if(|_, last| *last <= dormant_before) {
