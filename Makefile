@@ -17,6 +17,7 @@ test: lint unit adapter-test stack-test deploy-check e2e
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash deploy/ops/check-deploy.sh --lint
 
 unit:
 	$(CARGO) build --workspace --bins

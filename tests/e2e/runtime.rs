@@ -1,4 +1,4 @@
-//! Issue 3: effectively-once under crashes, a ClickHouse outage and rebalances; poison
+//! Effectively-once under crashes, a ClickHouse outage and rebalances; poison
 //! records all dead-lettered with the right reason. Expected numbers come from the
 //! generator's own ground truth, never from the pipeline.
 

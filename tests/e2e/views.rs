@@ -1,4 +1,4 @@
-//! Issue 5: the rollups (0005) and BI views (0006) on the real engine. Hand-built raw rows
+//! The rollups (0005) and BI views (0006) on the real engine. Hand-built raw rows
 //! (`views_fixture.sql`: a few fans, a 2-article and a 1-article push, three associates,
 //! follows and unfollows) go straight into the raw tables, every insert twice with the same
 //! `insert_deduplication_token` as a retrying service would send it (orders too, for the

@@ -4,17 +4,29 @@
 //! be dead-lettered twice when its partition was redelivered before the consumer committed;
 //! the envelope's (source topic, partition, offset) identifies it, so both commands count
 //! and replay each source record once.
+//!
+//! A replay is idempotent: each source record sent back is recorded in ClickHouse
+//! (`dlq_replays`) after its delivery, and later replays skip what is recorded, so running
+//! the same replay twice writes no event twice (a replayed event usually has an old server
+//! time, which the consumers' event-id window would not recognise).
+//!
+//! Envelopes of both schema versions are read. A v2 envelope may hold only the first bytes
+//! of an oversized record (`payload_truncated`); replay refuses those, since sending the
+//! prefix would produce a broken event, and says where the whole record is.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clickhouse::Row;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use wxpulse_runtime::codec::{self, Registry};
-use wxpulse_runtime::dlq::{DeadLetter, DeadLetterReason};
+use serde::{Deserialize, Serialize};
+use wxpulse_runtime::config::ClickHouseConfig;
+use wxpulse_runtime::dlq::{self as envelope, DeadLetterReason, Envelope};
+use wxpulse_runtime::sink;
 
 use crate::produce::{self, Outgoing};
 
@@ -37,8 +49,67 @@ pub struct Letter {
     pub service: String,
     /// Rejection time, ms.
     pub first_seen: i64,
-    /// Raw value.
+    /// Raw value: whole, or its first bytes when `payload_truncated`.
     pub payload: Vec<u8>,
+    /// Length of the whole original value.
+    pub payload_length: u64,
+    /// Hex SHA-256 of the whole original value (computed here for v1 envelopes, which
+    /// always hold it whole).
+    pub payload_sha256: String,
+    /// Whether `payload` is only a prefix; such a letter is never replayed.
+    pub payload_truncated: bool,
+}
+
+impl Letter {
+    /// Why this letter cannot be replayed, if it cannot.
+    pub fn unreplayable(&self) -> Option<String> {
+        self.payload_truncated.then(|| {
+            format!(
+                "{}:{}@{} ({}): refused, the dead letter holds only the first {} of {} bytes \
+                 (sha256 {}); replaying them would produce a broken event. The whole record \
+                 is in {} partition {} at offset {} until the topic's retention.",
+                self.source_topic,
+                self.source_partition,
+                self.source_offset,
+                self.reason.as_str(),
+                self.payload.len(),
+                self.payload_length,
+                self.payload_sha256,
+                self.source_topic,
+                self.source_partition,
+                self.source_offset,
+            )
+        })
+    }
+
+    fn from_envelope(d: &Envelope<'_>) -> Self {
+        let payload_sha256 = if d.payload_sha256.is_empty() {
+            envelope::sha256_hex(d.payload)
+        } else {
+            d.payload_sha256.to_string()
+        };
+        Letter {
+            reason: d.reason,
+            detail: d.detail.to_string(),
+            source_topic: d.source_topic.to_string(),
+            source_partition: d.source_partition,
+            source_offset: d.source_offset,
+            source_key: d.source_key.map(<[u8]>::to_vec),
+            service: d.service.to_string(),
+            first_seen: d.first_seen,
+            payload: d.payload.to_vec(),
+            payload_length: d.original_length(),
+            payload_sha256,
+            payload_truncated: d.payload_truncated,
+        }
+    }
+}
+
+/// Decodes one record of the dead-letter topic (v1 or v2 envelope).
+pub fn decode(value: &[u8]) -> Option<Letter> {
+    Envelope::decode(value)
+        .ok()
+        .map(|d| Letter::from_envelope(&d))
 }
 
 /// Reads every dead letter now in `topic`, once per source record.
@@ -59,7 +130,6 @@ pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> anyhow::Result<Ve
         }
     }
     consumer.assign(&tpl).context("cannot assign partitions")?;
-    let registry = Registry::embedded();
     let mut seen = HashSet::new();
     let mut letters = Vec::new();
     let mut last = Instant::now();
@@ -72,33 +142,17 @@ pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> anyhow::Result<Ve
         let Some(payload) = message.payload() else {
             continue;
         };
-        let Ok((id, datum)) = codec::split_frame(payload) else {
-            continue;
-        };
-        let Some(schema) = registry.cached(id) else {
-            continue;
-        };
-        let Ok(d) = codec::decode::<DeadLetter<'_>>(datum, &schema.schema) else {
+        let Some(letter) = decode(payload) else {
             continue;
         };
         if !seen.insert((
-            d.source_topic.to_string(),
-            d.source_partition,
-            d.source_offset,
+            letter.source_topic.clone(),
+            letter.source_partition,
+            letter.source_offset,
         )) {
             continue;
         }
-        letters.push(Letter {
-            reason: d.reason,
-            detail: d.detail.to_string(),
-            source_topic: d.source_topic.to_string(),
-            source_partition: d.source_partition,
-            source_offset: d.source_offset,
-            source_key: d.source_key.map(<[u8]>::to_vec),
-            service: d.service.to_string(),
-            first_seen: d.first_seen,
-            payload: d.payload.to_vec(),
-        });
+        letters.push(letter);
     }
     Ok(letters)
 }
@@ -114,18 +168,127 @@ pub fn summarize(letters: &[Letter]) -> BTreeMap<(String, String), u64> {
     counts
 }
 
-/// Re-produces the matching letters' payloads to their source topics.
+/// What a replay did.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Records sent back to their source topics.
+    pub sent: usize,
+    /// One message per matching letter that was not sent (truncated payload).
+    pub refused: Vec<String>,
+    /// Matching letters skipped because an earlier replay already sent them.
+    pub already: usize,
+}
+
+/// A source record a replay sent, as `dlq_replays` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Row, Serialize, Deserialize)]
+struct ReplayedSource {
+    source_topic: String,
+    source_partition: i32,
+    source_offset: i64,
+}
+
+#[derive(Row, Serialize)]
+struct ReplayRow<'a> {
+    source_topic: &'a str,
+    source_partition: i32,
+    source_offset: i64,
+    reason: &'a str,
+}
+
+fn source_of(l: &Letter) -> ReplayedSource {
+    ReplayedSource {
+        source_topic: l.source_topic.clone(),
+        source_partition: l.source_partition,
+        source_offset: l.source_offset,
+    }
+}
+
+/// Re-produces the matching letters' payloads to their source topics, once: letters an
+/// earlier replay sent are skipped (unless `force`), letters whose payload is truncated
+/// are refused, each with its reason. Sent ones are recorded in `dlq_replays` after their
+/// delivery; a crash in between can send those again, and only those.
 pub async fn replay(
     brokers: &str,
+    ch: &ClickHouseConfig,
     letters: &[Letter],
     reason: Option<DeadLetterReason>,
     since_ms: Option<i64>,
-) -> anyhow::Result<usize> {
-    let producer = produce::producer(brokers)?;
-    let chosen: Vec<Outgoing> = letters
+    force: bool,
+) -> anyhow::Result<Replayed> {
+    let client = sink::client(ch);
+    let done: HashSet<ReplayedSource> = if force {
+        HashSet::new()
+    } else {
+        client
+            .query("SELECT source_topic, source_partition, source_offset FROM dlq_replays FINAL")
+            .fetch_all::<ReplayedSource>()
+            .await
+            .context("cannot read dlq_replays (run `wxpulse migrate`)")?
+            .into_iter()
+            .collect()
+    };
+    let mut seen = HashSet::new();
+    let (fresh, already): (Vec<&Letter>, Vec<&Letter>) = letters
+        .iter()
+        .filter(|l| seen.insert(source_of(l)))
+        .partition(|l| !done.contains(&source_of(l)));
+    let fresh: Vec<Letter> = fresh.into_iter().cloned().collect();
+    let (chosen, refused) = choose(&fresh, reason, since_ms);
+    let sent_letters: Vec<&Letter> = fresh
         .iter()
         .filter(|l| reason.is_none_or(|r| r == l.reason))
         .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
+        .filter(|l| l.unreplayable().is_none())
+        .collect();
+    let already = already
+        .iter()
+        .filter(|l| reason.is_none_or(|r| r == l.reason))
+        .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
+        .count();
+    let producer = produce::producer(brokers)?;
+    let sent = produce::send_all(&producer, chosen, |_| {}).await?;
+    if !sent_letters.is_empty() {
+        let mut insert = client
+            .insert::<ReplayRow<'_>>("dlq_replays")
+            .await
+            .context("cannot record the replay")?;
+        for l in &sent_letters {
+            insert
+                .write(&ReplayRow {
+                    source_topic: &l.source_topic,
+                    source_partition: l.source_partition,
+                    source_offset: l.source_offset,
+                    reason: l.reason.as_str(),
+                })
+                .await?;
+        }
+        insert.end().await.context("cannot record the replay")?;
+    }
+    Ok(Replayed {
+        sent,
+        refused,
+        already,
+    })
+}
+
+/// The records a replay sends, and a refusal for each matching letter it must not send.
+pub fn choose(
+    letters: &[Letter],
+    reason: Option<DeadLetterReason>,
+    since_ms: Option<i64>,
+) -> (Vec<Outgoing>, Vec<String>) {
+    let mut refused = Vec::new();
+    let chosen = letters
+        .iter()
+        .filter(|l| reason.is_none_or(|r| r == l.reason))
+        .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
+        .filter(|l| match l.unreplayable() {
+            Some(why) => {
+                refused.push(why);
+                false
+            }
+            None => true,
+        })
         .map(|l| Outgoing {
             topic: Box::leak(l.source_topic.clone().into_boxed_str()),
             key: l.source_key.clone().unwrap_or_default(),
@@ -133,5 +296,58 @@ pub async fn replay(
             at_ms: 0,
         })
         .collect();
-    produce::send_all(&producer, chosen, |_| {}).await
+    (chosen, refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wxpulse_runtime::dlq::{DeadLetter, Limits, DEFAULT_MESSAGE_MAX_BYTES};
+
+    fn letter(reason: DeadLetterReason, offset: i64, payload: &[u8]) -> Letter {
+        let fitted = DeadLetter {
+            reason,
+            detail: "d",
+            source_topic: "wxpulse.menu_clicks",
+            source_partition: 0,
+            source_offset: offset,
+            source_key: Some(b"wxa|o1"),
+            service: "menu-clicks",
+            first_seen: 1_700_000_000_000,
+            payload,
+        }
+        .fit(&Limits {
+            max_message_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+            truncate_to: 8192,
+        });
+        decode(&fitted.value).expect("decodes")
+    }
+
+    #[test]
+    fn replay_refuses_truncated_letters_and_sends_the_rest() {
+        let big = vec![7u8; 100_000];
+        let letters = [
+            letter(DeadLetterReason::Oversized, 1, &big),
+            letter(DeadLetterReason::TooOld, 2, b"whole"),
+        ];
+        assert!(letters[0].payload_truncated);
+        assert_eq!(letters[0].payload.len(), 8192);
+        assert_eq!(letters[0].payload_length, 100_000);
+        assert_eq!(letters[0].payload_sha256, envelope::sha256_hex(&big));
+        let (sent, refused) = choose(&letters, None, None);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].payload.as_deref(), Some(&b"whole"[..]));
+        assert_eq!(sent[0].key, b"wxa|o1");
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0].contains("wxpulse.menu_clicks:0@1")
+                && refused[0].contains("first 8192 of 100000 bytes")
+                && refused[0].contains("refused"),
+            "{}",
+            refused[0]
+        );
+        let (sent, refused) = choose(&letters, Some(DeadLetterReason::Oversized), None);
+        assert!(sent.is_empty());
+        assert_eq!(refused.len(), 1);
+    }
 }

@@ -234,6 +234,10 @@ enum DlqAction {
         /// Only letters rejected at or after this unix time (ms).
         #[arg(long)]
         since_ms: Option<i64>,
+        /// Also send letters an earlier replay already sent (they are recorded in
+        /// ClickHouse's dlq_replays; without this a replay never sends a record twice).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -503,8 +507,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{service:<16} {reason:<18} {n:>8}");
             }
             for l in letters.iter().take(show) {
+                let truncated = if l.payload_truncated {
+                    format!(
+                        " [payload truncated: {} of {} bytes kept, sha256 {}; not replayable]",
+                        l.payload.len(),
+                        l.payload_length,
+                        l.payload_sha256
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{} {}:{}@{} {}: {}",
+                    "{} {}:{}@{} {}: {}{truncated}",
                     l.service,
                     l.source_topic,
                     l.source_partition,
@@ -520,6 +534,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     topic,
                     reason,
                     since_ms,
+                    force,
                 },
         } => {
             let reason = match reason {
@@ -529,8 +544,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let letters = dlq::read_all(&brokers, &topic, Duration::from_secs(3))?;
-            let n = dlq::replay(&brokers, &letters, reason, since_ms).await?;
-            println!("replayed {n} dead letters to their source topics");
+            let replayed =
+                dlq::replay(&brokers, &clickhouse, &letters, reason, since_ms, force).await?;
+            println!(
+                "replayed {} dead letters to their source topics; {} skipped, already replayed (--force sends them again)",
+                replayed.sent, replayed.already
+            );
+            for why in &replayed.refused {
+                eprintln!("{why}");
+            }
+            anyhow::ensure!(
+                replayed.refused.is_empty(),
+                "{} dead letters were not replayed: their payload is truncated (above)",
+                replayed.refused.len()
+            );
         }
     }
     Ok(())

@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_views.sql"),
     migration!(7, "0007_conversions.sql"),
     migration!(8, "0008_ingest_intents.sql"),
+    migration!(9, "0009_dlq_replays.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use rdkafka::producer::FutureProducer;
 
 use crate::codec::Registry;
 use crate::config::Config;
+use crate::dlq::DeadLetterSink;
 use crate::enrich::{follow, Dimension, Dimensions};
 use crate::metrics::{self, Metrics};
 use crate::pii::Pseudonymizer;
@@ -96,6 +96,7 @@ fn init_logs(config: &Config) {
 pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signals();
     let metrics = Metrics::new(S::SERVICE);
+    metrics.set_stuck_after(config.batch.stuck_after);
     stream
         .register_metrics(metrics.registry())
         .context("cannot register the stream's own metrics")?;
@@ -110,14 +111,16 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         &config.schema_registry.url,
         config.schema_registry.timeout,
     ));
-    let producer: FutureProducer = source::client_config(&config.kafka, &group)
-        .remove("group.id")
-        .remove("statistics.interval.ms")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true")
-        .create()
-        .context("cannot create the dead-letter producer")?;
+    let dead_letters = DeadLetterSink::create(
+        source::client_config(&config.kafka, &group)
+            .remove("group.id")
+            .remove("statistics.interval.ms")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("enable.idempotence", "true"),
+        &config,
+        &metrics,
+    )?;
     let mut dims = Dimensions::new(
         Pseudonymizer::new(config.pii.key.as_bytes()),
         Dimension::ALL.map(|d| metrics.dimension_missing.with_label_values(&[d.as_str()])),
@@ -152,7 +155,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         registry,
         dims,
         sink,
-        producer,
+        dead_letters,
     );
     pipeline.run(source, feed, shutdown).await;
     Ok(())
