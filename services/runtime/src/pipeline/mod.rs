@@ -40,7 +40,7 @@ use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterRow, DeadLetterSi
 use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
-use crate::segment::FanStates;
+use crate::segment::{FanBudget, FanLimits, FanStates};
 use crate::sink::{Intent, Sink};
 use crate::source::{Control, Lease, Record, SourceHandle};
 use crate::stream::Stream;
@@ -98,6 +98,8 @@ pub struct Pipeline<S: Stream> {
     probe: Option<Arc<BaseConsumer>>,
     shutdown: CancellationToken,
     newest_written_server_time: i64,
+    /// `segment.max_fans` and `max_dormant_fans`, shared by the partitions' fan states.
+    fan_budget: FanBudget,
 }
 
 fn now_ms() -> i64 {
@@ -145,6 +147,7 @@ impl<S: Stream> Pipeline<S> {
         let topic: &'static str = Box::leak(topic.into_boxed_str());
         Pipeline {
             decoder: Decoder::new(registry.clone(), &cfg, topic),
+            fan_budget: FanBudget::new(FanLimits::from_config(&cfg), &metrics.fans_evicted),
             dims,
             stream,
             cfg,
@@ -355,6 +358,10 @@ impl<S: Stream> Pipeline<S> {
         }
         let fans: usize = self.partitions.values().map(|p| p.fans.len()).sum();
         self.metrics.fans_tracked.set(fans as i64);
+        let dormant: usize = self.partitions.values().map(|p| p.fans.dormant_len()).sum();
+        self.metrics.dormant_fans.set(dormant as i64);
+        let ids: usize = self.partitions.values().map(|p| p.ids.len()).sum();
+        self.metrics.ids_tracked.set(ids as i64);
         let parked: usize = self.partitions.values().map(|p| p.parked.len()).sum();
         self.metrics.parked_records.set(parked as i64);
         let held = self.partitions.values().filter(|p| p.held).count();
