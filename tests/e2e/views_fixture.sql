@@ -4,16 +4,18 @@
 -- only checks that accounts stay apart. Fans: 101..108 (F1..F8 in views.rs), 201 on wxv_b.
 
 -- Menu clicks. F1: 3 in M (vip/active), F2: 3 in P, F3: 1 in M, F7: 1 in M; wxv_b: 1.
-INSERT INTO menu_clicks (app_id, fan_id, event_time, category, relationship, lifecycle) VALUES
-    ('wxv_a', 101, '{M}-03 10:00:00', 'ecommerce', 'vip', 'active'),
-    ('wxv_a', 101, '{M}-03 10:01:00', 'ecommerce', 'vip', 'active'),
-    ('wxv_a', 101, '{M}-03 10:02:00', 'crm', 'vip', 'active'),
-    ('wxv_a', 102, '{P}-10 09:00:00', 'brand_info', 'prospect', 'new'),
-    ('wxv_a', 102, '{P}-10 09:01:00', 'brand_info', 'prospect', 'new'),
-    ('wxv_a', 102, '{P}-10 09:02:00', 'brand_info', 'prospect', 'new'),
-    ('wxv_a', 103, '{M}-03 11:00:00', 'ecommerce', 'unknown', 'new'),
-    ('wxv_a', 107, '{M}-03 12:00:00', 'other', 'unknown', 'unknown'),
-    ('wxv_b', 201, '{M}-03 12:00:00', 'crm', 'unknown', 'unknown');
+-- Brands (only here; every other row has the default `unknown`): wxv_a is Acme, wxv_b
+-- Beta; F7's click was enriched before the account dimension knew wxv_a.
+INSERT INTO menu_clicks (app_id, brand, fan_id, event_time, category, relationship, lifecycle) VALUES
+    ('wxv_a', 'Acme', 101, '{M}-03 10:00:00', 'ecommerce', 'vip', 'active'),
+    ('wxv_a', 'Acme', 101, '{M}-03 10:01:00', 'ecommerce', 'vip', 'active'),
+    ('wxv_a', 'Acme', 101, '{M}-03 10:02:00', 'crm', 'vip', 'active'),
+    ('wxv_a', 'Acme', 102, '{P}-10 09:00:00', 'brand_info', 'prospect', 'new'),
+    ('wxv_a', 'Acme', 102, '{P}-10 09:01:00', 'brand_info', 'prospect', 'new'),
+    ('wxv_a', 'Acme', 102, '{P}-10 09:02:00', 'brand_info', 'prospect', 'new'),
+    ('wxv_a', 'Acme', 103, '{M}-03 11:00:00', 'ecommerce', 'unknown', 'new'),
+    ('wxv_a', 'unknown', 107, '{M}-03 12:00:00', 'other', 'unknown', 'unknown'),
+    ('wxv_b', 'Beta', 201, '{M}-03 12:00:00', 'crm', 'unknown', 'unknown');
 
 -- QR scans. F1 followed in P through a store code; F4 followed in M through associate
 -- zhang's code (a new contact); F2, already a fan, scanned zhang's code in M.

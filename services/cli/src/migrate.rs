@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_ingest_intents.sql"),
     migration!(9, "0009_dlq_replays.sql"),
     migration!(10, "0010_dead_letters.sql"),
+    migration!(11, "0011_brand.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
@@ -68,6 +69,7 @@ pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (5, "associate_daily", None),
     (7, "orders", Some("cityHash64(fan_id)")),
     (7, "fan_touches", None),
+    (11, "account_brands", None),
 ];
 
 /// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].
@@ -293,6 +295,20 @@ pub async fn apply_grants(
     Ok(statements.len())
 }
 
+/// The BI views: those the read-only role of the grants file may read, in its order (a test
+/// keeps them equal to the `v_*` views of the migrations).
+pub fn bi_views() -> Vec<&'static str> {
+    let prefix = "SELECT ON {DATABASE}.";
+    GRANTS_SQL
+        .lines()
+        .filter(|l| l.ends_with(" TO wxpulse_bi_readonly;"))
+        .filter_map(|l| {
+            let rest = &l[l.find(prefix)? + prefix.len()..];
+            rest.split(' ').next()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +326,14 @@ mod tests {
                     "{single}"
                 );
                 let clustered = render(&s, Some("wx"));
-                assert!(clustered.contains("ON CLUSTER 'wx'"), "{clustered}");
+                // A backfill (INSERT ... SELECT) runs once, on the node that migrates: its
+                // rows are read by every shard through the Distributed table.
+                let backfill = s.starts_with("INSERT INTO ");
+                assert_eq!(
+                    clustered.contains("ON CLUSTER 'wx'"),
+                    !backfill,
+                    "{clustered}"
+                );
                 if clustered.contains("ENGINE = ") {
                     assert!(clustered.contains("ENGINE = Replicated"), "{clustered}");
                     assert!(!clustered.contains("non_replicated"), "{clustered}");
@@ -424,15 +447,32 @@ mod tests {
         );
     }
 
+    /// The `v_*` views the migrations create, each once, in the order first created (a later
+    /// migration replaces a view, never adds it twice).
+    fn bi_views_of_migrations(sql: &str) -> Vec<&str> {
+        let mut bi: Vec<&str> = Vec::new();
+        for v in names_after(sql, "CREATE OR REPLACE VIEW ") {
+            if v.starts_with("v_") && !bi.contains(&v) {
+                bi.push(v);
+            }
+        }
+        bi
+    }
+
+    /// The latest definition of `view` in the migrations.
+    fn latest_definition(view: &str) -> String {
+        MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.sql))
+            .filter(|s| s.starts_with(&format!("CREATE OR REPLACE VIEW {view} ")))
+            .last()
+            .unwrap_or_else(|| panic!("{view} is not created"))
+    }
+
     #[test]
     fn the_bi_role_may_read_every_v_view_and_nothing_else() {
         let sql = all_sql();
-        let views = names_after(&sql, "CREATE OR REPLACE VIEW ");
-        let bi: Vec<&str> = views
-            .iter()
-            .copied()
-            .filter(|v| v.starts_with("v_"))
-            .collect();
+        let bi = bi_views_of_migrations(&sql);
         assert!(bi.len() >= 10, "{bi:?}");
         let granted: Vec<&str> = statements(GRANTS_SQL)
             .iter()
@@ -476,6 +516,24 @@ mod tests {
             assert!(sql
                 .iter()
                 .any(|s| s.contains("SELECT ON wxpulse.v_monthly_active TO wxpulse_bi_readonly")));
+        }
+    }
+
+    #[test]
+    fn every_bi_view_has_the_brand_of_its_account() {
+        let sql = all_sql();
+        let bi = bi_views_of_migrations(&sql);
+        assert_eq!(bi_views(), bi, "bi_views() lists the views of the grants file");
+        for v in &bi {
+            let def = latest_definition(v);
+            assert!(def.contains(" AS brand"), "{v}: no brand column\n{def}");
+            if *v != "v_dead_letters_daily" {
+                assert!(
+                    def.contains("transform(toString(app_id), brand_of.1, brand_of.2, '') AS brand")
+                        && def.contains("FROM account_brand) AS brand_of"),
+                    "{v}: brand is not its account's (account_brand)\n{def}"
+                );
+            }
         }
     }
 
