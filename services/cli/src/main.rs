@@ -51,6 +51,19 @@ enum Command {
         /// real ClickHouse, not the local chdb adapter.
         #[arg(long)]
         grants: bool,
+        /// With --grants, per brand: a role, a login `wxpulse_bi_<id>` (password from
+        /// WXPULSE_BI_PASSWORD_<ID>), a settings profile, a quota and row policies, so that
+        /// its users see only the brand's rows in every v_* view (grants/bi_brand.sql).
+        /// `<id>=<brand as on the rows>`, e.g. `aur=Maison Aurel`; repeat it, or give a
+        /// comma-separated list.
+        #[arg(
+            long = "brand",
+            env = "WXPULSE_BI_BRANDS",
+            value_delimiter = ',',
+            requires = "grants",
+            value_parser = brand
+        )]
+        brands: Vec<migrate::Brand>,
     },
     /// Manage topics.
     Topics {
@@ -205,6 +218,10 @@ fn share(value: &str) -> Result<f64, String> {
     }
 }
 
+fn brand(spec: &str) -> Result<migrate::Brand, String> {
+    migrate::Brand::parse(spec).map_err(|e| e.to_string())
+}
+
 fn dimension(name: &str) -> Result<Dimension, String> {
     Dimension::parse(name).ok_or_else(|| {
         let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.as_str()).collect();
@@ -276,6 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cluster,
             print,
             grants,
+            brands,
         } => {
             let cluster = cluster.as_deref();
             let bi_password = std::env::var("WXPULSE_BI_PASSWORD").unwrap_or_default();
@@ -296,6 +314,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("{s};\n");
                     }
                 }
+                for b in &brands {
+                    println!("-- grants/bi_brand.sql: {} ({})", b.id, b.name);
+                    let hash = match std::env::var(b.password_env()) {
+                        Ok(password) if !password.is_empty() => migrate::password_sha256(&password),
+                        _ => format!("<sha256 of {}>", b.password_env()),
+                    };
+                    for s in migrate::brand_grants(&clickhouse.database, cluster, b, &hash) {
+                        println!("{s};\n");
+                    }
+                }
                 return Ok(());
             }
             let applied = migrate::migrate(&clickhouse, cluster).await?;
@@ -308,6 +336,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "grants applied: {n} statements (role wxpulse_bi_readonly, user wxpulse_bi)"
                 );
+                let n = migrate::apply_brand_grants(&clickhouse, cluster, &brands, |var| {
+                    std::env::var(var).ok()
+                })
+                .await?;
+                if !brands.is_empty() {
+                    println!("brand grants applied: {n} statements");
+                }
+                for b in &brands {
+                    println!("brand {:?}: role {}, user {}", b.name, b.role(), b.user());
+                }
             }
         }
         Command::Topics {

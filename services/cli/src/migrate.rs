@@ -8,7 +8,8 @@
 //! `_all` table on a cluster (the views do, so that they see every shard).
 //!
 //! `schemas/clickhouse/grants/bi_readonly.sql` (the BI role) is not a migration: it needs
-//! RBAC, which the local chdb adapter lacks, so it is applied only on request (`--grants`).
+//! RBAC, which the local chdb adapter lacks, so it is applied only on request (`--grants`),
+//! and so is `grants/bi_brand.sql`, once per brand (`--grants --brand`; see [`Brand`]).
 
 use anyhow::{bail, Context};
 use clickhouse::{Client, Row};
@@ -74,6 +75,9 @@ pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
 
 /// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].
 pub const GRANTS_SQL: &str = include_str!("../../../schemas/clickhouse/grants/bi_readonly.sql");
+
+/// One brand's role, login, profile, quota and row policies; see [`brand_grants`].
+pub const BRAND_GRANTS_SQL: &str = include_str!("../../../schemas/clickhouse/grants/bi_brand.sql");
 
 /// Splits a migration into statements, dropping comments and blank ones.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -295,6 +299,68 @@ pub async fn apply_grants(
     Ok(statements.len())
 }
 
+/// A brand whose BI users see only its own accounts: `name` is the brand exactly as the rows
+/// carry it (`Maison Aurel`: from the account dimension, any text), `id` the plain identifier
+/// its ClickHouse objects are named after (`wxpulse_brand_<id>`, login `wxpulse_bi_<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brand {
+    /// `[a-z][a-z0-9_]*`, at most 48 characters.
+    pub id: String,
+    /// The `brand` value of the rows.
+    pub name: String,
+}
+
+impl Brand {
+    /// Parses `id=Brand Name`, or `name` alone when the name is itself a valid id. Ids are
+    /// checked, not escaped, because they become parts of names in DDL; the name is only
+    /// ever a string literal, escaped where it is rendered.
+    pub fn parse(spec: &str) -> anyhow::Result<Self> {
+        let (id, name) = spec.split_once('=').unwrap_or((spec, spec));
+        let (id, name) = (id.trim(), name.trim());
+        let valid_id = id.len() <= 48
+            && id.starts_with(|c: char| c.is_ascii_lowercase())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_id {
+            bail!(
+                "brand {spec:?}: {id:?} is not a valid brand id (lower-case ASCII letters, digits \
+                 and _, starting with a letter, at most 48): write --brand <id>=<brand as on the rows>"
+            );
+        }
+        if name.is_empty() || name == "unknown" || name.chars().any(char::is_control) {
+            bail!(
+                "brand {spec:?}: {name:?} cannot be a brand (empty, `unknown` — the rows of \
+                 accounts missing from the account dimension — or control characters)"
+            );
+        }
+        Ok(Brand {
+            id: id.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// The role its users hold.
+    pub fn role(&self) -> String {
+        format!("wxpulse_brand_{}", self.id)
+    }
+
+    /// Its login.
+    pub fn user(&self) -> String {
+        format!("wxpulse_bi_{}", self.id)
+    }
+
+    /// The env var holding its login's password.
+    pub fn password_env(&self) -> String {
+        format!("WXPULSE_BI_PASSWORD_{}", self.id.to_ascii_uppercase())
+    }
+}
+
+/// `s` inside a ClickHouse single-quoted string literal (backslash escapes).
+fn sql_string(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
 /// The BI views: those the read-only role of the grants file may read, in its order (a test
 /// keeps them equal to the `v_*` views of the migrations).
 pub fn bi_views() -> Vec<&'static str> {
@@ -307,6 +373,73 @@ pub fn bi_views() -> Vec<&'static str> {
             rest.split(' ').next()
         })
         .collect()
+}
+
+/// The statements of the brand template for `brand`, rendered for `database` on a single
+/// node or a cluster: a statement naming `{VIEW}` once per BI view.
+pub fn brand_grants(
+    database: &str,
+    cluster: Option<&str>,
+    brand: &Brand,
+    password_sha256: &str,
+) -> Vec<String> {
+    let views = bi_views();
+    statements(BRAND_GRANTS_SQL)
+        .iter()
+        .flat_map(|s| {
+            if s.contains("{VIEW}") {
+                views.iter().map(|v| s.replace("{VIEW}", v)).collect()
+            } else {
+                vec![s.clone()]
+            }
+        })
+        .map(|s| {
+            render(&s, cluster)
+                .replace("{DATABASE}", database)
+                .replace("{BRAND_ID}", &brand.id)
+                .replace("{BRAND}", &sql_string(&brand.name))
+                .replace("{BI_PASSWORD_SHA256}", password_sha256)
+        })
+        .collect()
+}
+
+/// Applies the brand template for each brand, its login's password from
+/// [`Brand::password_env`] (looked up with `password_of`). Run after [`apply_grants`].
+pub async fn apply_brand_grants(
+    ch: &ClickHouseConfig,
+    cluster: Option<&str>,
+    brands: &[Brand],
+    password_of: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<usize> {
+    let mut passwords = Vec::new();
+    for b in brands {
+        match password_of(&b.password_env()) {
+            Some(p) if !p.is_empty() => passwords.push(p),
+            _ => bail!(
+                "the BI user of brand {:?} ({}) needs a password: set {}",
+                b.name,
+                b.user(),
+                b.password_env()
+            ),
+        }
+    }
+    let db = server(ch).with_database(&ch.database);
+    let mut n = 0;
+    for (brand, password) in brands.iter().zip(passwords) {
+        let hash = password_sha256(&password);
+        for sql in brand_grants(&ch.database, cluster, brand, &hash) {
+            db.query(&sql).execute().await.with_context(|| {
+                format!(
+                    "brand {}: statement failed (it needs a ClickHouse with users, grants and \
+                     row policies; the local chdb adapter has none):\n{}",
+                    brand.id,
+                    sql.replace(&hash, "<password sha256>")
+                )
+            })?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -534,6 +667,129 @@ mod tests {
                     "{v}: brand is not its account's (account_brand)\n{def}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn brands_parse_with_an_id_and_refuse_what_cannot_name_a_role() {
+        let b = Brand::parse("aur=Maison Aurel").expect("id=name");
+        assert_eq!((b.id.as_str(), b.name.as_str()), ("aur", "Maison Aurel"));
+        assert_eq!(
+            (b.role(), b.user(), b.password_env()),
+            (
+                "wxpulse_brand_aur".to_string(),
+                "wxpulse_bi_aur".to_string(),
+                "WXPULSE_BI_PASSWORD_AUR".to_string()
+            )
+        );
+        let plain = Brand::parse("velmont").expect("a name that is an id");
+        assert_eq!((plain.id.as_str(), plain.name.as_str()), ("velmont", "velmont"));
+        assert_eq!(
+            Brand::parse("lnd=Lune Dorée").expect("any text").name,
+            "Lune Dorée"
+        );
+        for bad in [
+            "Maison Aurel",
+            "Velmont",
+            "1x=X",
+            "a-b=X",
+            "a b=X",
+            "=X",
+            "x=",
+            "x=unknown",
+            "unknown",
+            "x=a\nb",
+        ] {
+            assert!(Brand::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let e = Brand::parse("Maison Aurel").expect_err("not an id");
+        assert!(e.to_string().contains("--brand <id>=<brand"), "{e}");
+    }
+
+    #[test]
+    fn a_brand_role_reads_every_bi_view_through_its_row_policy_and_nothing_else() {
+        let brand = Brand::parse("aur=Maison Aurel").expect("brand");
+        let hash = password_sha256("s3cret");
+        let views = bi_views();
+        for cluster in [None, Some("wx")] {
+            let sql = brand_grants("wxpulse", cluster, &brand, &hash);
+            let on = if cluster.is_some() { " ON CLUSTER 'wx'" } else { "" };
+            for s in &sql {
+                assert!(!s.contains('{') || s.contains("{shard}"), "token left: {s}");
+                assert!(!s.contains("s3cret"), "{s}");
+                assert_eq!(s.contains("ON CLUSTER 'wx'"), cluster.is_some(), "{s}");
+            }
+            let index = |want: &str| {
+                let found: Vec<usize> = (0..sql.len()).filter(|i| sql[*i] == want).collect();
+                assert_eq!(found.len(), 1, "{want:?} is there once: {found:?}");
+                found[0]
+            };
+            for v in &views {
+                let open = index(&format!(
+                    "CREATE ROW POLICY OR REPLACE wxpulse_all_rows{on} ON wxpulse.{v} \
+                     FOR SELECT USING 1 AS PERMISSIVE TO ALL"
+                ));
+                let policy = index(&format!(
+                    "CREATE ROW POLICY OR REPLACE wxpulse_brand_aur{on} ON wxpulse.{v} \
+                     FOR SELECT USING brand = 'Maison Aurel' AS RESTRICTIVE TO wxpulse_brand_aur"
+                ));
+                let grant = index(&format!(
+                    "GRANT{on} SELECT ON wxpulse.{v} TO wxpulse_brand_aur"
+                ));
+                assert!(open < grant && policy < grant, "{v}: readable before its policy");
+            }
+            // The role gets the views and nothing else; the login gets the role.
+            let granted: Vec<&String> = sql.iter().filter(|s| s.starts_with("GRANT")).collect();
+            assert_eq!(granted.len(), views.len() + 1, "{granted:#?}");
+            for g in granted {
+                assert!(
+                    g.ends_with(" TO wxpulse_brand_aur") && g.contains(" SELECT ON wxpulse.v_")
+                        || g == &format!("GRANT{on} wxpulse_brand_aur TO wxpulse_bi_aur"),
+                    "{g}"
+                );
+            }
+            let has = |prefix: &str, parts: &[&str]| {
+                sql.iter()
+                    .any(|s| s.starts_with(prefix) && parts.iter().all(|p| s.contains(p)))
+            };
+            assert!(has("CREATE ROLE IF NOT EXISTS wxpulse_brand_aur", &[]));
+            assert!(has(
+                "CREATE SETTINGS PROFILE OR REPLACE wxpulse_brand_aur",
+                &["readonly = 2", "max_execution_time", "TO wxpulse_brand_aur"]
+            ));
+            assert!(has(
+                "CREATE QUOTA OR REPLACE wxpulse_brand_aur",
+                &["FOR INTERVAL 1 hour MAX queries", "TO wxpulse_brand_aur"]
+            ));
+            assert!(has(
+                "CREATE USER IF NOT EXISTS wxpulse_bi_aur",
+                &["IDENTIFIED WITH sha256_hash BY", &hash]
+            ));
+            assert!(has(
+                "ALTER USER wxpulse_bi_aur",
+                &[
+                    "DEFAULT ROLE wxpulse_brand_aur",
+                    "DEFAULT DATABASE wxpulse",
+                    "readonly = 2"
+                ]
+            ));
+        }
+    }
+
+    #[test]
+    fn a_brand_name_cannot_escape_its_string_literal() {
+        let brand = Brand::parse(r"evil=x' OR 1 = 1 OR brand = '\").expect("any text");
+        let sql = brand_grants("wxpulse", None, &brand, "h");
+        let policies: Vec<&String> = sql
+            .iter()
+            .filter(|s| s.starts_with("CREATE ROW POLICY OR REPLACE wxpulse_brand_evil"))
+            .collect();
+        assert_eq!(policies.len(), bi_views().len());
+        for p in policies {
+            assert!(
+                p.ends_with(r"USING brand = 'x\' OR 1 = 1 OR brand = \'\\' AS RESTRICTIVE TO wxpulse_brand_evil"),
+                "{p}"
+            );
         }
     }
 
