@@ -444,9 +444,33 @@ pub fn partition_lag(
     Some((hi_offset - resume_at).max(0))
 }
 
+/// What the endpoint serves: a service's [`Metrics`], or the registry of another long-running
+/// wxpulse process (the fan-profile mirror), so that every process answers the same three
+/// paths the same way.
+pub trait Exposition: Send + Sync + 'static {
+    /// The Prometheus text exposition.
+    fn render(&self) -> String;
+    /// `Ok` when `/readyz` answers 200; else why not (empty: no particular reason).
+    fn readiness(&self) -> Result<(), String>;
+}
+
+impl Exposition for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        match self.stuck() {
+            Some(why) => Err(why),
+            None if self.ready.load(Ordering::Relaxed) => Ok(()),
+            None => Err(String::new()),
+        }
+    }
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` fires.
-pub async fn serve(
-    metrics: Arc<Metrics>,
+pub async fn serve<E: Exposition>(
+    metrics: Arc<E>,
     listen: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
@@ -466,7 +490,7 @@ pub async fn serve(
                 let service =
                     hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                         let metrics = metrics.clone();
-                        async move { Ok::<_, Infallible>(respond(&metrics, req.uri().path())) }
+                        async move { Ok::<_, Infallible>(respond(&*metrics, req.uri().path())) }
                     });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -477,7 +501,7 @@ pub async fn serve(
     Ok(local)
 }
 
-fn respond(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
+fn respond<E: Exposition + ?Sized>(metrics: &E, path: &str) -> Response<Full<Bytes>> {
     let (status, body, content_type) = match path {
         "/metrics" => (
             StatusCode::OK,
@@ -485,18 +509,16 @@ fn respond(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
             "text/plain; version=0.0.4",
         ),
         "/healthz" => (StatusCode::OK, "ok\n".to_string(), "text/plain"),
-        "/readyz" => match metrics.stuck() {
-            Some(why) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {why}\n"),
-                "text/plain",
-            ),
-            None if metrics.ready.load(Ordering::Relaxed) => {
-                (StatusCode::OK, "ready\n".to_string(), "text/plain")
-            }
-            None => (
+        "/readyz" => match metrics.readiness() {
+            Ok(()) => (StatusCode::OK, "ready\n".to_string(), "text/plain"),
+            Err(why) if why.is_empty() => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready\n".to_string(),
+                "text/plain",
+            ),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
                 "text/plain",
             ),
         },
@@ -604,7 +626,7 @@ mod tests {
             .contains("wxpulse_pipeline_flush_stuck_partitions{service=\"menu-clicks\"} 0"));
         m.set_ready(false);
         assert_eq!(readyz(&m).0, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(respond(&m, "/healthz").status(), StatusCode::OK);
+        assert_eq!(respond(&*m, "/healthz").status(), StatusCode::OK);
     }
 
     #[test]
