@@ -7,20 +7,36 @@
 //! versioned by `updated_at`, so re-inserting a record already stored changes nothing.
 //! Offsets are committed after the insert; a crash re-reads from the last commit. The raw
 //! openid of the record is pseudonymised with the services' PII key before it leaves.
+//!
+//! Run without `--once` it is a service like the consumers: batches as `[batch]` says
+//! (`max_rows`, `max_age`), retries a failing write with the `[retry]` backoff (never skips
+//! it), serves `/metrics`, `/healthz` and `/readyz` on `metrics.listen` ([`metrics`]), and on
+//! SIGTERM writes and commits the batch in flight (within `kafka.drain_timeout`) and exits 0.
+
+pub mod metrics;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clickhouse::Row;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use wxpulse_runtime::codec::Registry;
 use wxpulse_runtime::config::Config;
 use wxpulse_runtime::enrich::{Dimension, DimensionRecord, FanProfileRecord};
 use wxpulse_runtime::pii::Pseudonymizer;
+use wxpulse_runtime::retry::Backoff;
+
+use self::metrics::{MirrorMetrics, Stage};
+
+/// How often the lag is computed (committed offsets and high watermarks from the broker).
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A row of `fan_profiles`.
 #[derive(Debug, Clone, PartialEq, Row, Serialize)]
@@ -77,8 +93,8 @@ pub fn row(
 }
 
 /// Mirrors until SIGINT/SIGTERM, or with `once` up to the end the topic has at the start
-/// (failing if no record arrives for `idle`);
-/// returns the rows written.
+/// (failing if no record arrives for `idle`); returns the rows written. Without `once` it
+/// serves its metrics and health on `metrics.listen`.
 pub async fn run(
     config: &Config,
     brokers: &str,
@@ -130,61 +146,276 @@ pub async fn run(
     let client = wxpulse_runtime::sink::client(ch);
     let registry = Registry::new(&config.schema_registry.url, config.schema_registry.timeout);
     let pii = Pseudonymizer::new(config.pii.key.as_bytes());
-    let mut rows: Vec<ProfileRow> = Vec::new();
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut written = 0u64;
-    let mut last_record = Instant::now();
-    let mut last_flush = Instant::now();
-    let mut skipped = 0u64;
+
+    let consumer = Arc::new(consumer);
+    let metrics = MirrorMetrics::new(config.batch.stuck_after);
     let stop = wxpulse_runtime::shutdown::on_signals();
-    loop {
-        let received = tokio::select! {
-            m = consumer.recv() => Some(m),
-            _ = tokio::time::sleep(Duration::from_millis(200)) => None,
-            _ = stop.cancelled() => break,
-        };
-        if let Some(message) = received {
-            let m = message.context("fan-profile consumer")?;
-            last_record = Instant::now();
-            if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
-                ends.remove(&m.partition());
-            }
-            next.insert(m.partition(), m.offset() + 1);
-            let key = m
-                .key()
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .unwrap_or("");
-            let record = match m.payload() {
-                None => None,
-                Some(p) => match decode(&registry, p) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        skipped += 1;
-                        tracing::warn!(error = %e, offset = m.offset(), "fan profile skipped");
-                        continue;
-                    }
-                },
+    // The endpoint outlives `stop`: /readyz says "shutting down" while the last batch is
+    // written, and a last scrape still sees the final counts.
+    let serving = CancellationToken::new();
+    if !once {
+        let listen = config
+            .metrics
+            .listen
+            .parse()
+            .with_context(|| format!("metrics.listen {:?}", config.metrics.listen))?;
+        wxpulse_runtime::metrics::serve(metrics.clone(), listen, serving.clone()).await?;
+        tokio::spawn(watch(
+            consumer.clone(),
+            client.clone(),
+            metrics.clone(),
+            serving.clone(),
+        ));
+    }
+    let mut mirror = Mirror {
+        consumer,
+        topic,
+        client,
+        metrics,
+        rows: Vec::new(),
+        next: HashMap::new(),
+        retry: config.retry.clone(),
+        insert_timeout: ch.insert_timeout,
+        drain_timeout: config.kafka.drain_timeout,
+    };
+    let written = mirror
+        .follow(&registry, &pii, &config.batch, ends, once, idle, &stop)
+        .await;
+    serving.cancel();
+    written
+}
+
+/// The consumer, the sink and the batch between two flushes.
+struct Mirror {
+    consumer: Arc<StreamConsumer>,
+    topic: &'static str,
+    client: clickhouse::Client,
+    metrics: Arc<MirrorMetrics>,
+    rows: Vec<ProfileRow>,
+    /// Per partition, the offset to commit once `rows` are written.
+    next: HashMap<i32, i64>,
+    retry: wxpulse_runtime::config::RetryConfig,
+    insert_timeout: Duration,
+    drain_timeout: Duration,
+}
+
+impl Mirror {
+    /// The loop: read, batch, write at `batch.max_rows` or once the oldest record waited
+    /// `batch.max_age`; on `stop` (or, with `once`, at the ends) write the batch in flight.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &mut self,
+        registry: &Registry,
+        pii: &Pseudonymizer,
+        batch: &wxpulse_runtime::config::BatchConfig,
+        mut ends: HashMap<i32, i64>,
+        once: bool,
+        idle: Duration,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<u64> {
+        let mut written = 0u64;
+        let mut last_record = Instant::now();
+        let mut pending_since: Option<Instant> = None;
+        let mut skipped = 0u64;
+        loop {
+            let received = tokio::select! {
+                m = self.consumer.recv() => Some(m),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => None,
+                _ = stop.cancelled() => break,
             };
-            let time = m.timestamp().to_millis().unwrap_or(0);
-            rows.extend(row(&pii, key, record, time));
+            match received {
+                Some(Ok(m)) => {
+                    self.metrics.consumed();
+                    last_record = Instant::now();
+                    pending_since.get_or_insert(last_record);
+                    if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
+                        ends.remove(&m.partition());
+                    }
+                    self.next.insert(m.partition(), m.offset() + 1);
+                    let key = m
+                        .key()
+                        .and_then(|k| std::str::from_utf8(k).ok())
+                        .unwrap_or("");
+                    let record = match m.payload() {
+                        None => None,
+                        Some(p) => match decode(registry, p) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                skipped += 1;
+                                self.metrics.skipped();
+                                tracing::warn!(error = %e, offset = m.offset(), "fan profile skipped");
+                                continue;
+                            }
+                        },
+                    };
+                    let time = m.timestamp().to_millis().unwrap_or(0);
+                    match row(pii, key, record, time) {
+                        Some(r) => self.rows.push(r),
+                        None => {
+                            skipped += 1;
+                            self.metrics.skipped();
+                            tracing::warn!(offset = m.offset(), "tombstone without an app_id|openid key skipped");
+                        }
+                    }
+                }
+                // librdkafka retries by itself; a broker that is away shows as lag.
+                Some(Err(e)) => {
+                    self.metrics.error(Stage::Consume);
+                    tracing::warn!(error = %e, "fan-profile consumer");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                None => {}
+            }
+            let due = self.rows.len() >= batch.max_rows.max(1)
+                || pending_since.is_some_and(|t| t.elapsed() >= batch.max_age);
+            if due {
+                written += self.flush(stop, None).await?;
+                pending_since = None;
+            }
+            if once && ends.is_empty() {
+                break;
+            }
+            if once && last_record.elapsed() >= idle {
+                anyhow::bail!("no fan-profile record for {idle:?} before the end of the topic");
+            }
         }
-        let due = rows.len() >= 10_000 || last_flush.elapsed() >= Duration::from_secs(1);
-        if due && !next.is_empty() {
-            written += flush(&client, &consumer, topic, &mut rows, &mut next).await?;
-            last_flush = Instant::now();
+        // The batch in flight, within kafka.drain_timeout once a shutdown was asked for.
+        let deadline = stop.is_cancelled().then(|| {
+            self.metrics.draining();
+            Instant::now() + self.drain_timeout
+        });
+        written += self.flush(stop, deadline).await?;
+        if skipped > 0 {
+            tracing::warn!(skipped, "fan profiles that did not decode were skipped");
         }
-        if once && ends.is_empty() {
-            break;
+        Ok(written)
+    }
+
+    /// Inserts the rows, retrying until they are in (or, after a shutdown request, until
+    /// `deadline`), then commits the offsets they came from. A failed commit only means
+    /// the records are read and written again, which changes nothing.
+    async fn flush(
+        &mut self,
+        stop: &CancellationToken,
+        mut deadline: Option<Instant>,
+    ) -> anyhow::Result<u64> {
+        if self.next.is_empty() {
+            return Ok(0);
         }
-        if once && last_record.elapsed() >= idle {
-            anyhow::bail!("no fan-profile record for {idle:?} before the end of the topic");
+        let n = self.rows.len() as u64;
+        if n > 0 {
+            self.metrics.flush_started();
+            let mut backoff = Backoff::new(&self.retry);
+            loop {
+                let attempt = tokio::time::timeout(self.insert_timeout, insert(&self.client, &self.rows)).await;
+                let error = match attempt {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(_) => format!("no answer within {:?} (clickhouse.insert_timeout)", self.insert_timeout),
+                };
+                self.metrics.error(Stage::Insert);
+                tracing::warn!(error, rows = n, "cannot write fan profiles into fan_profiles; retrying");
+                if deadline.is_none() && stop.is_cancelled() {
+                    self.metrics.draining();
+                    deadline = Some(Instant::now() + self.drain_timeout);
+                }
+                let delay = backoff.next_delay();
+                if let Some(d) = deadline {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.metrics.flush_ended();
+                        anyhow::bail!(
+                            "{n} fan profiles not written before kafka.drain_timeout ({:?}): \
+                             their offsets are not committed, the next start reads them again; \
+                             last error: {error}",
+                            self.drain_timeout
+                        );
+                    }
+                    tokio::time::sleep(delay.min(left)).await;
+                } else {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
+            }
+            self.metrics.flush_ended();
+            self.metrics.wrote(n, unix_now());
+            self.rows.clear();
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in self.next.iter() {
+            tpl.add_partition_offset(self.topic, *p, Offset::Offset(*o))?;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            self.metrics.error(Stage::Commit);
+            tracing::warn!(error = %e, "offsets not committed: those records are read again (harmless)");
+        }
+        self.next.clear();
+        Ok(n)
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Every `LAG_INTERVAL` until `stop`: the lag of the assigned partitions (a blocking broker
+/// round trip, off the async threads), and ClickHouse asked again while it has not answered.
+async fn watch(
+    consumer: Arc<StreamConsumer>,
+    client: clickhouse::Client,
+    metrics: Arc<MirrorMetrics>,
+    stop: CancellationToken,
+) {
+    let topic = Dimension::FanProfile.topic();
+    loop {
+        if !metrics.clickhouse_ok() {
+            match client.query("SELECT 1").execute().await {
+                Ok(()) => metrics.clickhouse_answered(),
+                Err(e) => {
+                    metrics.error(Stage::Insert);
+                    tracing::warn!(error = %e, "ClickHouse does not answer");
+                }
+            }
+        }
+        let c = consumer.clone();
+        match tokio::task::spawn_blocking(move || lags(&c, topic, LAG_INTERVAL)).await {
+            Ok(Ok(lags)) => metrics.set_lags(&lags),
+            Ok(Err(e)) => {
+                metrics.error(Stage::Lag);
+                tracing::debug!(error = %e, "fan-profile lag unknown");
+            }
+            Err(e) => tracing::warn!(error = %e, "fan-profile lag task"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LAG_INTERVAL) => {}
+            _ = stop.cancelled() => return,
         }
     }
-    written += flush(&client, &consumer, topic, &mut rows, &mut next).await?;
-    if skipped > 0 {
-        tracing::warn!(skipped, "fan profiles that did not decode were skipped");
+}
+
+/// For each partition of `topic` assigned to `consumer`: the records after the group's
+/// committed offset (from the log start when it has none), i.e. what a restart would read
+/// again and what is not yet in `fan_profiles`.
+fn lags(consumer: &StreamConsumer, topic: &str, timeout: Duration) -> KafkaResult<Vec<(i32, i64)>> {
+    let assignment = consumer.assignment()?;
+    if assignment.count() == 0 {
+        return Ok(Vec::new());
     }
-    Ok(written)
+    let committed = consumer.committed_offsets(assignment, timeout)?;
+    let mut out = Vec::new();
+    for e in committed.elements_for_topic(topic) {
+        let (low, high) = consumer.fetch_watermarks(topic, e.partition(), timeout)?;
+        let from = match e.offset() {
+            Offset::Offset(o) if o >= low => o,
+            _ => low,
+        };
+        out.push((e.partition(), (high - from).max(0)));
+    }
+    Ok(out)
 }
 
 fn decode(registry: &Registry, payload: &[u8]) -> anyhow::Result<FanProfileRecord> {
@@ -195,35 +426,16 @@ fn decode(registry: &Registry, payload: &[u8]) -> anyhow::Result<FanProfileRecor
     }
 }
 
-/// Inserts the rows, then commits the offsets they came from.
-async fn flush(
-    client: &clickhouse::Client,
-    consumer: &StreamConsumer,
-    topic: &str,
-    rows: &mut Vec<ProfileRow>,
-    next: &mut HashMap<i32, i64>,
-) -> anyhow::Result<u64> {
-    let n = rows.len() as u64;
-    if !rows.is_empty() {
-        let mut insert = client.insert::<ProfileRow>("fan_profiles").await?;
-        for r in rows.iter() {
-            insert.write(r).await?;
-        }
-        insert
-            .end()
-            .await
-            .context("cannot insert into fan_profiles")?;
-        rows.clear();
+/// One insert of `rows` into `fan_profiles`.
+async fn insert(client: &clickhouse::Client, rows: &[ProfileRow]) -> anyhow::Result<()> {
+    let mut insert = client.insert::<ProfileRow>("fan_profiles").await?;
+    for r in rows {
+        insert.write(r).await?;
     }
-    if !next.is_empty() {
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in next.iter() {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
-        }
-        consumer.commit(&tpl, CommitMode::Sync)?;
-        next.clear();
-    }
-    Ok(n)
+    insert
+        .end()
+        .await
+        .context("cannot insert into fan_profiles")
 }
 
 #[cfg(test)]
