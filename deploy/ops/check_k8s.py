@@ -9,6 +9,9 @@ For every consumer Deployment: the binary and topic come from the contract; prob
 under the agreed env names; it has a PodDisruptionBudget (maxUnavailable 1), a Service,
 and a KEDA ScaledObject on its own consumer group and topic whose bootstrap servers are
 the services' own and whose maxReplicaCount does not exceed the topic's partitions.
+The fan-profile mirror (`wxpulse dims mirror`, its row in the contract) must be there too,
+with the same pod checks, a PodDisruptionBudget and a Service, the contract's fixed
+replica count and no autoscaler.
 Needs PyYAML (present in deploy/ops/.venv).
 """
 
@@ -40,6 +43,85 @@ def contract_services() -> dict[str, str]:
     return out
 
 
+def contract_mirror() -> dict[str, str]:
+    """The fan-profile mirror's row of docs/CONTRACT.md: deployment, topic, group, table,
+    replicas."""
+    pattern = (r"^\|\s*`wxpulse dims mirror`\s*\|[^|]*?`(wxpulse-[a-z-]+)`[^|]*\|\s*`(wxpulse\.[a-z_.]+)`\s*\|"
+               r"\s*`([a-z-]+)`\s*\|\s*`([a-z_]+)`\s*\|\s*(\d+)\s*\|")
+    for line in open(CONTRACT, encoding="utf-8"):
+        m = re.match(pattern, line)
+        if m:
+            return dict(zip(("deployment", "topic", "group", "table", "replicas"), m.groups(), strict=True))
+    sys.exit(f"no `wxpulse dims mirror` row in {CONTRACT}")
+
+
+def check_pod(dep: dict, configmaps: dict, problems: list[str]) -> dict | None:
+    """The checks every wxpulse process's pod gets; returns its container."""
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    where = f"Deployment {dep['metadata']['name']}"
+    annotations = spec["template"]["metadata"].get("annotations", {})
+    if annotations.get("prometheus.io/scrape") != "true" or annotations.get("prometheus.io/port") != "9464":
+        problems.append(f"{where}: pod lacks prometheus.io scrape annotations for port 9464")
+    if len(pod["containers"]) != 1:
+        problems.append(f"{where}: expected one container")
+    c = pod["containers"][0]
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+    if ports.get("metrics") != 9464:
+        problems.append(f"{where}: no containerPort 9464 named metrics")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = c.get(probe, {}).get("httpGet", {})
+        if get.get("path") != path or get.get("port") not in ("metrics", 9464):
+            problems.append(f"{where}: {probe} must GET {path} on the metrics port")
+    if c.get("resources") != EXPECTED_RESOURCES:
+        problems.append(f"{where}: resources {c.get('resources')} != {EXPECTED_RESOURCES}")
+    env_names = {e["name"] for e in c.get("env", [])}
+    if not SECRET_ENV <= env_names:
+        problems.append(f"{where}: missing secret env {sorted(SECRET_ENV - env_names)}")
+    refs = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
+    if not refs or refs[0] not in configmaps:
+        problems.append(f"{where}: envFrom does not reference a rendered ConfigMap")
+    sc = pod.get("securityContext", {})
+    if not sc.get("runAsNonRoot") or sc.get("runAsUser") != 10001:
+        problems.append(f"{where}: must run as non-root uid 10001 (the image's user)")
+    return c
+
+
+def check_disruption(dep: dict, by_kind: dict, problems: list[str]) -> None:
+    """One PodDisruptionBudget (maxUnavailable 1) and a Service for the Deployment."""
+    where = f"Deployment {dep['metadata']['name']}"
+    selector = dep["spec"]["selector"]["matchLabels"]
+    pdbs = [p for p in by_kind.get("PodDisruptionBudget", []) if p["spec"]["selector"].get("matchLabels") == selector]
+    if len(pdbs) != 1 or pdbs[0]["spec"].get("maxUnavailable") != 1:
+        problems.append(f"{where}: needs exactly one PodDisruptionBudget with maxUnavailable 1")
+    if not any(s["spec"].get("selector") == selector for s in by_kind.get("Service", [])):
+        problems.append(f"{where}: no Service selects it")
+
+
+def check_mirror(by_kind: dict, configmaps: dict, problems: list[str]) -> None:
+    """The fan-profile mirror: present, as the contract says."""
+    want = contract_mirror()
+    mirrors = [d for d in by_kind.get("Deployment", [])
+               if (d["spec"]["template"]["spec"]["containers"][0].get("command") or [])[:3] == ["wxpulse", "dims", "mirror"]]
+    if len(mirrors) != 1:
+        problems.append(f"expected one Deployment running `wxpulse dims mirror` (found {len(mirrors)}): "
+                        f"without it the follower, unfollow and monthly-active views have no profiles")
+        return
+    dep = mirrors[0]
+    name = dep["metadata"]["name"]
+    where = f"Deployment {name}"
+    if name != want["deployment"]:
+        problems.append(f"{where}: should be named {want['deployment']} (docs/CONTRACT.md)")
+    if dep["spec"].get("replicas") != int(want["replicas"]):
+        problems.append(f"{where}: replicas must be {want['replicas']} (the partitions of {want['topic']})")
+    if dep["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "mirror":
+        problems.append(f"{where}: needs the label app.kubernetes.io/component=mirror")
+    check_pod(dep, configmaps, problems)
+    check_disruption(dep, by_kind, problems)
+    if any(s["spec"]["scaleTargetRef"]["name"] == name for s in by_kind.get("ScaledObject", [])):
+        problems.append(f"{where}: must not be autoscaled (one partition, fixed replicas)")
+
+
 def check(docs: list[dict], partitions: int) -> list[str]:
     problems: list[str] = []
     by_kind: dict[str, list[dict]] = {}
@@ -62,11 +144,6 @@ def check(docs: list[dict], partitions: int) -> list[str]:
         where = f"Deployment {name}"
         if "replicas" in spec:
             problems.append(f"{where}: sets spec.replicas, which fights the KEDA-managed HPA")
-        annotations = spec["template"]["metadata"].get("annotations", {})
-        if annotations.get("prometheus.io/scrape") != "true" or annotations.get("prometheus.io/port") != "9464":
-            problems.append(f"{where}: pod lacks prometheus.io scrape annotations for port 9464")
-        if len(pod["containers"]) != 1:
-            problems.append(f"{where}: expected one container")
         c = pod["containers"][0]
         binary = (c.get("command") or [""])[0]
         found_binaries.add(binary)
@@ -75,33 +152,11 @@ def check(docs: list[dict], partitions: int) -> list[str]:
             continue
         if name != binary:
             problems.append(f"{where}: should be named after its binary {binary}")
-        ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
-        if ports.get("metrics") != 9464:
-            problems.append(f"{where}: no containerPort 9464 named metrics")
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-            get = c.get(probe, {}).get("httpGet", {})
-            if get.get("path") != path or get.get("port") not in ("metrics", 9464):
-                problems.append(f"{where}: {probe} must GET {path} on the metrics port")
-        if c.get("resources") != EXPECTED_RESOURCES:
-            problems.append(f"{where}: resources {c.get('resources')} != {EXPECTED_RESOURCES}")
-        env_names = {e["name"] for e in c.get("env", [])}
-        if not SECRET_ENV <= env_names:
-            problems.append(f"{where}: missing secret env {sorted(SECRET_ENV - env_names)}")
-        refs = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
-        if not refs or refs[0] not in configmaps:
-            problems.append(f"{where}: envFrom does not reference a rendered ConfigMap")
-        sc = pod.get("securityContext", {})
-        if not sc.get("runAsNonRoot") or sc.get("runAsUser") != 10001:
-            problems.append(f"{where}: must run as non-root uid 10001 (the image's user)")
+        check_pod(dep, configmaps, problems)
 
         service = binary.removeprefix("wxpulse-")
         topic = services[binary]
-        selector = spec["selector"]["matchLabels"]
-        pdbs = [p for p in by_kind.get("PodDisruptionBudget", []) if p["spec"]["selector"].get("matchLabels") == selector]
-        if len(pdbs) != 1 or pdbs[0]["spec"].get("maxUnavailable") != 1:
-            problems.append(f"{where}: needs exactly one PodDisruptionBudget with maxUnavailable 1")
-        if not any(s["spec"].get("selector") == selector for s in by_kind.get("Service", [])):
-            problems.append(f"{where}: no Service selects it")
+        check_disruption(dep, by_kind, problems)
         scaled = [s for s in by_kind.get("ScaledObject", []) if s["spec"]["scaleTargetRef"]["name"] == name]
         if len(scaled) != 1:
             problems.append(f"{where}: needs exactly one ScaledObject (has {len(scaled)})")
@@ -128,6 +183,7 @@ def check(docs: list[dict], partitions: int) -> list[str]:
         if auth and not any(t["metadata"]["name"] == auth for t in by_kind.get("TriggerAuthentication", [])):
             problems.append(f"ScaledObject {name}: TriggerAuthentication {auth} is not in the build")
 
+    check_mirror(by_kind, configmaps, problems)
     missing = set(services) - found_binaries
     if missing:
         problems.append(f"no Deployment for {sorted(missing)}")

@@ -190,7 +190,9 @@ enum DimsAction {
         dry_run: bool,
     },
     /// Copy the fan-profile topic into ClickHouse's `fan_profiles` (follows, unfollows and
-    /// the follower base of the BI views); runs until SIGINT/SIGTERM.
+    /// the follower base of the BI views). A service: serves /metrics, /healthz and /readyz
+    /// on metrics.listen, batches as [batch] says, and on SIGINT/SIGTERM writes the batch in
+    /// flight, then exits.
     Mirror {
         /// Catch up to the end the topic has now, then exit (demos, tests, cron).
         #[arg(long)]
