@@ -25,10 +25,20 @@ fn profiles(from: usize, n: usize) -> String {
 }
 
 fn load(stack: &Stack, csv: &str, name: &str) -> anyhow::Result<()> {
-    let path = std::env::temp_dir().join(format!("wxpulse-e2e-mirror-{}-{name}.csv", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "wxpulse-e2e-mirror-{}-{name}.csv",
+        std::process::id()
+    ));
     std::fs::write(&path, csv)?;
     let status = Command::new(binary("wxpulse")?)
-        .args(["--brokers", &stack.brokers, "dims", "load", "--dimension", "fan_profile"])
+        .args([
+            "--brokers",
+            &stack.brokers,
+            "dims",
+            "load",
+            "--dimension",
+            "fan_profile",
+        ])
         .arg("--file")
         .arg(&path)
         .stdout(Stdio::null())
@@ -67,7 +77,12 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
     let log = std::fs::File::create(log_dir.join("wxpulse-dims-mirror.log"))?;
     // 40 rows make a batch; anything less waits (max_age 1 h) until SIGTERM.
     let mut mirror = Command::new(binary("wxpulse")?)
-        .args(["--brokers", &stack.brokers, "--clickhouse", &stack.clickhouse])
+        .args([
+            "--brokers",
+            &stack.brokers,
+            "--clickhouse",
+            &stack.clickhouse,
+        ])
         .args(["--database", DB, "dims", "mirror"])
         .env("WXPULSE__PII__KEY", TEST_PII_KEY)
         .env("WXPULSE__METRICS__LISTEN", &addr)
@@ -92,13 +107,22 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
 
     // The first 40: one batch, written and committed, nothing behind.
     wait_metric(&addr, "wxpulse_mirror_records_written_total", &[], 40.0)?;
-    let text = wait_metric(&addr, "wxpulse_mirror_lag_records", &["partition=\"0\""], 0.0)?;
+    let text = wait_metric(
+        &addr,
+        "wxpulse_mirror_lag_records",
+        &["partition=\"0\""],
+        0.0,
+    )?;
     assert!(
         metric(&text, "wxpulse_mirror_last_write_timestamp_seconds", &[]).unwrap_or(0.0) > 1.0e9,
         "{text}"
     );
     assert_eq!(
-        metric(&text, "wxpulse_mirror_assigned_partitions", &["service=\"fan-profile-mirror\""]),
+        metric(
+            &text,
+            "wxpulse_mirror_assigned_partitions",
+            &["service=\"fan-profile-mirror\""]
+        ),
         Some(1.0)
     );
     let ch = stack.client(DB);
@@ -107,13 +131,22 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
     // 25 more: read, not written (under max_rows, younger than max_age), so 25 behind.
     load(&stack, &profiles(40, 25), "b")?;
     wait_metric(&addr, "wxpulse_mirror_records_consumed_total", &[], 65.0)?;
-    let text = wait_metric(&addr, "wxpulse_mirror_lag_records", &["partition=\"0\""], 25.0)?;
+    let text = wait_metric(
+        &addr,
+        "wxpulse_mirror_lag_records",
+        &["partition=\"0\""],
+        25.0,
+    )?;
     assert_eq!(
         metric(&text, "wxpulse_mirror_records_written_total", &[]),
         Some(40.0),
         "the second batch is in flight"
     );
-    assert_eq!(metric(&text, "wxpulse_mirror_errors_total", &[]), Some(0.0), "{text}");
+    assert_eq!(
+        metric(&text, "wxpulse_mirror_errors_total", &[]),
+        Some(0.0),
+        "{text}"
+    );
 
     // SIGTERM: the batch in flight is written and committed, then exit 0.
     Command::new("kill")
@@ -144,7 +177,12 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
 
     // Its offsets were committed: nothing is left to mirror.
     let once = Command::new(binary("wxpulse")?)
-        .args(["--brokers", &stack.brokers, "--clickhouse", &stack.clickhouse])
+        .args([
+            "--brokers",
+            &stack.brokers,
+            "--clickhouse",
+            &stack.clickhouse,
+        ])
         .args(["--database", DB, "dims", "mirror", "--once"])
         .env("WXPULSE__PII__KEY", TEST_PII_KEY)
         .output()?;

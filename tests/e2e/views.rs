@@ -525,13 +525,18 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
     // of the account's rows, so wxv_a is Acme in every view although most of its rows, its
     // orders included, were stamped `unknown`. Dead letters belong to no account.
     let in_db: Vec<String> = ch
-        .query("SELECT name FROM system.tables WHERE database = ? AND name LIKE 'v\\_%' ORDER BY name")
+        .query(
+            "SELECT name FROM system.tables WHERE database = ? AND name LIKE 'v\\_%' ORDER BY name",
+        )
         .bind(DB)
         .fetch_all()
         .await?;
     let mut bi = wxpulse_cli::migrate::bi_views();
     bi.sort_unstable();
-    assert_eq!(in_db, bi, "the BI views of the grants file are the database's v_* views");
+    assert_eq!(
+        in_db, bi,
+        "the BI views of the grants file are the database's v_* views"
+    );
     for view in &bi {
         let (from, pairs) = match *view {
             "v_social_funnel" => (
@@ -542,10 +547,12 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
             "v_dead_letters_daily" => (view.to_string(), "'', brand"),
             _ => (view.to_string(), "app_id, brand"),
         };
-        let sql = format!(
-            "SELECT DISTINCT {pairs} FROM {from} ORDER BY ALL FORMAT TabSeparated"
-        );
-        let got = ch.query(&sql).fetch_bytes("TabSeparated")?.collect().await?;
+        let sql = format!("SELECT DISTINCT {pairs} FROM {from} ORDER BY ALL FORMAT TabSeparated");
+        let got = ch
+            .query(&sql)
+            .fetch_bytes("TabSeparated")?
+            .collect()
+            .await?;
         let got = String::from_utf8(got.to_vec())?;
         let want = match *view {
             "v_dead_letters_daily" => "\t\n",

@@ -596,9 +596,9 @@ mod tests {
     fn latest_definition(view: &str) -> String {
         MIGRATIONS
             .iter()
-            .flat_map(|m| statements(m.sql))
-            .filter(|s| s.starts_with(&format!("CREATE OR REPLACE VIEW {view} ")))
-            .last()
+            .rev()
+            .flat_map(|m| statements(m.sql).into_iter().rev())
+            .find(|s| s.starts_with(&format!("CREATE OR REPLACE VIEW {view} ")))
             .unwrap_or_else(|| panic!("{view} is not created"))
     }
 
@@ -656,14 +656,19 @@ mod tests {
     fn every_bi_view_has_the_brand_of_its_account() {
         let sql = all_sql();
         let bi = bi_views_of_migrations(&sql);
-        assert_eq!(bi_views(), bi, "bi_views() lists the views of the grants file");
+        assert_eq!(
+            bi_views(),
+            bi,
+            "bi_views() lists the views of the grants file"
+        );
         for v in &bi {
             let def = latest_definition(v);
             assert!(def.contains(" AS brand"), "{v}: no brand column\n{def}");
             if *v != "v_dead_letters_daily" {
                 assert!(
-                    def.contains("transform(toString(app_id), brand_of.1, brand_of.2, '') AS brand")
-                        && def.contains("FROM account_brand) AS brand_of"),
+                    def.contains(
+                        "transform(toString(app_id), brand_of.1, brand_of.2, '') AS brand"
+                    ) && def.contains("FROM account_brand) AS brand_of"),
                     "{v}: brand is not its account's (account_brand)\n{def}"
                 );
             }
@@ -683,7 +688,10 @@ mod tests {
             )
         );
         let plain = Brand::parse("velmont").expect("a name that is an id");
-        assert_eq!((plain.id.as_str(), plain.name.as_str()), ("velmont", "velmont"));
+        assert_eq!(
+            (plain.id.as_str(), plain.name.as_str()),
+            ("velmont", "velmont")
+        );
         assert_eq!(
             Brand::parse("lnd=Lune Dorée").expect("any text").name,
             "Lune Dorée"
@@ -713,7 +721,11 @@ mod tests {
         let views = bi_views();
         for cluster in [None, Some("wx")] {
             let sql = brand_grants("wxpulse", cluster, &brand, &hash);
-            let on = if cluster.is_some() { " ON CLUSTER 'wx'" } else { "" };
+            let on = if cluster.is_some() {
+                " ON CLUSTER 'wx'"
+            } else {
+                ""
+            };
             for s in &sql {
                 assert!(!s.contains('{') || s.contains("{shard}"), "token left: {s}");
                 assert!(!s.contains("s3cret"), "{s}");
@@ -736,7 +748,10 @@ mod tests {
                 let grant = index(&format!(
                     "GRANT{on} SELECT ON wxpulse.{v} TO wxpulse_brand_aur"
                 ));
-                assert!(open < grant && policy < grant, "{v}: readable before its policy");
+                assert!(
+                    open < grant && policy < grant,
+                    "{v}: readable before its policy"
+                );
             }
             // The role gets the views and nothing else; the login gets the role.
             let granted: Vec<&String> = sql.iter().filter(|s| s.starts_with("GRANT")).collect();

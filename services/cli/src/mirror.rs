@@ -254,7 +254,10 @@ impl Mirror {
                         None => {
                             skipped += 1;
                             self.metrics.skipped();
-                            tracing::warn!(offset = m.offset(), "tombstone without an app_id|openid key skipped");
+                            tracing::warn!(
+                                offset = m.offset(),
+                                "tombstone without an app_id|openid key skipped"
+                            );
                         }
                     }
                 }
@@ -307,14 +310,23 @@ impl Mirror {
             self.metrics.flush_started();
             let mut backoff = Backoff::new(&self.retry);
             loop {
-                let attempt = tokio::time::timeout(self.insert_timeout, insert(&self.client, &self.rows)).await;
+                let attempt =
+                    tokio::time::timeout(self.insert_timeout, insert(&self.client, &self.rows))
+                        .await;
                 let error = match attempt {
                     Ok(Ok(())) => break,
                     Ok(Err(e)) => format!("{e:#}"),
-                    Err(_) => format!("no answer within {:?} (clickhouse.insert_timeout)", self.insert_timeout),
+                    Err(_) => format!(
+                        "no answer within {:?} (clickhouse.insert_timeout)",
+                        self.insert_timeout
+                    ),
                 };
                 self.metrics.error(Stage::Insert);
-                tracing::warn!(error, rows = n, "cannot write fan profiles into fan_profiles; retrying");
+                tracing::warn!(
+                    error,
+                    rows = n,
+                    "cannot write fan profiles into fan_profiles; retrying"
+                );
                 if deadline.is_none() && stop.is_cancelled() {
                     self.metrics.draining();
                     deadline = Some(Instant::now() + self.drain_timeout);

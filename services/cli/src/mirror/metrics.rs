@@ -273,10 +273,19 @@ mod tests {
         m.set_lags(&[(0, 7), (1, 0)]);
         m.set_lags(&[(0, 2)]);
         let text = m.render();
-        assert!(text.contains("wxpulse_mirror_records_written_total{service=\"fan-profile-mirror\"} 3"));
-        assert!(text.contains("wxpulse_mirror_lag_records{partition=\"0\",service=\"fan-profile-mirror\"} 2"));
-        assert!(!text.contains("partition=\"1\""), "a revoked partition's series goes");
-        assert!(text.contains("wxpulse_mirror_assigned_partitions{service=\"fan-profile-mirror\"} 1"));
+        assert!(
+            text.contains("wxpulse_mirror_records_written_total{service=\"fan-profile-mirror\"} 3")
+        );
+        assert!(text.contains(
+            "wxpulse_mirror_lag_records{partition=\"0\",service=\"fan-profile-mirror\"} 2"
+        ));
+        assert!(
+            !text.contains("partition=\"1\""),
+            "a revoked partition's series goes"
+        );
+        assert!(
+            text.contains("wxpulse_mirror_assigned_partitions{service=\"fan-profile-mirror\"} 1")
+        );
     }
 
     #[test]
@@ -284,18 +293,30 @@ mod tests {
         let m = MirrorMetrics::new(Duration::from_millis(30));
         assert!(m.readiness().is_err(), "nothing known yet");
         m.clickhouse_answered();
-        assert!(m.readiness().expect_err("no partition").contains("partition"));
+        assert!(m
+            .readiness()
+            .expect_err("no partition")
+            .contains("partition"));
         m.set_lags(&[(0, 0)]);
         assert_eq!(m.readiness(), Ok(()));
         m.flush_started();
         m.error(Stage::Insert);
-        assert!(m.readiness().expect_err("insert failed").contains("ClickHouse"));
+        assert!(m
+            .readiness()
+            .expect_err("insert failed")
+            .contains("ClickHouse"));
         std::thread::sleep(Duration::from_millis(40));
-        assert!(m.readiness().expect_err("stuck").contains("batch.stuck_after"));
+        assert!(m
+            .readiness()
+            .expect_err("stuck")
+            .contains("batch.stuck_after"));
         m.wrote(1, 1.0);
         m.flush_ended();
         assert_eq!(m.readiness(), Ok(()));
         m.draining();
-        assert!(m.readiness().expect_err("draining").contains("shutting down"));
+        assert!(m
+            .readiness()
+            .expect_err("draining")
+            .contains("shutting down"));
     }
 }
