@@ -12,6 +12,19 @@
 //! redeliveries are filtered by a per-partition watermark kept in ClickHouse, and retried
 //! inserts by `insert_deduplication_token` — see `docs/effectively-once.md`.
 
+// `event_row!` names this crate by its name (derive attributes take a string path), which
+// must resolve inside it too.
+extern crate self as wxpulse_runtime;
+
+/// What the stream crates' rows are built with, so `event_row!` works without each crate
+/// naming `clickhouse`, `serde` and `uuid` itself.
+#[doc(hidden)]
+pub mod reexports {
+    pub use clickhouse;
+    pub use serde;
+    pub use uuid;
+}
+
 pub mod batch;
 pub mod codec;
 pub mod config;
