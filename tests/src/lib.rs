@@ -76,6 +76,11 @@ impl Stack {
         self.script(&["start", "clickhouse"])
     }
 
+    /// The Kafka settings of this stack's clients (defaults, these brokers).
+    pub fn kafka(&self) -> wxpulse_runtime::config::KafkaConfig {
+        kafka(&self.brokers)
+    }
+
     /// A client for `database`.
     pub fn client(&self, database: &str) -> clickhouse::Client {
         clickhouse::Client::default()
@@ -89,7 +94,7 @@ impl Stack {
         ch.url = self.clickhouse.clone();
         ch.database = database.to_string();
         wxpulse_cli::migrate::migrate(&ch, None).await?;
-        wxpulse_cli::topics::create(&self.brokers, &wxpulse_cli::topics::all(partitions), 1)
+        wxpulse_cli::topics::create(&self.kafka(), &wxpulse_cli::topics::all(partitions), 1)
             .await?;
         Ok(())
     }
@@ -99,6 +104,15 @@ impl Drop for Stack {
     fn drop(&mut self) {
         let _ = self.script(&["down", "--purge"]);
     }
+}
+
+/// The default Kafka settings with `brokers`: what the CLI's clients get on a plain stack.
+pub fn kafka(brokers: &str) -> wxpulse_runtime::config::KafkaConfig {
+    let mut kafka = wxpulse_runtime::config::Config::load(None, Vec::new())
+        .expect("the defaults load")
+        .kafka;
+    kafka.brokers = brokers.to_string();
+    kafka
 }
 
 /// The PII key every test service uses; tests recompute fan ids with it independently.

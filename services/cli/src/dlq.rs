@@ -9,12 +9,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use wxpulse_runtime::codec::{self, Registry};
+use wxpulse_runtime::config::KafkaConfig;
 use wxpulse_runtime::dlq::{DeadLetter, DeadLetterReason};
+use wxpulse_runtime::kafka;
 
 use crate::produce::{self, Outgoing};
 
@@ -42,13 +43,12 @@ pub struct Letter {
 }
 
 /// Reads every dead letter now in `topic`, once per source record.
-pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> anyhow::Result<Vec<Letter>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "wxpulse-dlq-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("cannot create a consumer")?;
+pub fn read_all(kafka: &KafkaConfig, topic: &str, idle: Duration) -> anyhow::Result<Vec<Letter>> {
+    kafka::preflight(kafka)?;
+    let consumer: BaseConsumer = kafka::create(
+        &kafka::consumer_config(kafka, "wxpulse-dlq-reader"),
+        "dead-letter reader",
+    )?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("cannot read topic metadata")?;
@@ -116,12 +116,12 @@ pub fn summarize(letters: &[Letter]) -> BTreeMap<(String, String), u64> {
 
 /// Re-produces the matching letters' payloads to their source topics.
 pub async fn replay(
-    brokers: &str,
+    kafka: &KafkaConfig,
     letters: &[Letter],
     reason: Option<DeadLetterReason>,
     since_ms: Option<i64>,
 ) -> anyhow::Result<usize> {
-    let producer = produce::producer(brokers)?;
+    let producer = produce::producer(kafka)?;
     let chosen: Vec<Outgoing> = letters
         .iter()
         .filter(|l| reason.is_none_or(|r| r == l.reason))

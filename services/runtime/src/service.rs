@@ -102,11 +102,16 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
     let group = non_empty_or(&config.kafka.group_id, &format!("wxpulse-{}", S::SERVICE));
     tracing::info!(service = S::SERVICE, %topic, %group, metrics = %addr, "starting");
 
-    let sink = Sink::new(&config.clickhouse, config.retry.clone(), S::TABLE, &topic);
-    let registry = Arc::new(Registry::new(
-        &config.schema_registry.url,
-        config.schema_registry.timeout,
-    ));
+    connect(&config).await?;
+    let sink = Sink::new(&config.clickhouse, config.retry.clone(), S::TABLE, &topic)?;
+    crate::sink::check_tls(sink.client(), &config.clickhouse).await?;
+    let registry = Arc::new(Registry::from_config(&config.schema_registry)?);
+    {
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || registry.check())
+            .await
+            .context("registry check panicked")??;
+    }
     let producer: FutureProducer = source::client_config(&config.kafka, &group)
         .remove("group.id")
         .remove("statistics.interval.ms")
@@ -116,7 +121,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         .create()
         .context("cannot create the dead-letter producer")?;
     let mut dims = Dimensions::new(
-        Pseudonymizer::new(config.pii.key.as_bytes()),
+        Pseudonymizer::new(config.pii.key.expose().as_bytes()),
         Dimension::ALL.map(|d| metrics.dimension_missing.with_label_values(&[d.as_str()])),
     );
     let mut wanted = vec![Dimension::Account, Dimension::FanProfile];
@@ -152,6 +157,16 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         producer,
     );
     pipeline.run(source, feed, shutdown).await;
+    Ok(())
+}
+
+/// Reaches Kafka and authenticates before any real client starts, so a refused login or
+/// a wrong protocol stops the service with the reason instead of silent retries.
+async fn connect(config: &Arc<Config>) -> anyhow::Result<()> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || crate::kafka::preflight(&config.kafka))
+        .await
+        .context("Kafka preflight panicked")??;
     Ok(())
 }
 
