@@ -9,5 +9,6 @@ mod golden;
 mod prometheus;
 mod report;
 mod runtime;
+mod secure;
 mod services;
 mod views;

@@ -222,7 +222,7 @@ pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Re
         ))
         .execute()
         .await
-        .map_err(|e| anyhow::anyhow!(wxpulse_runtime::tls::chain(&e)))
+        .map_err(|e| anyhow::anyhow!(wxpulse_runtime::sink::describe(&e, ch)))
         .with_context(|| format!("cannot create database {database} at {url}"))?;
     let db = server.clone().with_database(database);
     let engine = if cluster.is_some() {

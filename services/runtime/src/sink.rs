@@ -132,6 +132,22 @@ pub fn server(cfg: &ClickHouseConfig) -> Result<Client, TlsError> {
         .with_password(cfg.password.expose()))
 }
 
+/// A client error with its causes (a TLS failure sits several levels down) and, for a
+/// certificate or handshake failure, the settings to check.
+pub fn describe(e: &clickhouse::error::Error, cfg: &ClickHouseConfig) -> String {
+    let chain = crate::tls::chain(e);
+    if cfg.url.starts_with("https://") && crate::tls::is_tls_failure(&chain) {
+        format!(
+            "TLS with {} failed: {chain} (check clickhouse.tls.ca_file, now {:?}, empty \
+             meaning the system roots, and clickhouse.tls.cert_file/key_file if the server \
+             requires a client certificate)",
+            cfg.url, cfg.tls.ca_file
+        )
+    } else {
+        chain
+    }
+}
+
 /// Asks the server for `SELECT 1`: a certificate or TLS failure is returned with the
 /// setting to fix, since retrying cannot help; any other failure (the server is down) is
 /// logged and left to the retry loops.
@@ -141,12 +157,7 @@ pub async fn check_tls(client: &Client, cfg: &ClickHouseConfig) -> anyhow::Resul
         Err(e) => {
             let chain = crate::tls::chain(&e);
             if cfg.url.starts_with("https://") && crate::tls::is_tls_failure(&chain) {
-                anyhow::bail!(
-                    "ClickHouse at {} refused TLS: {chain} (check clickhouse.tls.ca_file, now \
-                     {:?}; empty means the system roots)",
-                    cfg.url,
-                    cfg.tls.ca_file
-                );
+                anyhow::bail!(describe(&e, cfg));
             }
             tracing::warn!(url = %cfg.url, error = %chain, "ClickHouse not reachable yet; inserts will retry");
             Ok(())

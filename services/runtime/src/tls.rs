@@ -132,7 +132,8 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut next = error.source();
     while let Some(e) = next {
         let text = e.to_string();
-        if parts.last() != Some(&text) {
+        // Wrappers often repeat their source's text; say it once.
+        if !parts.last().is_some_and(|p| p.ends_with(&text)) {
             parts.push(text);
         }
         next = e.source();
