@@ -392,6 +392,8 @@ async fn a_secured_stack_serves_every_command_and_a_service_and_refuses_without_
         ("WXPULSE__CLICKHOUSE__PASSWORD", CH_PASSWORD),
     ];
     // Wrong registry credentials stop the service at startup with the reason.
+    let log_path = std::env::temp_dir().join("wxpulse-e2e-logs/wxpulse-menu-clicks.log");
+    let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let mut refused = Service::start(
         "wxpulse-menu-clicks",
         &stack,
@@ -412,7 +414,6 @@ async fn a_secured_stack_serves_every_command_and_a_service_and_refuses_without_
         "a service with wrong registry credentials kept running"
     );
     drop(refused);
-    let log_path = std::env::temp_dir().join("wxpulse-e2e-logs/wxpulse-menu-clicks.log");
     let log = std::fs::read_to_string(&log_path)?;
     anyhow::ensure!(
         log.contains("refused the credentials (HTTP 401)"),
@@ -420,7 +421,6 @@ async fn a_secured_stack_serves_every_command_and_a_service_and_refuses_without_
     );
     assert!(registry.refused.load(Ordering::SeqCst) > 0);
 
-    let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let service = Service::start("wxpulse-menu-clicks", &stack, DB, &registry_env)?;
     let ch = stack.client(DB);
     let got = wait_for(Duration::from_secs(90), clicks, || {
@@ -493,7 +493,7 @@ async fn a_secured_stack_serves_every_command_and_a_service_and_refuses_without_
             !printed_text.contains(secret),
             "--print-config shows {secret}"
         );
-        assert!(!this_run.contains(secret), "the service log shows {secret}");
+        assert!(!this_run.contains(secret), "the services' log shows {secret}");
     }
     assert!(
         printed_text.contains("password: <redacted>") && printed_text.contains("<redacted>"),

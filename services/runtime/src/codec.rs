@@ -285,6 +285,9 @@ impl Registry {
         }
     }
 
+    /// A GET with the registry's credentials; ureq's error is large but only returned
+    /// once per request, next to a network round trip.
+    #[allow(clippy::result_large_err)]
     fn get(&self, url: &str) -> Result<ureq::Response, ureq::Error> {
         let mut request = self.agent.get(url);
         if let Some(auth) = &self.authorization {
