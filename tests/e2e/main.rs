@@ -6,6 +6,7 @@ mod conversions;
 mod faults;
 mod foundation;
 mod golden;
+mod oversized;
 mod prometheus;
 mod report;
 mod runtime;

@@ -493,7 +493,10 @@ async fn a_secured_stack_serves_every_command_and_a_service_and_refuses_without_
             !printed_text.contains(secret),
             "--print-config shows {secret}"
         );
-        assert!(!this_run.contains(secret), "the services' log shows {secret}");
+        assert!(
+            !this_run.contains(secret),
+            "the services' log shows {secret}"
+        );
     }
     assert!(
         printed_text.contains("password: <redacted>") && printed_text.contains("<redacted>"),

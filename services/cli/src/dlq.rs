@@ -4,6 +4,10 @@
 //! be dead-lettered twice when its partition was redelivered before the consumer committed;
 //! the envelope's (source topic, partition, offset) identifies it, so both commands count
 //! and replay each source record once.
+//!
+//! Envelopes of both schema versions are read. A v2 envelope may hold only the first bytes
+//! of an oversized record (`payload_truncated`); replay refuses those, since sending the
+//! prefix would produce a broken event, and says where the whole record is.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -12,9 +16,8 @@ use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use wxpulse_runtime::codec::{self, Registry};
 use wxpulse_runtime::config::KafkaConfig;
-use wxpulse_runtime::dlq::{DeadLetter, DeadLetterReason};
+use wxpulse_runtime::dlq::{self as envelope, DeadLetterReason, Envelope};
 use wxpulse_runtime::kafka;
 
 use crate::produce::{self, Outgoing};
@@ -38,8 +41,67 @@ pub struct Letter {
     pub service: String,
     /// Rejection time, ms.
     pub first_seen: i64,
-    /// Raw value.
+    /// Raw value: whole, or its first bytes when `payload_truncated`.
     pub payload: Vec<u8>,
+    /// Length of the whole original value.
+    pub payload_length: u64,
+    /// Hex SHA-256 of the whole original value (computed here for v1 envelopes, which
+    /// always hold it whole).
+    pub payload_sha256: String,
+    /// Whether `payload` is only a prefix; such a letter is never replayed.
+    pub payload_truncated: bool,
+}
+
+impl Letter {
+    /// Why this letter cannot be replayed, if it cannot.
+    pub fn unreplayable(&self) -> Option<String> {
+        self.payload_truncated.then(|| {
+            format!(
+                "{}:{}@{} ({}): refused, the dead letter holds only the first {} of {} bytes \
+                 (sha256 {}); replaying them would produce a broken event. The whole record \
+                 is in {} partition {} at offset {} until the topic's retention.",
+                self.source_topic,
+                self.source_partition,
+                self.source_offset,
+                self.reason.as_str(),
+                self.payload.len(),
+                self.payload_length,
+                self.payload_sha256,
+                self.source_topic,
+                self.source_partition,
+                self.source_offset,
+            )
+        })
+    }
+
+    fn from_envelope(d: &Envelope<'_>) -> Self {
+        let payload_sha256 = if d.payload_sha256.is_empty() {
+            envelope::sha256_hex(d.payload)
+        } else {
+            d.payload_sha256.to_string()
+        };
+        Letter {
+            reason: d.reason,
+            detail: d.detail.to_string(),
+            source_topic: d.source_topic.to_string(),
+            source_partition: d.source_partition,
+            source_offset: d.source_offset,
+            source_key: d.source_key.map(<[u8]>::to_vec),
+            service: d.service.to_string(),
+            first_seen: d.first_seen,
+            payload: d.payload.to_vec(),
+            payload_length: d.original_length(),
+            payload_sha256,
+            payload_truncated: d.payload_truncated,
+        }
+    }
+}
+
+/// Decodes one record of the dead-letter topic (v1 or v2 envelope).
+pub fn decode(value: &[u8]) -> Option<Letter> {
+    Envelope::decode(value)
+        .ok()
+        .map(|d| Letter::from_envelope(&d))
 }
 
 /// Reads every dead letter now in `topic`, once per source record.
@@ -59,7 +121,6 @@ pub fn read_all(kafka: &KafkaConfig, topic: &str, idle: Duration) -> anyhow::Res
         }
     }
     consumer.assign(&tpl).context("cannot assign partitions")?;
-    let registry = Registry::embedded();
     let mut seen = HashSet::new();
     let mut letters = Vec::new();
     let mut last = Instant::now();
@@ -72,33 +133,17 @@ pub fn read_all(kafka: &KafkaConfig, topic: &str, idle: Duration) -> anyhow::Res
         let Some(payload) = message.payload() else {
             continue;
         };
-        let Ok((id, datum)) = codec::split_frame(payload) else {
-            continue;
-        };
-        let Some(schema) = registry.cached(id) else {
-            continue;
-        };
-        let Ok(d) = codec::decode::<DeadLetter<'_>>(datum, &schema.schema) else {
+        let Some(letter) = decode(payload) else {
             continue;
         };
         if !seen.insert((
-            d.source_topic.to_string(),
-            d.source_partition,
-            d.source_offset,
+            letter.source_topic.clone(),
+            letter.source_partition,
+            letter.source_offset,
         )) {
             continue;
         }
-        letters.push(Letter {
-            reason: d.reason,
-            detail: d.detail.to_string(),
-            source_topic: d.source_topic.to_string(),
-            source_partition: d.source_partition,
-            source_offset: d.source_offset,
-            source_key: d.source_key.map(<[u8]>::to_vec),
-            service: d.service.to_string(),
-            first_seen: d.first_seen,
-            payload: d.payload.to_vec(),
-        });
+        letters.push(letter);
     }
     Ok(letters)
 }
@@ -114,18 +159,47 @@ pub fn summarize(letters: &[Letter]) -> BTreeMap<(String, String), u64> {
     counts
 }
 
-/// Re-produces the matching letters' payloads to their source topics.
+/// What a replay did.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Records sent back to their source topics.
+    pub sent: usize,
+    /// One message per matching letter that was not sent (truncated payload).
+    pub refused: Vec<String>,
+}
+
+/// Re-produces the matching letters' payloads to their source topics; letters whose
+/// payload is truncated are refused, each with its reason, never sent.
 pub async fn replay(
     kafka: &KafkaConfig,
     letters: &[Letter],
     reason: Option<DeadLetterReason>,
     since_ms: Option<i64>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Replayed> {
+    let (chosen, refused) = choose(letters, reason, since_ms);
     let producer = produce::producer(kafka)?;
-    let chosen: Vec<Outgoing> = letters
+    let sent = produce::send_all(&producer, chosen, |_| {}).await?;
+    Ok(Replayed { sent, refused })
+}
+
+/// The records a replay sends, and a refusal for each matching letter it must not send.
+pub fn choose(
+    letters: &[Letter],
+    reason: Option<DeadLetterReason>,
+    since_ms: Option<i64>,
+) -> (Vec<Outgoing>, Vec<String>) {
+    let mut refused = Vec::new();
+    let chosen = letters
         .iter()
         .filter(|l| reason.is_none_or(|r| r == l.reason))
         .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
+        .filter(|l| match l.unreplayable() {
+            Some(why) => {
+                refused.push(why);
+                false
+            }
+            None => true,
+        })
         .map(|l| Outgoing {
             topic: Box::leak(l.source_topic.clone().into_boxed_str()),
             key: l.source_key.clone().unwrap_or_default(),
@@ -133,5 +207,58 @@ pub async fn replay(
             at_ms: 0,
         })
         .collect();
-    produce::send_all(&producer, chosen, |_| {}).await
+    (chosen, refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wxpulse_runtime::dlq::{DeadLetter, Limits, DEFAULT_MESSAGE_MAX_BYTES};
+
+    fn letter(reason: DeadLetterReason, offset: i64, payload: &[u8]) -> Letter {
+        let fitted = DeadLetter {
+            reason,
+            detail: "d",
+            source_topic: "wxpulse.menu_clicks",
+            source_partition: 0,
+            source_offset: offset,
+            source_key: Some(b"wxa|o1"),
+            service: "menu-clicks",
+            first_seen: 1_700_000_000_000,
+            payload,
+        }
+        .fit(&Limits {
+            max_message_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+            truncate_to: 8192,
+        });
+        decode(&fitted.value).expect("decodes")
+    }
+
+    #[test]
+    fn replay_refuses_truncated_letters_and_sends_the_rest() {
+        let big = vec![7u8; 100_000];
+        let letters = [
+            letter(DeadLetterReason::Oversized, 1, &big),
+            letter(DeadLetterReason::TooOld, 2, b"whole"),
+        ];
+        assert!(letters[0].payload_truncated);
+        assert_eq!(letters[0].payload.len(), 8192);
+        assert_eq!(letters[0].payload_length, 100_000);
+        assert_eq!(letters[0].payload_sha256, envelope::sha256_hex(&big));
+        let (sent, refused) = choose(&letters, None, None);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].payload.as_deref(), Some(&b"whole"[..]));
+        assert_eq!(sent[0].key, b"wxa|o1");
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0].contains("wxpulse.menu_clicks:0@1")
+                && refused[0].contains("first 8192 of 100000 bytes")
+                && refused[0].contains("refused"),
+            "{}",
+            refused[0]
+        );
+        let (sent, refused) = choose(&letters, Some(DeadLetterReason::Oversized), None);
+        assert!(sent.is_empty());
+        assert_eq!(refused.len(), 1);
+    }
 }

@@ -504,8 +504,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{service:<16} {reason:<18} {n:>8}");
             }
             for l in letters.iter().take(show) {
+                let truncated = if l.payload_truncated {
+                    format!(
+                        " [payload truncated: {} of {} bytes kept, sha256 {}; not replayable]",
+                        l.payload.len(),
+                        l.payload_length,
+                        l.payload_sha256
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{} {}:{}@{} {}: {}",
+                    "{} {}:{}@{} {}: {}{truncated}",
                     l.service,
                     l.source_topic,
                     l.source_partition,
@@ -530,8 +540,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let letters = dlq::read_all(&kafka, &topic, Duration::from_secs(3))?;
-            let n = dlq::replay(&kafka, &letters, reason, since_ms).await?;
-            println!("replayed {n} dead letters to their source topics");
+            let replayed = dlq::replay(&kafka, &letters, reason, since_ms).await?;
+            println!(
+                "replayed {} dead letters to their source topics",
+                replayed.sent
+            );
+            for why in &replayed.refused {
+                eprintln!("{why}");
+            }
+            anyhow::ensure!(
+                replayed.refused.is_empty(),
+                "{} dead letters were not replayed: their payload is truncated (above)",
+                replayed.refused.len()
+            );
         }
     }
     Ok(())

@@ -75,6 +75,7 @@ pub const EMBEDDED: &[EmbeddedSchema] = &[
     schema!(5, "wxpulse.article_reads-value", 2, "article_read/v2.avsc"),
     schema!(6, "wxpulse.orders-value", 1, "order/v1.avsc"),
     schema!(7, "wxpulse.dead_letters-value", 1, "dead_letter/v1.avsc"),
+    schema!(8, "wxpulse.dead_letters-value", 2, "dead_letter/v2.avsc"),
     schema!(11, "wxpulse.dim.account-value", 1, "dim_account/v1.avsc"),
     schema!(12, "wxpulse.dim.store-value", 1, "dim_store/v1.avsc"),
     schema!(
@@ -424,6 +425,10 @@ mod tests {
         assert_eq!(
             latest("wxpulse.article_reads-value").map(|s| s.version),
             Some(2)
+        );
+        assert_eq!(
+            latest("wxpulse.dead_letters-value").map(|s| (s.id, s.version)),
+            Some((8, 2))
         );
     }
 

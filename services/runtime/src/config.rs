@@ -74,6 +74,10 @@ pub struct KafkaConfig {
     pub topic: String,
     /// Where undecodable or invalid records go.
     pub dead_letter_topic: String,
+    /// An oversized record's dead letter keeps only this many first bytes of its value
+    /// (with the whole value's length and SHA-256), as does any envelope that would not
+    /// fit the producer's `message.max.bytes`: a dead letter must always be deliverable.
+    pub dead_letter_truncate_bytes: usize,
     /// Group session timeout.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
@@ -221,6 +225,10 @@ pub struct BatchConfig {
     pub max_age: Duration,
     /// Records queued between the Kafka thread and the pipeline.
     pub queue_capacity: usize,
+    /// A flush (dead-letter delivery, then insert) in flight longer than this makes
+    /// `/readyz` answer 503 and counts in `wxpulse_pipeline_flush_stuck_partitions`.
+    #[serde(with = "humantime_serde")]
+    pub stuck_after: Duration,
 }
 
 /// Exponential backoff bounds.
@@ -525,6 +533,22 @@ impl Config {
         if self.batch.max_age.is_zero() {
             errors.push("batch.max_age must be > 0".into());
         }
+        if self.batch.stuck_after <= self.clickhouse.insert_timeout {
+            errors.push(
+                "batch.stuck_after must be longer than clickhouse.insert_timeout, or one slow \
+                 insert attempt reads as a stuck partition"
+                    .into(),
+            );
+        }
+        match crate::dlq::message_max_bytes(k.client.get("message.max.bytes").map(String::as_str)) {
+            Err(e) => errors.push(e.to_string()),
+            Ok(max) if k.dead_letter_truncate_bytes > max / 2 => errors.push(format!(
+                "kafka.dead_letter_truncate_bytes ({}) must be at most half the producer's \
+                 message.max.bytes ({max}), so a truncated dead letter fits with its key and detail",
+                k.dead_letter_truncate_bytes
+            )),
+            Ok(_) => {}
+        }
         if self.retry.initial_backoff.is_zero()
             || self.retry.initial_backoff > self.retry.max_backoff
         {
@@ -650,6 +674,26 @@ mod tests {
         assert_eq!(c.batch.max_rows, 50_000);
         assert_eq!(c.kafka.drain_timeout, Duration::from_secs(20));
         assert_eq!(c.validation.max_lateness, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.batch.stuck_after, Duration::from_secs(60));
+        assert_eq!(c.kafka.dead_letter_truncate_bytes, 8192);
+    }
+
+    #[test]
+    fn stuck_after_and_dead_letter_truncation_are_checked() {
+        let err = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__BATCH__STUCK_AFTER", "10s"),
+                ("WXPULSE__KAFKA__DEAD_LETTER_TRUNCATE_BYTES", "600000"),
+            ]),
+        )
+        .expect_err("invalid");
+        let ConfigError::Invalid(list) = err else {
+            panic!("expected Invalid, got {err}")
+        };
+        assert_eq!(list.len(), 2, "{list:#?}");
+        assert!(list[0].contains("batch.stuck_after"), "{list:#?}");
+        assert!(list[1].contains("1000000"), "{list:#?}");
     }
 
     /// A config file in the temp dir, removed on drop.

@@ -1,13 +1,37 @@
 //! Dead letters: records a service cannot write go to a dead-letter topic, wrapped in an
-//! Avro envelope (`schemas/avro/dead_letter/v1.avsc`) that carries the reason, where the
-//! record came from and its raw bytes, so it can be listed, fixed and replayed.
+//! Avro envelope (`schemas/avro/dead_letter/`) that carries the reason, where the record
+//! came from and its raw bytes, so it can be listed, fixed and replayed.
 //!
 //! Everything is in the message value: Tansu's sqlite engine fetches records with headers
 //! superlinearly slowly, and a value survives every tool that copies topics.
+//!
+//! A dead letter must never stall its partition (issue 12): the pipeline awaits its
+//! delivery before inserting the batch that contains it, so one that can never be
+//! delivered would hold the partition's commits forever. Hence:
+//! - an envelope always fits the producer's `message.max.bytes`: an oversized record keeps
+//!   only the first `kafka.dead_letter_truncate_bytes` of its value, and any envelope that
+//!   would still be too large is cut until it fits; the envelope (v2) says so and carries
+//!   the whole value's length and SHA-256;
+//! - [`DeadLetterSink`] retries transient produce errors with jittered backoff until the
+//!   batch is no longer wanted, and never retries a permanent one: such a letter is
+//!   counted in `wxpulse_dlq_undeliverable_total`, logged at error level with its source
+//!   topic, partition and offset, and the batch proceeds.
 
+use std::sync::{Arc, OnceLock};
+
+use prometheus::IntCounterVec;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
+use serde_avro_fast::Schema;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
-use crate::codec;
+use crate::codec::{self, DecodeError};
+use crate::config::{Config, RetryConfig};
+use crate::metrics::Metrics;
+use crate::retry::Backoff;
 
 /// Why a record was rejected. A fixed set: it labels metrics and groups the CLI listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,9 +116,33 @@ impl Rejection {
     }
 }
 
-/// The envelope as written to the dead-letter topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A rejected record, whole, as the pipeline hands it over; [`DeadLetter::fit`] makes the
+/// [`Envelope`] that goes to the topic.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter<'a> {
+    /// Class.
+    pub reason: DeadLetterReason,
+    /// Detail.
+    pub detail: &'a str,
+    /// Source topic.
+    pub source_topic: &'a str,
+    /// Source partition.
+    pub source_partition: i32,
+    /// Source offset.
+    pub source_offset: i64,
+    /// Source key.
+    pub source_key: Option<&'a [u8]>,
+    /// Rejecting service.
+    pub service: &'a str,
+    /// When rejected, ms.
+    pub first_seen: i64,
+    /// The whole raw value.
+    pub payload: &'a [u8],
+}
+
+/// The envelope as written to (v2) and read from (v1, v2) the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<'a> {
     /// Class.
     pub reason: DeadLetterReason,
     /// Detail.
@@ -112,23 +160,453 @@ pub struct DeadLetter<'a> {
     pub service: &'a str,
     /// When rejected, ms.
     pub first_seen: i64,
-    /// Raw value.
+    /// Raw value: whole, or its first bytes when `payload_truncated`.
     #[serde(with = "serde_bytes_borrowed")]
     pub payload: &'a [u8],
+    /// Length of the whole value; -1 in v1 envelopes (use [`Envelope::original_length`]).
+    #[serde(default = "unknown_length")]
+    pub payload_length: i64,
+    /// Hex SHA-256 of the whole value; empty in v1 envelopes.
+    #[serde(default)]
+    pub payload_sha256: &'a str,
+    /// The letter is not whole (see the v2 schema): it must not be replayed.
+    #[serde(default)]
+    pub payload_truncated: bool,
+}
+
+fn unknown_length() -> i64 {
+    -1
 }
 
 /// Schema subject of the envelope.
 pub const SUBJECT: &str = "wxpulse.dead_letters-value";
 
+/// librdkafka's default `message.max.bytes`, used when `[kafka.client]` does not set it.
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Bytes librdkafka adds around one record's key and value when it checks
+/// `message.max.bytes` (≤ 36, `RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`) plus the batch header a
+/// large record travels in alone (61), rounded up.
+const RECORD_OVERHEAD: usize = 128;
+
+/// How large a dead letter may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The producer's `message.max.bytes`: key + value + framing must stay within it.
+    pub max_message_bytes: usize,
+    /// How many first bytes of a value a truncated letter keeps.
+    pub truncate_to: usize,
+}
+
+impl Limits {
+    /// The limits of a producer created from `client`, with `cfg`'s truncation.
+    pub fn of(client: &ClientConfig, cfg: &Config) -> Result<Self, DeadLetterError> {
+        Ok(Limits {
+            max_message_bytes: message_max_bytes(client.get("message.max.bytes"))?,
+            truncate_to: cfg.kafka.dead_letter_truncate_bytes,
+        })
+    }
+}
+
+/// Parses a `message.max.bytes` property; `None` is librdkafka's default.
+pub fn message_max_bytes(value: Option<&str>) -> Result<usize, DeadLetterError> {
+    match value {
+        None => Ok(DEFAULT_MESSAGE_MAX_BYTES),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| DeadLetterError::MessageMaxBytes(v.to_string())),
+    }
+}
+
+/// An envelope sized to fit, ready to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted {
+    /// The framed Avro envelope.
+    pub value: Vec<u8>,
+    /// The message key: the source key, unless it alone would not fit.
+    pub key: Option<Vec<u8>>,
+    /// Whether the envelope is marked truncated.
+    pub truncated: bool,
+}
+
 impl DeadLetter<'_> {
-    /// Encodes in the Confluent wire format with the embedded envelope schema.
+    /// The envelope of this letter within `limits`: an oversized record keeps the first
+    /// `truncate_to` bytes of its value, any other keeps it whole unless the envelope would
+    /// not fit the producer's `message.max.bytes`.
+    pub fn fit(&self, limits: &Limits) -> Fitted {
+        let sha = sha256_hex(self.payload);
+        let envelope = Envelope {
+            reason: self.reason,
+            detail: self.detail,
+            source_topic: self.source_topic,
+            source_partition: self.source_partition,
+            source_offset: self.source_offset,
+            source_key: self.source_key,
+            service: self.service,
+            first_seen: self.first_seen,
+            payload: self.payload,
+            payload_length: self.payload.len() as i64,
+            payload_sha256: &sha,
+            payload_truncated: false,
+        };
+        let keep = if self.reason == DeadLetterReason::Oversized {
+            limits.truncate_to
+        } else {
+            usize::MAX
+        };
+        envelope.fit(self.source_key, keep, limits)
+    }
+}
+
+impl<'a> Envelope<'a> {
+    /// Decodes a framed envelope written with any embedded version of the schema.
+    pub fn decode(framed: &'a [u8]) -> Result<Self, DecodeError> {
+        let (id, datum) = codec::split_frame(framed)?;
+        let schema = readers()
+            .iter()
+            .find(|(known, _)| *known == id)
+            .map(|(_, s)| s)
+            .ok_or(DecodeError::UnknownSchema(id))?;
+        codec::decode(datum, schema)
+    }
+
+    /// Encodes with the newest embedded schema, in the Confluent wire format.
     pub fn encode(&self) -> Vec<u8> {
+        let (id, schema) = writer();
+        let mut out = Vec::with_capacity(self.payload.len() + self.detail.len() + 160);
+        codec::encode_into(self, *id, schema, &mut out)
+            .expect("an envelope always matches its own schema (tested)");
+        out
+    }
+
+    /// Length of the whole original value (v1 envelopes are always whole).
+    pub fn original_length(&self) -> u64 {
+        u64::try_from(self.payload_length).unwrap_or(self.payload.len() as u64)
+    }
+
+    /// This envelope with its payload cut to `n` bytes (marked truncated if that cuts).
+    fn cut(&self, n: usize) -> Envelope<'a> {
+        let n = n.min(self.payload.len());
+        Envelope {
+            payload: &self.payload[..n],
+            payload_truncated: self.payload_truncated || n < self.payload.len(),
+            ..self.clone()
+        }
+    }
+
+    /// Encodes with at most `keep` bytes of payload, and fewer — down to cutting an
+    /// oversized key and detail — until key and value fit `limits.max_message_bytes`.
+    fn fit(&self, key: Option<&'a [u8]>, keep: usize, limits: &Limits) -> Fitted {
+        let budget = limits.max_message_bytes.saturating_sub(RECORD_OVERHEAD);
+        let key_len = key.map_or(0, <[u8]>::len);
+        let done = |e: &Envelope<'_>, value: Vec<u8>, key: Option<&[u8]>| Fitted {
+            value,
+            key: key.map(<[u8]>::to_vec),
+            truncated: e.payload_truncated,
+        };
+        let asked = self.cut(keep);
+        let value = asked.encode();
+        if value.len() + key_len <= budget {
+            return done(&asked, value, key);
+        }
+        // The payload's varint length only shrinks with it: `fixed` is an upper bound.
+        let fixed = value.len() - asked.payload.len();
+        let room = budget.saturating_sub(fixed + key_len);
+        let prefix = self.cut(room.min(limits.truncate_to));
+        let value = prefix.encode();
+        if value.len() + key_len <= budget {
+            return done(&prefix, value, key);
+        }
+        // Key or detail alone too large: produce without a key, cut source key and detail.
+        let small = budget / 8;
+        let bare = Envelope {
+            detail: truncate_str(self.detail, small),
+            source_key: self.source_key.map(|k| &k[..k.len().min(small)]),
+            payload_truncated: true,
+            ..self.cut(0)
+        };
+        // + 9: the payload's varint length grows from 1 byte (empty) to at most 10.
+        let fixed = bare.encode().len() + 9;
+        let last = Envelope {
+            payload: &self.payload[..budget
+                .saturating_sub(fixed)
+                .min(limits.truncate_to)
+                .min(self.payload.len())],
+            ..bare
+        };
+        let value = last.encode();
+        done(&last, value, None)
+    }
+}
+
+fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Lower-case hex SHA-256, as envelopes carry it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn writer() -> &'static (u32, Schema) {
+    static WRITER: OnceLock<(u32, Schema)> = OnceLock::new();
+    WRITER.get_or_init(|| {
         let embedded = codec::latest(SUBJECT).expect("the envelope schema is embedded");
         let schema = codec::parse(embedded.json).expect("embedded schemas parse (tested)");
-        let mut out = Vec::with_capacity(self.payload.len() + self.detail.len() + 64);
-        codec::encode_into(self, embedded.id, &schema, &mut out)
-            .expect("an envelope always matches its own schema");
-        out
+        (embedded.id, schema)
+    })
+}
+
+fn readers() -> &'static [(u32, Schema)] {
+    static READERS: OnceLock<Vec<(u32, Schema)>> = OnceLock::new();
+    READERS.get_or_init(|| {
+        codec::EMBEDDED
+            .iter()
+            .filter(|s| s.subject == SUBJECT)
+            .map(|s| {
+                let schema = codec::parse(s.json).expect("embedded schemas parse (tested)");
+                (s.id, schema)
+            })
+            .collect()
+    })
+}
+
+/// What retrying a failed dead-letter delivery can achieve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Broker unreachable, queue full, timeout, leader change, topic missing or not
+    /// authorised: a later attempt, or an operator's fix, delivers it. Retried.
+    Transient,
+    /// Too large for the producer or the broker (whose topic may allow less than the
+    /// producer): a smaller envelope may pass. Retried once truncated.
+    TooLarge,
+    /// The broker or client rejects this message as it is; no retry can deliver it.
+    Permanent,
+}
+
+/// Classifies a produce error. Unknown errors count as transient: retrying is safe, and a
+/// flush that stays stuck shows in `/readyz` and `wxpulse_pipeline_flush_stuck_partitions`.
+pub fn classify(error: &KafkaError) -> Failure {
+    use RDKafkaErrorCode as C;
+    let KafkaError::MessageProduction(code) = error else {
+        return Failure::Transient;
+    };
+    match code {
+        C::MessageSizeTooLarge | C::MessageBatchTooLarge => Failure::TooLarge,
+        C::InvalidMessage
+        | C::InvalidMessageSize
+        | C::InvalidRecord
+        | C::InvalidTimestamp
+        | C::UnsupportedForMessageFormat
+        | C::BadMessage
+        | C::BadCompression => Failure::Permanent,
+        _ => Failure::Transient,
+    }
+}
+
+/// Why the dead-letter sink could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    /// `[kafka.client] message.max.bytes` is not a number.
+    #[error("kafka.client message.max.bytes is not a number of bytes: {0:?}")]
+    MessageMaxBytes(String),
+    /// librdkafka refused the producer configuration.
+    #[error("cannot create the dead-letter producer")]
+    Producer(#[source] KafkaError),
+}
+
+/// The one way dead letters reach their topic: sizes envelopes to fit, produces them, and
+/// awaits their delivery, retrying only what can succeed. Cheap to clone (flush tasks
+/// each hold one).
+#[derive(Clone)]
+pub struct DeadLetterSink {
+    producer: FutureProducer,
+    topic: Arc<str>,
+    limits: Limits,
+    retry: RetryConfig,
+    undeliverable: IntCounterVec,
+}
+
+/// A dead letter handed to the producer; await it with [`DeadLetterSink::deliver_all`].
+pub struct Pending {
+    delivery: Option<Result<DeliveryFuture, KafkaError>>,
+    value: Vec<u8>,
+    key: Option<Vec<u8>>,
+    reason: DeadLetterReason,
+    source_topic: String,
+    source_partition: i32,
+    source_offset: i64,
+}
+
+impl DeadLetterSink {
+    /// Creates the producer from `client` (the service's Kafka settings) for
+    /// `kafka.dead_letter_topic`, sized by the `message.max.bytes` it will enforce.
+    pub fn create(
+        client: &ClientConfig,
+        cfg: &Config,
+        metrics: &Metrics,
+    ) -> Result<Self, DeadLetterError> {
+        let limits = Limits::of(client, cfg)?;
+        let producer = client.create().map_err(DeadLetterError::Producer)?;
+        Ok(Self::with_limits(producer, cfg, metrics, limits))
+    }
+
+    /// A sink over an existing producer; `limits` must be the producer's own.
+    pub fn with_limits(
+        producer: FutureProducer,
+        cfg: &Config,
+        metrics: &Metrics,
+        limits: Limits,
+    ) -> Self {
+        for reason in DeadLetterReason::ALL {
+            metrics
+                .dead_letters_undeliverable
+                .with_label_values(&[reason.as_str()]);
+        }
+        DeadLetterSink {
+            producer,
+            topic: Arc::from(cfg.kafka.dead_letter_topic.as_str()),
+            limits,
+            retry: cfg.retry.clone(),
+            undeliverable: metrics.dead_letters_undeliverable.clone(),
+        }
+    }
+
+    /// Sizes `letter` to fit and hands it to the producer; nothing waits here.
+    pub fn send(&self, letter: &DeadLetter<'_>) -> Pending {
+        let fitted = letter.fit(&self.limits);
+        let mut pending = Pending {
+            delivery: None,
+            value: fitted.value,
+            key: fitted.key,
+            reason: letter.reason,
+            source_topic: letter.source_topic.to_string(),
+            source_partition: letter.source_partition,
+            source_offset: letter.source_offset,
+        };
+        pending.delivery = Some(self.produce(&pending));
+        pending
+    }
+
+    fn produce(&self, p: &Pending) -> Result<DeliveryFuture, KafkaError> {
+        let mut record = FutureRecord::to(&self.topic).payload(&p.value);
+        if let Some(key) = p.key.as_deref() {
+            record = record.key(key);
+        }
+        self.producer.send_result(record).map_err(|(e, _)| e)
+    }
+
+    /// Awaits every letter's delivery. Transient failures are retried with jittered
+    /// backoff; a letter that can never be delivered is counted, logged and skipped.
+    /// `false` only when `cancel` fired first (the batch is no longer wanted).
+    pub async fn deliver_all(&self, letters: Vec<Pending>, cancel: &CancellationToken) -> bool {
+        for letter in letters {
+            if !self.deliver(letter, cancel).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn deliver(&self, mut p: Pending, cancel: &CancellationToken) -> bool {
+        let mut backoff = Backoff::new(&self.retry);
+        let mut shrunk = false;
+        loop {
+            let attempt = match p.delivery.take() {
+                Some(Ok(delivery)) => tokio::select! {
+                    r = delivery => match r {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err((e, _))) => Err(e),
+                        Err(_) => Err(KafkaError::Canceled),
+                    },
+                    _ = cancel.cancelled() => return false,
+                },
+                Some(Err(e)) => Err(e),
+                None => Err(KafkaError::Canceled),
+            };
+            let Err(error) = attempt else {
+                return true;
+            };
+            match classify(&error) {
+                Failure::TooLarge if !shrunk => {
+                    shrunk = true;
+                    if let Some(smaller) = self.shrink(&p) {
+                        tracing::warn!(
+                            topic = %self.topic,
+                            source_topic = %p.source_topic,
+                            source_partition = p.source_partition,
+                            source_offset = p.source_offset,
+                            bytes = p.value.len(),
+                            truncated_to = self.limits.truncate_to,
+                            error = %error,
+                            "dead letter too large for the broker; sending it truncated"
+                        );
+                        p.value = smaller.value;
+                        p.key = smaller.key;
+                        p.delivery = Some(self.produce(&p));
+                        continue;
+                    }
+                    self.undeliverable(&p, &error);
+                    return true;
+                }
+                Failure::TooLarge | Failure::Permanent => {
+                    self.undeliverable(&p, &error);
+                    return true;
+                }
+                Failure::Transient => {
+                    let wait = backoff.next_delay();
+                    tracing::warn!(
+                        topic = %self.topic,
+                        source_partition = p.source_partition,
+                        source_offset = p.source_offset,
+                        error = %error,
+                        retry_in = ?wait,
+                        "dead letter not delivered; retrying"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = cancel.cancelled() => return false,
+                    }
+                    p.delivery = Some(self.produce(&p));
+                }
+            }
+        }
+    }
+
+    /// The pending letter's envelope cut to `truncate_to` bytes of payload, if that is
+    /// smaller than what was sent.
+    fn shrink(&self, p: &Pending) -> Option<Fitted> {
+        let envelope = Envelope::decode(&p.value).ok()?;
+        if envelope.payload.len() <= self.limits.truncate_to {
+            return None;
+        }
+        let key = p.key.as_deref();
+        Some(envelope.fit(key, self.limits.truncate_to, &self.limits))
+    }
+
+    fn undeliverable(&self, p: &Pending, error: &KafkaError) {
+        self.undeliverable
+            .with_label_values(&[p.reason.as_str()])
+            .inc();
+        tracing::error!(
+            topic = %self.topic,
+            source_topic = %p.source_topic,
+            source_partition = p.source_partition,
+            source_offset = p.source_offset,
+            reason = p.reason.as_str(),
+            bytes = p.value.len(),
+            error = %error,
+            "dead letter cannot be delivered (permanent error); the record is only in this \
+             log and wxpulse_dlq_undeliverable_total, and its batch proceeds"
+        );
     }
 }
 
@@ -168,26 +646,293 @@ mod opt_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    #[test]
-    fn envelope_round_trips_with_raw_bytes() {
-        let letter = DeadLetter {
-            reason: DeadLetterReason::TooOld,
+    const LIMITS: Limits = Limits {
+        max_message_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+        truncate_to: 8192,
+    };
+
+    fn letter<'a>(reason: DeadLetterReason, key: &'a [u8], payload: &'a [u8]) -> DeadLetter<'a> {
+        DeadLetter {
+            reason,
             detail: "arrived 9 days late",
             source_topic: "wxpulse.menu_clicks",
             source_partition: 3,
             source_offset: 12345,
-            source_key: Some(b"wxa|o1"),
+            source_key: Some(key),
             service: "menu-clicks",
             first_seen: 1_700_000_000_000,
-            payload: &[0, 0, 0, 0, 1, 0xff, 0x00],
+            payload,
+        }
+    }
+
+    /// A payload that does not compress or repeat, like a real one.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn envelope_round_trips_with_raw_bytes_length_and_hash() {
+        let payload = [0, 0, 0, 0, 1, 0xff, 0x00];
+        let fitted = letter(DeadLetterReason::TooOld, b"wxa|o1", &payload).fit(&LIMITS);
+        assert!(!fitted.truncated);
+        assert_eq!(fitted.key.as_deref(), Some(&b"wxa|o1"[..]));
+        let (id, _) = codec::split_frame(&fitted.value).expect("framed");
+        assert_eq!(id, 8, "written with v2");
+        let back = Envelope::decode(&fitted.value).expect("decodes");
+        assert_eq!(back.reason, DeadLetterReason::TooOld);
+        assert_eq!(back.source_key, Some(&b"wxa|o1"[..]));
+        assert_eq!((back.source_partition, back.source_offset), (3, 12345));
+        assert_eq!(back.payload, &payload[..]);
+        assert_eq!(back.payload_length, 7);
+        assert_eq!(back.payload_sha256, sha256_hex(&payload));
+        assert!(!back.payload_truncated);
+    }
+
+    #[test]
+    fn a_1mb_oversized_record_becomes_a_small_truncated_envelope() {
+        let payload = noise(1_048_576);
+        let fitted = letter(DeadLetterReason::Oversized, b"wxa|o1", &payload).fit(&LIMITS);
+        assert!(fitted.truncated);
+        assert!(
+            fitted.value.len() + 6 < 1_000_000,
+            "{} bytes",
+            fitted.value.len()
+        );
+        let back = Envelope::decode(&fitted.value).expect("decodes");
+        assert_eq!(back.reason, DeadLetterReason::Oversized);
+        assert_eq!(
+            back.payload,
+            &payload[..8192],
+            "the first 8 KiB, byte for byte"
+        );
+        assert_eq!(back.payload_length, 1_048_576);
+        assert_eq!(back.original_length(), 1_048_576);
+        assert_eq!(back.payload_sha256, sha256_hex(&payload));
+        assert_eq!(back.payload_sha256.len(), 64);
+        assert!(back.payload_truncated);
+    }
+
+    #[test]
+    fn any_envelope_too_large_for_the_producer_is_cut_to_fit() {
+        // Not oversized by validation (say the limit was raised), but larger than the
+        // producer takes: the envelope is cut to the prefix anyway.
+        let payload = noise(999_990);
+        let fitted = letter(DeadLetterReason::Undecodable, b"wxa|o1", &payload).fit(&LIMITS);
+        assert!(fitted.truncated);
+        assert!(fitted.value.len() + 6 <= LIMITS.max_message_bytes - RECORD_OVERHEAD);
+        let back = Envelope::decode(&fitted.value).expect("decodes");
+        assert_eq!(back.payload, &payload[..8192]);
+        assert_eq!(back.original_length(), 999_990);
+
+        // A record that fits is kept whole, whatever its size, so it can be replayed.
+        let payload = noise(500_000);
+        let fitted = letter(DeadLetterReason::Undecodable, b"k", &payload).fit(&LIMITS);
+        assert!(!fitted.truncated);
+        assert_eq!(
+            Envelope::decode(&fitted.value).expect("decodes").payload,
+            &payload[..]
+        );
+    }
+
+    #[test]
+    fn a_huge_key_or_small_producer_limit_still_fits() {
+        let key = noise(900_000);
+        let payload = noise(20_000);
+        for max in [1_000, 10_000, 100_000, DEFAULT_MESSAGE_MAX_BYTES] {
+            let limits = Limits {
+                max_message_bytes: max,
+                truncate_to: 8192,
+            };
+            for reason in [DeadLetterReason::Oversized, DeadLetterReason::TooOld] {
+                for key in [&key[..], b"wxa|o1"] {
+                    let fitted = letter(reason, key, &payload).fit(&limits);
+                    let size = fitted.value.len() + fitted.key.as_ref().map_or(0, Vec::len);
+                    assert!(size + RECORD_OVERHEAD <= max, "{max}: {size} bytes");
+                    let back = Envelope::decode(&fitted.value).expect("decodes");
+                    assert_eq!(back.original_length(), 20_000);
+                    assert_eq!(back.payload, &payload[..back.payload.len()]);
+                    assert_eq!(back.payload_truncated, fitted.truncated);
+                }
+            }
+        }
+        let fitted = letter(DeadLetterReason::TooOld, &key, &payload).fit(&LIMITS);
+        assert!(
+            fitted.truncated && fitted.key.is_none(),
+            "a cut key is not a key"
+        );
+    }
+
+    #[test]
+    fn v1_envelopes_still_decode() {
+        let v1 = codec::EMBEDDED
+            .iter()
+            .find(|s| s.subject == SUBJECT && s.version == 1)
+            .expect("v1 embedded");
+        assert_eq!(v1.id, 7);
+        // What a service of the previous release wrote: the v1 fields only.
+        #[derive(Serialize)]
+        struct V1<'a> {
+            reason: DeadLetterReason,
+            detail: &'a str,
+            source_topic: &'a str,
+            source_partition: i32,
+            source_offset: i64,
+            #[serde(with = "opt_bytes")]
+            source_key: Option<&'a [u8]>,
+            service: &'a str,
+            first_seen: i64,
+            #[serde(with = "serde_bytes_borrowed")]
+            payload: &'a [u8],
+        }
+        let old = V1 {
+            reason: DeadLetterReason::UnknownSchema,
+            detail: "schema id 99",
+            source_topic: "wxpulse.qr_scans",
+            source_partition: 1,
+            source_offset: 77,
+            source_key: None,
+            service: "qr-scans",
+            first_seen: 1_700_000_000_000,
+            payload: &[0, 0, 0, 0, 99, 1, 2],
         };
-        let bytes = letter.encode();
-        let (id, datum) = codec::split_frame(&bytes).expect("framed");
-        let schema = codec::parse(codec::latest(SUBJECT).expect("embedded").json).expect("parses");
-        assert_eq!(id, 7);
-        let back: DeadLetter<'_> = codec::decode(datum, &schema).expect("decodes");
-        assert_eq!(back, letter);
+        let mut framed = Vec::new();
+        codec::encode_into(
+            &old,
+            v1.id,
+            &codec::parse(v1.json).expect("parses"),
+            &mut framed,
+        )
+        .expect("encodes");
+        let back = Envelope::decode(&framed).expect("v1 decodes");
+        assert_eq!(back.reason, DeadLetterReason::UnknownSchema);
+        assert_eq!(back.payload, old.payload);
+        assert_eq!(back.payload_length, -1);
+        assert_eq!(back.original_length(), 7);
+        assert_eq!(back.payload_sha256, "");
+        assert!(!back.payload_truncated);
+        assert!(matches!(
+            Envelope::decode(&[0, 0, 0, 0, 1, 2]),
+            Err(DecodeError::UnknownSchema(1))
+        ));
+    }
+
+    #[test]
+    fn produce_errors_are_classified() {
+        use RDKafkaErrorCode as C;
+        let class = |c| classify(&KafkaError::MessageProduction(c));
+        for c in [C::MessageSizeTooLarge, C::MessageBatchTooLarge] {
+            assert_eq!(class(c), Failure::TooLarge, "{c:?}");
+        }
+        for c in [
+            C::InvalidMessage,
+            C::InvalidMessageSize,
+            C::InvalidRecord,
+            C::InvalidTimestamp,
+            C::UnsupportedForMessageFormat,
+            C::BadMessage,
+            C::BadCompression,
+        ] {
+            assert_eq!(class(c), Failure::Permanent, "{c:?}");
+        }
+        for c in [
+            C::QueueFull,
+            C::MessageTimedOut,
+            C::AllBrokersDown,
+            C::BrokerTransportFailure,
+            C::NotLeaderForPartition,
+            C::LeaderNotAvailable,
+            C::RequestTimedOut,
+            C::NotEnoughReplicas,
+            C::UnknownTopicOrPartition,
+            C::UnknownTopic,
+            C::TopicAuthorizationFailed,
+            C::InvalidDifferentRecord,
+        ] {
+            assert_eq!(class(c), Failure::Transient, "{c:?}");
+        }
+        assert_eq!(classify(&KafkaError::Canceled), Failure::Transient);
+    }
+
+    fn sink(client: &ClientConfig, limits: Limits) -> (DeadLetterSink, Arc<Metrics>) {
+        let cfg = Config::load(None, Vec::new()).expect("defaults");
+        let metrics = Metrics::new("test");
+        let producer: FutureProducer = client.create().expect("producer");
+        (
+            DeadLetterSink::with_limits(producer, &cfg, &metrics, limits),
+            metrics,
+        )
+    }
+
+    fn undeliverable(metrics: &Metrics, reason: &str) -> u64 {
+        metrics
+            .dead_letters_undeliverable
+            .with_label_values(&[reason])
+            .get()
+    }
+
+    #[tokio::test]
+    async fn a_permanently_undeliverable_letter_is_counted_and_skipped_not_retried() {
+        // A producer that takes 1000-byte messages, told (wrongly) that it takes 1 MB: the
+        // envelope fails locally with MessageSizeTooLarge, is cut once to the prefix,
+        // which still does not fit, and is given up on at once.
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("message.max.bytes", "1000");
+        let limits = Limits {
+            max_message_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+            truncate_to: 8192,
+        };
+        let (sink, metrics) = sink(&client, limits);
+        let payload = noise(100_000);
+        let pending = vec![
+            sink.send(&letter(DeadLetterReason::Oversized, b"k", &payload)),
+            sink.send(&letter(DeadLetterReason::Undecodable, b"k", &payload)),
+        ];
+        let never = CancellationToken::new();
+        let delivered =
+            tokio::time::timeout(Duration::from_secs(10), sink.deliver_all(pending, &never))
+                .await
+                .expect("permanent failures are not retried");
+        assert!(delivered, "the batch proceeds");
+        assert_eq!(undeliverable(&metrics, "oversized"), 1);
+        assert_eq!(undeliverable(&metrics, "undecodable"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_until_the_batch_is_cancelled() {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("message.timeout.ms", "300");
+        let (sink, metrics) = sink(&client, LIMITS);
+        let pending = vec![sink.send(&letter(DeadLetterReason::TooOld, b"k", b"x"))];
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            stop.cancel();
+        });
+        let delivered =
+            tokio::time::timeout(Duration::from_secs(10), sink.deliver_all(pending, &cancel))
+                .await
+                .expect("cancellation ends the retries");
+        assert!(!delivered, "not delivered, batch abandoned");
+        assert_eq!(
+            undeliverable(&metrics, "too_old"),
+            0,
+            "transient is not given up"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! redeliveries are filtered by a per-partition watermark kept in ClickHouse, and retried
 //! inserts by `insert_deduplication_token` — see `docs/effectively-once.md`.
 
+pub mod batch;
 pub mod codec;
 pub mod config;
 pub mod decode;

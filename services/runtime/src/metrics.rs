@@ -5,10 +5,12 @@
 //! partition number, an error class) — never an id or a message. The table of names is in
 //! the README and `docs/CONTRACT.md`; dashboards and alert rules depend on it.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -49,6 +51,9 @@ pub struct Metrics {
     pub last_write_timestamp: Gauge,
     /// Dead-lettered records by reason.
     pub dead_letters: IntCounterVec,
+    /// Dead letters that could not be delivered (permanent produce error), by reason:
+    /// such a record is only in the service log.
+    pub dead_letters_undeliverable: IntCounterVec,
     /// Duplicates not written, by kind (event_id, redelivery).
     pub dedup_dropped: IntCounterVec,
     /// Events written with an `unknown` dimension, by dimension.
@@ -61,6 +66,10 @@ pub struct Metrics {
     pub dimension_records: IntGaugeVec,
     /// Fans whose segment state this instance holds (its partitions' fans).
     pub fans_tracked: IntGauge,
+    /// Age of the oldest in-flight flush (dead letters + insert), 0 when none.
+    pub oldest_flush_age_seconds: Gauge,
+    /// Partitions whose flush has been in flight longer than `batch.stuck_after`.
+    pub flush_stuck_partitions: IntGauge,
     /// Revokes whose drain did not answer in time; the partitions' leases ended anyway.
     pub revokes_given_up: IntCounter,
     /// Records held back because their writer schema could not be fetched yet.
@@ -73,7 +82,34 @@ pub struct Metrics {
     /// topic was re-created or the cluster changed. Held, not skipped.
     pub offset_resets: IntGauge,
     ready: AtomicBool,
+    flushes: Arc<Mutex<Flushes>>,
+    stuck_after_ms: AtomicU64,
 }
+
+/// Flushes in flight: when each started, by partition.
+#[derive(Default)]
+struct Flushes {
+    next_id: u64,
+    open: HashMap<u64, (i32, Instant)>,
+}
+
+/// Held by a flush task while it runs; dropping it (the task ended, however) ends the
+/// flush for `/readyz` and the flush gauges.
+pub struct FlushGuard {
+    flushes: Arc<Mutex<Flushes>>,
+    id: u64,
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.flushes.lock() {
+            f.open.remove(&self.id);
+        }
+    }
+}
+
+/// Default of `batch.stuck_after`, until [`Metrics::set_stuck_after`] is called.
+const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(60);
 
 impl Metrics {
     /// Creates the metrics of `service` in their own registry, so several pipelines in one
@@ -177,6 +213,13 @@ impl Metrics {
                 ),
                 &["reason"]
             )),
+            dead_letters_undeliverable: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_dlq_undeliverable_total",
+                    "Dead letters the broker or client rejected permanently; logged, not in the topic."
+                ),
+                &["reason"]
+            )),
             dedup_dropped: make!(IntCounterVec::new(
                 Opts::new(
                     "wxpulse_dedup_events_dropped_total",
@@ -216,6 +259,14 @@ impl Metrics {
                 "wxpulse_segment_fans_tracked",
                 "Fans whose segment state this instance holds."
             )),
+            oldest_flush_age_seconds: make!(Gauge::new(
+                "wxpulse_pipeline_oldest_flush_age_seconds",
+                "Age of the oldest in-flight flush (dead letters, then insert); 0 when none."
+            )),
+            flush_stuck_partitions: make!(IntGauge::new(
+                "wxpulse_pipeline_flush_stuck_partitions",
+                "Partitions whose flush has been in flight longer than batch.stuck_after."
+            )),
             revokes_given_up: make!(IntCounter::new(
                 "wxpulse_source_revokes_given_up_total",
                 "Revokes whose drain did not finish in time; the partitions were let go unwritten."
@@ -240,6 +291,8 @@ impl Metrics {
                 "Partitions held because Kafka's log ends below ClickHouse's watermark (topic re-created or cluster changed)."
             )),
             ready: AtomicBool::new(false),
+            flushes: Arc::default(),
+            stuck_after_ms: AtomicU64::new(DEFAULT_STUCK_AFTER.as_millis() as u64),
             registry,
         };
         let build = make!(GaugeVec::new(
@@ -262,11 +315,64 @@ impl Metrics {
 
     /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.stuck().is_none()
+    }
+
+    /// How long a flush may be in flight before it counts as stuck (`batch.stuck_after`).
+    pub fn set_stuck_after(&self, after: Duration) {
+        self.stuck_after_ms
+            .store(after.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Marks a flush of `partition` as in flight until the guard is dropped.
+    pub fn flush_started(&self, partition: i32) -> FlushGuard {
+        let mut f = self.flushes.lock().unwrap_or_else(|e| e.into_inner());
+        f.next_id += 1;
+        let id = f.next_id;
+        f.open.insert(id, (partition, Instant::now()));
+        FlushGuard {
+            flushes: self.flushes.clone(),
+            id,
+        }
+    }
+
+    /// Why the service is stuck, if a flush has been in flight longer than
+    /// `batch.stuck_after` (the oldest one's partition and age); refreshes the flush gauges.
+    pub fn stuck(&self) -> Option<String> {
+        let after = Duration::from_millis(self.stuck_after_ms.load(Ordering::Relaxed));
+        let (oldest, stuck) = {
+            let f = self.flushes.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let ages = || {
+                f.open
+                    .values()
+                    .map(move |(p, started)| (*p, now.saturating_duration_since(*started)))
+            };
+            let oldest = ages().max_by_key(|(_, age)| *age);
+            let mut stuck: Vec<i32> = ages()
+                .filter(|(_, age)| *age > after)
+                .map(|(p, _)| p)
+                .collect();
+            stuck.sort_unstable();
+            stuck.dedup();
+            (oldest, stuck)
+        };
+        self.oldest_flush_age_seconds
+            .set(oldest.map_or(0.0, |(_, age)| age.as_secs_f64()));
+        self.flush_stuck_partitions.set(stuck.len() as i64);
+        let (partition, age) = oldest.filter(|(_, age)| *age > after)?;
+        Some(format!(
+            "flush of partition {partition} in flight for {}s (batch.stuck_after = {}s); \
+             stuck partitions: {stuck:?}",
+            age.as_secs(),
+            after.as_secs()
+        ))
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        // The flush gauges are computed from the in-flight flushes at scrape time.
+        self.stuck();
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -278,6 +384,31 @@ impl Metrics {
     pub fn consumed_counter(&self, topic: &str) -> IntCounter {
         self.consumed.with_label_values(&[topic])
     }
+}
+
+/// The lag to export for a partition, from librdkafka's statistics: its own
+/// `consumer_lag` (high watermark − committed offset) when it has one. That is -1 while
+/// the group has no committed offset, which hid exactly the partitions stuck before their
+/// first commit; then it is the high watermark minus where a restart would resume: the
+/// committed offset, else the log start (`auto.offset.reset = earliest`), else the
+/// application's position. `None` until the high watermark is known.
+pub fn partition_lag(
+    reported: i64,
+    hi_offset: i64,
+    committed_offset: i64,
+    lo_offset: i64,
+    app_offset: i64,
+) -> Option<i64> {
+    if reported >= 0 {
+        return Some(reported);
+    }
+    if hi_offset < 0 {
+        return None;
+    }
+    let resume_at = [committed_offset, lo_offset, app_offset]
+        .into_iter()
+        .find(|o| *o >= 0)?;
+    Some((hi_offset - resume_at).max(0))
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` fires.
@@ -321,12 +452,21 @@ fn respond(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
             "text/plain; version=0.0.4",
         ),
         "/healthz" => (StatusCode::OK, "ok\n".to_string(), "text/plain"),
-        "/readyz" if metrics.is_ready() => (StatusCode::OK, "ready\n".to_string(), "text/plain"),
-        "/readyz" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready\n".to_string(),
-            "text/plain",
-        ),
+        "/readyz" => match metrics.stuck() {
+            Some(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+                "text/plain",
+            ),
+            None if metrics.ready.load(Ordering::Relaxed) => {
+                (StatusCode::OK, "ready\n".to_string(), "text/plain")
+            }
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready\n".to_string(),
+                "text/plain",
+            ),
+        },
         _ => (
             StatusCode::NOT_FOUND,
             "not found\n".to_string(),
@@ -367,5 +507,86 @@ mod tests {
             written.contains("table=\"menu_clicks\"") && written.ends_with(" 3"),
             "{written}"
         );
+        for name in [
+            "wxpulse_pipeline_oldest_flush_age_seconds",
+            "wxpulse_pipeline_flush_stuck_partitions",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} exported from the start (alert rules need the series)"
+            );
+        }
+    }
+
+    fn readyz(m: &Metrics) -> (StatusCode, String) {
+        let r = respond(m, "/readyz");
+        let status = r.status();
+        let body = r.into_body();
+        let bytes = body_bytes(body);
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn body_bytes(body: Full<Bytes>) -> Bytes {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(body.collect())
+            .map(|c| c.to_bytes())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_flush_in_flight_longer_than_stuck_after_makes_readyz_503_with_the_reason() {
+        let m = Metrics::new("menu-clicks");
+        m.set_ready(true);
+        m.set_stuck_after(Duration::from_millis(50));
+        assert_eq!(readyz(&m).0, StatusCode::OK);
+        let quick = m.flush_started(1);
+        drop(quick);
+        let slow = m.flush_started(3);
+        std::thread::sleep(Duration::from_millis(5));
+        let other = m.flush_started(4);
+        std::thread::sleep(Duration::from_millis(80));
+        let (status, body) = readyz(&m);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("partition 3"), "{body}");
+        assert!(body.contains("batch.stuck_after"), "{body}");
+        let text = m.render();
+        assert!(
+            text.contains("wxpulse_pipeline_flush_stuck_partitions{service=\"menu-clicks\"} 2"),
+            "{text}"
+        );
+        let age = text
+            .lines()
+            .find(|l| l.starts_with("wxpulse_pipeline_oldest_flush_age_seconds"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .expect("age exported");
+        assert!(age >= 0.08, "{age}");
+        drop(slow);
+        drop(other);
+        assert_eq!(readyz(&m).0, StatusCode::OK, "the flush ended");
+        assert!(m
+            .render()
+            .contains("wxpulse_pipeline_flush_stuck_partitions{service=\"menu-clicks\"} 0"));
+        m.set_ready(false);
+        assert_eq!(readyz(&m).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(respond(&m, "/healthz").status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn lag_is_exported_for_a_partition_that_never_committed() {
+        // librdkafka's own figure when it has one.
+        assert_eq!(partition_lag(40, 100, 60, 0, 90), Some(40));
+        // Never committed (-1001): from the log start, where a restart resumes.
+        assert_eq!(partition_lag(-1, 100, -1001, 0, 100), Some(100));
+        assert_eq!(partition_lag(-1, 100, -1001, 30, 100), Some(70));
+        // Log start unknown: from the application's position.
+        assert_eq!(partition_lag(-1, 100, -1001, -1, 95), Some(5));
+        // Committed but no end offset librdkafka used (e.g. no last stable offset).
+        assert_eq!(partition_lag(-1, 100, 60, 0, 90), Some(40));
+        // Nothing known yet.
+        assert_eq!(partition_lag(-1, -1, -1001, -1, -1001), None);
+        assert_eq!(partition_lag(-1, 100, -1001, -1, -1001), None);
     }
 }

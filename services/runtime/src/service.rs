@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use rdkafka::producer::FutureProducer;
 
 use crate::codec::Registry;
 use crate::config::Config;
+use crate::dlq::DeadLetterSink;
 use crate::enrich::{follow, Dimension, Dimensions};
 use crate::metrics::{self, Metrics};
 use crate::pii::Pseudonymizer;
@@ -96,6 +96,7 @@ fn init_logs(config: &Config) {
 pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signals();
     let metrics = Metrics::new(S::SERVICE);
+    metrics.set_stuck_after(config.batch.stuck_after);
     let listen = config.metrics.listen.parse().context("metrics.listen")?;
     let addr = metrics::serve(metrics.clone(), listen, shutdown.clone()).await?;
     let topic = non_empty_or(&config.kafka.topic, S::TOPIC);
@@ -112,14 +113,16 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
             .await
             .context("registry check panicked")??;
     }
-    let producer: FutureProducer = source::client_config(&config.kafka, &group)
-        .remove("group.id")
-        .remove("statistics.interval.ms")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true")
-        .create()
-        .context("cannot create the dead-letter producer")?;
+    // The cluster's settings without the consumer's (librdkafka warns about each of those
+    // on a producer).
+    let dead_letters = DeadLetterSink::create(
+        crate::kafka::client_config(&config.kafka)
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("enable.idempotence", "true"),
+        &config,
+        &metrics,
+    )?;
     let mut dims = Dimensions::new(
         Pseudonymizer::new(config.pii.key.expose().as_bytes()),
         Dimension::ALL.map(|d| metrics.dimension_missing.with_label_values(&[d.as_str()])),
@@ -154,7 +157,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         registry,
         dims,
         sink,
-        producer,
+        dead_letters,
     );
     pipeline.run(source, feed, shutdown).await;
     Ok(())

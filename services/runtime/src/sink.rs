@@ -353,6 +353,41 @@ impl Sink {
         }
     }
 
+    /// Records `intent` before its insert, retrying until it is written or `cancel` (the
+    /// partition's lease) fires; returns whether the insert may start. Failures count as
+    /// insert errors of the table: to an operator they are the same outage.
+    pub async fn announce(
+        &self,
+        partition: i32,
+        intent: &Intent,
+        metrics: &Metrics,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let mut backoff = Backoff::new(&self.retry);
+        let table = self.table.as_str();
+        loop {
+            if cancel.is_cancelled() {
+                return false;
+            }
+            let written = tokio::select! {
+                r = self.write_intent(partition, intent) => r,
+                _ = cancel.cancelled() => return false,
+            };
+            let Err(e) = written else {
+                return !cancel.is_cancelled();
+            };
+            let class = classify(&e);
+            metrics
+                .insert_errors
+                .with_label_values(&[table, class.as_str()])
+                .inc();
+            tracing::warn!(table, partition, token = intent.dedup_token, error = %e, class = class.as_str(), "cannot record the batch's intent; retrying");
+            if !backoff.wait(cancel).await {
+                return false;
+            }
+        }
+    }
+
     /// Records the batch about to be inserted (see the module doc). Must complete before
     /// the insert starts, and the lease must be checked between the two.
     pub async fn write_intent(

@@ -232,14 +232,27 @@ impl ClientContext for SourceContext {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
+        // Only owned partitions: the statistics keep the offsets of revoked ones, whose
+        // series the revoke removed.
+        let owned = self.ownership.fetching();
         for (partition, p) in &topic.partitions {
-            if *partition < 0 || p.consumer_lag < 0 {
+            if *partition < 0 || !owned.contains_key(partition) {
                 continue;
             }
+            // A partition that never committed (consumer_lag -1) still shows its backlog.
+            let Some(lag) = crate::metrics::partition_lag(
+                p.consumer_lag,
+                p.hi_offset,
+                p.committed_offset,
+                p.lo_offset,
+                p.app_offset,
+            ) else {
+                continue;
+            };
             self.metrics
                 .consumer_lag
                 .with_label_values(&[&self.topic, &partition.to_string()])
-                .set(p.consumer_lag);
+                .set(lag);
         }
     }
 }

@@ -1,0 +1,548 @@
+//! The pipeline loop: records in, rows out, offsets committed only after ClickHouse has
+//! the rows.
+//!
+//! One task owns all partition state and `select!`s over, in priority order: shutdown,
+//! assignment changes, finished flushes, new records (only while no partition is
+//! backpressured), and a ticker that flushes batches by age. Inserts run as spawned tasks,
+//! at most one per partition so a partition's batches land in offset order.
+//!
+//! Per record: framing and size → writer schema → decode → validate → upstream-retry dedup
+//! → pseudonymise → the service's `row`. Rejections go to the dead-letter topic; their
+//! delivery is awaited before the batch that contains them is inserted, so a watermark in
+//! ClickHouse never covers an undelivered dead letter (one that can never be delivered is
+//! counted and logged by [`DeadLetterSink`] instead of stalling the partition).
+//!
+//! Nothing here waits on an outside service inside the loop, so revokes and shutdown are
+//! always answered: a record whose writer schema is not cached yet *parks* its partition
+//! (later records of that partition queue behind it, other partitions go on) while a task
+//! fetches the schema (`parking.rs`); restores (`restore.rs`) give up when the partition's
+//! lease ends; every write checks the lease (see `source.rs`). The batch and commit rules
+//! are `batch.rs`'s.
+
+mod parking;
+mod restore;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{self, Admission, Batch, Limits};
+use crate::codec::Registry;
+use crate::config::Config;
+use crate::decode::{Decoder, Outcome};
+use crate::dedup::EventIdWindow;
+use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterSink};
+use crate::enrich::follow::{Feed, Update};
+use crate::enrich::{Dimension, Dimensions};
+use crate::metrics::Metrics;
+use crate::segment::FanStates;
+use crate::sink::{Intent, Sink};
+use crate::source::{Control, Lease, Record, SourceHandle};
+use crate::stream::Stream;
+
+struct PartitionState<R> {
+    lease: Lease,
+    /// Batches and commits (see `batch.rs`).
+    ledger: batch::Partition<R, dlq::Pending>,
+    /// Cancels the flush in flight when the partition is forgotten.
+    in_flight: Option<CancellationToken>,
+    ids: EventIdWindow,
+    fans: FanStates,
+    /// Records waiting, in offset order, for a writer schema the registry has not given
+    /// yet; while any wait, every later record of the partition queues behind them.
+    parked: VecDeque<Record>,
+    parked_bytes: usize,
+    /// Kafka's log is not the one the watermark was written from (topic re-created,
+    /// another cluster): records are neither skipped nor written until an operator resets
+    /// the partition's ingest state.
+    held: bool,
+    /// Resets of the partition's ingest state: part of every dedup token.
+    incarnation: u64,
+}
+
+/// Reported by a flush task.
+struct Flushed {
+    partition: i32,
+    epoch: u64,
+    ok: bool,
+    next_offset: i64,
+    rows: usize,
+    bytes: usize,
+    newest_server_time: i64,
+}
+
+/// One service's pipeline.
+pub struct Pipeline<S: Stream> {
+    stream: S,
+    cfg: Arc<Config>,
+    topic: &'static str,
+    metrics: Arc<Metrics>,
+    registry: Arc<Registry>,
+    decoder: Decoder,
+    dims: Dimensions,
+    sink: Sink,
+    dead_letters: DeadLetterSink,
+    partitions: HashMap<i32, PartitionState<S::Row>>,
+    flushed_tx: mpsc::UnboundedSender<Flushed>,
+    flushed_rx: mpsc::UnboundedReceiver<Flushed>,
+    schema_tx: mpsc::UnboundedSender<u32>,
+    schema_rx: mpsc::UnboundedReceiver<u32>,
+    /// Schema ids a fetch task is working on.
+    fetching: HashSet<u32>,
+    /// Reads single records to check a log's identity on assignment.
+    probe: Option<Arc<BaseConsumer>>,
+    shutdown: CancellationToken,
+    newest_written_server_time: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl<S: Stream> Pipeline<S> {
+    /// Wires a pipeline; nothing runs until [`Pipeline::run`].
+    #[allow(clippy::too_many_arguments)] // plain wiring, called once by service::run
+    pub fn new(
+        stream: S,
+        cfg: Arc<Config>,
+        topic: String,
+        metrics: Arc<Metrics>,
+        registry: Arc<Registry>,
+        dims: Dimensions,
+        sink: Sink,
+        dead_letters: DeadLetterSink,
+    ) -> Self {
+        for d in Dimension::ALL {
+            metrics.dimension_missing.with_label_values(&[d.as_str()]);
+            metrics.dimension_updates.with_label_values(&[d.as_str()]);
+            metrics.dimension_rejected.with_label_values(&[d.as_str()]);
+        }
+        for reason in DeadLetterReason::ALL {
+            metrics.dead_letters.with_label_values(&[reason.as_str()]);
+        }
+        for kind in ["event_id", "redelivery"] {
+            metrics.dedup_dropped.with_label_values(&[kind]);
+        }
+        metrics.written.with_label_values(&[sink.table()]);
+        for class in ["transient", "permanent"] {
+            metrics
+                .insert_errors
+                .with_label_values(&[sink.table(), class]);
+        }
+        for kind in ["assign", "revoke"] {
+            metrics.rebalances.with_label_values(&[kind]);
+        }
+        let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
+        let (schema_tx, schema_rx) = mpsc::unbounded_channel();
+        // Interned once: every row references it without an allocation.
+        let topic: &'static str = Box::leak(topic.into_boxed_str());
+        Pipeline {
+            decoder: Decoder::new(registry.clone(), &cfg, topic),
+            dims,
+            stream,
+            cfg,
+            topic,
+            metrics,
+            registry,
+            sink,
+            dead_letters,
+            partitions: HashMap::new(),
+            flushed_tx,
+            flushed_rx,
+            schema_tx,
+            schema_rx,
+            fetching: HashSet::new(),
+            probe: None,
+            shutdown: CancellationToken::new(),
+            newest_written_server_time: 0,
+        }
+    }
+
+    /// Runs until `shutdown`, then drains: flushes and commits every partition within the
+    /// drain timeout and leaves the group.
+    pub async fn run(
+        mut self,
+        mut source: SourceHandle,
+        mut feed: Feed,
+        shutdown: CancellationToken,
+    ) {
+        self.shutdown = shutdown.clone();
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let intake_open = !self.backpressured();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(control) = source.control.recv() => self.on_control(control, &source).await,
+                Some(flushed) = self.flushed_rx.recv() => self.on_flushed(flushed, &source),
+                Some(id) = self.schema_rx.recv() => self.on_schema(id),
+                Some(updates) = feed.updates.recv() => self.on_dimensions(updates),
+                Some(chunk) = source.records.recv(), if intake_open => self.on_chunk(chunk),
+                _ = ticker.tick() => self.on_tick(),
+            }
+        }
+        tracing::info!("draining before exit");
+        source.stop_fetching();
+        let all: Vec<i32> = self.partitions.keys().copied().collect();
+        let deadline = Instant::now() + self.cfg.kafka.drain_timeout;
+        let drained = self.drain(&all, deadline, &source).await;
+        self.commit_and_forget(&all, &source, drained);
+        source.close();
+        // Leaving the group revokes; answer (nothing is pending) until the thread is gone.
+        while !source.is_finished() {
+            tokio::select! {
+                Some(control) = source.control.recv() => {
+                    if let Control::Revoked { done, .. } = control {
+                        let _ = done.send(());
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+        source.join();
+        tracing::info!(drained, "pipeline stopped");
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_rows: self.cfg.batch.max_rows,
+            max_bytes: self.cfg.batch.max_bytes,
+            max_age: self.cfg.batch.max_age,
+        }
+    }
+
+    fn backpressured(&self) -> bool {
+        let limits = self.limits();
+        self.partitions.values().any(|p| {
+            p.ledger.backpressured(&limits)
+                || p.parked.len() >= limits.max_rows
+                || p.parked_bytes >= limits.max_bytes
+        })
+    }
+
+    async fn on_control(&mut self, control: Control, source: &SourceHandle) {
+        match control {
+            Control::Assigned(assigned) => {
+                for lease in assigned {
+                    self.restore(lease, source).await;
+                }
+                self.metrics.set_ready(!self.shutdown.is_cancelled());
+            }
+            Control::Revoked { partitions, done } => {
+                let deadline = Instant::now() + self.cfg.kafka.drain_timeout;
+                let drained = self.drain(&partitions, deadline, source).await;
+                self.commit_and_forget(&partitions, source, drained);
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Applies dimension updates between records: later events see the new values.
+    fn on_dimensions(&mut self, updates: Vec<Update>) {
+        let mut touched = [false; 7];
+        for u in updates {
+            touched[u.dimension as usize] = true;
+            self.dims.apply(u.dimension, &u.key, u.record);
+        }
+        for d in Dimension::ALL {
+            if touched[d as usize] {
+                self.metrics
+                    .dimension_records
+                    .with_label_values(&[d.as_str()])
+                    .set(self.dims.len(d) as i64);
+            }
+        }
+    }
+
+    fn on_chunk(&mut self, chunk: Vec<Record>) {
+        let now = now_ms();
+        for record in chunk {
+            self.admit(record, now);
+        }
+    }
+
+    fn on_record(&mut self, record: &Record, now: i64) {
+        let Some(state) = self.partitions.get_mut(&record.partition) else {
+            return;
+        };
+        let bytes = record.payload.as_ref().map_or(0, Vec::len);
+        match state.ledger.admit(record.offset, record.timestamp, bytes) {
+            Admission::Ignore => return,
+            Admission::Redelivery => {
+                self.metrics
+                    .dedup_dropped
+                    .with_label_values(&["redelivery"])
+                    .inc();
+                self.flush_if_due(record.partition);
+                return;
+            }
+            Admission::Process => {}
+        }
+        let outcome = self.decoder.decode_row(
+            &mut self.stream,
+            record,
+            &mut state.ids,
+            &mut state.fans,
+            &self.dims,
+            now,
+        );
+        match outcome {
+            Outcome::Row(row, server_time) => {
+                let batch = state.ledger.open();
+                batch.rows.push(row);
+                batch.newest_server_time = batch.newest_server_time.max(server_time);
+                batch.oldest_server_time = batch.oldest_server_time.min(server_time);
+            }
+            Outcome::Duplicate => {
+                self.metrics
+                    .dedup_dropped
+                    .with_label_values(&["event_id"])
+                    .inc();
+            }
+            Outcome::Rejected(rejection) => {
+                self.metrics
+                    .dead_letters
+                    .with_label_values(&[rejection.reason.as_str()])
+                    .inc();
+                let letter = DeadLetter {
+                    reason: rejection.reason,
+                    detail: &rejection.detail,
+                    source_topic: self.topic,
+                    source_partition: record.partition,
+                    source_offset: record.offset,
+                    source_key: record.key.as_deref(),
+                    service: S::SERVICE,
+                    first_seen: now,
+                    payload: record.payload.as_deref().unwrap_or_default(),
+                };
+                let pending = self.dead_letters.send(&letter);
+                state.ledger.open().dead_letters.push(pending);
+            }
+        }
+        self.flush_if_due(record.partition);
+    }
+
+    /// Starts a flush if the partition's batch reached a limit or a replayed range ended.
+    fn flush_if_due(&mut self, partition: i32) {
+        let limits = self.limits();
+        if self
+            .partitions
+            .get(&partition)
+            .is_some_and(|p| p.ledger.wants_flush(&limits))
+        {
+            self.start_flush(partition);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let limits = self.limits();
+        let due: Vec<i32> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.ledger.wants_flush(&limits))
+            .map(|(k, _)| *k)
+            .collect();
+        for partition in due {
+            self.start_flush(partition);
+        }
+        let fans: usize = self.partitions.values().map(|p| p.fans.len()).sum();
+        self.metrics.fans_tracked.set(fans as i64);
+        let parked: usize = self.partitions.values().map(|p| p.parked.len()).sum();
+        self.metrics.parked_records.set(parked as i64);
+        let held = self.partitions.values().filter(|p| p.held).count();
+        self.metrics.offset_resets.set(held as i64);
+        if self.newest_written_server_time > 0 {
+            let lag = (now_ms() - self.newest_written_server_time).max(0) as f64 / 1000.0;
+            self.metrics.freshness_seconds.set(lag);
+        }
+    }
+
+    /// Hands the partition's batch to an insert task, unless one is already in flight.
+    fn start_flush(&mut self, partition: i32) {
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        if !state.lease.is_held() {
+            // Revoked while we were busy: the next owner re-reads these records.
+            state.ledger.release();
+            return;
+        }
+        let Some(batch) = state.ledger.take() else {
+            return;
+        };
+        // A child of the lease: revoking the partition stops the insert's retries.
+        let cancel = state.lease.token.child_token();
+        state.in_flight = Some(cancel.clone());
+        let epoch = state.lease.epoch;
+        let intent = Intent {
+            first_offset: batch.first_offset,
+            last_offset: batch.last_offset,
+            dedup_token: self.sink.dedup_token(
+                partition,
+                state.incarnation,
+                batch.first_offset,
+                batch.last_offset,
+            ),
+            min_server_time: batch.oldest_server_time.min(batch.newest_server_time),
+            max_server_time: batch.newest_server_time,
+            last_record_time: batch.last_record_time,
+        };
+        let sink = self.sink.clone();
+        let metrics = self.metrics.clone();
+        let dead_letter_sink = self.dead_letters.clone();
+        let in_flight = self.metrics.flush_started(partition);
+        let done = self.flushed_tx.clone();
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let Batch {
+                rows,
+                dead_letters,
+                last_offset,
+                bytes,
+                newest_server_time,
+                ..
+            } = batch;
+            let mut ok = dead_letter_sink.deliver_all(dead_letters, &cancel).await;
+            if ok && !rows.is_empty() {
+                ok = sink.announce(partition, &intent, &metrics, &cancel).await
+                    && sink
+                        .insert(&rows, &intent.dedup_token, &metrics, &cancel)
+                        .await;
+            }
+            let _ = done.send(Flushed {
+                partition,
+                epoch,
+                ok,
+                next_offset: last_offset + 1,
+                rows: rows.len(),
+                bytes,
+                newest_server_time,
+            });
+        });
+    }
+
+    fn on_flushed(&mut self, f: Flushed, source: &SourceHandle) {
+        let Some(state) = self.partitions.get_mut(&f.partition) else {
+            return;
+        };
+        if state.lease.epoch != f.epoch {
+            return;
+        }
+        state.in_flight = None;
+        if !state.lease.is_held() {
+            state.ledger.release();
+        }
+        let Some(next_offset) = state.ledger.flushed(f.epoch, f.ok, f.next_offset) else {
+            return;
+        };
+        if f.rows > 0 {
+            let table = self.sink.table();
+            self.metrics
+                .written
+                .with_label_values(&[table])
+                .inc_by(f.rows as u64);
+            self.metrics
+                .batch_rows
+                .with_label_values(&[table])
+                .observe(f.rows as f64);
+            self.metrics
+                .batch_bytes
+                .with_label_values(&[table])
+                .observe(f.bytes as f64);
+            self.metrics
+                .last_write_timestamp
+                .set(now_ms() as f64 / 1000.0);
+            self.newest_written_server_time =
+                self.newest_written_server_time.max(f.newest_server_time);
+        }
+        commit(
+            source,
+            self.topic,
+            f.partition,
+            next_offset,
+            CommitMode::Async,
+        );
+        self.flush_if_due(f.partition);
+    }
+
+    /// Flushes `partitions` until nothing is pending or `deadline`; `false` on timeout.
+    async fn drain(
+        &mut self,
+        partitions: &[i32],
+        deadline: Instant,
+        source: &SourceHandle,
+    ) -> bool {
+        loop {
+            for p in partitions {
+                self.start_flush(*p);
+            }
+            let pending = partitions
+                .iter()
+                .any(|p| self.partitions.get(p).is_some_and(|s| s.ledger.pending()));
+            if !pending {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline.into(), self.flushed_rx.recv()).await {
+                Ok(Some(f)) => {
+                    let failed = !f.ok;
+                    self.on_flushed(f, source);
+                    if failed {
+                        return false;
+                    }
+                }
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Final synchronous commit of drained partitions, then forgets them. Undrained ones
+    /// are abandoned uncommitted: their next owner re-reads them from the last commit and
+    /// skips what the ClickHouse watermark says is already in.
+    fn commit_and_forget(&mut self, partitions: &[i32], source: &SourceHandle, drained: bool) {
+        for p in partitions {
+            let Some(state) = self.partitions.remove(p) else {
+                continue;
+            };
+            self.stream.forget(*p);
+            if let Some(cancel) = state.in_flight {
+                cancel.cancel();
+            }
+            if !drained {
+                tracing::warn!(
+                    partition = p,
+                    "partition let go with unflushed records; its next owner re-reads them"
+                );
+            }
+            // Synchronous, so the next owner starts where this one finished instead of
+            // re-reading records only to skip them by watermark. Not once the lease ended:
+            // the next owner may have committed further already.
+            if !state.lease.is_held() {
+                continue;
+            }
+            if let Some(next) = state.ledger.next_commit() {
+                commit(source, self.topic, *p, next, CommitMode::Sync);
+            }
+        }
+    }
+}
+
+fn commit(source: &SourceHandle, topic: &str, partition: i32, next_offset: i64, mode: CommitMode) {
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(topic, partition, Offset::Offset(next_offset))
+        .is_err()
+    {
+        return;
+    }
+    if let Err(e) = source.consumer.commit(&tpl, mode) {
+        tracing::debug!(partition, error = %e, "commit not accepted");
+    }
+}

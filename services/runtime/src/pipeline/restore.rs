@@ -1,0 +1,288 @@
+//! Assignment: what ClickHouse already has for a partition, the previous owner's batch that
+//! may not have completed, and whether Kafka's log is still the one that state was written
+//! from. Runs before the partition's first record is processed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{PartitionState, Pipeline};
+use crate::batch::{self, Replay};
+use crate::dedup::EventIdWindow;
+use crate::retry::Backoff;
+use crate::segment::FanStates;
+use crate::sink::Intent;
+use crate::source::{Lease, SourceHandle};
+use crate::stream::{History, Stream};
+
+impl<S: Stream> Pipeline<S> {
+    /// Learns what ClickHouse already has for the leased partition — first repairing the
+    /// previous owner's in-flight batch (see `sink.rs`), then its offset watermark, the
+    /// event ids of the dedup window and the segmentation state of its fans — and lets the
+    /// stream restore its own state. Retries until ClickHouse answers, the lease ends or
+    /// the service shuts down.
+    pub(super) async fn restore(&mut self, lease: Lease, source: &SourceHandle) {
+        let partition = lease.partition;
+        let mut backoff = Backoff::new(&self.cfg.retry);
+        loop {
+            if !lease.is_held() || self.shutdown.is_cancelled() {
+                tracing::info!(
+                    partition,
+                    "restore abandoned: partition revoked or shutting down"
+                );
+                return;
+            }
+            match self.try_restore(&lease, source).await {
+                Ok(state) => {
+                    self.partitions.insert(partition, state);
+                    return;
+                }
+                Err(e) => {
+                    self.metrics.set_ready(false);
+                    tracing::warn!(partition, error = %e, "cannot restore partition state from ClickHouse; retrying");
+                }
+            }
+            let stop = lease.token.clone();
+            let shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = backoff.wait(&stop) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn try_restore(
+        &mut self,
+        lease: &Lease,
+        source: &SourceHandle,
+    ) -> anyhow::Result<PartitionState<S::Row>> {
+        let partition = lease.partition;
+        let window_ms = self.cfg.dedup.window.as_millis() as i64;
+        let incarnation = self.sink.incarnation(partition).await?;
+        let intent = self.sink.last_intent(partition).await?;
+        let wm = self.sink.watermark(partition).await?;
+        let held = self
+            .log_replaced(partition, wm.offset, intent.as_ref())
+            .await;
+        let replay = match intent {
+            Some(intent) if !held => self.repair_in_flight(partition, intent, source).await?,
+            _ => None,
+        };
+        // A repair moves the watermark.
+        let wm = self.sink.watermark(partition).await?;
+        let (ids, fan_months) = if wm.offset >= 0 {
+            (
+                self.sink
+                    .recent_event_ids(partition, wm.server_time_ms - window_ms)
+                    .await?,
+                self.sink.fan_months(partition).await?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let history = History {
+            client: self.sink.client(),
+            table: self.sink.table(),
+            topic: self.topic,
+            partition,
+            watermark_offset: wm.offset,
+            watermark_server_time: wm.server_time_ms,
+        };
+        self.stream.restore(&history).await?;
+        let mut window = EventIdWindow::new(window_ms);
+        for id in &ids {
+            window.insert(*id, wm.server_time_ms);
+        }
+        let mut fans = FanStates::default();
+        for m in &fan_months {
+            let n = u32::try_from(m.interactions).unwrap_or(u32::MAX);
+            fans.restore(m.fan_id, m.month, n, m.last_event_time);
+        }
+        tracing::info!(
+            partition,
+            watermark = wm.offset,
+            ids = ids.len(),
+            fans = fans.len(),
+            replay = ?replay.as_ref().map(|i| (i.first_offset, i.last_offset)),
+            held,
+            "partition state restored"
+        );
+        let replay = replay.map(|i| Replay {
+            first_offset: i.first_offset,
+            last_offset: i.last_offset,
+            last_record_time: i.last_record_time,
+        });
+        Ok(PartitionState {
+            lease: lease.clone(),
+            ledger: batch::Partition::new(lease.epoch, wm.offset, replay),
+            in_flight: None,
+            ids: window,
+            fans,
+            parked: VecDeque::new(),
+            parked_bytes: 0,
+            held,
+            incarnation,
+        })
+    }
+
+    /// Settles the previous owner's last announced batch if it may not have completed
+    /// (the group's committed offset does not pass it). When its raw rows landed, they are
+    /// re-inserted under the batch's token now (filling any view whose part failed); when
+    /// they did not, the intent is returned and the first batch is cut to its range.
+    async fn repair_in_flight(
+        &self,
+        partition: i32,
+        intent: Intent,
+        source: &SourceHandle,
+    ) -> anyhow::Result<Option<Intent>> {
+        let committed = committed_offset(source, self.topic, partition).await;
+        if committed.is_some_and(|next| next > intent.last_offset) {
+            return Ok(None);
+        }
+        if self.sink.rows_of(partition, &intent).await? > 0 {
+            self.sink.repair(partition, &intent).await?;
+            self.metrics
+                .batches_replayed
+                .with_label_values(&["repaired"])
+                .inc();
+            tracing::info!(
+                partition,
+                token = intent.dedup_token,
+                "previous owner's last batch re-inserted under its own token"
+            );
+            return Ok(None);
+        }
+        self.metrics
+            .batches_replayed
+            .with_label_values(&["reinserted"])
+            .inc();
+        Ok(Some(intent))
+    }
+
+    /// Whether Kafka's log for `partition` is another one than the one ClickHouse's state
+    /// was written from: it ends at or below the watermark, or the record at the last
+    /// announced offset is missing or has another timestamp. Records of such a log would
+    /// all be skipped as redeliveries although they are new.
+    async fn log_replaced(
+        &mut self,
+        partition: i32,
+        watermark: i64,
+        intent: Option<&Intent>,
+    ) -> bool {
+        if watermark < 0 && intent.is_none() {
+            return false;
+        }
+        let probe = match self.probe() {
+            Ok(probe) => probe,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the Kafka probe; not checking the log's identity");
+                return false;
+            }
+        };
+        let topic = self.topic;
+        let last = intent.map(|i| (i.last_offset, i.last_record_time));
+        let checked = tokio::task::spawn_blocking(move || -> rdkafka::error::KafkaResult<Option<String>> {
+            let (low, high) = probe.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+            if watermark >= 0 && high <= watermark {
+                return Ok(Some(format!("the log ends at {high}, at or below the watermark {watermark}")));
+            }
+            let Some((offset, time)) = last else {
+                return Ok(None);
+            };
+            if offset >= high {
+                return Ok(Some(format!("the log ends at {high}, before the last written batch's end {offset}")));
+            }
+            if offset < low || time < 0 {
+                return Ok(None); // deleted by retention, or no timestamp: cannot tell
+            }
+            Ok(match record_time_at(&probe, topic, partition, offset)? {
+                Some(found) if found != time => Some(format!(
+                    "the record at offset {offset} has timestamp {found}, the one written had {time}"
+                )),
+                _ => None,
+            })
+        })
+        .await;
+        match checked {
+            Ok(Ok(Some(why))) => {
+                tracing::error!(
+                    partition,
+                    watermark,
+                    why,
+                    "Kafka's log is not the one ClickHouse's ingest state was written from (topic re-created, or other brokers): holding the partition — nothing skipped, nothing written — until `wxpulse ingest reset` (docs/runbook.md)"
+                );
+                true
+            }
+            Ok(Ok(None)) => false,
+            Ok(Err(e)) => {
+                tracing::warn!(partition, error = %e, "cannot check the partition's log identity");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A group-less consumer that reads single records by offset, created on first use.
+    fn probe(&mut self) -> anyhow::Result<Arc<BaseConsumer>> {
+        if let Some(p) = &self.probe {
+            return Ok(p.clone());
+        }
+        let mut config = crate::source::client_config(&self.cfg.kafka, "wxpulse-probe");
+        config.set("enable.partition.eof", "true");
+        let probe: Arc<BaseConsumer> = Arc::new(config.create()?);
+        self.probe = Some(probe.clone());
+        Ok(probe)
+    }
+}
+
+/// The group's committed offset of `partition` (the next to read), if it has one.
+async fn committed_offset(
+    source: &SourceHandle,
+    topic: &'static str,
+    partition: i32,
+) -> Option<i64> {
+    let consumer = source.consumer.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        consumer.committed_offsets(tpl, Duration::from_secs(10))
+    })
+    .await
+    .ok()?
+    .ok()?;
+    match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(next) => Some(next),
+        _ => None,
+    }
+}
+
+/// The Kafka timestamp of the record at `offset`, if the log still has it.
+fn record_time_at(
+    probe: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> rdkafka::error::KafkaResult<Option<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    probe.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = None;
+    while Instant::now() < deadline {
+        match probe.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.partition() == partition && m.offset() == offset => {
+                found = m.timestamp().to_millis();
+                break;
+            }
+            Some(Ok(m)) if m.partition() == partition && m.offset() > offset => break,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    probe.unassign()?;
+    Ok(found)
+}
