@@ -37,7 +37,7 @@ pub enum SetupError {
         reason: String,
     },
     /// The client could not be created for another reason.
-    #[error("cannot create the Kafka {what}: {reason}")]
+    #[error("cannot create the Kafka {what} from kafka.brokers and kafka.client: {reason}")]
     Create {
         /// Which client.
         what: String,
