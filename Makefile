@@ -4,7 +4,7 @@
 CARGO ?= cargo
 E2E_THREADS ?= 1
 
-.PHONY: demo test unit e2e adapter-test stack-test lint bench bench-e2e bench-attribution deploy-check up down
+.PHONY: demo test unit e2e adapter-test stack-test lint bench bench-memory bench-e2e bench-attribution deploy-check up down
 
 ## Bring up the local stack, migrate, start the five services, produce demo data, print results.
 demo:
@@ -17,6 +17,7 @@ test: lint unit adapter-test stack-test deploy-check e2e
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash deploy/ops/check-deploy.sh --lint
 
 unit:
 	$(CARGO) build --workspace --bins
@@ -43,6 +44,11 @@ e2e:
 ## Hot-path benchmark (no I/O) and the end-to-end throughput/latency benchmark.
 bench:
 	$(CARGO) bench -p wxpulse-e2e --bench hot_path
+
+## Memory of the per-fan, per-id and per-wait state, per million entries (README "Measured").
+## The dev profile: allocation sizes do not depend on optimisation, and it skips a release build.
+bench-memory:
+	$(CARGO) bench --profile dev -p wxpulse-e2e --bench state_memory
 
 ## Cost of the conversion views (attribution at read time) on the real engine, printed.
 bench-attribution:

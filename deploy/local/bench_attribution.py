@@ -20,7 +20,7 @@ MIGRATIONS = os.path.join(HERE, "..", "..", "schemas", "clickhouse", "migrations
 
 
 def statements(path):
-    sql = "\n".join(l for l in open(path).read().splitlines() if not l.strip().startswith("--"))
+    sql = "\n".join(line for line in open(path).read().splitlines() if not line.strip().startswith("--"))
     for st in sql.split(";\n"):
         st = st.strip().rstrip(";").strip()
         if st:

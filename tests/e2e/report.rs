@@ -1,4 +1,4 @@
-//! Issue 5: a generated month for 2 brands (1,000,000 events) through Kafka, the four
+//! A generated month for 2 brands (1,000,000 events) through Kafka, the four
 //! services and the fan-profile mirror; every BI view must equal the generator's own
 //! ground truth (computed while generating, never from the pipeline) exactly where the
 //! view promises exactness, and the headline shares must land near the seed report's.

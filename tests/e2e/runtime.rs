@@ -1,4 +1,4 @@
-//! Issue 3: effectively-once under crashes, a ClickHouse outage and rebalances; poison
+//! Effectively-once under crashes, a ClickHouse outage and rebalances; poison
 //! records all dead-lettered with the right reason. Expected numbers come from the
 //! generator's own ground truth, never from the pipeline.
 
@@ -190,6 +190,25 @@ async fn poison_test_every_malformed_record_is_dead_lettered_with_its_reason() -
         }
     }
     assert_eq!(by_reason, truth.dead_letters, "dead letters by reason");
+    // The same, queryable in ClickHouse (one row per source record, no payload).
+    let ch = stack.client(db);
+    let rows: Vec<(String, u64)> = ch
+        .query("SELECT reason, sum(letters) FROM v_dead_letters_daily GROUP BY reason")
+        .fetch_all()
+        .await?;
+    let in_clickhouse: BTreeMap<String, u64> = rows.into_iter().collect();
+    assert_eq!(
+        in_clickhouse, truth.dead_letters,
+        "v_dead_letters_daily by reason"
+    );
+    let payloads: u64 = ch
+        .query("SELECT count() FROM dead_letters WHERE length(payload_sha256) != 64")
+        .fetch_one()
+        .await?;
+    assert_eq!(
+        payloads, 0,
+        "every dead letter row has its payload's SHA-256"
+    );
     let mut counted = 0.0;
     for s in &services {
         counted += metric(&s.scrape()?, "wxpulse_dlq_events_total", &[]).unwrap_or(0.0);

@@ -1,4 +1,4 @@
-//! Issue 4: each service against golden input, on the local stack. Every scenario runs
+//! Each service against golden input, on the local stack. Every scenario runs
 //! the same acts — dimensions published, events (with an upstream-retry duplicate and a
 //! late event), a dimension updated and a missing one arriving while the service runs,
 //! SIGKILL and restart, more events — and compares every stored row with values written

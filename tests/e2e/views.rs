@@ -1,4 +1,4 @@
-//! Issue 5: the rollups (0005) and BI views (0006) on the real engine. Hand-built raw rows
+//! The rollups (0005) and BI views (0006) on the real engine. Hand-built raw rows
 //! (`views_fixture.sql`: a few fans, a 2-article and a 1-article push, three associates,
 //! follows and unfollows) go straight into the raw tables, every insert twice with the same
 //! `insert_deduplication_token` as a retrying service would send it (orders too, for the
@@ -90,7 +90,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
 
     let fixture = FIXTURE.replace("{M}", &month_m).replace("{P}", &month_p);
     let inserts = wxpulse_cli::migrate::statements(&fixture);
-    assert_eq!(inserts.len(), 9);
+    assert_eq!(inserts.len(), 10);
     // Each insert, then all of them again with the same tokens: a service retrying inserts
     // whose acknowledgement it lost. The raw tables and every rollup must count them once.
     for _attempt in 0..2 {
@@ -503,6 +503,19 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
             "S1 associate zhang 2 2 2 1 1 1 0.5 3 230000 2 76666.67",
             "S1 store  2 2 2 1 1 1 0.5 3 230000 2 76666.67",
             "S2 store  1 0 0 0 0 \\N \\N 1 10000 \\N 10000",
+        ]),
+    )
+    .await?;
+
+    // Dead letters: the record rejected twice counts once; days are Asia/Shanghai.
+    check(
+        &ch,
+        "SELECT toString(day), service, source_topic, reason, letters, payload_bytes \
+         FROM v_dead_letters_daily ORDER BY day, service, reason",
+        &rows(&[
+            &format!("{pm}-20 qr-scans wxpulse.qr_scans missing_field 1 80"),
+            &format!("{mm}-05 menu-clicks wxpulse.menu_clicks too_old 1 90"),
+            &format!("{mm}-05 menu-clicks wxpulse.menu_clicks undecodable 1 12"),
         ]),
     )
     .await?;

@@ -91,4 +91,12 @@ INSERT INTO orders (app_id, fan_id, event_time, order_id, kind, amount_fen, curr
     ('wxv_a', 101, '{M}-15 10:00:00', 'o1', 'refund', 30000, 'CNY', 'store_pos', 'S1', 'east', '', '', '', 0, 604800),
     ('wxv_a', 104, '{M}-06 12:00:00', 'o3', 'purchase', 30000, 'CNY', 'mini_program', 'S1', 'east', '', '', '', 1, 604800),
     ('wxv_a', 102, '{M}-07 10:00:00', 'o4', 'purchase', 20000, 'CNY', 'mini_program', '', '', '', '', '', 2, 604800),
-    ('wxv_a', 105, '{M}-20 10:00:00', 'o5', 'purchase', 10000, 'CNY', 'mini_program', 'S2', 'east', 'li', 'S2', 'east', 1, 604800)
+    ('wxv_a', 105, '{M}-20 10:00:00', 'o5', 'purchase', 10000, 'CNY', 'mini_program', 'S2', 'east', 'li', 'S2', 'east', 1, 604800);
+
+-- Dead letters: two records of menu-clicks on {M}-05 (one of them rejected twice: a
+-- redelivery, which the view counts once) and one of qr-scans on {P}-20.
+INSERT INTO dead_letters (service, reason, source_topic, source_partition, source_offset, first_seen, detail, payload_length, payload_sha256) VALUES
+    ('menu-clicks', 'undecodable', 'wxpulse.menu_clicks', 0, 17, '{M}-05 10:00:00', 'magic byte is not 0', 12, 'aaaa'),
+    ('menu-clicks', 'undecodable', 'wxpulse.menu_clicks', 0, 17, '{M}-05 10:05:00', 'magic byte is not 0', 12, 'aaaa'),
+    ('menu-clicks', 'too_old', 'wxpulse.menu_clicks', 1, 3, '{M}-05 11:00:00', 'server_time - client_time > 7days', 90, 'bbbb'),
+    ('qr-scans', 'missing_field', 'wxpulse.qr_scans', 0, 5, '{P}-20 08:00:00', 'openid is empty', 80, 'cccc')

@@ -6,11 +6,20 @@
 //! earliest unanswered fan message to the reply (seeds 003/004 judge associates on reply
 //! rate and time). That wait is per-partition state, rebuilt on assignment by replaying
 //! the partition's recent 1:1 rows from ClickHouse in offset order.
+//!
+//! A wait goes when it is answered, or once no reply can count any more: a reply counts
+//! only within `chat.reply_window` of server time, and server time within a partition does
+//! not go back by more than `validation.max_future_skew`, so a wait older than the newest
+//! server time seen minus both is dropped without changing any `first_reply_ms`. Past
+//! `chat.max_waits` (per service, split evenly between the partitions owned) the oldest
+//! waits go first, and their replies get none: counted in
+//! `wxpulse_chat_reply_waits_evicted_total{reason="capacity"}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use clickhouse::Row;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use serde::Deserialize;
 use wxpulse_runtime::config::Config;
 use wxpulse_runtime::enrich::{Dimension, Dimensions};
@@ -19,26 +28,117 @@ use wxpulse_runtime::pii::FanId;
 use wxpulse_runtime::stream::{Context, History, Stream};
 use wxpulse_runtime::{event_row, row};
 
-/// A fan message waits this long (by server time) for a reply; older waits are dropped, so
-/// a restart replays only this much history.
-pub const REPLY_WINDOW_MS: i64 = 7 * 86_400_000;
+/// Expired waits are dropped when the newest server time has advanced this much.
+const SWEEP_EVERY_MS: i64 = 3_600_000;
 
-/// Fan messages awaiting an associate's reply, per 1:1 conversation (fan × associate).
-#[derive(Debug, Default)]
+/// How long a wait can be answered, from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitLimits {
+    /// `chat.reply_window`, ms.
+    pub window_ms: i64,
+    /// `validation.max_future_skew`, ms: how far server time may go back in a partition.
+    pub skew_ms: i64,
+}
+
+impl WaitLimits {
+    /// From `[chat]` and `[validation]`.
+    pub fn from_config(cfg: &Config) -> Self {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+        WaitLimits {
+            window_ms: ms(cfg.chat.reply_window),
+            skew_ms: ms(cfg.validation.max_future_skew),
+        }
+    }
+}
+
+/// Why a wait was dropped unanswered: the `reason` of
+/// `wxpulse_chat_reply_waits_evicted_total`.
+#[derive(Debug, Clone)]
+struct Evictions {
+    /// Older than any reply that can still arrive: exact.
+    expired: IntCounter,
+    /// Over `chat.max_waits`: a later reply gets no `first_reply_ms`.
+    capacity: IntCounter,
+}
+
+impl Evictions {
+    fn of(counters: &IntCounterVec) -> Self {
+        Evictions {
+            expired: counters.with_label_values(&["expired"]),
+            capacity: counters.with_label_values(&["capacity"]),
+        }
+    }
+}
+
+/// A borrowed (fan, associate) key: finds a wait without allocating the userid. Hashes
+/// like the owned `(FanId, Box<str>)` (field by field).
+#[derive(Hash)]
+struct Key<'a>(FanId, &'a str);
+
+impl hashbrown::Equivalent<(FanId, Box<str>)> for Key<'_> {
+    fn equivalent(&self, key: &(FanId, Box<str>)) -> bool {
+        self.0 == key.0 && self.1 == &*key.1
+    }
+}
+
+/// Fan messages awaiting an associate's reply, per 1:1 conversation (fan × associate), of
+/// one partition.
+#[derive(Debug)]
 pub struct Waiting {
-    /// fan → [(associate userid, earliest unanswered (event time, server time))].
-    fans: HashMap<FanId, Vec<(Box<str>, i64, i64)>>,
+    /// (fan, associate userid) → earliest unanswered fan message (event time, server time).
+    waits: hashbrown::HashMap<(FanId, Box<str>), (i64, i64)>,
+    limits: WaitLimits,
+    /// Newest server time seen, ms.
+    newest: i64,
+    /// `newest` at the last sweep of expired waits.
+    swept_at: i64,
+    evicted: Evictions,
 }
 
 impl Waiting {
+    /// No waits, answerable within `limits`.
+    pub fn new(limits: WaitLimits) -> Self {
+        let counter = |name| IntCounter::new(name, "unregistered").expect("valid counter name");
+        Waiting::counted(
+            limits,
+            Evictions {
+                expired: counter("expired"),
+                capacity: counter("capacity"),
+            },
+        )
+    }
+
+    fn counted(limits: WaitLimits, evicted: Evictions) -> Self {
+        Waiting {
+            waits: hashbrown::HashMap::new(),
+            limits,
+            newest: 0,
+            swept_at: 0,
+            evicted,
+        }
+    }
+
+    /// Waits held.
+    pub fn len(&self) -> usize {
+        self.waits.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.waits.is_empty()
+    }
+
     /// A fan wrote to an associate at `t` (received at `server`): starts the wait unless
     /// one is already running.
     pub fn fan_wrote(&mut self, fan: FanId, userid: &str, t: i64, server: i64) {
-        let waits = self.fans.entry(fan).or_default();
-        match waits.iter_mut().find(|w| &*w.0 == userid) {
-            Some(w) if server - w.2 <= REPLY_WINDOW_MS => {}
-            Some(w) => *w = (userid.into(), t, server),
-            None => waits.push((userid.into(), t, server)),
+        self.saw(server);
+        let window = self.limits.window_ms;
+        match self.waits.get_mut(&Key(fan, userid)) {
+            Some(w) if server - w.1 <= window => {}
+            Some(w) => *w = (t, server),
+            None => {
+                self.waits.insert((fan, userid.into()), (t, server));
+            }
         }
     }
 
@@ -51,33 +151,115 @@ impl Waiting {
         t: i64,
         server: i64,
     ) -> Option<i64> {
-        let waits = self.fans.get_mut(&fan)?;
-        let i = waits.iter().position(|w| &*w.0 == userid)?;
-        let (_, since, since_server) = waits[i];
+        self.saw(server);
+        let key = Key(fan, userid);
+        let &(since, since_server) = self.waits.get(&key)?;
         if t < since {
             return None;
         }
-        waits.swap_remove(i);
-        if waits.is_empty() {
-            self.fans.remove(&fan);
+        self.waits.remove(&key);
+        (server - since_server <= self.limits.window_ms).then_some(t - since)
+    }
+
+    /// Advances the newest server time; drops expired waits once an hour of it.
+    fn saw(&mut self, server: i64) {
+        if server <= self.newest {
+            return;
         }
-        (server - since_server <= REPLY_WINDOW_MS).then_some(t - since)
+        self.newest = server;
+        if server - self.swept_at >= SWEEP_EVERY_MS {
+            self.swept_at = server;
+            let oldest = self.newest - self.limits.skew_ms - self.limits.window_ms;
+            let before = self.waits.len();
+            self.waits.retain(|_, w| w.1 >= oldest);
+            self.evicted
+                .expired
+                .inc_by((before - self.waits.len()) as u64);
+            // A hash table never gives memory back by itself: after a burst of waits has
+            // expired, shrink it, keeping room to double.
+            if self.waits.len() * 4 < self.waits.capacity() {
+                self.waits.shrink_to(self.waits.len() * 2);
+            }
+        }
+    }
+
+    /// Drops the oldest waits (by server time) until at most `keep` are left.
+    pub fn trim(&mut self, keep: usize) {
+        if self.waits.len() <= keep {
+            return;
+        }
+        let excess = self.waits.len() - keep;
+        let mut times: Vec<i64> = self.waits.values().map(|w| w.1).collect();
+        let (_, cutoff, _) = times.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        drop(times);
+        // Strictly older than the cut first, then waits at it until `excess` are gone.
+        let mut left = excess;
+        for strict in [true, false] {
+            self.waits.retain(|_, w| {
+                let go = left > 0 && (w.1 < cutoff || (!strict && w.1 == cutoff));
+                left -= usize::from(go);
+                !go
+            });
+        }
+        self.evicted.capacity.inc_by((excess - left) as u64);
     }
 }
 
+/// The stream's own metrics, registered by [`Stream::register_metrics`].
+struct ChatMetrics {
+    waits: IntGauge,
+    evicted: IntCounterVec,
+}
+
 /// The chat-message stream.
-#[derive(Default)]
 pub struct ChatMessages {
     waiting: HashMap<i32, Waiting>,
+    limits: WaitLimits,
+    max_waits: usize,
+    metrics: ChatMetrics,
 }
 
 impl ChatMessages {
     /// Builds the stream from the service config.
-    pub fn new(_config: &Config) -> Self {
-        ChatMessages::default()
+    pub fn new(config: &Config) -> Self {
+        let waits = IntGauge::new(
+            "wxpulse_chat_reply_waits",
+            "Fan messages waiting for an associate's reply (1:1 conversations held).",
+        )
+        .expect("valid gauge");
+        let evicted = IntCounterVec::new(
+            Opts::new(
+                "wxpulse_chat_reply_waits_evicted_total",
+                "Waits dropped unanswered: expired (no reply can count any more) or capacity (chat.max_waits; a later reply gets no first_reply_ms).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter");
+        ChatMessages {
+            waiting: HashMap::new(),
+            limits: WaitLimits::from_config(config),
+            max_waits: config.chat.max_waits,
+            metrics: ChatMetrics { waits, evicted },
+        }
+    }
+
+    /// Keeps every partition within its even share of `chat.max_waits`, trimming 1/16
+    /// below it so the O(n) trims are amortised.
+    fn enforce_cap(&mut self) {
+        let share = (self.max_waits / self.waiting.len().max(1)).max(1);
+        for w in self.waiting.values_mut() {
+            if w.len() > share {
+                w.trim(share - share / 16);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let held: usize = self.waiting.values().map(Waiting::len).sum();
+        self.metrics.waits.set(held as i64);
     }
 }
-
 event_row! {
     /// A row of `wxpulse.chat_messages`.
     pub struct ChatMessageRow {
@@ -164,7 +346,12 @@ impl Stream for ChatMessages {
         let (store_id, region) = place(cx.dims, userid);
         let mut first_reply_ms = None;
         if e.conversation == ConversationKind::WecomPrivate && !userid.is_empty() {
-            let waiting = self.waiting.entry(cx.meta.partition).or_default();
+            let (limits, evicted) = (self.limits, &self.metrics.evicted);
+            let waiting = self
+                .waiting
+                .entry(cx.meta.partition)
+                .or_insert_with(|| Waiting::counted(limits, Evictions::of(evicted)));
+            let before = waiting.len();
             let fan = cx.meta.fan_id;
             match e.direction {
                 Direction::FanToAssociate => {
@@ -175,6 +362,13 @@ impl Stream for ChatMessages {
                         waiting.associate_wrote(fan, userid, cx.event_time, cx.server_time)
                 }
                 _ => {}
+            }
+            let after = waiting.len();
+            if after > before {
+                self.enforce_cap();
+            }
+            if after != before {
+                self.publish();
             }
         }
         row!(ChatMessageRow, cx, {
@@ -192,9 +386,13 @@ impl Stream for ChatMessages {
     }
 
     async fn restore(&mut self, h: &History<'_>) -> Result<(), clickhouse::error::Error> {
-        let mut waiting = Waiting::default();
+        let mut waiting = Waiting::counted(self.limits, Evictions::of(&self.metrics.evicted));
+        // The partition's share once it is in: the replay stays within it as it goes.
+        let owned = self.waiting.len() + usize::from(!self.waiting.contains_key(&h.partition));
+        let share = (self.max_waits / owned).max(1);
         if h.watermark_offset >= 0 {
-            let past: Vec<PastMessage> = h
+            // Streamed, not collected: two reply windows of 1:1 rows can be many.
+            let mut past = h
                 .client
                 .query(&format!(
                     "SELECT fan_id, associate_userid, direction = 'FAN_TO_ASSOCIATE' AS from_fan, \
@@ -209,35 +407,67 @@ impl Stream for ChatMessages {
                 ))
                 .bind(h.topic)
                 .bind(h.partition)
-                .bind(h.watermark_server_time - 2 * REPLY_WINDOW_MS)
-                .fetch_all()
-                .await?;
-            for m in past {
+                .bind(h.watermark_server_time - 2 * self.limits.window_ms)
+                .fetch::<PastMessage>()?;
+            while let Some(m) = past.next().await? {
                 if m.from_fan {
                     waiting.fan_wrote(m.fan_id, &m.associate_userid, m.t, m.server);
+                    if waiting.len() > share {
+                        waiting.trim(share - share / 16);
+                    }
                 } else {
                     waiting.associate_wrote(m.fan_id, &m.associate_userid, m.t, m.server);
                 }
             }
         }
         self.waiting.insert(h.partition, waiting);
+        // One more partition: every share is smaller.
+        self.enforce_cap();
+        self.publish();
         Ok(())
     }
 
     fn forget(&mut self, partition: i32) {
         self.waiting.remove(&partition);
+        self.publish();
+    }
+
+    fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.metrics.waits.clone()))?;
+        registry.register(Box::new(self.metrics.evicted.clone()))?;
+        for reason in ["expired", "capacity"] {
+            self.metrics.evicted.with_label_values(&[reason]);
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const H: i64 = 3_600_000;
+    const WINDOW: i64 = 7 * 24 * H;
+    const SKEW: i64 = 300_000;
+
+    fn limits() -> WaitLimits {
+        WaitLimits {
+            window_ms: WINDOW,
+            skew_ms: SKEW,
+        }
+    }
+
+    #[test]
+    fn the_limits_follow_the_config() {
+        let cfg = Config::load(None, Vec::new()).expect("defaults");
+        let l = WaitLimits::from_config(&cfg);
+        assert_eq!((l.window_ms, l.skew_ms), (WINDOW, SKEW));
+    }
 
     #[test]
     fn first_reply_measures_from_the_earliest_waiting_fan_message() {
-        let mut w = Waiting::default();
+        let mut w = Waiting::new(limits());
         w.fan_wrote(1, "zhang", 10 * H, 10 * H);
         w.fan_wrote(1, "zhang", 11 * H, 11 * H);
         assert_eq!(
@@ -262,12 +492,141 @@ mod tests {
 
     #[test]
     fn a_wait_expires_after_the_window() {
-        let mut w = Waiting::default();
+        let mut w = Waiting::new(limits());
         w.fan_wrote(1, "zhang", 0, 0);
-        let late = REPLY_WINDOW_MS + 1;
+        let late = WINDOW + 1;
         assert_eq!(w.associate_wrote(1, "zhang", late, late), None);
         w.fan_wrote(2, "zhang", 0, 0);
         w.fan_wrote(2, "zhang", late, late); // the stale wait restarts
         assert_eq!(w.associate_wrote(2, "zhang", late + H, late + H), Some(H));
+    }
+
+    #[test]
+    fn answered_and_expired_waits_are_dropped() {
+        let mut w = Waiting::new(limits());
+        for fan in 0..10 {
+            w.fan_wrote(fan, "zhang", 10 * H, 10 * H);
+        }
+        w.fan_wrote(10, "li", 20 * H, 20 * H);
+        assert_eq!(w.len(), 11);
+        assert_eq!(w.associate_wrote(3, "zhang", 11 * H, 11 * H), Some(H));
+        assert_eq!(w.len(), 10, "answered");
+        // Past the window and the skew after 10 h, nothing can answer the ten any more.
+        let later = 10 * H + WINDOW + SKEW + H;
+        w.fan_wrote(11, "li", later, later);
+        assert_eq!(w.len(), 2, "fan 10's wait (20 h) is still answerable");
+        assert_eq!(w.evicted.expired.get(), 9);
+        assert_eq!(
+            w.associate_wrote(10, "li", later, later),
+            Some(later - 20 * H)
+        );
+    }
+
+    #[test]
+    fn over_the_cap_the_oldest_waits_go_first() {
+        let mut w = Waiting::new(limits());
+        for fan in 0..20 {
+            w.fan_wrote(fan, "zhang", fan as i64 * H, fan as i64 * H);
+        }
+        w.trim(15);
+        assert_eq!(w.len(), 15);
+        assert_eq!(w.evicted.capacity.get(), 5);
+        assert_eq!(
+            w.associate_wrote(4, "zhang", 30 * H, 30 * H),
+            None,
+            "dropped"
+        );
+        assert_eq!(w.associate_wrote(5, "zhang", 30 * H, 30 * H), Some(25 * H));
+    }
+
+    #[test]
+    fn the_cap_is_shared_by_the_partitions_owned() {
+        let env = vec![("WXPULSE__CHAT__MAX_WAITS".to_string(), "64".to_string())];
+        let cfg = Config::load(None, env).expect("valid");
+        let mut chat = ChatMessages::new(&cfg);
+        let mut full = Waiting::new(limits());
+        for fan in 0..64 {
+            full.fan_wrote(fan, "zhang", H, H);
+        }
+        chat.waiting.insert(0, full);
+        chat.enforce_cap();
+        assert_eq!(chat.waiting[&0].len(), 64);
+        // A second partition is assigned: the first gives up half.
+        chat.waiting.insert(1, Waiting::new(limits()));
+        chat.enforce_cap();
+        assert_eq!(chat.waiting[&0].len(), 30, "32 less 1/16");
+    }
+
+    #[test]
+    fn the_metrics_register_with_the_service_label() {
+        let cfg = Config::load(None, Vec::new()).expect("defaults");
+        let chat = ChatMessages::new(&cfg);
+        let metrics = wxpulse_runtime::metrics::Metrics::new("chat-messages");
+        chat.register_metrics(metrics.registry())
+            .expect("registers");
+        chat.metrics.waits.set(3);
+        let text = metrics.render();
+        assert!(
+            text.contains("wxpulse_chat_reply_waits{service=\"chat-messages\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "wxpulse_chat_reply_waits_evicted_total{reason=\"expired\",service=\"chat-messages\"} 0"
+        ));
+    }
+
+    /// The waits as they were before any was dropped unanswered: a reference model.
+    struct Unbounded(HashMap<(FanId, u8), (i64, i64)>, i64);
+
+    impl Unbounded {
+        fn fan_wrote(&mut self, key: (FanId, u8), t: i64, server: i64) {
+            let w = self.0.entry(key).or_insert((t, server));
+            if server - w.1 > self.1 {
+                *w = (t, server);
+            }
+        }
+
+        fn associate_wrote(&mut self, key: (FanId, u8), t: i64, server: i64) -> Option<i64> {
+            let &(since, since_server) = self.0.get(&key)?;
+            if t < since {
+                return None;
+            }
+            self.0.remove(&key);
+            (server - since_server <= self.1).then_some(t - since)
+        }
+    }
+
+    proptest! {
+        /// Dropping waits no reply can count any more changes no first-reply time, as
+        /// long as server time goes back by at most the skew. (A short window and a long
+        /// skew, next to the hourly sweep, so the edge cases come up.)
+        #[test]
+        fn dropping_expired_waits_changes_no_reply_time(
+            steps in prop::collection::vec(
+                (0u64..4, 0u8..2, any::<bool>(), prop_oneof![4 => 0i64..H / 4, 1 => 0i64..6 * H], 0i64..=H, 0i64..2 * H),
+                1..300,
+            ),
+        ) {
+            let names = ["zhang", "li"];
+            let limits = WaitLimits { window_ms: 3 * H, skew_ms: H };
+            let mut bounded = Waiting::new(limits);
+            let mut model = Unbounded(HashMap::new(), limits.window_ms);
+            let mut clock = 1_760_000_000_000;
+            for (fan, who, from_fan, advance, back, lateness) in steps {
+                clock += advance;
+                let server = clock - back;
+                let t = server - lateness;
+                if from_fan {
+                    bounded.fan_wrote(fan, names[who as usize], t, server);
+                    model.fan_wrote((fan, who), t, server);
+                } else {
+                    prop_assert_eq!(
+                        bounded.associate_wrote(fan, names[who as usize], t, server),
+                        model.associate_wrote((fan, who), t, server)
+                    );
+                }
+                prop_assert!(bounded.len() <= model.0.len());
+            }
+        }
     }
 }

@@ -5,6 +5,11 @@
 //! the envelope's (source topic, partition, offset) identifies it, so both commands count
 //! and replay each source record once.
 //!
+//! A replay is idempotent: each source record sent back is recorded in ClickHouse
+//! (`dlq_replays`) after its delivery, and later replays skip what is recorded, so running
+//! the same replay twice writes no event twice (a replayed event usually has an old server
+//! time, which the consumers' event-id window would not recognise).
+//!
 //! Envelopes of both schema versions are read. A v2 envelope may hold only the first bytes
 //! of an oversized record (`payload_truncated`); replay refuses those, since sending the
 //! prefix would produce a broken event, and says where the whole record is.
@@ -13,12 +18,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clickhouse::Row;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use wxpulse_runtime::config::KafkaConfig;
+use serde::{Deserialize, Serialize};
+use wxpulse_runtime::config::{ClickHouseConfig, KafkaConfig};
 use wxpulse_runtime::dlq::{self as envelope, DeadLetterReason, Envelope};
-use wxpulse_runtime::kafka;
+use wxpulse_runtime::{kafka, sink};
 
 use crate::produce::{self, Outgoing};
 
@@ -166,20 +173,100 @@ pub struct Replayed {
     pub sent: usize,
     /// One message per matching letter that was not sent (truncated payload).
     pub refused: Vec<String>,
+    /// Matching letters skipped because an earlier replay already sent them.
+    pub already: usize,
 }
 
-/// Re-produces the matching letters' payloads to their source topics; letters whose
-/// payload is truncated are refused, each with its reason, never sent.
+/// A source record a replay sent, as `dlq_replays` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Row, Serialize, Deserialize)]
+struct ReplayedSource {
+    source_topic: String,
+    source_partition: i32,
+    source_offset: i64,
+}
+
+#[derive(Row, Serialize)]
+struct ReplayRow<'a> {
+    source_topic: &'a str,
+    source_partition: i32,
+    source_offset: i64,
+    reason: &'a str,
+}
+
+fn source_of(l: &Letter) -> ReplayedSource {
+    ReplayedSource {
+        source_topic: l.source_topic.clone(),
+        source_partition: l.source_partition,
+        source_offset: l.source_offset,
+    }
+}
+
+/// Re-produces the matching letters' payloads to their source topics, once: letters an
+/// earlier replay sent are skipped (unless `force`), letters whose payload is truncated
+/// are refused, each with its reason. Sent ones are recorded in `dlq_replays` after their
+/// delivery; a crash in between can send those again, and only those.
 pub async fn replay(
     kafka: &KafkaConfig,
+    ch: &ClickHouseConfig,
     letters: &[Letter],
     reason: Option<DeadLetterReason>,
     since_ms: Option<i64>,
+    force: bool,
 ) -> anyhow::Result<Replayed> {
-    let (chosen, refused) = choose(letters, reason, since_ms);
+    let client = sink::client(ch)?;
+    let done: HashSet<ReplayedSource> = if force {
+        HashSet::new()
+    } else {
+        client
+            .query("SELECT source_topic, source_partition, source_offset FROM dlq_replays FINAL")
+            .fetch_all::<ReplayedSource>()
+            .await
+            .context("cannot read dlq_replays (run `wxpulse migrate`)")?
+            .into_iter()
+            .collect()
+    };
+    let mut seen = HashSet::new();
+    let (fresh, already): (Vec<&Letter>, Vec<&Letter>) = letters
+        .iter()
+        .filter(|l| seen.insert(source_of(l)))
+        .partition(|l| !done.contains(&source_of(l)));
+    let fresh: Vec<Letter> = fresh.into_iter().cloned().collect();
+    let (chosen, refused) = choose(&fresh, reason, since_ms);
+    let sent_letters: Vec<&Letter> = fresh
+        .iter()
+        .filter(|l| reason.is_none_or(|r| r == l.reason))
+        .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
+        .filter(|l| l.unreplayable().is_none())
+        .collect();
+    let already = already
+        .iter()
+        .filter(|l| reason.is_none_or(|r| r == l.reason))
+        .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
+        .count();
     let producer = produce::producer(kafka)?;
     let sent = produce::send_all(&producer, chosen, |_| {}).await?;
-    Ok(Replayed { sent, refused })
+    if !sent_letters.is_empty() {
+        let mut insert = client
+            .insert::<ReplayRow<'_>>("dlq_replays")
+            .await
+            .context("cannot record the replay")?;
+        for l in &sent_letters {
+            insert
+                .write(&ReplayRow {
+                    source_topic: &l.source_topic,
+                    source_partition: l.source_partition,
+                    source_offset: l.source_offset,
+                    reason: l.reason.as_str(),
+                })
+                .await?;
+        }
+        insert.end().await.context("cannot record the replay")?;
+    }
+    Ok(Replayed {
+        sent,
+        refused,
+        already,
+    })
 }
 
 /// The records a replay sends, and a refusal for each matching letter it must not send.

@@ -234,6 +234,10 @@ enum DlqAction {
         /// Only letters rejected at or after this unix time (ms).
         #[arg(long)]
         since_ms: Option<i64>,
+        /// Also send letters an earlier replay already sent (they are recorded in
+        /// ClickHouse's dlq_replays; without this a replay never sends a record twice).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -531,6 +535,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     topic,
                     reason,
                     since_ms,
+                    force,
                 },
         } => {
             let reason = match reason {
@@ -540,10 +545,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let letters = dlq::read_all(&kafka, &topic, Duration::from_secs(3))?;
-            let replayed = dlq::replay(&kafka, &letters, reason, since_ms).await?;
+            let replayed =
+                dlq::replay(&kafka, &clickhouse, &letters, reason, since_ms, force).await?;
             println!(
-                "replayed {} dead letters to their source topics",
-                replayed.sent
+                "replayed {} dead letters to their source topics; {} skipped, already replayed (--force sends them again)",
+                replayed.sent, replayed.already
             );
             for why in &replayed.refused {
                 eprintln!("{why}");

@@ -47,6 +47,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_views.sql"),
     migration!(7, "0007_conversions.sql"),
     migration!(8, "0008_ingest_intents.sql"),
+    migration!(9, "0009_dlq_replays.sql"),
+    migration!(10, "0010_dead_letters.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

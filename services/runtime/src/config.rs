@@ -60,6 +60,8 @@ pub struct Config {
     pub segment: SegmentConfig,
     /// Conversion attribution (the orders service).
     pub attribution: AttributionConfig,
+    /// Reply waits (the chat-messages service).
+    pub chat: ChatConfig,
 }
 
 /// Kafka settings; `client` passes raw librdkafka properties through (SASL/SSL).
@@ -264,6 +266,9 @@ pub struct DedupConfig {
     /// How long an event_id is remembered (by server_time).
     #[serde(with = "humantime_serde")]
     pub window: Duration,
+    /// Most ids remembered per partition; past it the oldest go first, before their
+    /// window ends (counted in `wxpulse_dedup_ids_evicted_total`).
+    pub max_ids: usize,
 }
 
 /// Metrics and health endpoints.
@@ -315,6 +320,12 @@ pub struct SegmentConfig {
     /// A fan whose previous interaction is at least this old was `dormant`.
     #[serde(with = "humantime_serde")]
     pub dormant_after: Duration,
+    /// Most fans held with their state (last interaction, open months) per service, shared
+    /// evenly by the partitions it owns; past it the least recently active are dropped.
+    pub max_fans: usize,
+    /// Most fans remembered only as "dormant when they return" per service, shared the
+    /// same way; past it some are forgotten (their return is `active`).
+    pub max_dormant_fans: usize,
 }
 
 /// How far back an order looks for the touch that earned it (seed 003's social selling).
@@ -326,6 +337,23 @@ pub struct AttributionConfig {
     #[serde(with = "humantime_serde")]
     pub window: Duration,
 }
+
+/// Reply waits of WeCom 1:1 conversations (the chat-messages service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// An associate's message answers a fan's waiting message (and gets `first_reply_ms`)
+    /// only within this much server time; older waits can no longer be answered and are
+    /// dropped. A restart replays twice this much history.
+    #[serde(with = "humantime_serde")]
+    pub reply_window: Duration,
+    /// Most waits held per service, shared evenly by the partitions it owns; past it the
+    /// oldest go first and their replies get no `first_reply_ms`.
+    pub max_waits: usize,
+}
+
+/// Longest reply window accepted: every assignment replays twice the window of chat rows.
+pub const MAX_REPLY_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 
 /// Longest attribution window accepted: beyond a quarter, "the touch that earned the
 /// order" stops meaning anything and the attribution join grows without bound.
@@ -559,6 +587,21 @@ impl Config {
         }
         if self.segment.new_for.is_zero() || self.segment.dormant_after.is_zero() {
             errors.push("segment.new_for and segment.dormant_after must be > 0".into());
+        }
+        if self.segment.max_fans == 0 || self.segment.max_dormant_fans == 0 {
+            errors.push("segment.max_fans and segment.max_dormant_fans must be > 0".into());
+        }
+        if self.dedup.max_ids == 0 {
+            errors.push("dedup.max_ids must be > 0".into());
+        }
+        if self.chat.reply_window.is_zero() || self.chat.reply_window > MAX_REPLY_WINDOW {
+            errors.push(format!(
+                "chat.reply_window must be > 0 and <= 30 days, not {} s",
+                self.chat.reply_window.as_secs()
+            ));
+        }
+        if self.chat.max_waits == 0 {
+            errors.push("chat.max_waits must be > 0".into());
         }
         if self.attribution.window.is_zero() || self.attribution.window > MAX_ATTRIBUTION_WINDOW {
             errors.push(format!(
@@ -865,6 +908,55 @@ mod tests {
             }
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn memory_bounds_have_defaults_env_overrides_and_checks() {
+        let c = Config::load(None, env(&[])).expect("defaults");
+        assert_eq!(c.dedup.max_ids, 1_000_000);
+        assert_eq!(
+            (c.segment.max_fans, c.segment.max_dormant_fans),
+            (2_000_000, 10_000_000)
+        );
+        assert_eq!(c.chat.reply_window, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.chat.max_waits, 1_000_000);
+        let c = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__DEDUP__MAX_IDS", "5000"),
+                ("WXPULSE__SEGMENT__MAX_FANS", "300"),
+                ("WXPULSE__CHAT__REPLY_WINDOW", "2days"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.dedup.max_ids, 5_000);
+        assert_eq!(c.segment.max_fans, 300);
+        assert_eq!(c.chat.reply_window, Duration::from_secs(2 * 86_400));
+        let err = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__DEDUP__MAX_IDS", "0"),
+                ("WXPULSE__SEGMENT__MAX_DORMANT_FANS", "0"),
+                ("WXPULSE__CHAT__REPLY_WINDOW", "60days"),
+                ("WXPULSE__CHAT__MAX_WAITS", "0"),
+            ]),
+        )
+        .expect_err("invalid");
+        let ConfigError::Invalid(list) = err else {
+            panic!("expected Invalid, got {err}")
+        };
+        assert_eq!(list.len(), 4, "{list:#?}");
+        for key in [
+            "dedup.max_ids",
+            "segment.max_dormant_fans",
+            "chat.reply_window",
+            "chat.max_waits",
+        ] {
+            assert!(list.iter().any(|e| e.contains(key)), "{key}: {list:#?}");
+        }
+        let err =
+            Config::load(None, env(&[("WXPULSE__SEGMENT__MAX_FANS", "-1")])).expect_err("negative");
+        assert!(err.to_string().contains("max_fans"), "{err}");
     }
 
     #[test]

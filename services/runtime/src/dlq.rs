@@ -140,6 +140,48 @@ pub struct DeadLetter<'a> {
     pub payload: &'a [u8],
 }
 
+/// A dead letter as ClickHouse's `dead_letters` table keeps it (migration 0010): what and
+/// why, never the payload — only its length and SHA-256, so the table holds no raw openid
+/// or chat text and BI can count rejections without access to the topic.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize)]
+pub struct DeadLetterRow {
+    /// Rejecting service.
+    pub service: String,
+    /// Metric label of the reason (`unknown_schema`, …).
+    pub reason: &'static str,
+    /// Source topic.
+    pub source_topic: String,
+    /// Source partition.
+    pub source_partition: i32,
+    /// Source offset.
+    pub source_offset: i64,
+    /// When rejected, ms.
+    pub first_seen: i64,
+    /// Detail (decoder error, field name).
+    pub detail: String,
+    /// Length of the raw value.
+    pub payload_length: u64,
+    /// SHA-256 of the raw value, hex.
+    pub payload_sha256: String,
+}
+
+impl DeadLetter<'_> {
+    /// The row `dead_letters` keeps of this letter.
+    pub fn row(&self) -> DeadLetterRow {
+        DeadLetterRow {
+            service: self.service.to_string(),
+            reason: self.reason.as_str(),
+            source_topic: self.source_topic.to_string(),
+            source_partition: self.source_partition,
+            source_offset: self.source_offset,
+            first_seen: self.first_seen,
+            detail: self.detail.to_string(),
+            payload_length: self.payload.len() as u64,
+            payload_sha256: sha256_hex(self.payload),
+        }
+    }
+}
+
 /// The envelope as written to (v2) and read from (v1, v2) the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<'a> {
@@ -437,6 +479,8 @@ pub struct DeadLetterSink {
 
 /// A dead letter handed to the producer; await it with [`DeadLetterSink::deliver_all`].
 pub struct Pending {
+    /// What ClickHouse's `dead_letters` table keeps of it, written after its delivery.
+    pub row: DeadLetterRow,
     delivery: Option<Result<DeliveryFuture, KafkaError>>,
     value: Vec<u8>,
     key: Option<Vec<u8>>,
@@ -484,6 +528,7 @@ impl DeadLetterSink {
     pub fn send(&self, letter: &DeadLetter<'_>) -> Pending {
         let fitted = letter.fit(&self.limits);
         let mut pending = Pending {
+            row: letter.row(),
             delivery: None,
             value: fitted.value,
             key: fitted.key,

@@ -66,6 +66,14 @@ pub struct Metrics {
     pub dimension_records: IntGaugeVec,
     /// Fans whose segment state this instance holds (its partitions' fans).
     pub fans_tracked: IntGauge,
+    /// Fans held only as "dormant when they return" (their state was dropped).
+    pub dormant_fans: IntGauge,
+    /// Fans whose state was dropped, by reason (dormant, least_recent, dormant_forgotten).
+    pub fans_evicted: IntCounterVec,
+    /// Event ids remembered for upstream-retry dedup, over the partitions owned.
+    pub ids_tracked: IntGauge,
+    /// Event ids dropped by `dedup.max_ids` before their window ended.
+    pub ids_evicted: IntCounter,
     /// Age of the oldest in-flight flush (dead letters + insert), 0 when none.
     pub oldest_flush_age_seconds: Gauge,
     /// Partitions whose flush has been in flight longer than `batch.stuck_after`.
@@ -259,6 +267,25 @@ impl Metrics {
                 "wxpulse_segment_fans_tracked",
                 "Fans whose segment state this instance holds."
             )),
+            dormant_fans: make!(IntGauge::new(
+                "wxpulse_segment_dormant_fans",
+                "Fans remembered only as dormant when they return (their state was dropped)."
+            )),
+            fans_evicted: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_segment_fans_evicted_total",
+                    "Fans whose segment state was dropped: dormant (exact), least_recent and dormant_forgotten (their next event may be segmented differently)."
+                ),
+                &["reason"]
+            )),
+            ids_tracked: make!(IntGauge::new(
+                "wxpulse_dedup_ids_tracked",
+                "Event ids remembered for upstream-retry dedup."
+            )),
+            ids_evicted: make!(IntCounter::new(
+                "wxpulse_dedup_ids_evicted_total",
+                "Event ids forgotten before their dedup window ended (dedup.max_ids reached): a retry of one would be written twice."
+            )),
             oldest_flush_age_seconds: make!(Gauge::new(
                 "wxpulse_pipeline_oldest_flush_age_seconds",
                 "Age of the oldest in-flight flush (dead letters, then insert); 0 when none."
@@ -367,6 +394,12 @@ impl Metrics {
             age.as_secs(),
             after.as_secs()
         ))
+    }
+
+    /// The registry every metric of the service is in (it adds the `service` label), for
+    /// a stream's own metrics (`Stream::register_metrics`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The Prometheus text exposition of every metric.

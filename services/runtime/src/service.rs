@@ -97,6 +97,9 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
     let shutdown = shutdown::on_signals();
     let metrics = Metrics::new(S::SERVICE);
     metrics.set_stuck_after(config.batch.stuck_after);
+    stream
+        .register_metrics(metrics.registry())
+        .context("cannot register the stream's own metrics")?;
     let listen = config.metrics.listen.parse().context("metrics.listen")?;
     let addr = metrics::serve(metrics.clone(), listen, shutdown.clone()).await?;
     let topic = non_empty_or(&config.kafka.topic, S::TOPIC);

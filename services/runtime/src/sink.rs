@@ -292,16 +292,17 @@ impl Sink {
             .await
     }
 
-    /// One insert attempt of `rows` under `token`.
+    /// One insert attempt of `rows` into `table` under `token`.
     pub async fn insert_once<R: RowOwned + RowWrite>(
         &self,
+        table: &str,
         rows: &[R],
         token: &str,
     ) -> Result<(), clickhouse::error::Error> {
         let attempt = async {
             let mut insert = self
                 .client
-                .insert::<R>(&self.table)
+                .insert::<R>(table)
                 .await?
                 .with_setting("insert_deduplication_token", token)
                 .with_timeouts(Some(self.insert_timeout), Some(self.insert_timeout));
@@ -316,8 +317,8 @@ impl Sink {
         }
     }
 
-    /// Inserts until it succeeds or `cancel` fires; returns whether it succeeded.
-    /// `cancel` is the partition's lease: no attempt starts once it is revoked.
+    /// Inserts into the sink's table until it succeeds or `cancel` fires; returns whether
+    /// it succeeded. `cancel` is the partition's lease: no attempt starts once it is revoked.
     pub async fn insert<R: RowOwned + RowWrite>(
         &self,
         rows: &[R],
@@ -325,15 +326,27 @@ impl Sink {
         metrics: &Metrics,
         cancel: &CancellationToken,
     ) -> bool {
+        self.insert_into(&self.table, rows, token, metrics, cancel)
+            .await
+    }
+
+    /// [`Sink::insert`] into another table (the batch's dead letters).
+    pub async fn insert_into<R: RowOwned + RowWrite>(
+        &self,
+        table: &str,
+        rows: &[R],
+        token: &str,
+        metrics: &Metrics,
+        cancel: &CancellationToken,
+    ) -> bool {
         let mut backoff = Backoff::new(&self.retry);
-        let table = self.table.as_str();
         loop {
             if cancel.is_cancelled() {
                 return false;
             }
             let started = Instant::now();
             let result = tokio::select! {
-                r = self.insert_once(rows, token) => r,
+                r = self.insert_once(table, rows, token) => r,
                 _ = cancel.cancelled() => return false,
             };
             metrics

@@ -52,6 +52,13 @@ pub trait Stream: Send + 'static {
 
     /// Drops a revoked partition's state.
     fn forget(&mut self, _partition: i32) {}
+
+    /// Registers the stream's own metrics (e.g. a gauge of its per-partition state) in the
+    /// service's registry, which adds the `service` label. Called once at startup, before
+    /// any partition is assigned. Names follow `wxpulse_<subsystem>_<what>_<unit>`.
+    fn register_metrics(&self, _registry: &prometheus::Registry) -> prometheus::Result<()> {
+        Ok(())
+    }
 }
 
 /// What a stream may read to restore a partition's state.

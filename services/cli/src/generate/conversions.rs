@@ -1,5 +1,5 @@
-//! The conversions' ground truth: the views of `/work/spec-orders.md` (migration 0007),
-//! computed from the plan (the touches as the generator decided them, the orders it
+//! The conversions' ground truth: the conversion views of migration 0007
+//! (schemas/clickhouse/VIEWS.md, "Conversions"), computed from the plan (the touches as the generator decided them, the orders it
 //! planned) and the world's records — never from the pipeline, and without its code.
 //!
 //! Touches carry what the services write after enrichment with the world's records: a chat

@@ -36,11 +36,11 @@ use crate::codec::Registry;
 use crate::config::Config;
 use crate::decode::{Decoder, Outcome};
 use crate::dedup::EventIdWindow;
-use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterSink};
+use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterRow, DeadLetterSink};
 use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
-use crate::segment::FanStates;
+use crate::segment::{FanBudget, FanLimits, FanStates};
 use crate::sink::{Intent, Sink};
 use crate::source::{Control, Lease, Record, SourceHandle};
 use crate::stream::Stream;
@@ -98,6 +98,8 @@ pub struct Pipeline<S: Stream> {
     probe: Option<Arc<BaseConsumer>>,
     shutdown: CancellationToken,
     newest_written_server_time: i64,
+    /// `segment.max_fans` and `max_dormant_fans`, shared by the partitions' fan states.
+    fan_budget: FanBudget,
 }
 
 fn now_ms() -> i64 {
@@ -145,6 +147,7 @@ impl<S: Stream> Pipeline<S> {
         let topic: &'static str = Box::leak(topic.into_boxed_str());
         Pipeline {
             decoder: Decoder::new(registry.clone(), &cfg, topic),
+            fan_budget: FanBudget::new(FanLimits::from_config(&cfg), &metrics.fans_evicted),
             dims,
             stream,
             cfg,
@@ -355,6 +358,10 @@ impl<S: Stream> Pipeline<S> {
         }
         let fans: usize = self.partitions.values().map(|p| p.fans.len()).sum();
         self.metrics.fans_tracked.set(fans as i64);
+        let dormant: usize = self.partitions.values().map(|p| p.fans.dormant_len()).sum();
+        self.metrics.dormant_fans.set(dormant as i64);
+        let ids: usize = self.partitions.values().map(|p| p.ids.len()).sum();
+        self.metrics.ids_tracked.set(ids as i64);
         let parked: usize = self.partitions.values().map(|p| p.parked.len()).sum();
         self.metrics.parked_records.set(parked as i64);
         let held = self.partitions.values().filter(|p| p.held).count();
@@ -410,7 +417,16 @@ impl<S: Stream> Pipeline<S> {
                 newest_server_time,
                 ..
             } = batch;
+            let letters: Vec<DeadLetterRow> = dead_letters.iter().map(|p| p.row.clone()).collect();
             let mut ok = dead_letter_sink.deliver_all(dead_letters, &cancel).await;
+            if ok && !letters.is_empty() {
+                // Queryable in ClickHouse too; keyed by source record, so a replay of the
+                // batch under its token (or a redelivery) adds nothing.
+                let token = format!("{}:dead_letters", intent.dedup_token);
+                ok = sink
+                    .insert_into("dead_letters", &letters, &token, &metrics, &cancel)
+                    .await;
+            }
             if ok && !rows.is_empty() {
                 ok = sink.announce(partition, &intent, &metrics, &cancel).await
                     && sink

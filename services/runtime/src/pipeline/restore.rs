@@ -93,11 +93,12 @@ impl<S: Stream> Pipeline<S> {
             watermark_server_time: wm.server_time_ms,
         };
         self.stream.restore(&history).await?;
-        let mut window = EventIdWindow::new(window_ms);
+        let mut window = EventIdWindow::new(window_ms)
+            .capped(self.cfg.dedup.max_ids, self.metrics.ids_evicted.clone());
         for id in &ids {
             window.insert(*id, wm.server_time_ms);
         }
-        let mut fans = FanStates::default();
+        let mut fans = FanStates::bounded(&self.fan_budget);
         for m in &fan_months {
             let n = u32::try_from(m.interactions).unwrap_or(u32::MAX);
             fans.restore(m.fan_id, m.month, n, m.last_event_time);
