@@ -10,5 +10,6 @@ mod oversized;
 mod prometheus;
 mod report;
 mod runtime;
+mod secure;
 mod services;
 mod views;

@@ -165,12 +165,39 @@ pub fn rendered(m: &Migration, database: &str, cluster: Option<&str>) -> Vec<Str
     out
 }
 
-/// A client for the server, on no particular database.
-fn server(ch: &ClickHouseConfig) -> Client {
-    Client::default()
-        .with_url(&ch.url)
-        .with_user(&ch.user)
-        .with_password(&ch.password)
+/// A client for the server, on no particular database (TLS and credentials as the
+/// services have them).
+fn server(ch: &ClickHouseConfig) -> anyhow::Result<Client> {
+    Ok(wxpulse_runtime::sink::server(ch)?)
+}
+
+/// Checks that `name` (a database or cluster name, spliced into DDL) is a plain
+/// identifier: ASCII letters, digits and `_`, not starting with a digit. Anything else —
+/// a quote, a dot, a space — is refused rather than escaped: no real deployment needs it,
+/// and every statement then stays exactly what the tests rendered.
+pub fn identifier<'a>(what: &str, name: &'a str) -> anyhow::Result<&'a str> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128;
+    if !valid {
+        bail!(
+            "{what} {name:?} is not a valid identifier: use ASCII letters, digits and _, not \
+             starting with a digit (at most 128 characters)"
+        );
+    }
+    Ok(name)
+}
+
+/// Checks the database and, if any, the cluster name.
+pub fn check_names(database: &str, cluster: Option<&str>) -> anyhow::Result<()> {
+    identifier("database", database)?;
+    if let Some(c) = cluster {
+        identifier("cluster", c)?;
+    }
+    Ok(())
 }
 
 fn checksum(sql: &str) -> String {
@@ -186,16 +213,18 @@ struct Applied {
 /// Creates the database and applies pending migrations; returns the versions applied.
 pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Result<Vec<u32>> {
     let (url, database) = (ch.url.as_str(), ch.database.as_str());
-    let server = server(ch);
+    check_names(database, cluster)?;
+    let server = server(ch)?;
     let on_cluster = cluster
         .map(|c| format!(" ON CLUSTER '{c}'"))
         .unwrap_or_default();
     server
         .query(&format!(
-            "CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"
+            "CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}"
         ))
         .execute()
         .await
+        .map_err(|e| anyhow::anyhow!(wxpulse_runtime::sink::describe(&e, ch)))
         .with_context(|| format!("cannot create database {database} at {url}"))?;
     let db = server.clone().with_database(database);
     let engine = if cluster.is_some() {
@@ -262,7 +291,7 @@ pub fn grants(database: &str, cluster: Option<&str>, password_sha256: &str) -> V
         .iter()
         .map(|s| {
             render(s, cluster)
-                .replace("{DATABASE}", database)
+                .replace("{DATABASE}", &format!("`{database}`"))
                 .replace("{BI_PASSWORD_SHA256}", password_sha256)
         })
         .collect()
@@ -278,7 +307,8 @@ pub async fn apply_grants(
     if password.is_empty() {
         bail!("the BI user needs a password: set WXPULSE_BI_PASSWORD");
     }
-    let db = server(ch).with_database(&ch.database);
+    check_names(&ch.database, cluster)?;
+    let db = server(ch)?.with_database(&ch.database);
     let hash = password_sha256(password);
     let statements = grants(&ch.database, cluster, &hash);
     for sql in &statements {
@@ -473,10 +503,37 @@ mod tests {
                 assert_eq!(s.contains("ON CLUSTER 'wx'"), cluster.is_some(), "{s}");
             }
             assert!(sql.iter().any(|s| s.contains(&hash)));
-            assert!(sql
-                .iter()
-                .any(|s| s.contains("SELECT ON wxpulse.v_monthly_active TO wxpulse_bi_readonly")));
+            assert!(
+                sql.iter()
+                    .any(|s| s
+                        .contains("SELECT ON `wxpulse`.v_monthly_active TO wxpulse_bi_readonly"))
+            );
         }
+    }
+
+    #[test]
+    fn database_and_cluster_names_must_be_identifiers() {
+        for good in ["wxpulse", "wx_2", "_x", "A1"] {
+            assert!(identifier("database", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1db",
+            "wx-pulse",
+            "wx.pulse",
+            "db`; DROP TABLE x",
+            "a'b",
+            "wx pulse",
+            "ü",
+        ] {
+            let e = identifier("database", bad).expect_err(bad).to_string();
+            assert!(
+                e.contains("not a valid identifier") && e.contains("database"),
+                "{e}"
+            );
+        }
+        let e = check_names("wxpulse", Some("c'; DROP")).expect_err("cluster");
+        assert!(e.to_string().starts_with("cluster \"c'; DROP\""), "{e}");
     }
 
     #[test]
