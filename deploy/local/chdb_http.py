@@ -15,6 +15,14 @@ written to a file on tmpfs first, see `Engine.insert`); everything else goes
 through `session.query(sql, default_format)`. The whole result is buffered and
 sent with a Content-Length (optionally as an LZ4 frame / gzip).
 
+Guard rails, because it runs the real engine with the rights of the user who started it
+and has no users or grants: it listens on loopback unless told otherwise, refuses table
+functions and engines that read or write files or reach the network (file(), url(), s3(),
+remote(), INTO OUTFILE, ...), refuses requests a browser sends from another origin (a web
+page could otherwise POST SQL to localhost), and caps the request body and what it
+decompresses to. `--tls-cert/--tls-key` serve HTTPS (`--tls-client-ca` also requires a
+client certificate), for testing clients' TLS.
+
 Usage: python chdb_http.py --host 127.0.0.1 --port 8123 --data-dir DIR
 """
 import argparse
@@ -22,12 +30,14 @@ import contextlib
 import errno
 import gzip
 import http.server
+import ipaddress
 import json
 import logging
 import os
 import re
 import shutil
 import signal
+import ssl
 import struct
 import sys
 import tempfile
@@ -65,6 +75,28 @@ INFILE_NOISE = ": While executing File: data for INSERT was parsed from file"
 OUTPUT_FORMAT_RE = re.compile(r"\bFORMAT\s+(\w+)\s*(?:SETTINGS\b[^;]*)?;?\s*$", re.I | re.S)
 SET_STMT_RE = re.compile(r"^\s*SET\s", re.I)
 ERROR_RE = re.compile(r"Code: (\d+)\. (?:DB::)?\w*Exception: (.*)", re.S)
+# Table functions, engines and clauses that read or write the server's files or reach the
+# network: with no access control here, any of them would give a caller the rights of the
+# user running the adapter. Matched as `name(` (functions, engines) or as keywords, outside
+# string literals and comments, case-insensitively.
+FORBIDDEN_FUNCTIONS = (
+    "file", "fileCluster", "url", "urlCluster", "s3", "s3Cluster", "gcs", "oss", "cosn",
+    "hdfs", "hdfsCluster", "azureBlobStorage", "azureBlobStorageCluster", "remote",
+    "remoteSecure", "cluster", "clusterAllReplicas", "mysql", "postgresql", "jdbc", "odbc",
+    "mongodb", "redis", "sqlite", "executable", "executablePool", "iceberg", "icebergS3",
+    "icebergAzure", "icebergHDFS", "icebergLocal", "deltaLake", "deltaLakeLocal", "hudi",
+    "python", "URL", "File", "S3", "HDFS", "Kafka",
+    "RabbitMQ", "NATS", "MaterializedPostgreSQL", "MaterializedMySQL", "Distributed",
+)
+FORBIDDEN_CALL_RE = re.compile(
+    r"(?<![\w.$])(" + "|".join(sorted({f.lower() for f in FORBIDDEN_FUNCTIONS}, key=len, reverse=True))
+    + r")\s*\(", re.I)
+FORBIDDEN_CLAUSE_RE = re.compile(r"\b(INTO\s+OUTFILE|FROM\s+INFILE)\b", re.I)
+# String literals, quoted identifiers and comments, blanked before the checks above.
+SQL_NOISE_RE = re.compile(r"'(?:[^'\\]|\\.|'')*'|`(?:[^`]|``)*`|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
+# Defaults of the body caps (--max-request-bytes, --max-decompressed-bytes).
+MAX_REQUEST_BYTES = 256 << 20
+MAX_DECOMPRESSED_BYTES = 1 << 30
 # chdb formats that return Python objects instead of bytes.
 PYTHON_ONLY_FORMATS = {"dataframe", "arrowtable", "datastore", "debug"}
 # ClickHouse's exceptionCodeToHTTPStatus() (src/Server/HTTP/), by error code; else 500.
@@ -95,21 +127,41 @@ class CHError(Exception):
         return HTTP_STATUS.get(self.code, 500)
 
 
+def check_statement(sql):
+    """Refuse SQL that would touch the server's files or the network (see
+    FORBIDDEN_FUNCTIONS); only the statement text, not INSERT data, is checked."""
+    text = SQL_NOISE_RE.sub(" ", sql)
+    m = FORBIDDEN_CALL_RE.search(text) or FORBIDDEN_CLAUSE_RE.search(text)
+    if m:
+        raise CHError(497, f"{m.group(1).strip()} is refused by chdb-http: it reads or writes files or "
+                           "the network with the adapter's rights, and the adapter has no access "
+                           "control (ADAPTER.md). (ACCESS_DENIED)")
+
+
 def sql_string(value):
     """Quote a value as a ClickHouse string literal."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def decode_native_blocks(buf):
+def too_large(what, limit):
+    return CHError(229, f"{what} is larger than chdb-http's limit of {limit} bytes "
+                        "(--max-request-bytes / --max-decompressed-bytes). (QUERY_IS_TOO_LARGE)")
+
+
+def decode_native_blocks(buf, limit=MAX_DECOMPRESSED_BYTES):
     """Undo `decompress=1`: a sequence of ClickHouse compressed blocks, each
     [16-byte CityHash128 of the rest][method u8][compressed size u32 incl. 9-byte
-    header][uncompressed size u32][payload]."""
-    out, pos = [], 0
+    header][uncompressed size u32][payload]. The declared sizes are checked against
+    `limit` before anything is decompressed."""
+    out, pos, total = [], 0, 0
     while pos < len(buf):
         if len(buf) - pos < 25:
             raise CHError(33, "Cannot read all data: truncated compressed block header. (CANNOT_READ_ALL_DATA)")
         method = buf[pos + 16]
         csize, usize = struct.unpack_from("<II", buf, pos + 17)
+        total += usize
+        if total > limit:
+            raise too_large("The decompressed body", limit)
         block = buf[pos + 16:pos + 16 + csize]
         if csize < 9 or len(block) != csize:
             raise CHError(33, f"Cannot read all data: compressed block of {csize} bytes is truncated. (CANNOT_READ_ALL_DATA)")
@@ -121,6 +173,8 @@ def decode_native_blocks(buf):
                               f"Actual: {actual.hex()}. Size of compressed block: {csize}. (CHECKSUM_DOESNT_MATCH)")
         if method == 0x82:  # LZ4 block
             out.append(lz4.block.decompress(block[9:], uncompressed_size=usize))
+            if len(out[-1]) != usize:
+                raise CHError(40, "Decompressed size does not match the block header. (CHECKSUM_DOESNT_MATCH)")
         elif method == 0x02:  # NONE
             out.append(block[9:])
         else:
@@ -144,6 +198,33 @@ def parse_multipart(body, content_type):
             raise CHError(48, "External data (multipart files) is not supported by chdb-http. (NOT_IMPLEMENTED)")
         fields[name.group(1).decode()] = value[:-2] if value.endswith(b"\r\n") else value
     return fields
+
+
+def decompress_capped(body, encoding, limit):
+    """Undo Content-Encoding, never producing more than `limit` bytes (a small
+    compressed body can expand to gigabytes)."""
+    if encoding in ("gzip", "deflate"):
+        d = zlib.decompressobj(47)  # 47: auto-detect gzip/zlib header
+        out = d.decompress(body, limit + 1)
+        if len(out) > limit or d.unconsumed_tail:
+            raise too_large("The decompressed body", limit)
+        return out
+    if encoding == "lz4":
+        d = lz4.frame.LZ4FrameDecompressor()
+        out = d.decompress(body, max_length=limit + 1)
+        if len(out) > limit:
+            raise too_large("The decompressed body", limit)
+        if not d.eof:
+            raise CHError(33, "Cannot read all data: truncated LZ4 frame. (CANNOT_READ_ALL_DATA)")
+        return out
+    raise CHError(89, f"Unsupported Content-Encoding: {encoding}. (UNKNOWN_COMPRESSION_METHOD)")
+
+
+def is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def content_type_for(fmt):
@@ -300,6 +381,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # TCP_NODELAY: otherwise ~40 ms stalls per response
     server_version = "chdb-http"
     engine: Engine = None  # set in main()
+    max_request_bytes = MAX_REQUEST_BYTES
+    max_decompressed_bytes = MAX_DECOMPRESSED_BYTES
 
     def do_GET(self):
         self._handle()
@@ -314,10 +397,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         log.warning("%s " + fmt, self.address_string(), *args)
 
     def _read_body(self):
+        limit = self.max_request_bytes
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             out = bytearray()
             while True:
                 size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"x", 16)
+                if len(out) + size > limit:
+                    raise too_large("The request body", limit)
                 if size == 0:
                     while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
@@ -328,6 +414,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out += chunk
                 self.rfile.readline(1024)  # CRLF after the chunk
         length = int(self.headers.get("Content-Length") or 0)
+        if length > limit:
+            raise too_large("The request body", limit)
         body = self.rfile.read(length) if length else b""
         if len(body) != length:
             raise ConnectionError("truncated body")
@@ -341,8 +429,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.command == "GET" and "query" not in params and url.path in ("", "/")):
             return self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"}, started)
         query_id = params.get("query_id") or str(uuid.uuid4())
+        refused = self._cross_origin()
+        if refused:
+            self.close_connection = True
+            return self._send_error(CHError(497, f"{refused} (ACCESS_DENIED)"), query_id, started)
         try:
             body = self._read_body()
+        except CHError as e:  # over the size limit: the rest of the body is never read
+            self.close_connection = True
+            return self._send_error(e, query_id, started)
         except (ValueError, ConnectionError) as e:
             self.close_connection = True
             return self._send_error(CHError(33, f"Cannot read request body: {e}. (CANNOT_READ_ALL_DATA)"),
@@ -355,20 +450,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send_error(CHError.from_exception(e), query_id, started)
         self._send(status, out, headers, started)
 
+    def _cross_origin(self):
+        """Why a request sent by a browser on behalf of another site is refused, or None.
+        ClickHouse clients send no Origin; a web page's fetch() to localhost does, and a
+        form POST needs no CORS preflight, so without this any page could run SQL here."""
+        origin = self.headers.get("Origin")
+        site = self.headers.get("Sec-Fetch-Site", "").lower()
+        if site == "cross-site" or site == "same-site":
+            return f"Cross-origin request refused (Sec-Fetch-Site: {site})."
+        if origin is None:
+            return None
+        host = self.headers.get("Host", "")
+        if origin in (f"http://{host}", f"https://{host}"):
+            return None
+        return f"Cross-origin request refused (Origin: {origin[:100]})."
+
     def _execute(self, params, body, query_id):
         ctype = self.headers.get("Content-Type", "")
         if ctype.lower().startswith("multipart/form-data"):
             params.update({k: v.decode() for k, v in parse_multipart(body, ctype).items()})
             body = b""
         encoding = self.headers.get("Content-Encoding", "").strip().lower()
-        if encoding in ("gzip", "deflate"):
-            body = zlib.decompress(body, 47)  # 47: auto-detect gzip/zlib header
-        elif encoding == "lz4":
-            body = lz4.frame.decompress(body)
-        elif encoding:
-            raise CHError(89, f"Unsupported Content-Encoding: {encoding}. (UNKNOWN_COMPRESSION_METHOD)")
+        if encoding:
+            body = decompress_capped(body, encoding, self.max_decompressed_bytes)
         if params.get("decompress") in ("1", "true"):
-            body = decode_native_blocks(body)
+            body = decode_native_blocks(body, self.max_decompressed_bytes)
 
         database = params.get("database") or self.headers.get("X-ClickHouse-Database") or "default"
         default_format = (params.get("default_format") or self.headers.get("X-ClickHouse-Format")
@@ -387,12 +493,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = INSERT_FORMAT_RE.match(full)
         if m:  # INSERT ... FORMAT X <data>: hand the data part to chdb as a file
             target = full[:m.start("settings" if m.group("settings") else "format")]
+            check_statement(full[:m.end()].decode("utf-8", "replace"))
             out, summary = self.engine.insert(
                 target.decode().strip(), (m.group("settings") or b"").decode().strip(),
                 m.group("fmt").decode(), memoryview(full)[m.end():], database, settings)
             fmt = default_format
         else:
             sql = full.decode("utf-8", "replace")
+            check_statement(sql)
             fm = OUTPUT_FORMAT_RE.search(sql)
             fmt = fm.group(1) if fm else default_format
             out, summary = self.engine.query(sql, database, settings, qparams, default_format)
@@ -442,23 +550,72 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    tls_context = None  # set in main() for HTTPS
+
+    def finish_request(self, request, client_address):
+        """The TLS handshake runs here, on the request's own thread, so a slow or failing
+        client cannot hold up the accept loop."""
+        if self.tls_context is not None:
+            try:
+                request.settimeout(30)
+                request = self.tls_context.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as e:
+                log.warning("TLS handshake with %s failed: %s", client_address[0], e)
+                return
+        super().finish_request(request, client_address)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default loopback; anything else needs --allow-remote)")
+    ap.add_argument("--allow-remote", action="store_true",
+                    help="allow a non-loopback --host: the adapter has no users or grants")
     ap.add_argument("--port", type=int, default=8123)
     ap.add_argument("--data-dir", required=True, help="persistent chdb database directory")
     ap.add_argument("--log-level", default="info")
+    ap.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    ap.add_argument("--tls-client-ca", help="PEM CA: also require a client certificate it signed")
+    ap.add_argument("--max-request-bytes", type=int, default=MAX_REQUEST_BYTES,
+                    help=f"largest request body accepted (default {MAX_REQUEST_BYTES})")
+    ap.add_argument("--max-decompressed-bytes", type=int, default=MAX_DECOMPRESSED_BYTES,
+                    help=f"largest body after decompression (default {MAX_DECOMPRESSED_BYTES})")
     args = ap.parse_args()
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(f"chdb-http: refusing to listen on {args.host}: it has no users or grants, so "
+              "anyone who reaches it owns it; pass --allow-remote to do it anyway", file=sys.stderr)
+        return 2
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        print("chdb-http: --tls-cert and --tls-key go together (and --tls-client-ca needs them)",
+              file=sys.stderr)
+        return 2
+    Handler.max_request_bytes = args.max_request_bytes
+    Handler.max_decompressed_bytes = args.max_decompressed_bytes
     try:  # bind first: fail fast (before opening the database) if the port is taken
         server = Server((args.host, args.port), Handler)
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else e.strerror
         print(f"chdb-http: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 2
+    scheme = "http"
+    if args.tls_cert:
+        try:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+            if args.tls_client_ca:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(args.tls_client_ca)
+        except (OSError, ssl.SSLError) as e:
+            print(f"chdb-http: cannot load the TLS certificate or key: {e}", file=sys.stderr)
+            server.server_close()
+            return 2
+        server.tls_context = context
+        scheme = "https"
     try:
         Handler.engine = Engine(args.data_dir)
     except Exception as e:  # e.g. another process already has this data dir open
@@ -474,7 +631,7 @@ def main():
     signal.signal(signal.SIGINT, stop)
 
     host, port = server.server_address[:2]
-    print(f"chdb-http listening on http://{host}:{port}", flush=True)
+    print(f"chdb-http listening on {scheme}://{host}:{port}", flush=True)
     log.info("chdb %s, data dir %s", Handler.engine.version, args.data_dir)
     server.serve_forever(poll_interval=0.2)
     server.server_close()

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Local wxpulse stack: Tansu (Kafka protocol) + chdb-http (ClickHouse HTTP), no Docker.
 #
-#   deploy/local/stack.sh install|up|down [--purge]|status|env
+#   deploy/local/stack.sh install|up [--secure]|down [--purge]|status|env
 #   deploy/local/stack.sh start|stop kafka|clickhouse
 #
 # Settings (environment):
 #   WXPULSE_KAFKA_PORT=9092  WXPULSE_CH_PORT=8123
 #   WXPULSE_STACK_DIR=<repo>/deploy/local/.data  WXPULSE_KAFKA_STORAGE=sqlite|memory
 #   WXPULSE_STACK_TIMEOUT=60 (seconds to wait for a component to answer)
+#   WXPULSE_STACK_SECURE=1 (as up --secure: SASL/SCRAM Kafka, HTTPS ClickHouse)
 # See deploy/local/README.md.
 set -euo pipefail
 
@@ -19,6 +20,9 @@ CH_PORT="${WXPULSE_CH_PORT:-8123}"
 STACK_DIR="${WXPULSE_STACK_DIR:-$LOCAL_DIR/.data}"
 KAFKA_STORAGE="${WXPULSE_KAFKA_STORAGE:-sqlite}"
 TIMEOUT="${WXPULSE_STACK_TIMEOUT:-60}"
+SECURE="${WXPULSE_STACK_SECURE:-0}"
+# Secure stacks: the SCRAM user every client logs in as.
+SASL_USER="wxpulse"
 
 TANSU_VERSION="0.6.0"
 TANSU="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
@@ -35,6 +39,9 @@ case "$KAFKA_STORAGE" in sqlite|memory) ;; *) die "WXPULSE_KAFKA_STORAGE must be
 [ "$KAFKA_PORT" != "$CH_PORT" ] || die "WXPULSE_KAFKA_PORT and WXPULSE_CH_PORT are both $KAFKA_PORT"
 # Absolute path: tansu runs with its data dir as cwd.
 case "$STACK_DIR" in /*) ;; *) STACK_DIR="$PWD/$STACK_DIR" ;; esac
+SECURE_DIR="$STACK_DIR/secure"
+# A stack brought up secure stays secure for start/stop/env until purged.
+[ -f "$SECURE_DIR/wxpulse.toml" ] && SECURE=1
 
 # ---------------------------------------------------------------- install
 
@@ -122,10 +129,88 @@ EOF
 
 kafka_ready() {
   tcp_open "$1" || return 1
+  # With --authentication tansu answers nothing before a SASL login, which its CLI cannot do.
+  if [ "$SECURE" = 1 ] && [ -f "$SECURE_DIR/kafka-user" ]; then return 0; fi
   # Metadata request (tansu retries for ~30 s on refusal, hence the TCP check first).
   timeout 5 "$TANSU" topic list --broker "tcp://127.0.0.1:$1" 2>/dev/null | grep -q '^\['
 }
-clickhouse_ready() { [ "$(curl -sf --max-time 2 "http://127.0.0.1:$1/ping" 2>/dev/null)" = "Ok." ]; }
+clickhouse_ready() {
+  if [ "$SECURE" = 1 ]; then
+    [ "$(curl -sf --max-time 2 --cacert "$SECURE_DIR/ca.pem" "https://127.0.0.1:$1/ping" 2>/dev/null)" = "Ok." ]
+  else
+    [ "$(curl -sf --max-time 2 "http://127.0.0.1:$1/ping" 2>/dev/null)" = "Ok." ]
+  fi
+}
+
+# ---------------------------------------------------------------- secure mode
+
+# Makes what a secure stack needs, once per stack dir: a CA and a server certificate for
+# 127.0.0.1/localhost (openssl), the SCRAM user's password, and the wxpulse config that
+# uses them (printed by 'env').
+secure_setup() {
+  [ "$KAFKA_STORAGE" = sqlite ] || die "--secure needs WXPULSE_KAFKA_STORAGE=sqlite (tansu keeps SCRAM users only there)"
+  command -v openssl >/dev/null || die "--secure needs the openssl command"
+  mkdir -p "$SECURE_DIR"
+  chmod 700 "$SECURE_DIR"
+  if [ ! -f "$SECURE_DIR/server.pem" ]; then
+    log "secure: making a CA and a server certificate for 127.0.0.1 in $SECURE_DIR"
+    (
+      cd "$SECURE_DIR"
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+        -out ca.pem -days 30 -subj "/CN=wxpulse local CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+        -out server.csr -subj "/CN=localhost" 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+        -days 30 -extfile server.ext 2>/dev/null
+      rm -f server.csr server.ext ca.srl
+    ) || die "secure: openssl failed"
+  fi
+  if [ ! -f "$SECURE_DIR/kafka-password" ]; then
+    # Digits with a leading zero on purpose: a numeric-looking password must stay a string.
+    (umask 077 && printf '0%s' "$(od -An -N6 -tu8 /dev/urandom | tr -dc 0-9)" >"$SECURE_DIR/kafka-password")
+  fi
+  cat >"$SECURE_DIR/wxpulse.toml" <<EOF
+# Written by deploy/local/stack.sh up --secure: how wxpulse reaches this stack.
+# Tansu 0.6 does SASL/SCRAM but not TLS, hence SASL_PLAINTEXT; a real cluster: SASL_SSL.
+[kafka.client]
+"security.protocol" = "SASL_PLAINTEXT"
+"sasl.mechanism" = "SCRAM-SHA-512"
+
+[clickhouse.tls]
+ca_file = "$SECURE_DIR/ca.pem"
+EOF
+}
+
+# Creates the SCRAM user in the broker's sqlite store: tansu 0.6 serves AlterUserScram-
+# Credentials only to authenticated clients, so the user is made by a broker started
+# without --authentication on the same store, once.
+kafka_create_user() {
+  local port="$1" pf lf pid i
+  [ -f "$SECURE_DIR/kafka-user" ] && return 0
+  pf="$(pidfile kafka)"
+  lf="$(logfile kafka)"
+  echo "=== [stack] start kafka (creating the SCRAM user) $(date -u +%FT%TZ) port $port ===" >>"$lf"
+  spawn "$STACK_DIR/kafka" "$pf" "$lf" "$TANSU" broker \
+    --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine "sqlite://kafka.db?maintenance_interval=5s"
+  for ((i = 0; i < TIMEOUT * 5; i++)); do
+    kafka_ready "$port" && break
+    sleep 0.2
+  done
+  pid="$(cat "$pf" 2>/dev/null || true)"
+  if ! timeout 30 "$TANSU" user create --broker "tcp://127.0.0.1:$port" --mechanism scram512 \
+    "$SASL_USER" "$(cat "$SECURE_DIR/kafka-password")" >>"$lf" 2>&1; then
+    [ -n "$pid" ] && stop_pid kafka "$pid"
+    rm -f "$pf"
+    die "kafka: cannot create the SCRAM user (see $lf)"
+  fi
+  [ -n "$pid" ] && stop_pid kafka "$pid"
+  rm -f "$pf"
+  echo "$SASL_USER" >"$SECURE_DIR/kafka-user"
+  log "kafka: SCRAM-SHA-512 user $SASL_USER created"
+}
 
 # Lines of the log since the last start marker.
 last_log_lines() {
@@ -160,6 +245,18 @@ start_component() {
   # tansu exits 0 (after a panic) when its port is taken: check first.
   port_free "$port" || die "$c: port 127.0.0.1:$port is already in use (set WXPULSE_$( [ "$c" = kafka ] && echo KAFKA || echo CH )_PORT)"
 
+  local secure_args=() what=""
+  if [ "$SECURE" = 1 ]; then
+    secure_setup
+    if [ "$c" = kafka ]; then
+      kafka_create_user "$port"
+      secure_args=(--authentication)
+      what=", SASL/SCRAM"
+    else
+      secure_args=(--tls-cert "$SECURE_DIR/server.pem" --tls-key "$SECURE_DIR/server.key")
+      what=" (HTTPS)"
+    fi
+  fi
   echo "=== [stack] start $c $(date -u +%FT%TZ) port $port ===" >>"$lf"
   if [ "$c" = kafka ]; then
     local storage="memory://tansu/"
@@ -168,12 +265,12 @@ start_component() {
     spawn "$STACK_DIR/kafka" "$pf" "$lf" "$TANSU" broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
-      --storage-engine "$storage"
-    log "kafka: starting tansu on 127.0.0.1:$port (storage $KAFKA_STORAGE)"
+      --storage-engine "$storage" ${secure_args[@]+"${secure_args[@]}"}
+    log "kafka: starting tansu on 127.0.0.1:$port (storage $KAFKA_STORAGE$what)"
   else
     spawn "$STACK_DIR" "$pf" "$lf" "$VENV/bin/python" -u "$LOCAL_DIR/chdb_http.py" \
-      --host 127.0.0.1 --port "$port" --data-dir "$STACK_DIR/clickhouse"
-    log "clickhouse: starting chdb-http on 127.0.0.1:$port"
+      --host 127.0.0.1 --port "$port" --data-dir "$STACK_DIR/clickhouse" ${secure_args[@]+"${secure_args[@]}"}
+    log "clickhouse: starting chdb-http on 127.0.0.1:$port$what"
   fi
 
   deadline=$((SECONDS + TIMEOUT))
@@ -231,6 +328,10 @@ stop_component() {
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
+  local p
+  for p in "$@"; do
+    case "$p" in --secure) SECURE=1 ;; *) die "up: unknown option '$p'" ;; esac
+  done
   cmd_install
   start_component kafka
   start_component clickhouse
@@ -246,7 +347,7 @@ cmd_down() {
   stop_component kafka
   if [ "$purge" = 1 ] && [ -d "$STACK_DIR" ]; then
     # Only what we created: WXPULSE_STACK_DIR may point anywhere.
-    rm -rf "$STACK_DIR/kafka" "$STACK_DIR/clickhouse" "$STACK_DIR/logs" "$STACK_DIR/pids"
+    rm -rf "$STACK_DIR/kafka" "$STACK_DIR/clickhouse" "$STACK_DIR/logs" "$STACK_DIR/pids" "$SECURE_DIR"
     rmdir "$STACK_DIR" 2>/dev/null || true
     log "purged data in $STACK_DIR"
   fi
@@ -273,7 +374,14 @@ cmd_status() {
 
 cmd_env() {
   echo "export WXPULSE__KAFKA__BROKERS=127.0.0.1:$(component_port kafka)"
-  echo "export WXPULSE__CLICKHOUSE__URL=http://127.0.0.1:$(component_port clickhouse)"
+  if [ "$SECURE" = 1 ]; then
+    echo "export WXPULSE__CLICKHOUSE__URL=https://127.0.0.1:$(component_port clickhouse)"
+    echo "export WXPULSE_CONFIG=$SECURE_DIR/wxpulse.toml"
+    echo "export WXPULSE_KAFKA_SASL_USERNAME=$SASL_USER"
+    echo "export WXPULSE_KAFKA_SASL_PASSWORD_FILE=$SECURE_DIR/kafka-password"
+  else
+    echo "export WXPULSE__CLICKHOUSE__URL=http://127.0.0.1:$(component_port clickhouse)"
+  fi
 }
 
 component_arg() {
@@ -284,7 +392,7 @@ component_arg() {
 }
 
 usage() {
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cd "$REPO_ROOT"
@@ -292,7 +400,7 @@ cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   install) cmd_install ;;
-  up) cmd_up ;;
+  up) cmd_up "$@" ;;
   down) cmd_down "$@" ;;
   status) cmd_status ;;
   env) cmd_env ;;

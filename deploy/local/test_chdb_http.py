@@ -3,12 +3,14 @@ temporary data dir and talk HTTP to it, like the Rust `clickhouse` crate does.
 
 Run from the repo root:  python -m unittest deploy/local/test_chdb_http.py
 """
+import gzip
 import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -33,11 +35,11 @@ def free_port():
 class Adapter:
     """One adapter subprocess; `req()` sends requests over a keep-alive connection."""
 
-    def __init__(self, data_dir, port=None):
+    def __init__(self, data_dir, port=None, extra=(), tls_context=None, host=("--host", "127.0.0.1")):
         self.data_dir, self.port = data_dir, port or free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, ADAPTER, "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", data_dir, "--log-level", "warning"],
+            [sys.executable, ADAPTER, *host, "--port", str(self.port),
+             "--data-dir", data_dir, "--log-level", "warning", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = [None]
         t = threading.Thread(target=lambda: line.__setitem__(0, self.proc.stdout.readline()))
@@ -46,7 +48,12 @@ class Adapter:
         if not line[0] or b"listening on" not in line[0]:
             self.proc.kill()
             raise RuntimeError(f"adapter did not start: {line[0]!r} {self.proc.stderr.read()!r}")
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        self.listening = line[0].decode().strip()
+        if tls_context is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        else:
+            self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=60,
+                                                    context=tls_context)
 
     def req(self, sql=None, body=b"", params=None, headers=None, method="POST", chunked=False,
             path="/"):
@@ -421,6 +428,161 @@ class LifecycleTest(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(b"address already in use", p.stderr)
         self.assertNotIn(b"listening", p.stdout)
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_ca(directory, name):
+    """A CA (name.pem, name.key) and a server certificate for 127.0.0.1/localhost that it
+    signed (name-server.pem, name-server.key), made with the openssl CLI."""
+    ca, ca_key = os.path.join(directory, f"{name}.pem"), os.path.join(directory, f"{name}.key")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", f"/CN={name}",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    cert, key = os.path.join(directory, f"{name}-server.pem"), os.path.join(directory, f"{name}-server.key")
+    csr = os.path.join(directory, f"{name}-server.csr")
+    ext = os.path.join(directory, f"{name}-server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cert, "-days", "2", "-extfile", ext)
+    return ca, cert, key
+
+
+class HardeningTest(unittest.TestCase):
+    """The guard rails of ADAPTER.md: loopback by default, no file or network access from
+    SQL, no cross-origin requests, capped bodies, and HTTPS for clients' TLS tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="chdb_http_test_")
+        cls.ch = Adapter(os.path.join(cls.tmp, "db"), host=(),
+                         extra=("--max-request-bytes", "10000", "--max-decompressed-bytes", "50000"))
+        cls.ch.q("CREATE TABLE kv (a UInt32, s String) ENGINE = MergeTree ORDER BY a")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ch.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.ch.q("TRUNCATE TABLE kv")
+
+    def refused(self, status, headers, body, code="497"):
+        self.assertEqual(headers.get("x-clickhouse-exception-code"), code, body)
+        self.assertIn(status, (403, 413), body)
+
+    def test_listens_on_loopback_unless_told_otherwise(self):
+        self.assertTrue(self.ch.listening.startswith("chdb-http listening on http://127.0.0.1:"),
+                        self.ch.listening)
+        p = subprocess.run([sys.executable, ADAPTER, "--host", "0.0.0.0", "--port", str(free_port()),
+                            "--data-dir", os.path.join(self.tmp, "other")], check=False, capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"--allow-remote", p.stderr)
+        self.assertNotIn(b"listening", p.stdout)
+
+    def test_file_and_network_table_functions_are_refused(self):
+        for sql in ["SELECT * FROM file('/etc/passwd', 'LineAsString')",
+                    "SELECT * FROM url('http://127.0.0.1:1/x', 'CSV', 'a String')",
+                    "select * from S3 ('http://127.0.0.1:1/b/k', 'CSV')",
+                    "INSERT INTO FUNCTION file('out.csv', 'CSV', 'a UInt32') SELECT 1",
+                    "SELECT * FROM remote('127.0.0.1:9000', system.one)",
+                    "SELECT 1 INTO OUTFILE '/tmp/chdb-http-out.txt'",
+                    "CREATE TABLE f (a UInt8) ENGINE = File(CSV)",
+                    "SELECT * FROM executable('ls', 'TSV', 'a String')",
+                    "SELECT 1 FROM kv WHERE a IN (SELECT 1 FROM /* x */ url ('http://x', CSV))"]:
+            with self.subTest(sql=sql):
+                self.refused(*self.ch.req(body=sql.encode()))
+        # the same words as data, in identifiers or in inserted rows are fine
+        self.assertEqual(self.ch.q("SELECT 'file(1)', length('url(x)') AS `url(`"), "file(1)\t6\n")
+        self.ch.req("INSERT INTO kv FORMAT TSV", b"1\tfile('/etc/passwd')\n")
+        self.assertEqual(self.ch.q("SELECT s FROM kv"), "file(\\'/etc/passwd\\')\n")
+        self.assertEqual(self.ch.q("SELECT cutURLParameter('http://a/?x=1', 'x')"), "http://a/?\n")
+
+    def test_cross_origin_requests_are_refused(self):
+        for headers in [{"Origin": "http://evil.example"}, {"Origin": "null"},
+                        {"Sec-Fetch-Site": "cross-site"}]:
+            with self.subTest(headers=headers):
+                self.refused(*self.ch.req(body=b"SELECT 1", headers=headers))
+                self.ch.conn.close()  # the adapter closes after a refusal
+        same = {"Origin": f"http://127.0.0.1:{self.ch.port}"}
+        self.assertEqual(self.ch.req(body=b"SELECT 1", headers=same)[2], b"1\n")
+        self.assertEqual(self.ch.req(body=b"SELECT 1")[2], b"1\n")
+
+    def test_request_and_decompressed_bodies_are_capped(self):
+        big = b"1\tx\n" * 4000  # 16000 bytes > --max-request-bytes 10000
+        for chunked in (False, True):
+            with self.subTest(chunked=chunked):
+                self.refused(*self.ch.req("INSERT INTO kv FORMAT TSV", big, chunked=chunked), code="229")
+                self.ch.conn.close()
+        bomb = b"0" * 200_000  # compresses to a few hundred bytes, expands past 50000
+        for headers, body, params in [
+                ({"Content-Encoding": "gzip"}, gzip.compress(bomb), {}),
+                ({"Content-Encoding": "lz4"}, lz4.frame.compress(bomb), {}),
+                ({}, native_blocks(bomb), {"decompress": "1"})]:
+            with self.subTest(headers=headers, params=params):
+                self.assertLess(len(body), 10000)
+                params = dict(params, query="INSERT INTO kv FORMAT TSV")
+                self.refused(*self.ch.req(body=body, headers=headers, params=params), code="229")
+                self.ch.conn.close()
+        self.assertEqual(self.ch.q("SELECT count() FROM kv"), "0\n")
+        small = gzip.compress(b"7\tok\n")
+        status, _, out = self.ch.req("INSERT INTO kv FORMAT TSV", small, headers={"Content-Encoding": "gzip"})
+        self.assertEqual(status, 200, out)
+        self.assertEqual(self.ch.q("SELECT a, s FROM kv"), "7\tok\n")
+
+
+class TlsTest(unittest.TestCase):
+    """--tls-cert/--tls-key serve HTTPS with a CA the test makes; --tls-client-ca also
+    requires a client certificate."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="chdb_http_test_")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.ca, self.cert, self.key = make_ca(self.tmp, "ca")
+        self.other_ca, _, _ = make_ca(self.tmp, "other")
+
+    def context(self, ca, client=False):
+        ctx = ssl.create_default_context(cafile=ca)
+        if client:
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+    def test_https_with_the_right_ca_only(self):
+        ch = Adapter(os.path.join(self.tmp, "db"), extra=("--tls-cert", self.cert, "--tls-key", self.key),
+                     tls_context=self.context(self.ca))
+        try:
+            self.assertTrue(ch.listening.startswith("chdb-http listening on https://"), ch.listening)
+            self.assertEqual(ch.q("SELECT 1"), "1\n")
+            wrong = http.client.HTTPSConnection("127.0.0.1", ch.port, timeout=10,
+                                                context=self.context(self.other_ca))
+            with self.assertRaises(ssl.SSLCertVerificationError):
+                wrong.request("POST", "/", body=b"SELECT 1")
+            plain = http.client.HTTPConnection("127.0.0.1", ch.port, timeout=10)
+            with self.assertRaises((ConnectionError, http.client.HTTPException)):
+                plain.request("POST", "/", body=b"SELECT 1")
+                plain.getresponse().read()
+            self.assertEqual(ch.q("SELECT 2"), "2\n", "still serving after failed handshakes")
+        finally:
+            self.assertEqual(ch.stop(), 0)
+
+    def test_client_certificate_required(self):
+        ch = Adapter(os.path.join(self.tmp, "db"),
+                     extra=("--tls-cert", self.cert, "--tls-key", self.key, "--tls-client-ca", self.ca),
+                     tls_context=self.context(self.ca, client=True))
+        try:
+            self.assertEqual(ch.q("SELECT 1"), "1\n")
+            anonymous = http.client.HTTPSConnection("127.0.0.1", ch.port, timeout=10,
+                                                    context=self.context(self.ca))
+            with self.assertRaises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+                anonymous.request("POST", "/", body=b"SELECT 1")
+                anonymous.getresponse().read()
+        finally:
+            self.assertEqual(ch.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -92,4 +92,22 @@ for p in sys.argv[1:]:
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(p)))' \
   "$WXPULSE_KAFKA_PORT" "$WXPULSE_CH_PORT" || fail "ports still taken after down"
 
+step "up --secure: SASL-only Kafka, HTTPS ClickHouse, env with the login and CA"
+"$STACK" up --secure
+expect_status 0
+eval "$("$STACK" env)"
+[ "$WXPULSE__CLICKHOUSE__URL" = "https://127.0.0.1:$WXPULSE_CH_PORT" ] || fail "secure env: url $WXPULSE__CLICKHOUSE__URL"
+[ -s "$WXPULSE_KAFKA_SASL_PASSWORD_FILE" ] || fail "secure env: no password file"
+grep -q SASL_PLAINTEXT "$WXPULSE_CONFIG" || fail "secure env: config without SASL"
+[ "$(curl -sf --max-time 10 --cacert "$WXPULSE_STACK_DIR/secure/ca.pem" "https://127.0.0.1:$WXPULSE_CH_PORT/" \
+  --data-binary 'SELECT 1')" = 1 ] || fail "https with the stack's CA"
+curl -sf --max-time 5 "$CH/ping" >/dev/null && fail "clickhouse still answers plain http"
+# Without a SASL login the broker answers no metadata request.
+timeout 10 "$TANSU" topic list --broker "$BROKER" 2>/dev/null | grep -q '^\[' && fail "kafka answered without a login"
+"$STACK" stop kafka && "$STACK" start kafka
+expect_status 0
+"$STACK" down --purge
+[ ! -e "$WXPULSE_STACK_DIR" ] || fail "$WXPULSE_STACK_DIR still exists after --purge"
+unset WXPULSE_CONFIG WXPULSE_KAFKA_SASL_USERNAME WXPULSE_KAFKA_SASL_PASSWORD_FILE
+
 step "PASS"

@@ -168,7 +168,7 @@ fn breakdown(records: &[Record], cfg: &Config) {
     use wxpulse_runtime::events::{Interaction, MenuClick};
     let registry = Registry::embedded();
     let writer = registry.cached(1).expect("menu click schema");
-    let pii = Pseudonymizer::new(cfg.pii.key.as_bytes());
+    let pii = Pseudonymizer::new(cfg.pii.key.expose().as_bytes());
     let time = |label: &str, f: &mut dyn FnMut(&[u8]) -> u64| {
         let mut best = f64::MAX;
         for _ in 0..5 {
@@ -227,7 +227,7 @@ fn main() {
         .expect("runtime");
     // The generator's world as the services would hold it: lookups hit like in production
     // (1% of events carry a key no dimension has).
-    let mut dims = Dimensions::detached(Pseudonymizer::new(cfg.pii.key.as_bytes()));
+    let mut dims = Dimensions::detached(Pseudonymizer::new(cfg.pii.key.expose().as_bytes()));
     for record in wxpulse_cli::world::World::new(&spec).dimension_records() {
         let (dimension, key) = (record.dimension(), record.key());
         dims.apply(dimension, &key, Some(record));

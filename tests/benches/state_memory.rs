@@ -128,7 +128,8 @@ fn run(case: &str) -> Result<(), String> {
             Box::new(waiting)
         }
         "fan-profiles" => {
-            let mut dims = Dimensions::detached(Pseudonymizer::new(cfg.pii.key.as_bytes()));
+            let mut dims =
+                Dimensions::detached(Pseudonymizer::new(cfg.pii.key.expose().as_bytes()));
             for i in 0..ENTRIES {
                 let openid = format!("o6_bmjrPTlm6_2sgVt7hMZ{i:07}");
                 let record = FanProfileRecord {

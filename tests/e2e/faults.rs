@@ -284,7 +284,7 @@ async fn a_revoked_owner_never_writes_after_the_new_owner() -> anyhow::Result<()
     let env = [("WXPULSE__SCHEMA_REGISTRY__URL", url.as_str())];
     let a = Service::start(BIN, &stack, db, &env)?;
     owns(&a, 2).await;
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     // Per partition: records A can write, then records whose schema it cannot fetch, then
     // more it could write — fetched together, so A holds a batch when it meets the first.
     let mut n = 0;
@@ -321,7 +321,7 @@ async fn a_failed_view_then_a_crash_replays_the_batch_in_flight() -> anyhow::Res
     stack.prepare(db, 1).await?;
     let ch = stack.client(db);
     let mut service = Service::start(BIN, &stack, db, &[])?;
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     produce_to(&producer, 0, (1..=30).map(|n| click(n, "k", 1)).collect()).await?;
     assert_eq!(
         wait_for(Duration::from_secs(60), 30, || count(&ch, "menu_clicks")).await,
@@ -403,7 +403,7 @@ async fn a_recreated_topic_is_held_not_skipped_until_reset() -> anyhow::Result<(
     stack.prepare(db, 1).await?;
     let ch = stack.client(db);
     let mut service = Service::start(BIN, &stack, db, &[])?;
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     produce_to(&producer, 0, (1..=20).map(|n| click(n, "k", 1)).collect()).await?;
     assert_eq!(
         wait_for(Duration::from_secs(60), 20, || count(&ch, "menu_clicks")).await,
@@ -413,7 +413,7 @@ async fn a_recreated_topic_is_held_not_skipped_until_reset() -> anyhow::Result<(
 
     recreate_topic(&stack.brokers, TOPIC).await?;
     // A new producer: the idempotent one's sequence numbers belong to the deleted log.
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     produce_to(
         &producer,
         0,
@@ -507,7 +507,7 @@ async fn recreate_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
         remaining.len(),
         missing.len()
     );
-    wxpulse_cli::topics::create(brokers, &missing, 1).await?;
+    wxpulse_cli::topics::create(&wxpulse_e2e::kafka(brokers), &missing, 1).await?;
     Ok(())
 }
 
@@ -524,7 +524,7 @@ async fn registry_errors_pause_only_what_needs_the_schema() -> anyhow::Result<()
     let env = [("WXPULSE__SCHEMA_REGISTRY__URL", url.as_str())];
     let mut service = Service::start(BIN, &stack, db, &env)?;
     owns(&service, 2).await;
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
 
     // 50 records of an id the registry does not have: dead-lettered, one lookup or two.
     produce_to(
@@ -599,7 +599,7 @@ async fn registry_errors_pause_only_what_needs_the_schema() -> anyhow::Result<()
 /// Dead letters in the topic, by source offset (a redelivered record counts once).
 fn dead_letters(stack: &Stack) -> anyhow::Result<usize> {
     let letters = wxpulse_cli::dlq::read_all(
-        &stack.brokers,
+        &stack.kafka(),
         "wxpulse.dead_letters",
         Duration::from_secs(2),
     )?;
@@ -640,7 +640,7 @@ async fn replaying_dead_letters_twice_writes_each_event_once() -> anyhow::Result
     let (registry, url) = FakeRegistry::start()?;
     let env = [("WXPULSE__SCHEMA_REGISTRY__URL", url.as_str())];
     let mut service = Service::start(BIN, &stack, db, &env)?;
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     let two_hours_ago = now_ms() - 2 * 3_600_000;
     let mut payloads: Vec<Vec<u8>> = (1..=10).map(|n| click(n, "k", 1)).collect();
     payloads.extend((11..=20).map(|n| click_at(n, "k", LATE_ID, two_hours_ago)));

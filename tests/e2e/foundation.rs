@@ -163,7 +163,7 @@ async fn events_of_every_stream_come_back_exactly() -> anyhow::Result<()> {
     let stack = Stack::start("foundation")?;
     stack.prepare(DB, 2).await?;
     let (records, expected) = events();
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     produce::send_all(&producer, records, |_| {}).await?;
 
     let mut services = Vec::new();

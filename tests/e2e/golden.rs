@@ -32,7 +32,7 @@ pub(crate) fn record<T: serde::Serialize>(
 }
 
 pub(crate) async fn send(stack: &Stack, records: Vec<Outgoing>) -> anyhow::Result<()> {
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     produce::send_all(&producer, records, |_| {}).await?;
     Ok(())
 }

@@ -11,5 +11,6 @@ mod oversized;
 mod prometheus;
 mod report;
 mod runtime;
+mod secure;
 mod services;
 mod views;

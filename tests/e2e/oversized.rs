@@ -188,7 +188,7 @@ async fn oversized_test_a_1mb_record_is_dead_lettered_truncated_and_its_partitio
     let deadline = Instant::now() + Duration::from_secs(30);
     let letter = loop {
         let letters = dlq::read_all(
-            &stack.brokers,
+            &stack.kafka(),
             "wxpulse.dead_letters",
             Duration::from_secs(2),
         )?;

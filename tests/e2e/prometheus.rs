@@ -175,7 +175,12 @@ async fn produce_generated(
         unknown_dimension_share: 0.01,
     };
     let (records, truth) = generate::generate(&spec);
-    produce::send_all(&produce::producer(brokers)?, records, |_| {}).await?;
+    produce::send_all(
+        &produce::producer(&wxpulse_e2e::kafka(brokers))?,
+        records,
+        |_| {},
+    )
+    .await?;
     Ok(truth)
 }
 

@@ -92,7 +92,7 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
     let world = World::new(&spec);
     let (records, truth) = generate::generate_with(&spec, &world);
     let report = &truth.report;
-    let producer = produce::producer(&stack.brokers)?;
+    let producer = produce::producer(&stack.kafka())?;
     produce::send_all(
         &producer,
         dims::outgoing(&world.dimension_records())?,

@@ -36,7 +36,7 @@ fn produce_in_background(
     spec: &Spec,
 ) -> anyhow::Result<(GroundTruth, tokio::task::JoinHandle<anyhow::Result<usize>>)> {
     let (records, truth) = generate::generate(spec);
-    let producer = produce::producer(brokers)?;
+    let producer = produce::producer(&wxpulse_e2e::kafka(brokers))?;
     let task = tokio::spawn(async move { produce::send_all(&producer, records, |_| {}).await });
     Ok((truth, task))
 }
@@ -177,7 +177,7 @@ async fn poison_test_every_malformed_record_is_dead_lettered_with_its_reason() -
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let letters = dlq::read_all(
-            &stack.brokers,
+            &stack.kafka(),
             "wxpulse.dead_letters",
             Duration::from_secs(2),
         )?;

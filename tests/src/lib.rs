@@ -33,23 +33,84 @@ pub struct Stack {
     dir: PathBuf,
     kafka_port: u16,
     ch_port: u16,
+    secure: bool,
 }
 
 impl Stack {
     /// Starts a stack (storage: sqlite, which survives kill -9 like a real broker).
     pub fn start(name: &str) -> anyhow::Result<Stack> {
+        Self::start_with(name, false)
+    }
+
+    /// Starts a secure stack (`stack.sh up --secure`): Kafka requires a SASL/SCRAM login,
+    /// ClickHouse serves HTTPS with a CA made for the stack. [`Stack::env`] has what a
+    /// client needs to reach it.
+    pub fn start_secure(name: &str) -> anyhow::Result<Stack> {
+        Self::start_with(name, true)
+    }
+
+    fn start_with(name: &str, secure: bool) -> anyhow::Result<Stack> {
         let dir = std::env::temp_dir().join(format!("wxpulse-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (kafka_port, ch_port) = (free_port(), free_port());
+        let scheme = if secure { "https" } else { "http" };
         let stack = Stack {
             brokers: format!("127.0.0.1:{kafka_port}"),
-            clickhouse: format!("http://127.0.0.1:{ch_port}"),
+            clickhouse: format!("{scheme}://127.0.0.1:{ch_port}"),
             kafka_port,
             ch_port,
             dir,
+            secure,
         };
-        stack.script(&["up"])?;
+        if secure {
+            stack.script(&["up", "--secure"])?;
+        } else {
+            stack.script(&["up"])?;
+        }
         Ok(stack)
+    }
+
+    /// A file of a secure stack (`ca.pem`, `kafka-password`, `wxpulse.toml`).
+    pub fn secure_file(&self, name: &str) -> PathBuf {
+        self.dir.join("secure").join(name)
+    }
+
+    /// What `stack.sh env` prints: the environment a service or `wxpulse` needs to
+    /// reach this stack (for a secure one: the config with SASL and the CA, and the SCRAM
+    /// login).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("WXPULSE__KAFKA__BROKERS".to_string(), self.brokers.clone()),
+            (
+                "WXPULSE__CLICKHOUSE__URL".to_string(),
+                self.clickhouse.clone(),
+            ),
+        ];
+        if self.secure {
+            let path = |n: &str| self.secure_file(n).to_string_lossy().into_owned();
+            env.extend([
+                ("WXPULSE_CONFIG".to_string(), path("wxpulse.toml")),
+                (
+                    "WXPULSE_KAFKA_SASL_USERNAME".to_string(),
+                    "wxpulse".to_string(),
+                ),
+                (
+                    "WXPULSE_KAFKA_SASL_PASSWORD_FILE".to_string(),
+                    path("kafka-password"),
+                ),
+            ]);
+        }
+        env
+    }
+
+    /// The configuration the CLI and the services get from [`Stack::env`].
+    pub fn config(&self) -> anyhow::Result<wxpulse_runtime::config::Config> {
+        let env = self.env();
+        let file = env
+            .iter()
+            .find(|(k, _)| k == "WXPULSE_CONFIG")
+            .map(|(_, v)| PathBuf::from(v));
+        Ok(wxpulse_runtime::config::Config::load(file.as_deref(), env)?)
     }
 
     fn script(&self, args: &[&str]) -> anyhow::Result<()> {
@@ -76,8 +137,22 @@ impl Stack {
         self.script(&["start", "clickhouse"])
     }
 
-    /// A client for `database`.
+    /// The Kafka settings of this stack's clients (these brokers; SASL on a secure stack).
+    pub fn kafka(&self) -> wxpulse_runtime::config::KafkaConfig {
+        if self.secure {
+            return self.config().expect("the stack's config loads").kafka;
+        }
+        kafka(&self.brokers)
+    }
+
+    /// A client for `database` (HTTPS with the stack's CA on a secure stack).
     pub fn client(&self, database: &str) -> clickhouse::Client {
+        if self.secure {
+            let ch = self.config().expect("the stack's config loads").clickhouse;
+            return wxpulse_runtime::sink::server(&ch)
+                .expect("the stack's CA loads")
+                .with_database(database);
+        }
         clickhouse::Client::default()
             .with_url(&self.clickhouse)
             .with_database(database)
@@ -85,11 +160,10 @@ impl Stack {
 
     /// Migrates `database` and creates every topic with `partitions`.
     pub async fn prepare(&self, database: &str, partitions: i32) -> anyhow::Result<()> {
-        let mut ch = wxpulse_runtime::config::Config::load(None, Vec::new())?.clickhouse;
-        ch.url = self.clickhouse.clone();
+        let mut ch = self.config()?.clickhouse;
         ch.database = database.to_string();
         wxpulse_cli::migrate::migrate(&ch, None).await?;
-        wxpulse_cli::topics::create(&self.brokers, &wxpulse_cli::topics::all(partitions), 1)
+        wxpulse_cli::topics::create(&self.kafka(), &wxpulse_cli::topics::all(partitions), 1)
             .await?;
         Ok(())
     }
@@ -99,6 +173,15 @@ impl Drop for Stack {
     fn drop(&mut self) {
         let _ = self.script(&["down", "--purge"]);
     }
+}
+
+/// The default Kafka settings with `brokers`: what the CLI's clients get on a plain stack.
+pub fn kafka(brokers: &str) -> wxpulse_runtime::config::KafkaConfig {
+    let mut kafka = wxpulse_runtime::config::Config::load(None, Vec::new())
+        .expect("the defaults load")
+        .kafka;
+    kafka.brokers = brokers.to_string();
+    kafka
 }
 
 /// The PII key every test service uses; tests recompute fan ids with it independently.
@@ -138,9 +221,8 @@ impl Service {
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Service> {
         let metrics = format!("127.0.0.1:{}", free_port());
-        let mut env: Vec<(String, String)> = vec![
-            ("WXPULSE__KAFKA__BROKERS".into(), stack.brokers.clone()),
-            ("WXPULSE__CLICKHOUSE__URL".into(), stack.clickhouse.clone()),
+        let mut env: Vec<(String, String)> = stack.env();
+        env.extend([
             ("WXPULSE__CLICKHOUSE__DATABASE".into(), database.into()),
             ("WXPULSE__METRICS__LISTEN".into(), metrics.clone()),
             ("WXPULSE__PII__KEY".into(), TEST_PII_KEY.into()),
@@ -153,7 +235,7 @@ impl Service {
             ("WXPULSE__RETRY__MAX_BACKOFF".into(), "1s".into()),
             ("WXPULSE__BATCH__MAX_AGE".into(), "300ms".into()),
             ("WXPULSE__LOG__LEVEL".into(), "info".into()),
-        ];
+        ]);
         for (k, v) in extra {
             env.retain(|(key, _)| key != k);
             env.push(((*k).into(), (*v).into()));
@@ -356,6 +438,7 @@ pub fn mirror_profiles(stack: &Stack, database: &str) -> anyhow::Result<()> {
             &stack.clickhouse,
         ])
         .args(["--database", database, "dims", "mirror", "--once"])
+        .envs(stack.env())
         .env("WXPULSE__PII__KEY", TEST_PII_KEY)
         .status()?;
     anyhow::ensure!(status.success(), "dims mirror: {status}");

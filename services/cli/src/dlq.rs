@@ -19,14 +19,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clickhouse::Row;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use wxpulse_runtime::config::ClickHouseConfig;
+use wxpulse_runtime::config::{ClickHouseConfig, KafkaConfig};
 use wxpulse_runtime::dlq::{self as envelope, DeadLetterReason, Envelope};
-use wxpulse_runtime::sink;
+use wxpulse_runtime::{kafka, sink};
 
 use crate::produce::{self, Outgoing};
 
@@ -113,13 +112,12 @@ pub fn decode(value: &[u8]) -> Option<Letter> {
 }
 
 /// Reads every dead letter now in `topic`, once per source record.
-pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> anyhow::Result<Vec<Letter>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "wxpulse-dlq-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("cannot create a consumer")?;
+pub fn read_all(kafka: &KafkaConfig, topic: &str, idle: Duration) -> anyhow::Result<Vec<Letter>> {
+    kafka::preflight(kafka)?;
+    let consumer: BaseConsumer = kafka::create(
+        &kafka::consumer_config(kafka, "wxpulse-dlq-reader"),
+        "dead-letter reader",
+    )?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("cannot read topic metadata")?;
@@ -208,14 +206,14 @@ fn source_of(l: &Letter) -> ReplayedSource {
 /// are refused, each with its reason. Sent ones are recorded in `dlq_replays` after their
 /// delivery; a crash in between can send those again, and only those.
 pub async fn replay(
-    brokers: &str,
+    kafka: &KafkaConfig,
     ch: &ClickHouseConfig,
     letters: &[Letter],
     reason: Option<DeadLetterReason>,
     since_ms: Option<i64>,
     force: bool,
 ) -> anyhow::Result<Replayed> {
-    let client = sink::client(ch);
+    let client = sink::client(ch)?;
     let done: HashSet<ReplayedSource> = if force {
         HashSet::new()
     } else {
@@ -245,7 +243,7 @@ pub async fn replay(
         .filter(|l| reason.is_none_or(|r| r == l.reason))
         .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
         .count();
-    let producer = produce::producer(brokers)?;
+    let producer = produce::producer(kafka)?;
     let sent = produce::send_all(&producer, chosen, |_| {}).await?;
     if !sent_letters.is_empty() {
         let mut insert = client

@@ -44,7 +44,7 @@ pub async fn reset(
     topic: &str,
     partition: Option<i32>,
 ) -> anyhow::Result<Vec<PartitionWatermark>> {
-    let client = sink::client(ch);
+    let client = sink::client(ch)?;
     let which = partition.map_or(String::new(), |_| " AND kafka_partition = ?".to_string());
     let mut query = client
         .query(&format!(
@@ -108,9 +108,9 @@ pub async fn reset(
 /// Commits each partition's log-start offset for `group`: the group's old offsets count
 /// positions in a log that no longer exists.
 fn rewind(kafka: &KafkaConfig, group: &str, topic: &str, partitions: &[i32]) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = source::client_config(kafka, group)
-        .create()
-        .with_context(|| format!("cannot create a Kafka client for {}", kafka.brokers))?;
+    wxpulse_runtime::kafka::preflight(kafka)?;
+    let consumer: BaseConsumer =
+        wxpulse_runtime::kafka::create(&source::client_config(kafka, group), "consumer")?;
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
         let (low, _) = consumer

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wxpulse_cli::world::World;
 use wxpulse_cli::{dims, dlq, generate, ingest, migrate, produce, topics};
-use wxpulse_runtime::config::{ClickHouseConfig, Config};
+use wxpulse_runtime::config::{ClickHouseConfig, Config, KafkaConfig};
 use wxpulse_runtime::dlq::DeadLetterReason;
 use wxpulse_runtime::enrich::Dimension;
 
@@ -284,7 +284,11 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
-    let brokers = cli.brokers.unwrap_or(config.kafka.brokers.clone());
+    // Every Kafka client of every command: the services' settings, brokers overridable.
+    let kafka = KafkaConfig {
+        brokers: cli.brokers.unwrap_or(config.kafka.brokers.clone()),
+        ..config.kafka.clone()
+    };
     let clickhouse = ClickHouseConfig {
         url: cli.clickhouse.unwrap_or(config.clickhouse.url.clone()),
         database: cli.database.unwrap_or(config.clickhouse.database.clone()),
@@ -298,6 +302,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             brands,
         } => {
             let cluster = cluster.as_deref();
+            migrate::check_names(&clickhouse.database, cluster)?;
             let bi_password = std::env::var("WXPULSE_BI_PASSWORD").unwrap_or_default();
             if print {
                 for m in migrate::MIGRATIONS {
@@ -357,7 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     replication,
                 },
         } => {
-            let created = topics::create(&brokers, &topics::all(partitions), replication).await?;
+            let created = topics::create(&kafka, &topics::all(partitions), replication).await?;
             println!("topics created: {created:?}");
         }
         Command::Generate {
@@ -404,7 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 unknown_dimension_share,
             };
             let world = World::new(&spec);
-            let producer = produce::producer(&brokers)?;
+            let producer = produce::producer(&kafka)?;
             if !no_dimensions {
                 let records = world.dimension_records();
                 let counts = dims::count_by_dimension(&records);
@@ -482,7 +487,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            let producer = produce::producer(&brokers)?;
+            let producer = produce::producer(&kafka)?;
             let n = produce::send_all(&producer, outgoing, |_| {}).await?;
             println!(
                 "published {n} {} records to {}",
@@ -495,7 +500,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let n = wxpulse_cli::mirror::run(
                 &config,
-                &brokers,
+                &kafka,
                 &clickhouse,
                 once,
                 Duration::from_secs(60),
@@ -507,7 +512,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: DimsAction::Delete { dimension, key },
         } => {
             let tombstone = dims::tombstone(dimension, &key)?;
-            let producer = produce::producer(&brokers)?;
+            let producer = produce::producer(&kafka)?;
             produce::send_all(&producer, [tombstone], |_| {}).await?;
             println!("deleted {key} from {}", dimension.topic());
         }
@@ -522,10 +527,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let topic = topic.unwrap_or_else(|| format!("wxpulse.{table}"));
             let group = group.unwrap_or_else(|| format!("wxpulse-{}", table.replace('_', "-")));
-            let kafka = wxpulse_runtime::config::KafkaConfig {
-                brokers: brokers.clone(),
-                ..config.kafka.clone()
-            };
             let reset =
                 ingest::reset(&clickhouse, &kafka, &group, &table, &topic, partition).await?;
             if reset.is_empty() {
@@ -541,7 +542,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq {
             action: DlqAction::List { topic, show },
         } => {
-            let letters = dlq::read_all(&brokers, &topic, Duration::from_secs(3))?;
+            let letters = dlq::read_all(&kafka, &topic, Duration::from_secs(3))?;
             println!("{:<16} {:<18} {:>8}", "service", "reason", "records");
             for ((service, reason), n) in dlq::summarize(&letters) {
                 println!("{service:<16} {reason:<18} {n:>8}");
@@ -583,9 +584,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let letters = dlq::read_all(&brokers, &topic, Duration::from_secs(3))?;
+            let letters = dlq::read_all(&kafka, &topic, Duration::from_secs(3))?;
             let replayed =
-                dlq::replay(&brokers, &clickhouse, &letters, reason, since_ms, force).await?;
+                dlq::replay(&kafka, &clickhouse, &letters, reason, since_ms, force).await?;
             println!(
                 "replayed {} dead letters to their source topics; {} skipped, already replayed (--force sends them again)",
                 replayed.sent, replayed.already

@@ -171,12 +171,39 @@ pub fn rendered(m: &Migration, database: &str, cluster: Option<&str>) -> Vec<Str
     out
 }
 
-/// A client for the server, on no particular database.
-fn server(ch: &ClickHouseConfig) -> Client {
-    Client::default()
-        .with_url(&ch.url)
-        .with_user(&ch.user)
-        .with_password(&ch.password)
+/// A client for the server, on no particular database (TLS and credentials as the
+/// services have them).
+fn server(ch: &ClickHouseConfig) -> anyhow::Result<Client> {
+    Ok(wxpulse_runtime::sink::server(ch)?)
+}
+
+/// Checks that `name` (a database or cluster name, spliced into DDL) is a plain
+/// identifier: ASCII letters, digits and `_`, not starting with a digit. Anything else —
+/// a quote, a dot, a space — is refused rather than escaped: no real deployment needs it,
+/// and every statement then stays exactly what the tests rendered.
+pub fn identifier<'a>(what: &str, name: &'a str) -> anyhow::Result<&'a str> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128;
+    if !valid {
+        bail!(
+            "{what} {name:?} is not a valid identifier: use ASCII letters, digits and _, not \
+             starting with a digit (at most 128 characters)"
+        );
+    }
+    Ok(name)
+}
+
+/// Checks the database and, if any, the cluster name.
+pub fn check_names(database: &str, cluster: Option<&str>) -> anyhow::Result<()> {
+    identifier("database", database)?;
+    if let Some(c) = cluster {
+        identifier("cluster", c)?;
+    }
+    Ok(())
 }
 
 fn checksum(sql: &str) -> String {
@@ -192,16 +219,18 @@ struct Applied {
 /// Creates the database and applies pending migrations; returns the versions applied.
 pub async fn migrate(ch: &ClickHouseConfig, cluster: Option<&str>) -> anyhow::Result<Vec<u32>> {
     let (url, database) = (ch.url.as_str(), ch.database.as_str());
-    let server = server(ch);
+    check_names(database, cluster)?;
+    let server = server(ch)?;
     let on_cluster = cluster
         .map(|c| format!(" ON CLUSTER '{c}'"))
         .unwrap_or_default();
     server
         .query(&format!(
-            "CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"
+            "CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}"
         ))
         .execute()
         .await
+        .map_err(|e| anyhow::anyhow!(wxpulse_runtime::sink::describe(&e, ch)))
         .with_context(|| format!("cannot create database {database} at {url}"))?;
     let db = server.clone().with_database(database);
     let engine = if cluster.is_some() {
@@ -268,7 +297,7 @@ pub fn grants(database: &str, cluster: Option<&str>, password_sha256: &str) -> V
         .iter()
         .map(|s| {
             render(s, cluster)
-                .replace("{DATABASE}", database)
+                .replace("{DATABASE}", &format!("`{database}`"))
                 .replace("{BI_PASSWORD_SHA256}", password_sha256)
         })
         .collect()
@@ -284,7 +313,8 @@ pub async fn apply_grants(
     if password.is_empty() {
         bail!("the BI user needs a password: set WXPULSE_BI_PASSWORD");
     }
-    let db = server(ch).with_database(&ch.database);
+    check_names(&ch.database, cluster)?;
+    let db = server(ch)?.with_database(&ch.database);
     let hash = password_sha256(password);
     let statements = grants(&ch.database, cluster, &hash);
     for sql in &statements {
@@ -395,7 +425,7 @@ pub fn brand_grants(
         })
         .map(|s| {
             render(&s, cluster)
-                .replace("{DATABASE}", database)
+                .replace("{DATABASE}", &format!("`{database}`"))
                 .replace("{BRAND_ID}", &brand.id)
                 .replace("{BRAND}", &sql_string(&brand.name))
                 .replace("{BI_PASSWORD_SHA256}", password_sha256)
@@ -423,7 +453,8 @@ pub async fn apply_brand_grants(
             ),
         }
     }
-    let db = server(ch).with_database(&ch.database);
+    check_names(&ch.database, cluster)?;
+    let db = server(ch)?.with_database(&ch.database);
     let mut n = 0;
     for (brand, password) in brands.iter().zip(passwords) {
         let hash = password_sha256(&password);
@@ -646,9 +677,11 @@ mod tests {
                 assert_eq!(s.contains("ON CLUSTER 'wx'"), cluster.is_some(), "{s}");
             }
             assert!(sql.iter().any(|s| s.contains(&hash)));
-            assert!(sql
-                .iter()
-                .any(|s| s.contains("SELECT ON wxpulse.v_monthly_active TO wxpulse_bi_readonly")));
+            assert!(
+                sql.iter()
+                    .any(|s| s
+                        .contains("SELECT ON `wxpulse`.v_monthly_active TO wxpulse_bi_readonly"))
+            );
         }
     }
 
@@ -738,15 +771,15 @@ mod tests {
             };
             for v in &views {
                 let open = index(&format!(
-                    "CREATE ROW POLICY OR REPLACE wxpulse_all_rows{on} ON wxpulse.{v} \
+                    "CREATE ROW POLICY OR REPLACE wxpulse_all_rows{on} ON `wxpulse`.{v} \
                      FOR SELECT USING 1 AS PERMISSIVE TO ALL"
                 ));
                 let policy = index(&format!(
-                    "CREATE ROW POLICY OR REPLACE wxpulse_brand_aur{on} ON wxpulse.{v} \
+                    "CREATE ROW POLICY OR REPLACE wxpulse_brand_aur{on} ON `wxpulse`.{v} \
                      FOR SELECT USING brand = 'Maison Aurel' AS RESTRICTIVE TO wxpulse_brand_aur"
                 ));
                 let grant = index(&format!(
-                    "GRANT{on} SELECT ON wxpulse.{v} TO wxpulse_brand_aur"
+                    "GRANT{on} SELECT ON `wxpulse`.{v} TO wxpulse_brand_aur"
                 ));
                 assert!(
                     open < grant && policy < grant,
@@ -758,7 +791,7 @@ mod tests {
             assert_eq!(granted.len(), views.len() + 1, "{granted:#?}");
             for g in granted {
                 assert!(
-                    g.ends_with(" TO wxpulse_brand_aur") && g.contains(" SELECT ON wxpulse.v_")
+                    g.ends_with(" TO wxpulse_brand_aur") && g.contains(" SELECT ON `wxpulse`.v_")
                         || g == &format!("GRANT{on} wxpulse_brand_aur TO wxpulse_bi_aur"),
                     "{g}"
                 );
@@ -784,7 +817,7 @@ mod tests {
                 "ALTER USER wxpulse_bi_aur",
                 &[
                     "DEFAULT ROLE wxpulse_brand_aur",
-                    "DEFAULT DATABASE wxpulse",
+                    "DEFAULT DATABASE `wxpulse`",
                     "readonly = 2"
                 ]
             ));
@@ -806,6 +839,31 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn database_and_cluster_names_must_be_identifiers() {
+        for good in ["wxpulse", "wx_2", "_x", "A1"] {
+            assert!(identifier("database", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1db",
+            "wx-pulse",
+            "wx.pulse",
+            "db`; DROP TABLE x",
+            "a'b",
+            "wx pulse",
+            "ü",
+        ] {
+            let e = identifier("database", bad).expect_err(bad).to_string();
+            assert!(
+                e.contains("not a valid identifier") && e.contains("database"),
+                "{e}"
+            );
+        }
+        let e = check_names("wxpulse", Some("c'; DROP")).expect_err("cluster");
+        assert!(e.to_string().starts_with("cluster \"c'; DROP\""), "{e}");
     }
 
     #[test]

@@ -97,19 +97,20 @@ pub fn row(
 /// serves its metrics and health on `metrics.listen`.
 pub async fn run(
     config: &Config,
-    brokers: &str,
+    kafka: &wxpulse_runtime::config::KafkaConfig,
     ch: &wxpulse_runtime::config::ClickHouseConfig,
     once: bool,
     idle: Duration,
 ) -> anyhow::Result<u64> {
     let topic = Dimension::FanProfile.topic();
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    wxpulse_runtime::kafka::preflight(kafka)?;
+    let mut settings = wxpulse_runtime::kafka::client_config(kafka);
+    settings
         .set("group.id", "wxpulse-fan-profile-mirror")
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .context("cannot create the fan-profile consumer")?;
+        .set("auto.offset.reset", "earliest");
+    let consumer: StreamConsumer =
+        wxpulse_runtime::kafka::create(&settings, "fan-profile consumer")?;
     // Follow mode joins the group (replicas share partitions). Once mode assigns every
     // partition at the group's committed offset and stops at the end the topic had when it
     // started: no group join to wait for, and no guessing from idle time.
@@ -143,9 +144,11 @@ pub async fn run(
     } else {
         consumer.subscribe(&[topic])?;
     }
-    let client = wxpulse_runtime::sink::client(ch);
-    let registry = Registry::new(&config.schema_registry.url, config.schema_registry.timeout);
-    let pii = Pseudonymizer::new(config.pii.key.as_bytes());
+    let client = wxpulse_runtime::sink::client(ch)?;
+    wxpulse_runtime::sink::check_tls(&client, ch).await?;
+    let registry = Registry::from_config(&config.schema_registry)?;
+    registry.check()?;
+    let pii = Pseudonymizer::new(config.pii.key.expose().as_bytes());
 
     let consumer = Arc::new(consumer);
     let metrics = MirrorMetrics::new(config.batch.stuck_after);

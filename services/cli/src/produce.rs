@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use wxpulse_runtime::config::KafkaConfig;
+use wxpulse_runtime::kafka;
 
 /// A record ready to send.
 #[derive(Debug, Clone)]
@@ -19,18 +20,19 @@ pub struct Outgoing {
     pub at_ms: i64,
 }
 
-/// An idempotent producer; lz4 because Tansu's sqlite engine cannot fetch snappy batches.
-pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+/// An idempotent producer with the cluster's settings (`[kafka.client]`, SASL), checked
+/// to connect first; lz4 because Tansu's sqlite engine cannot fetch snappy batches.
+pub fn producer(cfg: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    kafka::preflight(cfg)?;
+    let mut config = kafka::client_config(cfg);
+    config
         .set("compression.type", "lz4")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
         .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .with_context(|| format!("cannot create a producer for {brokers}"))
+        .set("message.timeout.ms", "60000");
+    Ok(kafka::create(&config, "producer")?)
 }
 
 /// Sends every record and waits for all deliveries; fails on the first undelivered one.

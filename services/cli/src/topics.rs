@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
+use wxpulse_runtime::config::KafkaConfig;
+use wxpulse_runtime::kafka;
 
 /// Interaction topics (one per consumer service) and orders.
 pub const EVENT_TOPICS: &[&str] = &[
@@ -37,14 +38,15 @@ pub const DEAD_LETTER_TOPIC: &str = "wxpulse.dead_letters";
 
 /// Creates `topics` with `partitions` each (existing ones are left alone).
 pub async fn create(
-    brokers: &str,
+    cfg: &KafkaConfig,
     topics: &[(&str, i32, bool)],
     replication: i32,
 ) -> anyhow::Result<Vec<String>> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .with_context(|| format!("cannot create an admin client for {brokers}"))?;
+    // A cluster that refuses the login fails here with the reason, not after the admin
+    // request's own timeout.
+    kafka::preflight(cfg)?;
+    let admin: AdminClient<DefaultClientContext> =
+        kafka::create(&kafka::client_config(cfg), "admin client")?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|(name, partitions, compacted)| {
@@ -56,7 +58,9 @@ pub async fn create(
             }
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(45)));
     let results = admin
         .create_topics(&new, &options)
         .await

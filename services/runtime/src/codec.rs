@@ -13,6 +13,35 @@ use std::time::{Duration, Instant};
 
 use serde_avro_fast::Schema;
 
+use crate::config::RegistryConfig;
+use crate::secret::Secret;
+use crate::tls::{TlsConfig, TlsError};
+
+/// What to check when the registry answers 401 or 403.
+const AUTH_HINT: &str = "check schema_registry.username and password (or password_file), or \
+                         bearer_token (or bearer_token_file)";
+
+/// Standard base64 with padding, for the Basic auth header (one short string per start:
+/// not worth a dependency).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// One schema shipped with wxpulse, with the id it has in the embedded registry.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddedSchema {
@@ -149,7 +178,9 @@ pub enum Known {
 /// Resolves schema ids to parsed writer schemas.
 pub struct Registry {
     url: Option<String>,
-    timeout: Duration,
+    agent: ureq::Agent,
+    /// `Authorization` header value (Basic or Bearer), if the registry needs one.
+    authorization: Option<Secret>,
     cache: RwLock<HashMap<u32, Arc<Writer>>>,
     missing: RwLock<HashMap<u32, Instant>>,
 }
@@ -168,23 +199,102 @@ impl Registry {
             .collect();
         Registry {
             url: None,
-            timeout: Duration::from_secs(5),
+            agent: ureq::AgentBuilder::new().build(),
+            authorization: None,
             cache: RwLock::new(cache),
             missing: RwLock::default(),
         }
     }
 
-    /// A Confluent-compatible registry at `url`; an empty url means [`Registry::embedded`].
+    /// A Confluent-compatible registry at `url` without TLS settings or credentials; an
+    /// empty url means [`Registry::embedded`].
     pub fn new(url: &str, timeout: Duration) -> Self {
-        if url.trim().is_empty() {
-            return Self::embedded();
-        }
-        Registry {
-            url: Some(url.trim_end_matches('/').to_string()),
+        let cfg = RegistryConfig {
+            url: url.to_string(),
             timeout,
+            username: String::new(),
+            password: Secret::default(),
+            password_file: String::new(),
+            bearer_token: Secret::default(),
+            bearer_token_file: String::new(),
+            tls: TlsConfig::default(),
+        };
+        match Self::from_config(&cfg) {
+            Ok(r) => r,
+            // Without TLS files only an https URL on a system without roots fails; the
+            // request then fails the same way, as unavailable.
+            Err(_) => Registry {
+                url: Some(url.trim_end_matches('/').to_string()),
+                agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+                authorization: None,
+                cache: RwLock::new(HashMap::new()),
+                missing: RwLock::default(),
+            },
+        }
+    }
+
+    /// The registry of `[schema_registry]`: TLS from `tls` for an `https://` URL, Basic auth
+    /// (`username`/`password`, a managed registry's API key and secret) or a bearer token.
+    pub fn from_config(cfg: &RegistryConfig) -> Result<Self, TlsError> {
+        let url = cfg.url.trim();
+        if url.is_empty() {
+            return Ok(Self::embedded());
+        }
+        let mut agent = ureq::AgentBuilder::new().timeout(cfg.timeout);
+        if url.starts_with("https://") {
+            agent = agent.tls_config(Arc::new(cfg.tls.client_config("schema_registry.tls")?));
+        }
+        let authorization = if !cfg.bearer_token.is_empty() {
+            Some(Secret::new(format!("Bearer {}", cfg.bearer_token.expose())))
+        } else if !cfg.username.is_empty() {
+            let pair = format!("{}:{}", cfg.username, cfg.password.expose());
+            Some(Secret::new(format!("Basic {}", base64(pair.as_bytes()))))
+        } else {
+            None
+        };
+        Ok(Registry {
+            url: Some(url.trim_end_matches('/').to_string()),
+            agent: agent.build(),
+            authorization,
             cache: RwLock::new(HashMap::new()),
             missing: RwLock::default(),
+        })
+    }
+
+    /// One request at startup: refused credentials or a TLS failure are settings to fix
+    /// and are returned; anything else (the registry is down) is left to the retries.
+    pub fn check(&self) -> Result<(), RegistryUnavailable> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        match self.get(&format!("{url}/schemas/types")) {
+            Err(ureq::Error::Status(code @ (401 | 403), _)) => Err(RegistryUnavailable(format!(
+                "{url} refused the credentials (HTTP {code}): {AUTH_HINT}"
+            ))),
+            Err(ureq::Error::Transport(t)) => {
+                let chain = crate::tls::chain(&t);
+                if url.starts_with("https://") && crate::tls::is_tls_failure(&chain) {
+                    return Err(RegistryUnavailable(format!(
+                        "{url}: TLS failed: {chain} (check schema_registry.tls.ca_file; empty \
+                         means the system roots)"
+                    )));
+                }
+                tracing::warn!(%url, error = %chain, "schema registry not reachable yet; lookups will retry");
+                Ok(())
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// A GET with the registry's credentials; ureq's error is large but only returned
+    /// once per request, next to a network round trip.
+    #[allow(clippy::result_large_err)]
+    fn get(&self, url: &str) -> Result<ureq::Response, ureq::Error> {
+        let mut request = self.agent.get(url);
+        if let Some(auth) = &self.authorization {
+            request = request.set("Authorization", auth.expose());
+        }
+        request.call()
     }
 
     /// What is known of `id` without a request: the pipeline parks a partition's records
@@ -220,8 +330,7 @@ impl Registry {
         let Some(url) = &self.url else {
             return Ok(None);
         };
-        let agent = ureq::AgentBuilder::new().timeout(self.timeout).build();
-        let response = agent.get(&format!("{url}/schemas/ids/{id}")).call();
+        let response = self.get(&format!("{url}/schemas/ids/{id}"));
         let body: serde_json::Value = match response {
             Ok(r) => r
                 .into_json()
@@ -229,6 +338,14 @@ impl Registry {
             Err(ureq::Error::Status(404, _)) => {
                 self.remember_missing(id);
                 return Ok(None);
+            }
+            Err(ureq::Error::Status(code @ (401 | 403), _)) => {
+                return Err(RegistryUnavailable(format!(
+                    "{url} refused the credentials (HTTP {code}): {AUTH_HINT}"
+                )))
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(RegistryUnavailable(crate::tls::chain(&t)))
             }
             Err(e) => return Err(RegistryUnavailable(e.to_string())),
         };
@@ -369,6 +486,20 @@ mod tests {
             2,
             "the second lookup of 42 was served from the cache"
         );
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (raw, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+            ("key:secret", "a2V5OnNlY3JldA=="),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), encoded);
+        }
     }
 
     #[test]

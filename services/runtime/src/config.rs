@@ -13,6 +13,9 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
+use crate::secret::{scalar_string, Secret};
+use crate::tls::TlsConfig;
+
 /// The defaults, embedded so a binary runs with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
@@ -93,7 +96,69 @@ pub struct KafkaConfig {
     pub drain_timeout: Duration,
     /// Raw librdkafka properties.
     #[serde(default)]
-    pub client: BTreeMap<String, String>,
+    pub client: ClientProperties,
+    /// SASL user (`WXPULSE_KAFKA_SASL_USERNAME`); used when `security.protocol` is SASL_*.
+    #[serde(default, deserialize_with = "scalar_string")]
+    pub sasl_username: String,
+    /// SASL password (`WXPULSE_KAFKA_SASL_PASSWORD`).
+    #[serde(default)]
+    pub sasl_password: Secret,
+    /// File holding the SASL password (`WXPULSE_KAFKA_SASL_PASSWORD_FILE`), e.g. a mounted
+    /// Kubernetes Secret; instead of `sasl_password`.
+    #[serde(default)]
+    pub sasl_password_file: String,
+    /// How long a client may take to reach a broker and authenticate at startup before
+    /// the command or service gives up with the reason.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+/// `[kafka.client]`: librdkafka properties, passed through as given. `Debug` hides the
+/// values of secret ones (`ssl.key.password`, `sasl.oauthbearer.client.secret`, …).
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ClientProperties(pub BTreeMap<String, String>);
+
+impl ClientProperties {
+    /// Whether librdkafka property `key` holds a secret.
+    pub fn is_secret(key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        ["password", "secret", "key.pem", "oauthbearer.config"]
+            .iter()
+            .any(|w| key.contains(w))
+    }
+
+    /// The value as it may be shown: secret ones redacted.
+    pub fn shown(&self, key: &str) -> String {
+        match self.0.get(key) {
+            Some(_) if Self::is_secret(key) => "<redacted>".to_string(),
+            Some(v) => format!("{v:?}"),
+            None => "<unset>".to_string(),
+        }
+    }
+}
+
+impl std::ops::Deref for ClientProperties {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ClientProperties {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for ClientProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for key in self.0.keys() {
+            map.entry(key, &format_args!("{}", self.shown(key)));
+        }
+        map.finish()
+    }
 }
 
 /// Schema registry; an empty URL means the schemas embedded in the binary.
@@ -105,20 +170,45 @@ pub struct RegistryConfig {
     /// Per request.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Basic auth user (a managed registry's API key); empty = no Basic auth.
+    #[serde(default, deserialize_with = "scalar_string")]
+    pub username: String,
+    /// Basic auth password (the API secret).
+    #[serde(default)]
+    pub password: Secret,
+    /// File holding the Basic auth password, instead of `password`.
+    #[serde(default)]
+    pub password_file: String,
+    /// Bearer token (`Authorization: Bearer`), instead of Basic auth.
+    #[serde(default)]
+    pub bearer_token: Secret,
+    /// File holding the bearer token, instead of `bearer_token`.
+    #[serde(default)]
+    pub bearer_token_file: String,
+    /// CA and client certificate for an `https://` URL.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 /// ClickHouse HTTP interface.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseConfig {
-    /// `http://host:8123`.
+    /// `http://host:8123`, or `https://host:8443` (TLS, see `tls`).
     pub url: String,
     /// Database holding wxpulse's tables.
     pub database: String,
     /// User.
+    #[serde(deserialize_with = "scalar_string")]
     pub user: String,
     /// Password.
-    pub password: String,
+    pub password: Secret,
+    /// File holding the password, instead of `password`.
+    #[serde(default)]
+    pub password_file: String,
+    /// CA and client certificate for an `https://` URL.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Upper bound of one insert attempt.
     #[serde(with = "humantime_serde")]
     pub insert_timeout: Duration,
@@ -200,17 +290,14 @@ pub struct LogConfig {
 }
 
 /// Pseudonymisation key.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PiiConfig {
     /// HMAC key; never logged.
-    pub key: String,
-}
-
-impl std::fmt::Debug for PiiConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PiiConfig { key: <redacted> }")
-    }
+    pub key: Secret,
+    /// File holding the key, instead of `key`.
+    #[serde(default)]
+    pub key_file: String,
 }
 
 /// Dimension topics: loaded before consuming, then followed.
@@ -304,14 +391,81 @@ impl Config {
             .map_err(|e| ConfigError::Parse(Box::new(e)))?;
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         if let Some(user) = lookup("WXPULSE_KAFKA_SASL_USERNAME") {
-            config.kafka.client.insert("sasl.username".into(), user);
+            config.kafka.sasl_username = user;
         }
         if let Some(password) = lookup("WXPULSE_KAFKA_SASL_PASSWORD") {
-            config.kafka.client.insert("sasl.password".into(), password);
+            config.kafka.sasl_password = Secret::new(password);
+        }
+        if let Some(path) = lookup("WXPULSE_KAFKA_SASL_PASSWORD_FILE") {
+            config.kafka.sasl_password_file = path;
         }
         let production = lookup("WXPULSE_ENV").is_some_and(|v| v == "production");
-        config.validate(production)?;
-        Ok(config)
+        let mut errors = config.read_secret_files();
+        if let Err(ConfigError::Invalid(more)) = config.validate(production) {
+            errors.extend(more);
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(errors))
+        }
+    }
+
+    /// Fills each secret from its `*_file` setting; a secret given both ways, or a file
+    /// that cannot be read, is an error naming the setting.
+    fn read_secret_files(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let slots: [(&str, &str, &mut Secret, &str); 5] = [
+            (
+                "kafka.sasl_password",
+                "kafka.sasl_password_file",
+                &mut self.kafka.sasl_password,
+                &self.kafka.sasl_password_file,
+            ),
+            (
+                "clickhouse.password",
+                "clickhouse.password_file",
+                &mut self.clickhouse.password,
+                &self.clickhouse.password_file,
+            ),
+            (
+                "schema_registry.password",
+                "schema_registry.password_file",
+                &mut self.schema_registry.password,
+                &self.schema_registry.password_file,
+            ),
+            (
+                "schema_registry.bearer_token",
+                "schema_registry.bearer_token_file",
+                &mut self.schema_registry.bearer_token,
+                &self.schema_registry.bearer_token_file,
+            ),
+            (
+                "pii.key",
+                "pii.key_file",
+                &mut self.pii.key,
+                &self.pii.key_file,
+            ),
+        ];
+        for (name, file_name, secret, file) in slots {
+            if file.is_empty() {
+                continue;
+            }
+            // The shipped development PII key is a default, not a choice.
+            let defaulted = name == "pii.key" && secret.expose() == DEVELOPMENT_PII_KEY;
+            if !secret.is_empty() && !defaulted {
+                errors.push(format!("{name} and {file_name} are both set; keep one"));
+                continue;
+            }
+            match crate::secret::read_file(file) {
+                Ok(value) if value.is_empty() => {
+                    errors.push(format!("{file_name} = {file:?} is empty"))
+                }
+                Ok(value) => *secret = value,
+                Err(e) => errors.push(format!("{file_name} = {file:?} cannot be read: {e}")),
+            }
+        }
+        errors
     }
 
     /// Checks every constraint and returns all violations together.
@@ -338,6 +492,10 @@ impl Config {
                 errors.push(format!("kafka.client.\"{key}\" cannot be set: {why}"));
             }
         }
+        errors.extend(crate::kafka::check_settings(k));
+        if k.connect_timeout.is_zero() {
+            errors.push("kafka.connect_timeout must be > 0".into());
+        }
         if k.heartbeat_interval >= k.session_timeout {
             errors
                 .push("kafka.heartbeat_interval must be shorter than kafka.session_timeout".into());
@@ -363,6 +521,37 @@ impl Config {
                 "clickhouse.url must be http(s)://, not {:?}",
                 self.clickhouse.url
             ));
+        }
+        check_tls(
+            &self.clickhouse.url,
+            &self.clickhouse.tls,
+            "clickhouse",
+            &mut errors,
+        );
+        let r = &self.schema_registry;
+        if !r.url.is_empty() && !r.url.starts_with("http://") && !r.url.starts_with("https://") {
+            errors.push(format!(
+                "schema_registry.url must be empty or http(s)://, not {:?}",
+                r.url
+            ));
+        }
+        check_tls(&r.url, &r.tls, "schema_registry", &mut errors);
+        if !r.username.is_empty() && r.password.is_empty() {
+            errors.push(
+                "schema_registry.username is set without schema_registry.password (or \
+                 password_file)"
+                    .into(),
+            );
+        }
+        if r.username.is_empty() && !r.password.is_empty() {
+            errors.push("schema_registry.password is set without schema_registry.username".into());
+        }
+        if !r.bearer_token.is_empty() && !r.username.is_empty() {
+            errors.push(
+                "schema_registry.bearer_token and schema_registry.username are both set: \
+                 choose bearer or Basic auth"
+                    .into(),
+            );
         }
         if self.batch.max_rows == 0 || self.batch.max_bytes == 0 || self.batch.queue_capacity == 0 {
             errors.push(
@@ -435,10 +624,10 @@ impl Config {
                 self.log.format
             ));
         }
-        if self.pii.key.len() < 16 {
+        if self.pii.key.expose().len() < 16 {
             errors.push("pii.key must be at least 16 bytes".into());
         }
-        if production && self.pii.key == DEVELOPMENT_PII_KEY {
+        if production && self.pii.key.expose() == DEVELOPMENT_PII_KEY {
             errors.push("pii.key is the development default; set WXPULSE__PII__KEY".into());
         }
         if errors.is_empty() {
@@ -466,14 +655,44 @@ pub const PROTECTED_CLIENT_KEYS: &[(&str, &str)] = &[
     ),
     ("group.id", "set kafka.group_id"),
     ("bootstrap.servers", "set kafka.brokers"),
+    (
+        "sasl.username",
+        "set kafka.sasl_username or WXPULSE_KAFKA_SASL_USERNAME",
+    ),
+    (
+        "sasl.password",
+        "set WXPULSE_KAFKA_SASL_PASSWORD or kafka.sasl_password_file, so it is never printed",
+    ),
 ];
 
-/// Parses an env value as a TOML scalar when it is one, so `WXPULSE__BATCH__MAX_ROWS=10`
-/// becomes a number; anything else stays a string.
+/// TLS files of `section` are checked when set (read and parsed), so a wrong path fails at
+/// startup naming the setting; they are refused on a plain `http://` URL, where they would
+/// silently not be used.
+fn check_tls(url: &str, tls: &TlsConfig, section: &str, errors: &mut Vec<String>) {
+    let set = !(tls.ca_file.is_empty() && tls.cert_file.is_empty() && tls.key_file.is_empty());
+    if !set {
+        return;
+    }
+    if !url.starts_with("https://") {
+        errors.push(format!(
+            "{section}.tls is set but {section}.url is not https:// ({url:?})"
+        ));
+        return;
+    }
+    if let Err(e) = tls.client_config(&format!("{section}.tls")) {
+        errors.push(e.to_string());
+    }
+}
+
+/// Parses an env value as a TOML scalar when it is one and nothing is lost, so
+/// `WXPULSE__BATCH__MAX_ROWS=10` becomes a number; anything else stays a string — a
+/// password `0123` stays `0123`, not 123 (string settings accept numbers, see `secret.rs`).
 fn coerce(value: &str) -> figment::value::Value {
     use figment::value::Value;
     if let Ok(n) = value.parse::<i64>() {
-        return Value::from(n);
+        if n.to_string() == value {
+            return Value::from(n);
+        }
     }
     if let Ok(b) = value.parse::<bool>() {
         return Value::from(b);
@@ -520,14 +739,41 @@ mod tests {
         assert!(list[1].contains("1000000"), "{list:#?}");
     }
 
+    /// A config file in the temp dir, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, content: &str) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("wxpulse-cfg-{}-{name}", std::process::id()));
+            std::fs::write(&path, content).expect("temp file");
+            TempFile(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().expect("utf-8 temp path")
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    const SASL: &str =
+        "[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n";
+
     #[test]
     fn env_overrides_nested_keys_with_types() {
+        let file = TempFile::new("sasl.toml", SASL);
         let c = Config::load(
-            None,
+            Some(Path::new(file.path())),
             env(&[
                 ("WXPULSE__KAFKA__BROKERS", "k1:9092,k2:9092"),
                 ("WXPULSE__BATCH__MAX_ROWS", "123"),
                 ("WXPULSE__BATCH__MAX_AGE", "250ms"),
+                ("WXPULSE_KAFKA_SASL_USERNAME", "wx"),
                 ("WXPULSE_KAFKA_SASL_PASSWORD", "s3cret"),
                 ("UNRELATED", "x"),
             ]),
@@ -536,10 +782,95 @@ mod tests {
         assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
         assert_eq!(c.batch.max_rows, 123);
         assert_eq!(c.batch.max_age, Duration::from_millis(250));
-        assert_eq!(
-            c.kafka.client.get("sasl.password").map(String::as_str),
-            Some("s3cret")
+        assert_eq!(c.kafka.sasl_username, "wx");
+        assert_eq!(c.kafka.sasl_password.expose(), "s3cret");
+    }
+
+    #[test]
+    fn numeric_looking_secrets_stay_strings() {
+        let file = TempFile::new("numeric.toml", SASL);
+        let c = Config::load(
+            Some(Path::new(file.path())),
+            env(&[
+                ("WXPULSE__CLICKHOUSE__PASSWORD", "0123"),
+                ("WXPULSE__CLICKHOUSE__USER", "1001"),
+                ("WXPULSE__SCHEMA_REGISTRY__USERNAME", "4711"),
+                ("WXPULSE__SCHEMA_REGISTRY__PASSWORD", "007"),
+                ("WXPULSE_KAFKA_SASL_USERNAME", "42"),
+                ("WXPULSE_KAFKA_SASL_PASSWORD", "12345"),
+                ("WXPULSE__PII__KEY", "00001111222233334444"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.clickhouse.password.expose(), "0123");
+        assert_eq!(c.clickhouse.user, "1001");
+        assert_eq!(c.schema_registry.username, "4711");
+        assert_eq!(c.schema_registry.password.expose(), "007");
+        assert_eq!(c.kafka.sasl_username, "42");
+        assert_eq!(c.kafka.sasl_password.expose(), "12345");
+        assert_eq!(c.pii.key.expose(), "00001111222233334444");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_show_in_debug() {
+        let password = TempFile::new("ch-password", "ch-Pa55word\n");
+        let sasl = TempFile::new("sasl-password", "sasl-Pa55word");
+        let token = TempFile::new("token", "registry-T0ken\n");
+        let key = TempFile::new("pii-key", "pii-key-0123456789abcdef\n");
+        let file = TempFile::new(
+            "files.toml",
+            &format!(
+                "{SASL}\"ssl.key.password\" = \"ssl-Pa55word\"\n\
+                 [clickhouse]\npassword_file = {:?}\n\
+                 [schema_registry]\nurl = \"https://registry.example\"\nbearer_token_file = {:?}\n\
+                 [pii]\nkey_file = {:?}\n",
+                password.path(),
+                token.path(),
+                key.path()
+            ),
         );
+        let c = Config::load(
+            Some(Path::new(file.path())),
+            env(&[
+                ("WXPULSE_KAFKA_SASL_USERNAME", "wx"),
+                ("WXPULSE_KAFKA_SASL_PASSWORD_FILE", sasl.path()),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.clickhouse.password.expose(), "ch-Pa55word");
+        assert_eq!(c.kafka.sasl_password.expose(), "sasl-Pa55word");
+        assert_eq!(c.schema_registry.bearer_token.expose(), "registry-T0ken");
+        assert_eq!(c.pii.key.expose(), "pii-key-0123456789abcdef");
+        let printed = format!("{c:#?}");
+        for secret in [
+            "ch-Pa55word",
+            "sasl-Pa55word",
+            "registry-T0ken",
+            "pii-key-0123456789abcdef",
+            "ssl-Pa55word",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
+
+    #[test]
+    fn a_secret_given_twice_or_an_unreadable_file_is_named() {
+        let err = Config::load(
+            None,
+            env(&[
+                ("WXPULSE__CLICKHOUSE__PASSWORD", "x"),
+                ("WXPULSE__CLICKHOUSE__PASSWORD_FILE", "/nonexistent/p"),
+                ("WXPULSE__PII__KEY_FILE", "/nonexistent/k"),
+            ]),
+        )
+        .expect_err("invalid");
+        let ConfigError::Invalid(list) = err else {
+            panic!("expected Invalid, got {err}")
+        };
+        assert_eq!(list.len(), 2, "{list:#?}");
+        assert!(list[0].contains("clickhouse.password and clickhouse.password_file"));
+        assert!(list[1].starts_with("pii.key_file = \"/nonexistent/k\" cannot be read"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Decoder {
         Decoder {
             registry,
             validation: cfg.validation.clone(),
-            pii: Pseudonymizer::new(cfg.pii.key.as_bytes()),
+            pii: Pseudonymizer::new(cfg.pii.key.expose().as_bytes()),
             topic,
             thresholds: Thresholds::new(cfg.segment.new_for, cfg.segment.dormant_after),
             app_ids: hashbrown::HashMap::new(),

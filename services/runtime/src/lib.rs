@@ -12,6 +12,19 @@
 //! redeliveries are filtered by a per-partition watermark kept in ClickHouse, and retried
 //! inserts by `insert_deduplication_token` — see `docs/effectively-once.md`.
 
+// `event_row!` names this crate by its name (derive attributes take a string path), which
+// must resolve inside it too.
+extern crate self as wxpulse_runtime;
+
+/// What the stream crates' rows are built with, so `event_row!` works without each crate
+/// naming `clickhouse`, `serde` and `uuid` itself.
+#[doc(hidden)]
+pub mod reexports {
+    pub use clickhouse;
+    pub use serde;
+    pub use uuid;
+}
+
 pub mod batch;
 pub mod codec;
 pub mod config;
@@ -20,14 +33,17 @@ pub mod dedup;
 pub mod dlq;
 pub mod enrich;
 pub mod events;
+pub mod kafka;
 pub mod metrics;
 pub mod pii;
 pub mod pipeline;
 pub mod retry;
+pub mod secret;
 pub mod segment;
 pub mod service;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod stream;
+pub mod tls;
 pub mod validate;

@@ -106,15 +106,20 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
     let group = non_empty_or(&config.kafka.group_id, &format!("wxpulse-{}", S::SERVICE));
     tracing::info!(service = S::SERVICE, %topic, %group, metrics = %addr, "starting");
 
-    let sink = Sink::new(&config.clickhouse, config.retry.clone(), S::TABLE, &topic);
-    let registry = Arc::new(Registry::new(
-        &config.schema_registry.url,
-        config.schema_registry.timeout,
-    ));
+    connect(&config).await?;
+    let sink = Sink::new(&config.clickhouse, config.retry.clone(), S::TABLE, &topic)?;
+    crate::sink::check_tls(sink.client(), &config.clickhouse).await?;
+    let registry = Arc::new(Registry::from_config(&config.schema_registry)?);
+    {
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || registry.check())
+            .await
+            .context("registry check panicked")??;
+    }
+    // The cluster's settings without the consumer's (librdkafka warns about each of those
+    // on a producer).
     let dead_letters = DeadLetterSink::create(
-        source::client_config(&config.kafka, &group)
-            .remove("group.id")
-            .remove("statistics.interval.ms")
+        crate::kafka::client_config(&config.kafka)
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
             .set("enable.idempotence", "true"),
@@ -122,7 +127,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         &metrics,
     )?;
     let mut dims = Dimensions::new(
-        Pseudonymizer::new(config.pii.key.as_bytes()),
+        Pseudonymizer::new(config.pii.key.expose().as_bytes()),
         Dimension::ALL.map(|d| metrics.dimension_missing.with_label_values(&[d.as_str()])),
     );
     let mut wanted = vec![Dimension::Account, Dimension::FanProfile];
@@ -158,6 +163,16 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         dead_letters,
     );
     pipeline.run(source, feed, shutdown).await;
+    Ok(())
+}
+
+/// Reaches Kafka and authenticates before any real client starts, so a refused login or
+/// a wrong protocol stops the service with the reason instead of silent retries.
+async fn connect(config: &Arc<Config>) -> anyhow::Result<()> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || crate::kafka::preflight(&config.kafka))
+        .await
+        .context("Kafka preflight panicked")??;
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ClickHouseConfig, RetryConfig};
 use crate::metrics::Metrics;
 use crate::retry::Backoff;
+use crate::tls::TlsError;
 
 /// Whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,16 +93,76 @@ pub struct Sink {
     retry: RetryConfig,
 }
 
-/// Builds a client with the settings every wxpulse request needs.
-pub fn client(cfg: &ClickHouseConfig) -> Client {
-    Client::default()
-        .with_url(&cfg.url)
+/// Builds a client of `cfg.database` with the settings every wxpulse request needs.
+pub fn client(cfg: &ClickHouseConfig) -> Result<Client, TlsError> {
+    Ok(server(cfg)?
         .with_database(&cfg.database)
-        .with_user(&cfg.user)
-        .with_password(&cfg.password)
         .with_setting("insert_deduplicate", "1")
         .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1")
-        .with_setting("async_insert", "0")
+        .with_setting("async_insert", "0"))
+}
+
+/// A client of the server on no particular database (migrations create it): URL, user,
+/// password, and for `https://` TLS with `clickhouse.tls` (the crate's own client speaks
+/// plain HTTP only).
+pub fn server(cfg: &ClickHouseConfig) -> Result<Client, TlsError> {
+    let client = if cfg.url.starts_with("https://") {
+        let tls = cfg.tls.client_config("clickhouse.tls")?;
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        // As the crate's default client: keepalive, and idle connections closed before
+        // the server's 3 s keep-alive timeout closes them under a request.
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let hyper =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build(https);
+        Client::with_http_client(hyper)
+    } else {
+        Client::default()
+    };
+    Ok(client
+        .with_url(&cfg.url)
+        .with_user(&cfg.user)
+        .with_password(cfg.password.expose()))
+}
+
+/// A client error with its causes (a TLS failure sits several levels down) and, for a
+/// certificate or handshake failure, the settings to check.
+pub fn describe(e: &clickhouse::error::Error, cfg: &ClickHouseConfig) -> String {
+    let chain = crate::tls::chain(e);
+    if cfg.url.starts_with("https://") && crate::tls::is_tls_failure(&chain) {
+        format!(
+            "TLS with {} failed: {chain} (check clickhouse.tls.ca_file, now {:?}, empty \
+             meaning the system roots, and clickhouse.tls.cert_file/key_file if the server \
+             requires a client certificate)",
+            cfg.url, cfg.tls.ca_file
+        )
+    } else {
+        chain
+    }
+}
+
+/// Asks the server for `SELECT 1`: a certificate or TLS failure is returned with the
+/// setting to fix, since retrying cannot help; any other failure (the server is down) is
+/// logged and left to the retry loops.
+pub async fn check_tls(client: &Client, cfg: &ClickHouseConfig) -> anyhow::Result<()> {
+    match client.query("SELECT 1").fetch_one::<u8>().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let chain = crate::tls::chain(&e);
+            if cfg.url.starts_with("https://") && crate::tls::is_tls_failure(&chain) {
+                anyhow::bail!(describe(&e, cfg));
+            }
+            tracing::warn!(url = %cfg.url, error = %chain, "ClickHouse not reachable yet; inserts will retry");
+            Ok(())
+        }
+    }
 }
 
 #[derive(Row, Deserialize)]
@@ -163,14 +224,19 @@ struct EventIdRow {
 
 impl Sink {
     /// A sink for `table`, fed from `topic`.
-    pub fn new(cfg: &ClickHouseConfig, retry: RetryConfig, table: &str, topic: &str) -> Self {
-        Sink {
-            client: client(cfg),
+    pub fn new(
+        cfg: &ClickHouseConfig,
+        retry: RetryConfig,
+        table: &str,
+        topic: &str,
+    ) -> Result<Self, TlsError> {
+        Ok(Sink {
+            client: client(cfg)?,
             table: table.to_string(),
             topic: topic.to_string(),
             insert_timeout: cfg.insert_timeout,
             retry,
-        }
+        })
     }
 
     /// The client, bound to the wxpulse database.

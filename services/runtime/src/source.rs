@@ -334,41 +334,9 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
-/// Librdkafka settings wxpulse needs; `overrides` (the `[kafka.client]` table) win.
+/// The consumer settings of the services: [`crate::kafka::consumer_config`].
 pub fn client_config(cfg: &KafkaConfig, group_id: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            cfg.session_timeout.as_millis().to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            cfg.heartbeat_interval.as_millis().to_string(),
-        )
-        .set(
-            "max.poll.interval.ms",
-            cfg.max_poll_interval.as_millis().to_string(),
-        )
-        .set("partition.assignment.strategy", &cfg.assignment_strategy)
-        // Bound librdkafka's prefetch so a service stays within its memory budget.
-        .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.max.bytes", "8388608")
-        .set("statistics.interval.ms", "2000");
-    for (k, v) in &cfg.client {
-        // Config validation rejects these; never let an override through regardless.
-        if !crate::config::PROTECTED_CLIENT_KEYS
-            .iter()
-            .any(|(key, _)| key == k)
-        {
-            c.set(k, v);
-        }
-    }
-    c
+    crate::kafka::consumer_config(cfg, group_id)
 }
 
 /// Subscribes to `topic` and starts the source thread.

@@ -123,11 +123,18 @@ pub struct Context<'a> {
 macro_rules! event_row {
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, clickhouse::Row, serde::Serialize)]
+        #[derive(
+            Debug,
+            Clone,
+            $crate::reexports::clickhouse::Row,
+            $crate::reexports::serde::Serialize,
+        )]
+        #[clickhouse(crate = "wxpulse_runtime::reexports::clickhouse")]
+        #[serde(crate = "wxpulse_runtime::reexports::serde")]
         #[allow(missing_docs)]
         pub struct $name {
-            #[serde(with = "clickhouse::serde::uuid")]
-            pub event_id: uuid::Uuid,
+            #[serde(with = "wxpulse_runtime::reexports::clickhouse::serde::uuid")]
+            pub event_id: $crate::reexports::uuid::Uuid,
             pub app_id: std::sync::Arc<str>,
             pub brand: std::sync::Arc<str>,
             pub fan_id: u64,
