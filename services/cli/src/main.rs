@@ -60,7 +60,6 @@ enum Command {
             long = "brand",
             env = "WXPULSE_BI_BRANDS",
             value_delimiter = ',',
-            requires = "grants",
             value_parser = brand
         )]
         brands: Vec<migrate::Brand>,
@@ -303,6 +302,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let cluster = cluster.as_deref();
             migrate::check_names(&clickhouse.database, cluster)?;
+            // Not a clap `requires`: WXPULSE_BI_BRANDS set where plain migrations run (the
+            // Kubernetes Job) must not fail them.
+            let brands = if grants {
+                brands
+            } else {
+                if !brands.is_empty() {
+                    eprintln!("wxpulse: --brand / WXPULSE_BI_BRANDS ignored: brands are created with --grants");
+                }
+                Vec::new()
+            };
             let bi_password = std::env::var("WXPULSE_BI_PASSWORD").unwrap_or_default();
             if print {
                 for m in migrate::MIGRATIONS {
