@@ -348,22 +348,11 @@ async fn a_failed_view_then_a_crash_replays_the_batch_in_flight() -> anyhow::Res
     )
     .await?;
     // The insert fails (the engine reports the view's exception) and is retried.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let failed = service
-            .scrape()
-            .ok()
-            .and_then(|t| metric(&t, "wxpulse_sink_insert_errors_total", &[]))
-            .unwrap_or(0.0);
-        if failed >= 2.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the failed view's insert error never reached the service"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let failed = metric_reaches(&service, "wxpulse_sink_insert_errors_total", &[], 2.0).await;
+    assert!(
+        failed >= 2.0,
+        "the failed view's insert error never reached the service"
+    );
     service.kill();
     ch.query("DROP VIEW mv_menu_clicks_engagement")
         .execute()
@@ -421,16 +410,7 @@ async fn a_recreated_topic_is_held_not_skipped_until_reset() -> anyhow::Result<(
     )
     .await?;
     service.restart()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut held = 0.0;
-    while held < 1.0 && Instant::now() < deadline {
-        held = service
-            .scrape()
-            .ok()
-            .and_then(|t| metric(&t, "wxpulse_source_offset_reset_partitions", &[]))
-            .unwrap_or(0.0);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let held = metric_reaches(&service, "wxpulse_source_offset_reset_partitions", &[], 1.0).await;
     assert_eq!(held, 1.0, "the re-created partition is reported as held");
     let skipped = metric(
         &service.scrape()?,
@@ -533,22 +513,13 @@ async fn registry_errors_pause_only_what_needs_the_schema() -> anyhow::Result<()
         (1..=50).map(|n| click(n, "k", UNKNOWN_ID)).collect(),
     )
     .await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut dead = 0.0;
-    while dead < 50.0 && Instant::now() < deadline {
-        dead = service
-            .scrape()
-            .ok()
-            .and_then(|t| {
-                metric(
-                    &t,
-                    "wxpulse_dlq_events_total",
-                    &["reason=\"unknown_schema\""],
-                )
-            })
-            .unwrap_or(0.0);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let dead = metric_reaches(
+        &service,
+        "wxpulse_dlq_events_total",
+        &["reason=\"unknown_schema\""],
+        50.0,
+    )
+    .await;
     assert_eq!(dead, 50.0, "records of an unknown id are dead-lettered");
     assert!(
         registry.requests_for(UNKNOWN_ID) <= 2,
@@ -612,19 +583,29 @@ fn dead_letters(stack: &Stack) -> anyhow::Result<usize> {
 
 /// Waits until `service` owns at least `n` partitions.
 async fn owns(service: &Service, n: usize) {
+    let owned = metric_reaches(service, "wxpulse_source_assigned_partitions", &[], n as f64).await;
+    assert!(
+        owned >= n as f64,
+        "{} owns fewer than {n} partitions after 60 s",
+        service.name
+    );
+}
+
+/// Polls `service`'s metric `name` (summed over series with `labels`) until it is at
+/// least `want` or 60 s pass; returns the last value read (0 when never exported).
+async fn metric_reaches(service: &Service, name: &str, labels: &[&str], want: f64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let owned = service
+    loop {
+        let value = service
             .scrape()
             .ok()
-            .and_then(|t| metric(&t, "wxpulse_source_assigned_partitions", &[]))
+            .and_then(|t| metric(&t, name, labels))
             .unwrap_or(0.0);
-        if owned >= n as f64 {
-            return;
+        if value >= want || Instant::now() >= deadline {
+            return value;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("{} owns fewer than {n} partitions after 60 s", service.name);
 }
 
 /// `wxpulse dlq replay` run twice sends each dead letter back once: events dead-lettered
