@@ -4,7 +4,7 @@
 CARGO ?= cargo
 E2E_THREADS ?= 1
 
-.PHONY: demo test unit e2e adapter-test stack-test lint bench bench-memory bench-e2e bench-attribution deploy-check up down
+.PHONY: demo test chaos unit e2e adapter-test stack-test lint bench bench-memory bench-e2e bench-attribution deploy-check up down
 
 ## Bring up the local stack, migrate, start the five services, produce demo data, print results.
 demo:
@@ -39,7 +39,16 @@ deploy-check:
 
 e2e:
 	$(CARGO) build --workspace --bins
+	rm -rf "$${TMPDIR:-/tmp}/wxpulse-e2e-logs"
 	$(CARGO) test -p wxpulse-e2e --test e2e -- --test-threads=$(E2E_THREADS)
+
+## Chaos at scale, not part of `make test` (which runs the same test with 100,000 events):
+## 1,000,000 generated events with 1 % poison through SIGKILLs, an adapter crash, a broker
+## restart, a failing rollup view and a 1 -> 3 -> 2 rebalance; prints the summary table.
+CHAOS_EVENTS ?= 1000000
+chaos:
+	$(CARGO) build --workspace --bins
+	WXPULSE_CHAOS_EVENTS=$(CHAOS_EVENTS) $(CARGO) test -p wxpulse-e2e --test e2e chaos:: -- --nocapture --test-threads=1
 
 ## Hot-path benchmark (no I/O) and the end-to-end throughput/latency benchmark.
 bench:

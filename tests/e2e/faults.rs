@@ -372,16 +372,6 @@ async fn a_failed_view_then_a_crash_replays_the_batch_in_flight() -> anyhow::Res
     Ok(())
 }
 
-/// The `CREATE MATERIALIZED VIEW` statement of `name` as the migrations define it.
-fn view_statement(name: &str) -> String {
-    wxpulse_cli::migrate::MIGRATIONS
-        .iter()
-        .flat_map(|m| wxpulse_cli::migrate::statements(m.sql))
-        .find(|s| s.contains(&format!("VIEW IF NOT EXISTS {name} ")))
-        .map(|s| wxpulse_cli::migrate::render(&s, None))
-        .expect("the view is in the migrations")
-}
-
 /// Case 4: the topic is deleted and re-created under a stored watermark. The new
 /// records are not skipped as redeliveries: the partition is held, counted and reported,
 /// and after the runbook's `wxpulse ingest reset` every new event lands once.

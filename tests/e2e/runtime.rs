@@ -10,7 +10,7 @@ use wxpulse_cli::generate::{self, GroundTruth, Spec};
 use wxpulse_cli::{dlq, produce};
 use wxpulse_e2e::*;
 
-fn spec(seed: u64, events: u64, malformed_share: f64) -> Spec {
+pub(crate) fn spec(seed: u64, events: u64, malformed_share: f64) -> Spec {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -245,11 +245,11 @@ async fn rebalance_test_consumers_join_and_leave_mid_stream() -> anyhow::Result<
     // Each consumer joins once the previous one owns partitions, so every join is its own
     // rebalance (a fixed sleep let a slow start merge two joins into one).
     let mut first = Service::start(bin, &stack, db, &small)?;
-    owns_partitions(&first).await;
+    owns_partitions(&first, Duration::from_secs(60)).await;
     let mut second = Service::start(bin, &stack, db, &small)?;
-    owns_partitions(&second).await;
+    owns_partitions(&second, Duration::from_secs(60)).await;
     let mut third = Service::start(bin, &stack, db, &small)?;
-    owns_partitions(&third).await;
+    owns_partitions(&third, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         first.terminate(Duration::from_secs(30)),
@@ -271,21 +271,4 @@ async fn rebalance_test_consumers_join_and_leave_mid_stream() -> anyhow::Result<
     assert!(rebalances >= 3.0, "rebalances seen: {rebalances}");
     assert!(second.is_running() && third.is_running());
     Ok(())
-}
-
-/// Waits until `service` owns at least one partition.
-async fn owns_partitions(service: &Service) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let owned = service
-            .scrape()
-            .ok()
-            .and_then(|t| metric(&t, "wxpulse_source_assigned_partitions", &[]))
-            .unwrap_or(0.0);
-        if owned > 0.0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{} owns no partition after 60 s", service.name);
 }

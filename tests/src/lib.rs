@@ -137,6 +137,43 @@ impl Stack {
         self.script(&["start", "clickhouse"])
     }
 
+    /// Stops the broker (SIGTERM); its log stays.
+    pub fn stop_kafka(&self) -> anyhow::Result<()> {
+        self.script(&["stop", "kafka"])
+    }
+
+    /// Starts the broker again on the same log and port.
+    pub fn start_kafka(&self) -> anyhow::Result<()> {
+        self.script(&["start", "kafka"])
+    }
+
+    /// SIGKILLs a component (`kafka` or `clickhouse`) and its process group, as a crash;
+    /// `start_*` brings it back on the same data.
+    pub fn kill_component(&self, component: &str) -> anyhow::Result<()> {
+        let pidfile = self.dir.join("pids").join(format!("{component}.pid"));
+        let pid = std::fs::read_to_string(&pidfile)
+            .with_context(|| format!("{component} is not running ({})", pidfile.display()))?;
+        let pid = pid.trim();
+        Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status()?;
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc.exists() && Instant::now() < deadline {
+            // A zombie until its parent (stack.sh's subshell) reaps it; the port is free.
+            let stat = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
+            if stat
+                .split_whitespace()
+                .nth(2)
+                .is_some_and(|s| s == "Z" || s == "X")
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
     /// The Kafka settings of this stack's clients (these brokers; SASL on a secure stack).
     pub fn kafka(&self) -> wxpulse_runtime::config::KafkaConfig {
         if self.secure {
@@ -296,13 +333,22 @@ impl Drop for Service {
     }
 }
 
+/// The log every instance of the binary `name` appends its stderr to.
+pub fn service_log(name: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join("wxpulse-e2e-logs")
+        .join(format!("{name}.log"))
+}
+
 fn spawn(name: &str, env: &[(String, String)]) -> anyhow::Result<Child> {
-    let log_dir = std::env::temp_dir().join("wxpulse-e2e-logs");
-    std::fs::create_dir_all(&log_dir)?;
+    let path = service_log(name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(log_dir.join(format!("{name}.log")))?;
+        .open(&path)?;
     Command::new(binary(name)?)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
@@ -443,4 +489,32 @@ pub fn mirror_profiles(stack: &Stack, database: &str) -> anyhow::Result<()> {
         .status()?;
     anyhow::ensure!(status.success(), "dims mirror: {status}");
     Ok(())
+}
+
+/// Waits until `service` owns at least one partition (panics after `patience`).
+pub async fn owns_partitions(service: &Service, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        let owned = service
+            .scrape()
+            .ok()
+            .and_then(|t| metric(&t, "wxpulse_source_assigned_partitions", &[]))
+            .unwrap_or(0.0);
+        if owned > 0.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{} owns no partition after {patience:?}", service.name);
+}
+
+/// The `CREATE MATERIALIZED VIEW` statement of `name` as the migrations define it, to
+/// put a view back after a test broke it.
+pub fn view_statement(name: &str) -> String {
+    wxpulse_cli::migrate::MIGRATIONS
+        .iter()
+        .flat_map(|m| wxpulse_cli::migrate::statements(m.sql))
+        .find(|s| s.contains(&format!("VIEW IF NOT EXISTS {name} ")))
+        .map(|s| wxpulse_cli::migrate::render(&s, None))
+        .expect("the view is in the migrations")
 }

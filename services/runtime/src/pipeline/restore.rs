@@ -232,12 +232,20 @@ impl<S: Stream> Pipeline<S> {
         if let Some(p) = &self.probe {
             return Ok(p.clone());
         }
-        let mut config = crate::source::client_config(&self.cfg.kafka, "wxpulse-probe");
-        config.set("enable.partition.eof", "true");
-        let probe: Arc<BaseConsumer> = Arc::new(config.create()?);
+        let probe: Arc<BaseConsumer> = Arc::new(probe_config(&self.cfg.kafka).create()?);
         self.probe = Some(probe.clone());
         Ok(probe)
     }
+}
+
+/// The probe's client settings. It is polled only while probing, so statistics would pile
+/// up in its queue (one event every 2 s, a leak) and flood the log at the next probe.
+fn probe_config(kafka: &crate::config::KafkaConfig) -> rdkafka::ClientConfig {
+    let mut config = crate::source::client_config(kafka, "wxpulse-probe");
+    config
+        .remove("statistics.interval.ms")
+        .set("enable.partition.eof", "true");
+    config
 }
 
 /// The group's committed offset of `partition` (the next to read), if it has one.
@@ -286,4 +294,17 @@ fn record_time_at(
     }
     probe.unassign()?;
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_probe_queues_no_statistics() {
+        let kafka = crate::config::Config::load(None, Vec::new())
+            .expect("the defaults load")
+            .kafka;
+        let config = super::probe_config(&kafka);
+        assert_eq!(config.get("statistics.interval.ms"), None);
+        assert_eq!(config.get("enable.partition.eof"), Some("true"));
+    }
 }
