@@ -1,6 +1,7 @@
 //! The monitoring contract against a real Prometheus server (Debian's `prometheus` package,
-//! see deploy/ops/install-prometheus.sh) scraping the four services and evaluating the
-//! repository's rule files: every metric the dashboards and rules name must have series,
+//! see deploy/ops/install-prometheus.sh) scraping the four services and the fan-profile
+//! mirror, and evaluating the repository's rule files: every metric the dashboards and
+//! rules name must have series,
 //! every rule must evaluate, and the service-down and insert-error alerts must go pending
 //! when their fault happens.
 
@@ -193,7 +194,16 @@ async fn prometheus_scrapes_every_dashboard_metric_and_fires_alerts() -> anyhow:
     for (bin, _, _) in SERVICES {
         services.push(Service::start(bin, &stack, db, &[])?);
     }
-    let targets: Vec<&str> = services.iter().map(|s| s.metrics.as_str()).collect();
+    // The fan-profile mirror too: the rules watch its lag and last write.
+    let mirror = Service::start_command(
+        "wxpulse",
+        &["--database", db, "dims", "mirror"],
+        &stack,
+        db,
+        &[],
+    )?;
+    let mut targets: Vec<&str> = services.iter().map(|s| s.metrics.as_str()).collect();
+    targets.push(&mirror.metrics);
     let prom = Prometheus::start(&targets)?;
     until(30, || {
         ensure!(

@@ -231,6 +231,7 @@ pub struct Service {
     /// `/metrics` address.
     pub metrics: String,
     child: Child,
+    args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
@@ -257,6 +258,18 @@ impl Service {
         database: &str,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Service> {
+        Self::start_command(name, &[], stack, database, extra)
+    }
+
+    /// Starts the binary `name` with `args` (e.g. `wxpulse dims mirror`) the way
+    /// [`Service::start`] starts a consumer service.
+    pub fn start_command(
+        name: &str,
+        args: &[&str],
+        stack: &Stack,
+        database: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Service> {
         let metrics = format!("127.0.0.1:{}", free_port());
         let mut env: Vec<(String, String)> = stack.env();
         env.extend([
@@ -277,11 +290,13 @@ impl Service {
             env.retain(|(key, _)| key != k);
             env.push(((*k).into(), (*v).into()));
         }
-        let child = spawn(name, &env)?;
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn(name, &args, &env)?;
         Ok(Service {
             name: name.into(),
             metrics,
             child,
+            args,
             env,
         })
     }
@@ -295,7 +310,7 @@ impl Service {
     /// Starts the same binary with the same settings again.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        self.child = spawn(&self.name, &self.env)?;
+        self.child = spawn(&self.name, &self.args, &self.env)?;
         Ok(())
     }
 
@@ -340,7 +355,7 @@ pub fn service_log(name: &str) -> PathBuf {
         .join(format!("{name}.log"))
 }
 
-fn spawn(name: &str, env: &[(String, String)]) -> anyhow::Result<Child> {
+fn spawn(name: &str, args: &[String], env: &[(String, String)]) -> anyhow::Result<Child> {
     let path = service_log(name);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -350,6 +365,7 @@ fn spawn(name: &str, env: &[(String, String)]) -> anyhow::Result<Child> {
         .append(true)
         .open(&path)?;
     Command::new(binary(name)?)
+        .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .stderr(log)
