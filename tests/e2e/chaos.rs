@@ -47,6 +47,22 @@ async fn chaos_test_kills_outages_broker_restart_failing_view_and_rebalance_coun
     let stack = Stack::start("chaos")?;
     stack.prepare(db, 6).await?;
     let ch = stack.client(db);
+    // The view made to fail reads a switch, so it can break and heal while events flow
+    // without a moment in which it does not exist (an insert then would skip it for good,
+    // as it would on a real server: that is an operator's DROP, not a failing view).
+    ch.query("CREATE TABLE chaos_view_broken (broken UInt8) ENGINE = Memory")
+        .execute()
+        .await?;
+    ch.query(&format!("DROP VIEW {BROKEN_VIEW}"))
+        .execute()
+        .await?;
+    ch.query(&view_statement(BROKEN_VIEW).replacen(
+        "FROM menu_clicks",
+        "FROM menu_clicks WHERE throwIf((SELECT count() FROM chaos_view_broken) > 0) = 0",
+        1,
+    ))
+    .execute()
+    .await?;
     let started = Instant::now();
 
     // Only this run's part of the (appended) service logs is checked for panics.
@@ -152,27 +168,18 @@ async fn chaos_test_kills_outages_broker_restart_failing_view_and_rebalance_coun
 
     // A rollup's view throws on every insert for a while (as TOO_MANY_PARTS would), with a
     // kill while it does; then it is fixed.
-    let original = view_statement(BROKEN_VIEW);
-    ch.query(&format!("DROP VIEW {BROKEN_VIEW}"))
+    ch.query("INSERT INTO chaos_view_broken VALUES (1)")
         .execute()
         .await?;
-    ch.query(&original.replacen(
-        "FROM menu_clicks",
-        "FROM menu_clicks WHERE throwIf(app_id != '') = 0",
-        1,
-    ))
-    .execute()
-    .await?;
     chaos.view_failures += 1;
     tokio::time::sleep(Duration::from_secs(4)).await;
     services[0].kill();
     chaos.kills += 1;
     services[0].restart()?;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    ch.query(&format!("DROP VIEW {BROKEN_VIEW}"))
+    ch.query("TRUNCATE TABLE chaos_view_broken")
         .execute()
         .await?;
-    ch.query(&original).execute().await?;
 
     // Menu-click consumers 1 → 3 → 2, with a kill among them.
     for _ in 0..2 {

@@ -626,11 +626,25 @@ async fn replaying_dead_letters_twice_writes_each_event_once() -> anyhow::Result
     }
     assert_eq!(dead_letters(&stack)?, 10, "unknown schema: dead-lettered");
 
+    // Sealed: no openid in any letter (issue 13).
+    let letters = wxpulse_cli::dlq::read_all(
+        &stack.kafka(),
+        "wxpulse.dead_letters",
+        Duration::from_secs(2),
+    )?;
+    for l in &letters {
+        assert!(l.sealed && l.source_key.is_none(), "{l:?}");
+        assert!(
+            !l.payload.windows(8).any(|w| w == b"o-fault-"),
+            "an openid is readable in a dead letter"
+        );
+    }
+
     // The producer's schema gets registered; the service forgets the 404 on restart.
     registry.register(LATE_ID);
     service.restart()?;
-    let replay = || -> anyhow::Result<String> {
-        let out = std::process::Command::new(binary("wxpulse")?)
+    let replay_with = |pii_key: &str| -> anyhow::Result<std::process::Output> {
+        Ok(std::process::Command::new(binary("wxpulse")?)
             .args([
                 "--brokers",
                 &stack.brokers,
@@ -645,7 +659,21 @@ async fn replaying_dead_letters_twice_writes_each_event_once() -> anyhow::Result
                 "--reason",
                 "unknown_schema",
             ])
-            .output()?;
+            .env("WXPULSE__PII__KEY", pii_key)
+            .output()?)
+    };
+    // Without the services' key the letters cannot be opened, and nothing is sent.
+    let refused = replay_with("another-key-0123456789")?;
+    assert!(
+        !refused.status.success(),
+        "replay with another key: {refused:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("pii.key"),
+        "{refused:?}"
+    );
+    let replay = || -> anyhow::Result<String> {
+        let out = replay_with(TEST_PII_KEY)?;
         anyhow::ensure!(out.status.success(), "dlq replay: {:?}", out);
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };

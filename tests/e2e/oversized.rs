@@ -203,6 +203,21 @@ async fn oversized_test_a_1mb_record_is_dead_lettered_truncated_and_its_partitio
             "the big record (0@{big_offset}) is not in the dead-letter topic"
         );
     };
+    // Sealed: neither the record's key nor a byte of its value is readable in the topic;
+    // the services' PII key opens it.
+    assert!(
+        letter.sealed && letter.source_key.is_none(),
+        "the letter is sealed"
+    );
+    assert!(
+        !letter.payload.windows(PREFIX).any(|w| w == &big[..PREFIX]),
+        "the raw prefix is not in the letter"
+    );
+    let letter = dlq::open(
+        vec![letter],
+        &wxpulse_runtime::pii::Sealer::new(TEST_PII_KEY.as_bytes()),
+    )?
+    .remove(0);
     assert_eq!(letter.reason, DeadLetterReason::Oversized);
     assert_eq!(letter.source_topic, TOPIC);
     assert_eq!(letter.source_key.as_deref(), Some(&big_key[..]));

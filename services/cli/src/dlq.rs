@@ -10,9 +10,11 @@
 //! the same replay twice writes no event twice (a replayed event usually has an old server
 //! time, which the consumers' event-id window would not recognise).
 //!
-//! Envelopes of both schema versions are read. A v2 envelope may hold only the first bytes
+//! Envelopes of every schema version are read. A v2 envelope may hold only the first bytes
 //! of an oversized record (`payload_truncated`); replay refuses those, since sending the
-//! prefix would produce a broken event, and says where the whole record is.
+//! prefix would produce a broken event, and says where the whole record is. A v3 envelope
+//! is sealed (the record's key and value encrypted, no readable PII in the topic):
+//! [`open`] opens it with the services' `pii.key`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use wxpulse_runtime::config::{ClickHouseConfig, KafkaConfig};
 use wxpulse_runtime::dlq::{self as envelope, DeadLetterReason, Envelope};
+use wxpulse_runtime::pii::{letter_origin, Sealer};
 use wxpulse_runtime::{kafka, sink};
 
 use crate::produce::{self, Outgoing};
@@ -57,11 +60,23 @@ pub struct Letter {
     pub payload_sha256: String,
     /// Whether `payload` is only a prefix; such a letter is never replayed.
     pub payload_truncated: bool,
+    /// Whether `payload` still holds the sealed key and value (v3): see [`open`].
+    pub sealed: bool,
 }
 
 impl Letter {
     /// Why this letter cannot be replayed, if it cannot.
     pub fn unreplayable(&self) -> Option<String> {
+        if self.sealed && !self.payload_truncated {
+            return Some(format!(
+                "{}:{}@{} ({}): refused, the dead letter is sealed and was not opened: run \
+                 with the services' pii.key (WXPULSE__PII__KEY or pii.key_file)",
+                self.source_topic,
+                self.source_partition,
+                self.source_offset,
+                self.reason.as_str(),
+            ));
+        }
         self.payload_truncated.then(|| {
             format!(
                 "{}:{}@{} ({}): refused, the dead letter holds only the first {} of {} bytes \
@@ -100,8 +115,38 @@ impl Letter {
             payload_length: d.original_length(),
             payload_sha256,
             payload_truncated: d.payload_truncated,
+            sealed: d.sealed,
         }
     }
+}
+
+/// Opens the sealed letters among `letters` with the services' `pii.key`, so their key and
+/// value can be shown and replayed. A whole letter that does not open means another key
+/// (or an altered letter) and is an error naming it; a truncated one that does not open was
+/// cut after sealing and stays sealed (it is never replayed anyway).
+pub fn open(letters: Vec<Letter>, sealer: &Sealer) -> anyhow::Result<Vec<Letter>> {
+    letters
+        .into_iter()
+        .map(|mut l| {
+            if !l.sealed {
+                return Ok(l);
+            }
+            let origin = letter_origin(&l.source_topic, l.source_partition, l.source_offset);
+            match sealer.open(&l.payload, &origin) {
+                Ok((key, value)) => {
+                    l.source_key = key;
+                    l.payload = value;
+                    l.sealed = false;
+                    Ok(l)
+                }
+                Err(_) if l.payload_truncated => Ok(l),
+                Err(e) => Err(anyhow::Error::new(e).context(format!(
+                    "dead letter {}:{}@{} (is pii.key the services' key?)",
+                    l.source_topic, l.source_partition, l.source_offset
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// Decodes one record of the dead-letter topic (v1 or v2 envelope).
@@ -319,6 +364,69 @@ mod tests {
             truncate_to: 8192,
         });
         decode(&fitted.value).expect("decodes")
+    }
+
+    fn sealed(sealer: &Sealer, reason: DeadLetterReason, offset: i64, payload: &[u8]) -> Letter {
+        let fitted = DeadLetter {
+            reason,
+            detail: "d",
+            source_topic: "wxpulse.chat_messages",
+            source_partition: 2,
+            source_offset: offset,
+            source_key: Some(b"wxa|oSECRET"),
+            service: "chat-messages",
+            first_seen: 1_700_000_000_000,
+            payload,
+        }
+        .fit_sealed(
+            &Limits {
+                max_message_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+                truncate_to: 8192,
+            },
+            sealer,
+        );
+        let bytes = String::from_utf8_lossy(&fitted.value).into_owned()
+            + &String::from_utf8_lossy(fitted.key.as_deref().unwrap_or_default());
+        assert!(
+            !bytes.contains("oSECRET") && !bytes.contains("private words"),
+            "PII in the dead letter's bytes: {bytes}"
+        );
+        decode(&fitted.value).expect("decodes")
+    }
+
+    #[test]
+    fn sealed_letters_replay_only_once_opened_with_the_services_key() {
+        let sealer = Sealer::new(b"the-services-pii-key");
+        let text = b"private words from oSECRET".to_vec();
+        let big = vec![7u8; 100_000];
+        let letters = vec![
+            sealed(&sealer, DeadLetterReason::TooOld, 1, &text),
+            sealed(&sealer, DeadLetterReason::Oversized, 2, &big),
+        ];
+        assert!(letters.iter().all(|l| l.sealed && l.source_key.is_none()));
+        // Not opened: nothing is sent, each refusal says why.
+        let (sent, refused) = choose(&letters, None, None);
+        assert!(sent.is_empty());
+        assert!(refused[0].contains("sealed"), "{refused:?}");
+        // Another key: an error naming the letter.
+        let wrong = open(letters.clone(), &Sealer::new(b"another-key-0000000"))
+            .expect_err("another key does not open it");
+        assert!(
+            format!("{wrong:#}").contains("wxpulse.chat_messages:2@1"),
+            "{wrong:#}"
+        );
+        // The services' key: key and value back, the truncated one as its prefix.
+        let opened = open(letters, &sealer).expect("opens");
+        assert_eq!(opened[0].source_key.as_deref(), Some(&b"wxa|oSECRET"[..]));
+        assert_eq!(opened[0].payload, text);
+        assert!(opened[1].payload_truncated && !opened[1].sealed);
+        assert_eq!(opened[1].payload, big[..8192]);
+        assert_eq!(opened[1].payload_length, 100_000);
+        let (sent, refused) = choose(&opened, None, None);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].key, b"wxa|oSECRET");
+        assert_eq!(sent[0].payload.as_deref(), Some(&text[..]));
+        assert_eq!(refused.len(), 1, "the truncated one is still refused");
     }
 
     #[test]

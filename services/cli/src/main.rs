@@ -552,6 +552,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: DlqAction::List { topic, show },
         } => {
             let letters = dlq::read_all(&kafka, &topic, Duration::from_secs(3))?;
+            // Listing needs no key: without the services' one, sealed letters stay sealed.
+            let letters = dlq::open(letters.clone(), &sealer(&config)).unwrap_or(letters);
             println!("{:<16} {:<18} {:>8}", "service", "reason", "records");
             for ((service, reason), n) in dlq::summarize(&letters) {
                 println!("{service:<16} {reason:<18} {n:>8}");
@@ -564,6 +566,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         l.payload_length,
                         l.payload_sha256
                     )
+                } else if l.sealed {
+                    " [sealed: run with the services' pii.key to open it]".to_string()
                 } else {
                     String::new()
                 };
@@ -594,6 +598,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let letters = dlq::read_all(&kafka, &topic, Duration::from_secs(3))?;
+            let letters = dlq::open(letters, &sealer(&config))?;
             let replayed =
                 dlq::replay(&kafka, &clickhouse, &letters, reason, since_ms, force).await?;
             println!(
@@ -618,4 +623,9 @@ fn now_ms() -> anyhow::Result<i64> {
         .duration_since(std::time::UNIX_EPOCH)
         .context("clock before 1970")?
         .as_millis() as i64)
+}
+
+/// Opens sealed dead letters: the services' `pii.key` (shared configuration) derives the key.
+fn sealer(config: &Config) -> wxpulse_runtime::pii::Sealer {
+    wxpulse_runtime::pii::Sealer::new(config.pii.key.expose().as_bytes())
 }

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::{self, DecodeError};
 use crate::config::{Config, RetryConfig};
 use crate::metrics::Metrics;
+use crate::pii::{letter_origin, Sealer};
 use crate::retry::Backoff;
 
 /// Why a record was rejected. A fixed set: it labels metrics and groups the CLI listing.
@@ -214,6 +215,10 @@ pub struct Envelope<'a> {
     /// The letter is not whole (see the v2 schema): it must not be replayed.
     #[serde(default)]
     pub payload_truncated: bool,
+    /// `payload` holds the sealed key and value (v3 schema, [`Sealer`]); `source_key` is
+    /// empty and the letter's Kafka key is a keyed hash of the record's.
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 fn unknown_length() -> i64 {
@@ -291,13 +296,62 @@ impl DeadLetter<'_> {
             payload_length: self.payload.len() as i64,
             payload_sha256: &sha,
             payload_truncated: false,
+            sealed: false,
         };
-        let keep = if self.reason == DeadLetterReason::Oversized {
+        envelope.fit(self.source_key, self.keep(limits), limits)
+    }
+
+    /// How many bytes of the value an envelope keeps at most: a prefix of an oversized
+    /// record, anything else whole.
+    fn keep(&self, limits: &Limits) -> usize {
+        if self.reason == DeadLetterReason::Oversized {
             limits.truncate_to
         } else {
             usize::MAX
+        }
+    }
+
+    /// Like [`DeadLetter::fit`], with the record's key and value sealed by `sealer` and the
+    /// letter keyed by a keyed hash of the record's key: the topic holds no readable PII.
+    /// The sealed value is cut before sealing, so whatever is kept can still be opened;
+    /// only a letter whose detail alone would not fit gets a cut, unopenable seal.
+    pub fn fit_sealed(&self, limits: &Limits, sealer: &Sealer) -> Fitted {
+        let sha = sha256_hex(self.payload);
+        let letter_key = self.source_key.map(|k| sealer.pseudonymous_key(k));
+        let empty = Envelope {
+            reason: self.reason,
+            detail: self.detail,
+            source_topic: self.source_topic,
+            source_partition: self.source_partition,
+            source_offset: self.source_offset,
+            source_key: None,
+            service: self.service,
+            first_seen: self.first_seen,
+            payload: &[],
+            payload_length: self.payload.len() as i64,
+            payload_sha256: &sha,
+            payload_truncated: false,
+            sealed: true,
         };
-        envelope.fit(self.source_key, keep, limits)
+        // + 10: the payload's varint length grows from 1 byte to at most 10.
+        let fixed = empty.encode().len()
+            + 10
+            + letter_key.as_ref().map_or(0, Vec::len)
+            + Sealer::OVERHEAD
+            + self.source_key.map_or(0, <[u8]>::len);
+        let room = limits
+            .max_message_bytes
+            .saturating_sub(RECORD_OVERHEAD)
+            .saturating_sub(fixed);
+        let keep = self.keep(limits).min(room).min(self.payload.len());
+        let origin = letter_origin(self.source_topic, self.source_partition, self.source_offset);
+        let sealed = sealer.seal(self.source_key, &self.payload[..keep], &origin);
+        let envelope = Envelope {
+            payload: &sealed,
+            payload_truncated: keep < self.payload.len(),
+            ..empty
+        };
+        envelope.fit(letter_key.as_deref(), usize::MAX, limits)
     }
 }
 
@@ -475,6 +529,7 @@ pub struct DeadLetterSink {
     limits: Limits,
     retry: RetryConfig,
     undeliverable: IntCounterVec,
+    sealer: Arc<Sealer>,
 }
 
 /// A dead letter handed to the producer; await it with [`DeadLetterSink::deliver_all`].
@@ -521,12 +576,13 @@ impl DeadLetterSink {
             limits,
             retry: cfg.retry.clone(),
             undeliverable: metrics.dead_letters_undeliverable.clone(),
+            sealer: Arc::new(Sealer::new(cfg.pii.key.expose().as_bytes())),
         }
     }
 
     /// Sizes `letter` to fit and hands it to the producer; nothing waits here.
     pub fn send(&self, letter: &DeadLetter<'_>) -> Pending {
-        let fitted = letter.fit(&self.limits);
+        let fitted = letter.fit_sealed(&self.limits, &self.sealer);
         let mut pending = Pending {
             row: letter.row(),
             delivery: None,
@@ -732,7 +788,7 @@ mod tests {
         assert!(!fitted.truncated);
         assert_eq!(fitted.key.as_deref(), Some(&b"wxa|o1"[..]));
         let (id, _) = codec::split_frame(&fitted.value).expect("framed");
-        assert_eq!(id, 8, "written with v2");
+        assert_eq!(id, 9, "written with v3");
         let back = Envelope::decode(&fitted.value).expect("decodes");
         assert_eq!(back.reason, DeadLetterReason::TooOld);
         assert_eq!(back.source_key, Some(&b"wxa|o1"[..]));
@@ -815,6 +871,74 @@ mod tests {
             fitted.truncated && fitted.key.is_none(),
             "a cut key is not a key"
         );
+    }
+
+    #[test]
+    fn a_sealed_letter_keeps_no_readable_key_or_value_and_fits_like_any_other() {
+        let sealer = Sealer::new(b"the-services-pii-key");
+        let text = b"a chat message from oSECRET";
+        let fitted =
+            letter(DeadLetterReason::TooOld, b"wxa|oSECRET", text).fit_sealed(&LIMITS, &sealer);
+        let key = fitted.key.clone().expect("keyed");
+        assert_eq!(
+            key,
+            sealer.pseudonymous_key(b"wxa|oSECRET"),
+            "one fan, one key"
+        );
+        let bytes = [&fitted.value[..], &key[..]].concat();
+        assert!(
+            !bytes.windows(7).any(|w| w == b"oSECRET"),
+            "no raw openid in the letter's bytes"
+        );
+        let back = Envelope::decode(&fitted.value).expect("decodes");
+        assert!(back.sealed && !back.payload_truncated && back.source_key.is_none());
+        assert_eq!(
+            back.payload_sha256,
+            sha256_hex(text),
+            "the hash of the raw value"
+        );
+        let origin = letter_origin(back.source_topic, back.source_partition, back.source_offset);
+        let (k, v) = sealer.open(back.payload, &origin).expect("opens");
+        assert_eq!(
+            (k.as_deref(), &v[..]),
+            (Some(&b"wxa|oSECRET"[..]), &text[..])
+        );
+
+        // Sizes: an oversized record keeps an openable 8 KiB prefix; a large one that fits is
+        // whole; any limit is kept, as unsealed.
+        let payload = noise(1_048_576);
+        let fitted =
+            letter(DeadLetterReason::Oversized, b"k", &payload).fit_sealed(&LIMITS, &sealer);
+        let back = Envelope::decode(&fitted.value).expect("decodes");
+        assert!(back.payload_truncated && fitted.truncated);
+        let (_, v) = sealer.open(back.payload, &origin).expect("opens");
+        assert_eq!(v, payload[..8192]);
+        let payload = noise(500_000);
+        let fitted =
+            letter(DeadLetterReason::Undecodable, b"k", &payload).fit_sealed(&LIMITS, &sealer);
+        let back = Envelope::decode(&fitted.value).expect("decodes");
+        assert!(!back.payload_truncated);
+        assert_eq!(
+            sealer.open(back.payload, &origin).expect("opens").1,
+            payload
+        );
+        let payload = noise(999_990);
+        for max in [1_000, 10_000, 100_000, DEFAULT_MESSAGE_MAX_BYTES] {
+            let limits = Limits {
+                max_message_bytes: max,
+                truncate_to: 8192,
+            };
+            for reason in [DeadLetterReason::Oversized, DeadLetterReason::TooOld] {
+                let fitted = letter(reason, b"wxa|o1", &payload).fit_sealed(&limits, &sealer);
+                let size = fitted.value.len() + fitted.key.as_ref().map_or(0, Vec::len);
+                assert!(size + RECORD_OVERHEAD <= max, "{max}: {size} bytes");
+                let back = Envelope::decode(&fitted.value).expect("decodes");
+                let (_, v) = sealer
+                    .open(back.payload, &origin)
+                    .expect("what is kept opens");
+                assert_eq!(v, payload[..v.len()]);
+            }
+        }
     }
 
     #[test]

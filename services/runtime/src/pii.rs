@@ -44,9 +44,161 @@ impl Pseudonymizer {
     }
 }
 
+/// Authenticated encryption of what a dead letter keeps of a record — its raw value and key,
+/// which hold openids, unionids and chat text — so the dead-letter topic holds no readable
+/// PII and only `wxpulse dlq replay`, configured with the same `pii.key`, can send the
+/// record back. AES-256-GCM under a key derived from `pii.key` (whoever has that key can
+/// already compute every fan id); the letter's origin (topic, partition, offset) is
+/// authenticated with it, so a sealed value cannot be moved to another letter.
+pub struct Sealer {
+    key: ring::aead::LessSafeKey,
+    mac: Hmac<Sha256>,
+    random: ring::rand::SystemRandom,
+}
+
+/// A sealed value could not be opened: another `pii.key`, or the bytes were changed or cut.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open a sealed dead letter: wrong pii.key, or the letter was altered or truncated")]
+pub struct OpenError;
+
+const NONCE_LEN: usize = ring::aead::NONCE_LEN;
+const NO_KEY: u32 = u32::MAX;
+
+impl Sealer {
+    /// Bytes a sealed value adds to the key and value it holds: nonce, tag and the key's
+    /// length.
+    pub const OVERHEAD: usize = NONCE_LEN + 16 + 4;
+
+    /// The sealer of `pii_key` (the services' and the CLI's `pii.key`).
+    pub fn new(pii_key: &[u8]) -> Self {
+        let mac = Hmac::<Sha256>::new_from_slice(pii_key).expect("HMAC accepts keys of any length");
+        let mut derive = mac.clone();
+        derive.update(b"wxpulse dead-letter seal, AES-256-GCM, v1");
+        let derived = derive.finalize().into_bytes();
+        let key = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &derived)
+            .expect("a 32-byte key is an AES-256 key");
+        Sealer {
+            key: ring::aead::LessSafeKey::new(key),
+            mac,
+            random: ring::rand::SystemRandom::new(),
+        }
+    }
+
+    /// The dead letter's Kafka key for a record's key: a keyed hash (hex), so one fan's
+    /// letters still share a partition, without the openid.
+    pub fn pseudonymous_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac.clone();
+        mac.update(b"dead-letter key:");
+        mac.update(key);
+        hex::encode(&mac.finalize().into_bytes()[..16]).into_bytes()
+    }
+
+    /// `nonce ‖ AES-256-GCM(len(key) ‖ key ‖ value)`, bound to `origin`.
+    pub fn seal(&self, key: Option<&[u8]>, value: &[u8], origin: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        ring::rand::SecureRandom::fill(&self.random, &mut nonce)
+            .expect("the system's random source works");
+        let key_len = key.map_or(NO_KEY, |k| k.len() as u32);
+        let mut out = Vec::with_capacity(Self::OVERHEAD + key.map_or(0, <[u8]>::len) + value.len());
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(&key_len.to_be_bytes());
+        out.extend_from_slice(key.unwrap_or_default());
+        out.extend_from_slice(value);
+        let mut body = out.split_off(start);
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(origin),
+                &mut body,
+            )
+            .expect("AES-GCM seals any length a Kafka record can have");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The key and value [`Sealer::seal`] sealed for `origin`.
+    pub fn open(
+        &self,
+        sealed: &[u8],
+        origin: &[u8],
+    ) -> Result<(Option<Vec<u8>>, Vec<u8>), OpenError> {
+        if sealed.len() < Self::OVERHEAD {
+            return Err(OpenError);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError)?;
+        let mut body = body.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, ring::aead::Aad::from(origin), &mut body)
+            .map_err(|_| OpenError)?;
+        let (len, rest) = plain.split_at(4);
+        let len = u32::from_be_bytes(len.try_into().map_err(|_| OpenError)?);
+        if len == NO_KEY {
+            return Ok((None, rest.to_vec()));
+        }
+        let len = len as usize;
+        if len > rest.len() {
+            return Err(OpenError);
+        }
+        Ok((Some(rest[..len].to_vec()), rest[len..].to_vec()))
+    }
+}
+
+/// What a sealed dead letter is bound to: its source record's identity.
+pub fn letter_origin(topic: &str, partition: i32, offset: i64) -> Vec<u8> {
+    format!("{topic}:{partition}@{offset}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_letter_opens_with_its_key_and_origin_only() {
+        let sealer = Sealer::new(b"key-one-0123456789");
+        let origin = letter_origin("wxpulse.chat_messages", 3, 42);
+        let sealed = sealer.seal(Some(b"wxa|oFAN"), b"hello, my openid is oFAN", &origin);
+        let text = String::from_utf8_lossy(&sealed);
+        assert!(!text.contains("oFAN") && !text.contains("hello"), "{text}");
+        assert_eq!(sealed.len(), Sealer::OVERHEAD + 8 + 24);
+        let (key, value) = sealer.open(&sealed, &origin).expect("opens");
+        assert_eq!(key.as_deref(), Some(&b"wxa|oFAN"[..]));
+        assert_eq!(value, b"hello, my openid is oFAN");
+        // Another key, another origin, a flipped bit, a cut: refused.
+        let other = Sealer::new(b"key-two-0123456789");
+        assert!(other.open(&sealed, &origin).is_err());
+        assert!(sealer
+            .open(&sealed, &letter_origin("wxpulse.chat_messages", 3, 43))
+            .is_err());
+        let mut flipped = sealed.clone();
+        flipped[20] ^= 1;
+        assert!(sealer.open(&flipped, &origin).is_err());
+        assert!(sealer.open(&sealed[..sealed.len() - 1], &origin).is_err());
+        // No key; an empty value.
+        let keyless = sealer.seal(None, b"", &origin);
+        assert_eq!(
+            sealer.open(&keyless, &origin).expect("opens"),
+            (None, Vec::new())
+        );
+        // Two seals of one value differ (random nonce).
+        assert_ne!(
+            sealer.seal(None, b"x", &origin),
+            sealer.seal(None, b"x", &origin)
+        );
+    }
+
+    #[test]
+    fn the_letter_key_is_stable_keyed_and_not_the_openid() {
+        let a = Sealer::new(b"key-one-0123456789");
+        let b = Sealer::new(b"key-two-0123456789");
+        let k = a.pseudonymous_key(b"wxa|oFAN");
+        assert_eq!(k, a.pseudonymous_key(b"wxa|oFAN"));
+        assert_ne!(k, b.pseudonymous_key(b"wxa|oFAN"));
+        assert_eq!(k.len(), 32);
+        assert!(!String::from_utf8_lossy(&k).contains("oFAN"));
+    }
 
     #[test]
     fn keyed_stable_and_distinct() {
