@@ -127,7 +127,8 @@ async fn chaos_test_kills_outages_broker_restart_failing_view_and_rebalance_coun
             })
             .collect()
     };
-    /// SIGKILLs each planned victim after its pause; it restarts after its downtime.
+    /// SIGKILLs each planned victim after its pause; it restarts after its downtime, and
+    /// not before its dead group member has expired (see [`Service::restart`]).
     async fn run_kills(
         services: &mut [Service],
         chaos: &mut Chaos,

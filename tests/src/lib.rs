@@ -208,6 +208,27 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // A failed test keeps the broker's and the adapter's logs (its data goes), and shows
+        // their ends: CI prints only the test's output.
+        if std::thread::panicking() {
+            let keep = service_log("stack").with_file_name(
+                self.dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "stack".into()),
+            );
+            for component in ["kafka", "clickhouse"] {
+                let log = self.dir.join("logs").join(format!("{component}.log"));
+                eprintln!(
+                    "--- the end of {component}'s log ({}):\n{}",
+                    keep.display(),
+                    log_tail(&log, 30)
+                );
+                if std::fs::create_dir_all(&keep).is_ok() {
+                    let _ = std::fs::copy(&log, keep.join(format!("{component}.log")));
+                }
+            }
+        }
         let _ = self.script(&["down", "--purge"]);
     }
 }
@@ -224,6 +245,9 @@ pub fn kafka(brokers: &str) -> wxpulse_runtime::config::KafkaConfig {
 /// The PII key every test service uses; tests recompute fan ids with it independently.
 pub const TEST_PII_KEY: &str = "e2e-test-key-0123456789";
 
+/// The group session timeout every test service runs with (short, so failover is quick).
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
 /// A running service binary.
 pub struct Service {
     /// Binary name.
@@ -233,6 +257,8 @@ pub struct Service {
     child: Child,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// When a SIGKILL ended the process: its group member lives until the session expires.
+    killed_at: Option<Instant>,
 }
 
 /// Path of a workspace binary built by `cargo build`.
@@ -277,7 +303,10 @@ impl Service {
             ("WXPULSE__METRICS__LISTEN".into(), metrics.clone()),
             ("WXPULSE__PII__KEY".into(), TEST_PII_KEY.into()),
             // Fast, stable group behaviour on Tansu (2 s session timeouts loop).
-            ("WXPULSE__KAFKA__SESSION_TIMEOUT".into(), "6s".into()),
+            (
+                "WXPULSE__KAFKA__SESSION_TIMEOUT".into(),
+                format!("{}s", SESSION_TIMEOUT.as_secs()),
+            ),
             ("WXPULSE__KAFKA__HEARTBEAT_INTERVAL".into(), "500ms".into()),
             ("WXPULSE__KAFKA__MAX_POLL_INTERVAL".into(), "20s".into()),
             ("WXPULSE__KAFKA__DRAIN_TIMEOUT".into(), "8s".into()),
@@ -298,18 +327,33 @@ impl Service {
             child,
             args,
             env,
+            killed_at: None,
         })
     }
 
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            self.killed_at = Some(Instant::now());
+        }
         let _ = self.child.wait();
     }
 
     /// Starts the same binary with the same settings again.
+    ///
+    /// After a SIGKILL it first waits until the dead process's group session has expired.
+    /// Tansu 0.6 has a coordinator race a real Kafka does not: when a dead leader's session
+    /// ends between a new member's JoinGroup and its SyncGroup, the follower's empty
+    /// assignment is taken as the group's, and the group sits formed with no partition
+    /// owned until membership changes again (measured: a whole stream stalled for
+    /// minutes). Rejoining after the expiry is what Tansu handles.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
+        if let Some(killed) = self.killed_at.take() {
+            let expired = killed + SESSION_TIMEOUT + Duration::from_secs(1);
+            std::thread::sleep(expired.saturating_duration_since(Instant::now()));
+        }
         self.child = spawn(&self.name, &self.args, &self.env)?;
         Ok(())
     }
@@ -521,7 +565,18 @@ pub async fn owns_partitions(service: &Service, patience: Duration) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("{} owns no partition after {patience:?}", service.name);
+    panic!(
+        "{} owns no partition after {patience:?}; the end of its log:\n{}",
+        service.name,
+        log_tail(&service_log(&service.name), 40)
+    );
+}
+
+/// The last `lines` lines of a log, so a failure in CI shows what the service was doing.
+pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The `CREATE MATERIALIZED VIEW` statement of `name` as the migrations define it, to
