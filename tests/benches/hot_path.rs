@@ -220,6 +220,7 @@ fn main() {
         late_share: 0.02,
         malformed_share: 0.0,
         unknown_dimension_share: 0.01,
+        unknown_account_share: 0.0,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

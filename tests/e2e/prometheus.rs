@@ -174,6 +174,7 @@ async fn produce_generated(
         late_share: 0.0,
         malformed_share: malformed,
         unknown_dimension_share: 0.01,
+        unknown_account_share: 0.0,
     };
     let (records, truth) = generate::generate(&spec);
     produce::send_all(

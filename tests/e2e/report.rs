@@ -88,6 +88,7 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
         late_share: 0.02,
         malformed_share: 0.002,
         unknown_dimension_share: 0.01,
+        unknown_account_share: 0.0,
     };
     let world = World::new(&spec);
     let (records, truth) = generate::generate_with(&spec, &world);

@@ -27,6 +27,7 @@ pub(crate) fn spec(seed: u64, events: u64, malformed_share: f64) -> Spec {
         late_share: 0.03,
         malformed_share,
         unknown_dimension_share: 0.01,
+        unknown_account_share: 0.0,
     }
 }
 

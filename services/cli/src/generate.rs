@@ -80,6 +80,10 @@ pub struct Spec {
     /// Share of keys events carry that no dimension record has (button keys, scenes,
     /// articles, associates) and of fans without a profile, so `unknown` gets exercised.
     pub unknown_dimension_share: f64,
+    /// Share of extra interactions of accounts the world does not publish (a misrouted
+    /// feed); the pipeline dead-letters them as `unknown_account` once accounts are
+    /// published, so the truth counts them there.
+    pub unknown_account_share: f64,
 }
 
 /// The four interaction streams with their topic and share of interactions (seed 000).
@@ -452,6 +456,25 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
             copies.push_back(record.clone());
             truth.duplicates += 1;
         }
+        if spec.unknown_account_share > 0.0 && rng.gen_bool(spec.unknown_account_share) {
+            let foreign = format!("wxforeign{:02}", rng.gen_range(0..5));
+            let event_id = ids.next().to_string();
+            let payload = record
+                .payload
+                .as_deref()
+                .and_then(|p| as_foreign_account(p, &event_id, &foreign))
+                .expect("generated events begin with event_id and app_id");
+            out.push(Outgoing {
+                topic,
+                key: format!("{foreign}|{openid}").into_bytes(),
+                payload: Some(payload),
+                at_ms: server_time,
+            });
+            *truth
+                .dead_letters
+                .entry("unknown_account".to_string())
+                .or_default() += 1;
+        }
         out.push(record);
         if rng.gen_bool(spec.malformed_share) {
             let (reason, bad) = malformed(&mut rng, &mut ids, topic, *schema_id);
@@ -481,6 +504,42 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
 }
 
 /// One malformed record of a random kind, and the dead-letter reason it must get.
+/// The framed event `framed` as one of account `app_id`, with event id `event_id`: every
+/// interaction schema begins with the strings `event_id` and `app_id`, so the datum is
+/// those two re-encoded followed by the original's remaining bytes.
+fn as_foreign_account(framed: &[u8], event_id: &str, app_id: &str) -> Option<Vec<u8>> {
+    /// An Avro long (zigzag varint): its value and its length in bytes.
+    fn read_long(bytes: &[u8]) -> Option<(i64, usize)> {
+        let mut n: u64 = 0;
+        for (i, b) in bytes.iter().enumerate().take(10) {
+            n |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(((n >> 1) as i64 ^ -((n & 1) as i64), i + 1));
+            }
+        }
+        None
+    }
+    fn write_string(out: &mut Vec<u8>, s: &str) {
+        let mut n = ((s.len() as i64) << 1) as u64; // zigzag of a non-negative length
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+    let (head, mut rest) = framed.split_at_checked(5)?;
+    for _ in 0..2 {
+        let (len, n) = read_long(rest)?;
+        rest = rest.get(n + usize::try_from(len).ok()?..)?;
+    }
+    let mut out = head.to_vec();
+    write_string(&mut out, event_id);
+    write_string(&mut out, app_id);
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 fn malformed(
     rng: &mut ChaCha8Rng,
     ids: &mut Ids,
@@ -568,6 +627,45 @@ fn malformed(
 /// datum with the schema it was framed with, when that schema is its topic's (as the
 /// services check, a schema of another subject is undecodable).
 #[cfg(test)]
+#[test]
+fn a_foreign_account_event_is_the_same_event_of_another_account() {
+    let frames = Frames::new();
+    let spec = Spec {
+        seed: 5,
+        brands: 1,
+        accounts_per_brand: 2,
+        fans_per_account: 500,
+        events: 4_000,
+        start_ms: 1_760_000_000_000,
+        end_ms: 1_760_000_000_000 + 10 * 86_400_000,
+        duplicate_share: 0.01,
+        late_share: 0.0,
+        malformed_share: 0.01,
+        unknown_dimension_share: 0.0,
+        unknown_account_share: 0.05,
+    };
+    let (records, truth) = generate(&spec);
+    let foreign: Vec<_> = records
+        .iter()
+        .filter(|r| r.key.starts_with(b"wxforeign"))
+        .collect();
+    assert!(!foreign.is_empty());
+    assert_eq!(
+        truth.dead_letters.get("unknown_account").copied(),
+        Some(foreign.len() as u64)
+    );
+    for r in foreign.iter().filter(|r| r.topic == "wxpulse.menu_clicks") {
+        let payload = r.payload.as_deref().expect("a value");
+        let (id, datum) = codec::split_frame(payload).expect("framed");
+        let click: wxpulse_runtime::events::MenuClick<'_> =
+            codec::decode(datum, &frames.0[&id].1).expect("decodes whole");
+        assert!(click.app_id.starts_with("wxforeign"));
+        assert!(uuid::Uuid::parse_str(click.event_id).is_ok());
+        assert!(r.key.starts_with(format!("{}|", click.app_id).as_bytes()));
+    }
+}
+
+#[cfg(test)]
 pub(crate) struct Frames(std::collections::HashMap<u32, (&'static str, serde_avro_fast::Schema)>);
 
 #[cfg(test)]
@@ -612,6 +710,7 @@ mod tests {
             late_share: 0.03,
             malformed_share: 0.01,
             unknown_dimension_share: 0.01,
+            unknown_account_share: 0.0,
         }
     }
 
@@ -690,6 +789,7 @@ mod tests {
 
         let spec = Spec {
             unknown_dimension_share: 0.03,
+            unknown_account_share: 0.0,
             ..spec(30_000)
         };
         let world = World::new(&spec);
@@ -878,6 +978,7 @@ mod tests {
         let spec = Spec {
             fans_per_account: 3_000,
             unknown_dimension_share: 0.02,
+            unknown_account_share: 0.0,
             late_share: 0.05,
             ..spec(60_000)
         };
@@ -1236,6 +1337,7 @@ mod tests {
     fn a_world_without_gaps_resolves_everything() {
         let (_, truth) = generate(&Spec {
             unknown_dimension_share: 0.0,
+            unknown_account_share: 0.0,
             ..spec(5_000)
         });
         assert!(

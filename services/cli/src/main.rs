@@ -105,6 +105,11 @@ enum Command {
         /// of fans without a profile: exercises the pipeline's `unknown`.
         #[arg(long, default_value_t = 0.01, value_parser = share)]
         unknown_dimension_share: f64,
+        /// Share of extra events of accounts the world does not publish, for services run
+        /// with `validation.unknown_account = "dead_letter"` (the truth counts them as
+        /// `unknown_account` dead letters).
+        #[arg(long, default_value_t = 0.0, value_parser = share)]
+        unknown_account_share: f64,
         /// Do not publish the world's dimension records before the events.
         #[arg(long, conflicts_with = "dimensions_only")]
         no_dimensions: bool,
@@ -385,6 +390,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             late_share,
             malformed_share,
             unknown_dimension_share,
+            unknown_account_share,
             no_dimensions,
             dimensions_only,
             truth,
@@ -416,6 +422,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 late_share,
                 malformed_share,
                 unknown_dimension_share,
+                unknown_account_share,
             };
             let world = World::new(&spec);
             let producer = produce::producer(&kafka)?;

@@ -1341,6 +1341,7 @@ mod tests {
             late_share: 0.0,
             malformed_share: 0.0,
             unknown_dimension_share: 0.01,
+            unknown_account_share: 0.0,
         }
     }
 

@@ -77,6 +77,7 @@ pub const EMBEDDED: &[EmbeddedSchema] = &[
     schema!(7, "wxpulse.dead_letters-value", 1, "dead_letter/v1.avsc"),
     schema!(8, "wxpulse.dead_letters-value", 2, "dead_letter/v2.avsc"),
     schema!(9, "wxpulse.dead_letters-value", 3, "dead_letter/v3.avsc"),
+    schema!(10, "wxpulse.dead_letters-value", 4, "dead_letter/v4.avsc"),
     schema!(11, "wxpulse.dim.account-value", 1, "dim_account/v1.avsc"),
     schema!(12, "wxpulse.dim.store-value", 1, "dim_store/v1.avsc"),
     schema!(

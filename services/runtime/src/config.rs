@@ -257,6 +257,23 @@ pub struct ValidationConfig {
     pub max_lateness: Duration,
     /// Larger records are dead-lettered as oversized.
     pub max_payload_bytes: usize,
+    /// What becomes of an event whose `app_id` is not in the account dimension.
+    pub unknown_account: UnknownAccount,
+}
+
+/// What becomes of an event of an account the account dimension does not hold: such events
+/// are a misrouted feed, a test account or an account not yet published, and counting them
+/// would add phantom accounts and purchases to every total that does not filter by account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownAccount {
+    /// Dead-lettered with reason `unknown_account` (replayable once the account is
+    /// published), as long as the account dimension holds at least one account: an empty
+    /// one means the deployment publishes none, and every event is kept.
+    DeadLetter,
+    /// Written with brand `unknown`, as any account (the default: dead-lettering needs the
+    /// accounts published before their first events).
+    Keep,
 }
 
 /// Upstream-retry dedup.

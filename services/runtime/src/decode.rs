@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::codec::{self, Registry, Writer};
-use crate::config::{Config, ValidationConfig};
+use crate::config::{Config, UnknownAccount, ValidationConfig};
 use crate::dedup::EventIdWindow;
 use crate::dlq::{DeadLetterReason, Rejection};
 use crate::enrich::Dimensions;
@@ -123,6 +123,17 @@ impl Decoder {
         if let Err(rejection) = stream.check(&event) {
             return Outcome::Rejected(rejection);
         }
+        // Before dedup: a rejected event must not hold its id, or its replay would be
+        // dropped as a duplicate.
+        if self.validation.unknown_account == UnknownAccount::DeadLetter
+            && !dims.knows_account(header.app_id)
+        {
+            let shown: String = header.app_id.chars().take(64).collect();
+            return Outcome::Rejected(Rejection::new(
+                R::UnknownAccount,
+                format!("app_id {shown} is not in the account dimension"),
+            ));
+        }
         if !ids.insert(event_id, header.server_time) {
             return Outcome::Duplicate;
         }
@@ -230,11 +241,36 @@ mod tests {
     }
 
     fn run(payloads: Vec<Option<Vec<u8>>>) -> Vec<Result<Option<u64>, R>> {
-        let cfg = Config::load(None, Vec::new()).expect("defaults");
+        run_with(payloads, &[], Vec::new())
+    }
+
+    /// Decodes `payloads` with the accounts `accounts` published and `env` overriding the
+    /// defaults.
+    fn run_with(
+        payloads: Vec<Option<Vec<u8>>>,
+        accounts: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Vec<Result<Option<u64>, R>> {
+        let cfg = Config::load(None, env).expect("defaults");
         let mut decoder = Decoder::new(Arc::new(Registry::embedded()), &cfg, "t");
         let mut ids = EventIdWindow::new(600_000);
         let mut fans = FanStates::default();
-        let dims = Dimensions::detached(decoder.pseudonymizer().clone());
+        let mut dims = Dimensions::detached(decoder.pseudonymizer().clone());
+        for app_id in accounts {
+            let account = crate::enrich::AccountRecord {
+                app_id: app_id.to_string(),
+                brand: "Atelier".into(),
+                name: "Atelier official".into(),
+                account_type: Default::default(),
+                fans: 0,
+                updated_at: 0,
+            };
+            dims.apply(
+                crate::enrich::Dimension::Account,
+                app_id,
+                Some(crate::enrich::DimensionRecord::Account(account)),
+            );
+        }
         payloads
             .into_iter()
             .enumerate()
@@ -254,6 +290,44 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn unknown_accounts_are_kept_or_dead_lettered_as_configured() {
+        const A: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+        const B: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3302";
+        // The clicks are of account "wxa".
+        let clicks = || {
+            vec![
+                Some(click(A, "o1")),
+                Some(click(B, "o1")),
+                Some(click(A, "o1")),
+            ]
+        };
+        // `keep` (the default) writes another account's clicks, deduplicated as any event.
+        let out = run_with(clicks(), &["wxb"], Vec::new());
+        assert!(
+            matches!(out[..], [Ok(Some(_)), Ok(Some(_)), Ok(None)]),
+            "{out:?}"
+        );
+        // `dead_letter` with only another account published: every click is dead-lettered,
+        // the repeat too (a rejected event holds no id, so its replay is not a duplicate).
+        let dead_letter = || {
+            vec![(
+                "WXPULSE__VALIDATION__UNKNOWN_ACCOUNT".to_string(),
+                "dead_letter".to_string(),
+            )]
+        };
+        let out = run_with(clicks(), &["wxb"], dead_letter());
+        assert_eq!(out, vec![Err(R::UnknownAccount); 3]);
+        // ... and with "wxa" published, or no account at all, they are written.
+        for accounts in [&["wxa", "wxb"][..], &[]] {
+            let out = run_with(clicks(), accounts, dead_letter());
+            assert!(
+                matches!(out[..], [Ok(Some(_)), Ok(Some(_)), Ok(None)]),
+                "{out:?}"
+            );
+        }
     }
 
     #[test]

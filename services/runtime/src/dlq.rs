@@ -58,6 +58,10 @@ pub enum DeadLetterReason {
     /// The payload is larger than allowed.
     #[serde(rename = "OVERSIZED")]
     Oversized,
+    /// The event's `app_id` is not in the account dimension (`validation.unknown_account`):
+    /// replay it once the account is published.
+    #[serde(rename = "UNKNOWN_ACCOUNT")]
+    UnknownAccount,
     /// A reason this build does not know (read side only).
     #[serde(rename = "OTHER", other)]
     Other,
@@ -65,7 +69,7 @@ pub enum DeadLetterReason {
 
 impl DeadLetterReason {
     /// Every reason a service emits, for pre-registering metric labels.
-    pub const ALL: [DeadLetterReason; 7] = [
+    pub const ALL: [DeadLetterReason; 8] = [
         Self::Undecodable,
         Self::UnknownSchema,
         Self::MissingField,
@@ -73,6 +77,7 @@ impl DeadLetterReason {
         Self::FutureTimestamp,
         Self::TooOld,
         Self::Oversized,
+        Self::UnknownAccount,
     ];
 
     /// The metric label and CLI name.
@@ -85,6 +90,7 @@ impl DeadLetterReason {
             Self::FutureTimestamp => "future_timestamp",
             Self::TooOld => "too_old",
             Self::Oversized => "oversized",
+            Self::UnknownAccount => "unknown_account",
             Self::Other => "other",
         }
     }

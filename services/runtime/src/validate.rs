@@ -72,6 +72,7 @@ mod tests {
             max_future_skew: Duration::from_secs(300),
             max_lateness: Duration::from_secs(7 * 86_400),
             max_payload_bytes: 1024,
+            unknown_account: crate::config::UnknownAccount::DeadLetter,
         }
     }
 

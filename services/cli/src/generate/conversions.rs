@@ -1093,6 +1093,7 @@ mod tests {
             late_share: 0.0,
             malformed_share: 0.0,
             unknown_dimension_share: 0.0,
+            unknown_account_share: 0.0,
         };
         let world = World::new(&spec);
         (spec, world)

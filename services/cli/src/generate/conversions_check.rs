@@ -162,6 +162,7 @@ fn conversions_match_the_records_as_migration_0007_reads_them() {
         late_share: 0.05,
         malformed_share: 0.01,
         unknown_dimension_share: 0.03,
+        unknown_account_share: 0.0,
     };
     let world = World::new(&spec);
     let (records, truth) = generate_with(&spec, &world);

@@ -1057,6 +1057,7 @@ mod tests {
             late_share: 0.05,
             malformed_share: 0.01,
             unknown_dimension_share: 0.02,
+            unknown_account_share: 0.0,
         }
     }
 
@@ -1228,6 +1229,7 @@ mod tests {
             late_share: 0.02,
             malformed_share: 0.005,
             unknown_dimension_share: 0.01,
+            unknown_account_share: 0.0,
             ..spec(200_000, 0)
         };
         let (_, truth) = generate(&spec);

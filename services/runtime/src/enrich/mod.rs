@@ -280,6 +280,12 @@ impl Dimensions {
         value
     }
 
+    /// Whether `app_id` is a published account, or no account is published at all (then
+    /// the deployment does not use the dimension and cannot tell). Not counted as a miss.
+    pub fn knows_account(&self, app_id: &str) -> bool {
+        self.accounts.is_empty() || self.accounts.contains_key(app_id)
+    }
+
     /// The account of an `app_id`.
     pub fn account(&self, app_id: &str) -> Option<&Account> {
         self.found(Dimension::Account, self.accounts.get(app_id))
