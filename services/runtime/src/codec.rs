@@ -430,7 +430,7 @@ mod tests {
         );
         assert_eq!(
             latest("wxpulse.dead_letters-value").map(|s| (s.id, s.version)),
-            Some((9, 3))
+            Some((10, 4))
         );
     }
 

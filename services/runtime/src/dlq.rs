@@ -794,7 +794,7 @@ mod tests {
         assert!(!fitted.truncated);
         assert_eq!(fitted.key.as_deref(), Some(&b"wxa|o1"[..]));
         let (id, _) = codec::split_frame(&fitted.value).expect("framed");
-        assert_eq!(id, 9, "written with v3");
+        assert_eq!(id, 10, "written with v4");
         let back = Envelope::decode(&fitted.value).expect("decodes");
         assert_eq!(back.reason, DeadLetterReason::TooOld);
         assert_eq!(back.source_key, Some(&b"wxa|o1"[..]));
