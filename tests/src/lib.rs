@@ -211,12 +211,7 @@ impl Drop for Stack {
         // A failed test keeps the broker's and the adapter's logs (its data goes), and shows
         // their ends: CI prints only the test's output.
         if std::thread::panicking() {
-            let keep = service_log("stack").with_file_name(
-                self.dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "stack".into()),
-            );
+            let keep = logs_dir().join(self.dir.file_name().unwrap_or("stack".as_ref()));
             for component in ["kafka", "clickhouse"] {
                 let log = self.dir.join("logs").join(format!("{component}.log"));
                 eprintln!(
@@ -394,9 +389,12 @@ impl Drop for Service {
 
 /// The log every instance of the binary `name` appends its stderr to.
 pub fn service_log(name: &str) -> PathBuf {
-    std::env::temp_dir()
-        .join("wxpulse-e2e-logs")
-        .join(format!("{name}.log"))
+    logs_dir().join(format!("{name}.log"))
+}
+
+/// Where the e2e logs go (`make e2e` clears it): the services' and failed stacks'.
+fn logs_dir() -> PathBuf {
+    std::env::temp_dir().join("wxpulse-e2e-logs")
 }
 
 fn spawn(name: &str, args: &[String], env: &[(String, String)]) -> anyhow::Result<Child> {

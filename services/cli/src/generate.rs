@@ -503,7 +503,6 @@ pub fn generate_with(spec: &Spec, world: &World) -> (Vec<Outgoing>, GroundTruth)
     (out, truth)
 }
 
-/// One malformed record of a random kind, and the dead-letter reason it must get.
 /// The framed event `framed` as one of account `app_id`, with event id `event_id`: every
 /// interaction schema begins with the strings `event_id` and `app_id`, so the datum is
 /// those two re-encoded followed by the original's remaining bytes.
@@ -540,6 +539,7 @@ fn as_foreign_account(framed: &[u8], event_id: &str, app_id: &str) -> Option<Vec
     Some(out)
 }
 
+/// One malformed record of a random kind, and the dead-letter reason it must get.
 fn malformed(
     rng: &mut ChaCha8Rng,
     ids: &mut Ids,
@@ -626,45 +626,6 @@ fn malformed(
 /// The test-side reader of generated records: the embedded schemas by id, and each record's
 /// datum with the schema it was framed with, when that schema is its topic's (as the
 /// services check, a schema of another subject is undecodable).
-#[cfg(test)]
-#[test]
-fn a_foreign_account_event_is_the_same_event_of_another_account() {
-    let frames = Frames::new();
-    let spec = Spec {
-        seed: 5,
-        brands: 1,
-        accounts_per_brand: 2,
-        fans_per_account: 500,
-        events: 4_000,
-        start_ms: 1_760_000_000_000,
-        end_ms: 1_760_000_000_000 + 10 * 86_400_000,
-        duplicate_share: 0.01,
-        late_share: 0.0,
-        malformed_share: 0.01,
-        unknown_dimension_share: 0.0,
-        unknown_account_share: 0.05,
-    };
-    let (records, truth) = generate(&spec);
-    let foreign: Vec<_> = records
-        .iter()
-        .filter(|r| r.key.starts_with(b"wxforeign"))
-        .collect();
-    assert!(!foreign.is_empty());
-    assert_eq!(
-        truth.dead_letters.get("unknown_account").copied(),
-        Some(foreign.len() as u64)
-    );
-    for r in foreign.iter().filter(|r| r.topic == "wxpulse.menu_clicks") {
-        let payload = r.payload.as_deref().expect("a value");
-        let (id, datum) = codec::split_frame(payload).expect("framed");
-        let click: wxpulse_runtime::events::MenuClick<'_> =
-            codec::decode(datum, &frames.0[&id].1).expect("decodes whole");
-        assert!(click.app_id.starts_with("wxforeign"));
-        assert!(uuid::Uuid::parse_str(click.event_id).is_ok());
-        assert!(r.key.starts_with(format!("{}|", click.app_id).as_bytes()));
-    }
-}
-
 #[cfg(test)]
 pub(crate) struct Frames(std::collections::HashMap<u32, (&'static str, serde_avro_fast::Schema)>);
 
@@ -1563,5 +1524,43 @@ mod tests {
             .map(|p| p.reads.push_readers)
             .sum();
         assert!(reads > 0);
+    }
+
+    #[test]
+    fn a_foreign_account_event_is_the_same_event_of_another_account() {
+        let frames = Frames::new();
+        let spec = Spec {
+            seed: 5,
+            brands: 1,
+            accounts_per_brand: 2,
+            fans_per_account: 500,
+            events: 4_000,
+            start_ms: 1_760_000_000_000,
+            end_ms: 1_760_000_000_000 + 10 * 86_400_000,
+            duplicate_share: 0.01,
+            late_share: 0.0,
+            malformed_share: 0.01,
+            unknown_dimension_share: 0.0,
+            unknown_account_share: 0.05,
+        };
+        let (records, truth) = generate(&spec);
+        let foreign: Vec<_> = records
+            .iter()
+            .filter(|r| r.key.starts_with(b"wxforeign"))
+            .collect();
+        assert!(!foreign.is_empty());
+        assert_eq!(
+            truth.dead_letters.get("unknown_account").copied(),
+            Some(foreign.len() as u64)
+        );
+        for r in foreign.iter().filter(|r| r.topic == "wxpulse.menu_clicks") {
+            let payload = r.payload.as_deref().expect("a value");
+            let (id, datum) = codec::split_frame(payload).expect("framed");
+            let click: wxpulse_runtime::events::MenuClick<'_> =
+                codec::decode(datum, &frames.0[&id].1).expect("decodes whole");
+            assert!(click.app_id.starts_with("wxforeign"));
+            assert!(uuid::Uuid::parse_str(click.event_id).is_ok());
+            assert!(r.key.starts_with(format!("{}|", click.app_id).as_bytes()));
+        }
     }
 }
