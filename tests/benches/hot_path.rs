@@ -1,7 +1,7 @@
 //! Hot-path benchmark: events/s per core for each service's per-event work, no Kafka and no
 //! ClickHouse. Prints figures; asserts nothing about speed.
 //!
-//! Stage 1 — decode → validate → event-id dedup → pseudonymise → the service's row, the
+//! Stage 1 — decode → validate → event-id dedup (window and 7-day horizon) → pseudonymise → the service's row, the
 //! exact function the pipeline runs per record (`decode::bench::process`).
 //! Stage 2 — RowBinary encoding + LZ4 of those rows by the `clickhouse` crate, streamed to
 //! an in-process HTTP endpoint on loopback that discards the body (the crate's serializer
@@ -20,7 +20,7 @@ use wxpulse_runtime::codec::Registry;
 use wxpulse_runtime::config::Config;
 use wxpulse_runtime::decode::bench::process;
 use wxpulse_runtime::decode::Decoder;
-use wxpulse_runtime::dedup::EventIdWindow;
+use wxpulse_runtime::dedup::EventIds;
 use wxpulse_runtime::enrich::Dimensions;
 use wxpulse_runtime::metrics::Metrics;
 use wxpulse_runtime::pii::Pseudonymizer;
@@ -65,8 +65,8 @@ fn stage1<S: Stream>(
     let budget = FanBudget::new(FanLimits::from_config(cfg), &metrics.fans_evicted);
     for _ in 0..5 {
         rows.clear();
-        let mut ids = EventIdWindow::new(cfg.dedup.window.as_millis() as i64)
-            .capped(cfg.dedup.max_ids, metrics.ids_evicted.clone());
+        // Steady state: every batch before this record is written (watermark at the end).
+        let mut ids = EventIds::configured(&cfg.dedup, metrics.ids_evicted.clone(), i64::MAX);
         let mut fans = FanStates::bounded(&budget);
         let started = Instant::now();
         for r in records {

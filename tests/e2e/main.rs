@@ -7,6 +7,7 @@ mod conversions;
 mod faults;
 mod foundation;
 mod golden;
+mod late_duplicates;
 mod mirror;
 mod oversized;
 mod prometheus;

@@ -139,6 +139,19 @@ impl<R, L> Partition<R, L> {
         &mut self.open
     }
 
+    /// What [`Partition::admit`] would answer for `offset`, without taking the record in:
+    /// a record that must wait (its event id is being looked up) is taken in only when it
+    /// goes on, so no batch covers it before it is decided.
+    pub fn peek(&self, offset: i64) -> Admission {
+        if self.replay.is_some_and(|r| offset < r.first_offset) {
+            Admission::Ignore
+        } else if offset <= self.watermark {
+            Admission::Redelivery
+        } else {
+            Admission::Process
+        }
+    }
+
     /// Decides what a record at `offset` is and adds it to the open batch.
     pub fn admit(&mut self, offset: i64, record_time: i64, bytes: usize) -> Admission {
         if let Some(replay) = self.replay {

@@ -286,6 +286,14 @@ pub struct DedupConfig {
     /// Most ids remembered per partition; past it the oldest go first, before their
     /// window ends (counted in `wxpulse_dedup_ids_evicted_total`).
     pub max_ids: usize,
+    /// How long past ids are remembered (Bloom filters, checked exactly in ClickHouse):
+    /// a copy re-sent within it is dropped. `0s` turns the horizon off.
+    #[serde(with = "humantime_serde")]
+    pub horizon: Duration,
+    /// Share of fresh ids the horizon flags wrongly; each costs a ClickHouse lookup.
+    pub horizon_false_positive: f64,
+    /// Most memory of the horizon's filters per partition; past it lookups grow instead.
+    pub horizon_max_bytes: usize,
 }
 
 /// Metrics and health endpoints.
@@ -611,6 +619,15 @@ impl Config {
         if self.dedup.max_ids == 0 {
             errors.push("dedup.max_ids must be > 0".into());
         }
+        if !self.dedup.horizon.is_zero() && self.dedup.horizon < self.dedup.window {
+            errors.push("dedup.horizon must be 0s (off) or >= dedup.window".into());
+        }
+        let fp = self.dedup.horizon_false_positive;
+        if !(fp > 0.0 && fp <= 0.1) || self.dedup.horizon_max_bytes == 0 {
+            errors.push(format!(
+                "dedup.horizon_false_positive must be in (0, 0.1] (not {fp}) and dedup.horizon_max_bytes > 0"
+            ));
+        }
         if self.chat.reply_window.is_zero() || self.chat.reply_window > MAX_REPLY_WINDOW {
             errors.push(format!(
                 "chat.reply_window must be > 0 and <= 30 days, not {} s",
@@ -931,6 +948,7 @@ mod tests {
     fn memory_bounds_have_defaults_env_overrides_and_checks() {
         let c = Config::load(None, env(&[])).expect("defaults");
         assert_eq!(c.dedup.max_ids, 1_000_000);
+        assert_eq!(c.dedup.horizon, Duration::from_secs(7 * 86_400));
         assert_eq!(
             (c.segment.max_fans, c.segment.max_dormant_fans),
             (2_000_000, 10_000_000)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::codec::{self, Registry, Writer};
 use crate::config::{Config, UnknownAccount, ValidationConfig};
-use crate::dedup::EventIdWindow;
+use crate::dedup::{Age, EventIds, Seen};
 use crate::dlq::{DeadLetterReason, Rejection};
 use crate::enrich::Dimensions;
 use crate::events::Interaction;
@@ -19,7 +19,10 @@ use crate::validate::validate;
 /// What became of one record.
 pub(crate) enum Outcome<R> {
     Row(R, i64),
-    Duplicate,
+    Duplicate(Age),
+    /// The dedup horizon flags the event id: ClickHouse must settle it before the record
+    /// goes on (nothing was recorded for it).
+    Suspect(u128, i64),
     Rejected(Rejection),
 }
 
@@ -79,7 +82,7 @@ impl Decoder {
         &mut self,
         stream: &mut S,
         record: &Record,
-        ids: &mut EventIdWindow,
+        ids: &mut EventIds,
         fans: &mut FanStates,
         dims: &Dimensions,
         now: i64,
@@ -134,8 +137,10 @@ impl Decoder {
                 format!("app_id {shown} is not in the account dimension"),
             ));
         }
-        if !ids.insert(event_id, header.server_time) {
-            return Outcome::Duplicate;
+        match ids.check(event_id, header.server_time, record.offset) {
+            Seen::Fresh => {}
+            Seen::Duplicate(age) => return Outcome::Duplicate(age),
+            Seen::Suspect => return Outcome::Suspect(event_id, header.server_time),
         }
         let meta = Meta {
             event_id: uuid::Uuid::from_u128(event_id),
@@ -174,7 +179,7 @@ pub mod bench {
         decoder: &mut Decoder,
         stream: &mut S,
         record: &Record,
-        ids: &mut EventIdWindow,
+        ids: &mut EventIds,
         fans: &mut FanStates,
         dims: &Dimensions,
         now: i64,
@@ -253,7 +258,11 @@ mod tests {
     ) -> Vec<Result<Option<u64>, R>> {
         let cfg = Config::load(None, env).expect("defaults");
         let mut decoder = Decoder::new(Arc::new(Registry::embedded()), &cfg, "t");
-        let mut ids = EventIdWindow::new(600_000);
+        let mut ids = EventIds::configured(
+            &cfg.dedup,
+            prometheus::IntCounter::new("evicted", "test").expect("valid counter"),
+            -1,
+        );
         let mut fans = FanStates::default();
         let mut dims = Dimensions::detached(decoder.pseudonymizer().clone());
         for app_id in accounts {
@@ -285,7 +294,8 @@ mod tests {
                 };
                 match decoder.decode_row(&mut Clicks, &record, &mut ids, &mut fans, &dims, NOW) {
                     Outcome::Row(row, _) => Ok(Some(row.fan_id)),
-                    Outcome::Duplicate => Ok(None),
+                    Outcome::Duplicate(_) => Ok(None),
+                    Outcome::Suspect(..) => panic!("nothing left the window"),
                     Outcome::Rejected(r) => Err(r.reason),
                 }
             })

@@ -6,21 +6,29 @@
 //!   assignment the service asks ClickHouse for the highest offset already written per
 //!   partition (the *watermark*) and skips everything at or below it. Exact, and needs no
 //!   state outside ClickHouse.
-//! - **upstream retries**: WeChat resends an event (3 times after a 5 s timeout) and the
-//!   gateway produces it again at a new offset, with the same `event_id`. Producers key by
-//!   fan, so the copies share a partition; the filter remembers ids for `window` of
-//!   server_time and is re-seeded from ClickHouse on assignment.
+//! - **upstream retries**: the same `event_id` again at a new offset. WeChat resends an
+//!   event within seconds (3 times after a 5 s timeout); a gateway replays after an outage
+//!   and a mini-program retries after reconnecting, hours or days later. Producers key by
+//!   fan, so the copies share a partition. Two layers catch them:
+//!   - [`EventIdWindow`]: every id of the last `dedup.window` of server time, exactly, and
+//!     every id not yet written to ClickHouse, whatever its age.
+//!   - [`Horizon`]: every id of the last `dedup.horizon` (7 days) in Bloom filters, about
+//!     1.8 bytes per id at 0.1% false positives. An id it flags is *suspect* and looked up
+//!     in ClickHouse before the record goes on; since an id leaves the window only once it
+//!     is written, the lookup is exact. Filters only decide which ids cost a lookup.
 //!
 //! The window is also capped at `dedup.max_ids` ids per partition, so a burst cannot grow
 //! it without bound. Past the cap the oldest ids go first (arrival order, which within a
 //! partition is server-time order up to producer reordering — the expiry relies on the
-//! same). An id dropped that way is forgotten before its window ends: only a retry of it
-//! arriving later than every id kept would be written twice, so each one is counted.
+//! same). An id dropped that way before it was written is the one case a retry of it could
+//! be written twice, so each such drop is counted.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use prometheus::IntCounter;
+
+use crate::config::DedupConfig;
 
 /// Event ids are random UUIDs: their bits are already uniform, so folding the two halves
 /// is a perfect hash and costs nothing next to SipHash (the set is per partition and fed
@@ -48,16 +56,28 @@ impl Hasher for IdHasher {
 
 type IdSet = HashSet<u128, BuildHasherDefault<IdHasher>>;
 
+/// Spreads an event id over 64 bits for the Bloom filters. Ids are usually random UUIDs,
+/// but hand-made ones (tests, replays of other systems) differ only in their last digits.
+fn mix(id: u128) -> u64 {
+    let mut x = (id as u64) ^ ((id >> 64) as u64).rotate_left(29);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// Remembers event ids of one partition for a window of server time, up to a cap.
 #[derive(Debug)]
 pub struct EventIdWindow {
     window_ms: i64,
     max_ids: usize,
     seen: IdSet,
-    /// Ids in arrival order with their server time; also holds forgotten ids until they
-    /// reach the front, and is capped with `seen`.
-    order: VecDeque<(i64, u128)>,
+    /// Ids in arrival order with their server time and offset; also holds forgotten ids
+    /// until they reach the front, and is capped with `seen`.
+    order: VecDeque<(i64, i64, u128)>,
     newest_ms: i64,
+    /// Highest offset whose row ClickHouse has: ids above it stay, whatever their age, so
+    /// that an id the window lets go can always be found in ClickHouse.
+    written: i64,
     /// Ids dropped by the cap while still inside the window.
     evicted: Option<IntCounter>,
 }
@@ -71,6 +91,7 @@ impl EventIdWindow {
             seen: IdSet::default(),
             order: VecDeque::new(),
             newest_ms: 0,
+            written: i64::MAX,
             evicted: None,
         }
     }
@@ -83,27 +104,48 @@ impl EventIdWindow {
         self
     }
 
-    /// Records `id` seen at `server_time`; `false` if it was already seen (a duplicate).
+    /// Keeps ids of records above `offset` until [`EventIdWindow::written`] says
+    /// ClickHouse has them (a pipeline's window starts at its partition's watermark).
+    pub fn written_up_to(mut self, offset: i64) -> Self {
+        self.written = offset;
+        self
+    }
+
+    /// Records `id` seen at `server_time` (already written, e.g. restored from ClickHouse);
+    /// `false` if it was already seen (a duplicate).
     pub fn insert(&mut self, id: u128, server_time: i64) -> bool {
+        self.insert_at(id, server_time, i64::MIN)
+    }
+
+    /// Records `id` of the record at `offset`; `false` if it was already seen.
+    pub fn insert_at(&mut self, id: u128, server_time: i64, offset: i64) -> bool {
         if !self.seen.insert(id) {
             return false;
         }
-        self.order.push_back((server_time, id));
+        self.order.push_back((server_time, offset, id));
         self.newest_ms = self.newest_ms.max(server_time);
         self.expire();
         self.enforce_cap();
         true
     }
 
-    /// Forgets `id` (its batch was abandoned, so a redelivery must not look like a repeat).
-    pub fn forget(&mut self, id: u128) {
-        self.seen.remove(&id);
+    /// Whether `id` is remembered.
+    pub fn contains(&self, id: u128) -> bool {
+        self.seen.contains(&id)
+    }
+
+    /// ClickHouse has every row up to `offset`: their ids may leave with the window.
+    pub fn written(&mut self, offset: i64) {
+        if self.written == i64::MAX || offset > self.written {
+            self.written = offset;
+        }
+        self.expire();
     }
 
     fn expire(&mut self) {
         let horizon = self.newest_ms - self.window_ms;
-        while let Some(&(t, id)) = self.order.front() {
-            if t >= horizon {
+        while let Some(&(t, offset, id)) = self.order.front() {
+            if t >= horizon || offset > self.written {
                 break;
             }
             self.order.pop_front();
@@ -115,7 +157,7 @@ impl EventIdWindow {
     /// every id still in `seen` is inside the window: its drop is counted.
     fn enforce_cap(&mut self) {
         while self.order.len() > self.max_ids {
-            let Some((_, id)) = self.order.pop_front() else {
+            let Some((_, _, id)) = self.order.pop_front() else {
                 break;
             };
             if self.seen.remove(&id) {
@@ -137,6 +179,251 @@ impl EventIdWindow {
     }
 }
 
+/// Segments per horizon: a segment takes ids for half the horizon, so two or three are
+/// alive and a fresh id costs that many filter probes, while memory holds at most 1.5x the
+/// horizon's ids.
+const SEGMENTS_PER_HORIZON: i64 = 2;
+
+/// The smallest segment, in ids; a segment that fills before its time is up is followed
+/// by one twice its size.
+const MIN_SEGMENT_IDS: usize = 65_536;
+
+/// One Bloom filter of the horizon: the ids of a stretch of server time.
+#[derive(Debug)]
+struct Segment {
+    bloom: fastbloom::BloomFilter,
+    capacity: usize,
+    ids: usize,
+    first_ms: i64,
+    newest_ms: i64,
+}
+
+/// Every event id of a partition's last `horizon` of server time, in a chain of Bloom
+/// filters: `might_contain` is never wrong when it says no, and says yes wrongly for about
+/// `false_positive` of fresh ids. Memory grows with the ids held, up to `max_bytes`; past
+/// that the newest segment takes more ids than it was sized for, so the false positives —
+/// and the ClickHouse lookups they cost — rise instead of duplicates being missed.
+#[derive(Debug)]
+pub struct Horizon {
+    horizon_ms: i64,
+    false_positive: f64,
+    max_bytes: usize,
+    segments: VecDeque<Segment>,
+    newest_ms: i64,
+    bytes: usize,
+}
+
+impl Horizon {
+    /// An empty horizon; `horizon_ms` 0 remembers nothing.
+    pub fn new(horizon_ms: i64, false_positive: f64, max_bytes: usize) -> Self {
+        Horizon {
+            horizon_ms,
+            false_positive,
+            max_bytes,
+            segments: VecDeque::new(),
+            newest_ms: i64::MIN,
+            bytes: 0,
+        }
+    }
+
+    /// Adds `id`, seen at `server_time`.
+    pub fn insert(&mut self, id: u128, server_time: i64) {
+        if self.horizon_ms <= 0 {
+            return;
+        }
+        self.newest_ms = self.newest_ms.max(server_time);
+        self.expire();
+        let span = (self.horizon_ms / SEGMENTS_PER_HORIZON).max(1);
+        let next_capacity = match self.segments.back() {
+            None => Some(MIN_SEGMENT_IDS),
+            Some(last) if last.ids >= last.capacity => Some(last.capacity.saturating_mul(2)),
+            Some(last) if self.newest_ms - last.first_ms >= span => {
+                Some(last.capacity.max(MIN_SEGMENT_IDS))
+            }
+            Some(_) => None,
+        };
+        if let Some(capacity) = next_capacity {
+            let bits = fastbloom::optimal_size(capacity, self.false_positive);
+            // At the memory cap the newest segment takes the ids on, overfilled.
+            if self.segments.is_empty() || self.bytes + bits / 8 <= self.max_bytes {
+                let bloom = fastbloom::BloomFilter::with_num_bits(bits).expected_items(capacity);
+                self.bytes += bloom.num_bits() / 8;
+                self.segments.push_back(Segment {
+                    bloom,
+                    capacity,
+                    ids: 0,
+                    first_ms: server_time,
+                    newest_ms: server_time,
+                });
+            }
+        }
+        if let Some(last) = self.segments.back_mut() {
+            last.bloom.insert_hash(mix(id));
+            last.ids += 1;
+            last.newest_ms = last.newest_ms.max(server_time);
+        }
+    }
+
+    /// `false` if `id` was certainly not inserted within the horizon.
+    pub fn might_contain(&self, id: u128) -> bool {
+        let hash = mix(id);
+        self.segments.iter().any(|s| s.bloom.contains_hash(hash))
+    }
+
+    fn expire(&mut self) {
+        let oldest = self.newest_ms.saturating_sub(self.horizon_ms);
+        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.newest_ms < oldest)
+        {
+            if let Some(gone) = self.segments.pop_front() {
+                self.bytes -= gone.bloom.num_bits() / 8;
+            }
+        }
+    }
+
+    /// Memory held by the filters.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Ids held (counting repeats of an id inserted twice).
+    pub fn len(&self) -> usize {
+        self.segments.iter().map(|s| s.ids).sum()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+}
+
+/// How old a duplicate was when it arrived: the label of
+/// `wxpulse_dedup_duplicates_by_age_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Caught by the window (usually seconds: WeChat's own retries).
+    Window,
+    /// Up to an hour.
+    Hour,
+    /// Up to a day.
+    Day,
+    /// Older, within the horizon.
+    Older,
+}
+
+impl Age {
+    /// Every bucket, for pre-registering the metric's series.
+    pub const ALL: [Age; 4] = [Age::Window, Age::Hour, Age::Day, Age::Older];
+
+    /// The bucket of a duplicate `age_ms` after its original.
+    pub fn of(age_ms: i64) -> Self {
+        if age_ms <= 3_600_000 {
+            Age::Hour
+        } else if age_ms <= 86_400_000 {
+            Age::Day
+        } else {
+            Age::Older
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Age::Window => "window",
+            Age::Hour => "1h",
+            Age::Day => "1d",
+            Age::Older => "older",
+        }
+    }
+}
+
+/// What dedup says of an event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not seen: recorded, the event goes on.
+    Fresh,
+    /// Seen before, this long ago.
+    Duplicate(Age),
+    /// The horizon flags it: ClickHouse must say whether it was written, before the event
+    /// goes on (see [`EventIds::settle`]).
+    Suspect,
+}
+
+/// A partition's whole dedup state: the exact window, the horizon, and ClickHouse's
+/// answers about suspects waiting to be applied.
+#[derive(Debug)]
+pub struct EventIds {
+    /// Exact, recent and unwritten ids.
+    pub window: EventIdWindow,
+    /// Bloom filters over the horizon.
+    pub horizon: Horizon,
+    /// Suspects looked up: the server time of the written copy, or `None` if there is none.
+    settled: HashMap<u128, Option<i64>>,
+    newest_ms: i64,
+}
+
+impl EventIds {
+    /// Dedup state of one partition.
+    pub fn new(window: EventIdWindow, horizon: Horizon) -> Self {
+        EventIds {
+            window,
+            horizon,
+            settled: HashMap::new(),
+            newest_ms: i64::MIN,
+        }
+    }
+
+    /// Decides on `id`, seen at `server_time` in the record at `offset`, recording it
+    /// unless it is a duplicate or suspect.
+    pub fn check(&mut self, id: u128, server_time: i64, offset: i64) -> Seen {
+        if self.window.contains(id) {
+            return Seen::Duplicate(Age::Window);
+        }
+        match self.settled.remove(&id) {
+            Some(Some(original)) => {
+                let arrived = self.newest_ms.max(server_time);
+                return Seen::Duplicate(Age::of(arrived - original));
+            }
+            Some(None) => {}
+            None if self.horizon.might_contain(id) => return Seen::Suspect,
+            None => {}
+        }
+        self.newest_ms = self.newest_ms.max(server_time);
+        self.window.insert_at(id, server_time, offset);
+        self.horizon.insert(id, server_time);
+        Seen::Fresh
+    }
+
+    /// Empty state as `dedup` configures it, for a partition whose rows up to `written`
+    /// (its watermark) are in ClickHouse.
+    pub fn configured(dedup: &DedupConfig, evicted: IntCounter, written: i64) -> Self {
+        EventIds::new(
+            EventIdWindow::new(dedup.window.as_millis() as i64)
+                .capped(dedup.max_ids, evicted)
+                .written_up_to(written),
+            Horizon::new(
+                dedup.horizon.as_millis() as i64,
+                dedup.horizon_false_positive,
+                dedup.horizon_max_bytes,
+            ),
+        )
+    }
+
+    /// ClickHouse's answer about a suspect: `written` is the server time of its written
+    /// copy, if any. The next [`EventIds::check`] of the id applies it.
+    pub fn settle(&mut self, id: u128, written: Option<i64>) {
+        self.settled.insert(id, written);
+    }
+
+    /// Records an id written before this state existed (restored from ClickHouse).
+    pub fn restore(&mut self, id: u128, server_time: i64, in_window: bool) {
+        if in_window {
+            self.window.insert(id, server_time);
+        }
+        self.horizon.insert(id, server_time);
+        self.newest_ms = self.newest_ms.max(server_time);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,8 +436,75 @@ mod tests {
         assert!(!w.insert(1, 6_000), "WeChat's retry 5 s later");
         assert!(w.insert(2, 20_000));
         assert!(w.insert(1, 20_500), "forgotten once out of the window");
-        w.forget(2);
-        assert!(w.insert(2, 20_600));
+    }
+
+    #[test]
+    fn unwritten_ids_stay_past_the_window() {
+        let mut w = EventIdWindow::new(10_000).written_up_to(99);
+        assert!(w.insert_at(1, 1_000, 100));
+        assert!(w.insert_at(2, 50_000, 101));
+        assert!(w.contains(1), "offset 100 is not in ClickHouse yet");
+        w.written(100);
+        assert!(
+            !w.contains(1),
+            "written and out of the window: ClickHouse answers for it"
+        );
+        assert!(w.contains(2));
+    }
+
+    #[test]
+    fn the_horizon_never_misses_an_id_and_forgets_old_segments() {
+        let day = 86_400_000;
+        let mut h = Horizon::new(7 * day, 0.001, usize::MAX);
+        for i in 0..200_000u128 {
+            h.insert(i, (i as i64) * 3_000); // ~7 days of ids
+        }
+        assert!((0..200_000u128).all(|i| h.might_contain(i)));
+        let false_positives = (1_000_000..1_100_000u128)
+            .filter(|i| h.might_contain(*i))
+            .count();
+        assert!(false_positives < 500, "{false_positives} of 100k at 0.1%");
+        let bytes = h.bytes();
+        h.insert(7, 30 * day);
+        assert!(
+            h.bytes() < bytes,
+            "segments older than the horizon are freed"
+        );
+        assert!(!h.might_contain(5) || h.might_contain(5_000_000));
+    }
+
+    #[test]
+    fn the_memory_cap_overfills_instead_of_forgetting() {
+        let mut h = Horizon::new(i64::MAX / 4, 0.001, 1);
+        for i in 0..300_000u128 {
+            h.insert(i, i as i64);
+        }
+        assert_eq!(h.segments.len(), 1);
+        assert!((0..300_000u128).all(|i| h.might_contain(i)));
+    }
+
+    #[test]
+    fn suspects_wait_for_clickhouse_and_are_bucketed_by_age() {
+        let hour = 3_600_000;
+        let mut ids = EventIds::new(
+            EventIdWindow::new(600_000).written_up_to(-1),
+            Horizon::new(7 * 24 * hour, 0.001, usize::MAX),
+        );
+        assert_eq!(ids.check(1, 0, 0), Seen::Fresh);
+        assert_eq!(ids.check(1, 5_000, 1), Seen::Duplicate(Age::Window));
+        ids.window.written(1);
+        assert_eq!(ids.check(2, 3 * hour, 2), Seen::Fresh);
+        assert_eq!(
+            ids.check(1, 3 * hour, 3),
+            Seen::Suspect,
+            "out of the window"
+        );
+        assert_eq!(ids.check(1, 3 * hour, 3), Seen::Suspect, "until settled");
+        ids.settle(1, Some(0));
+        assert_eq!(ids.check(1, 3 * hour, 3), Seen::Duplicate(Age::Day));
+        ids.settle(1, None); // a false positive
+        assert_eq!(ids.check(1, 3 * hour, 4), Seen::Fresh);
+        assert_eq!(ids.check(1, 3 * hour, 5), Seen::Duplicate(Age::Window));
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub struct Metrics {
     pub ids_tracked: IntGauge,
     /// Event ids dropped by `dedup.max_ids` before their window ended.
     pub ids_evicted: IntCounter,
+    /// Upstream-retry duplicates dropped, by how late they came (window, 1h, 1d, older).
+    pub duplicates_by_age: IntCounterVec,
+    /// ClickHouse lookups of ids the horizon flagged, by answer (duplicate, fresh, error).
+    pub horizon_lookups: IntCounterVec,
+    /// Memory of the horizon's Bloom filters, over the partitions owned.
+    pub horizon_bytes: IntGauge,
     /// Age of the oldest in-flight flush (dead letters + insert), 0 when none.
     pub oldest_flush_age_seconds: Gauge,
     /// Partitions whose flush has been in flight longer than `batch.stuck_after`.
@@ -285,6 +291,24 @@ impl Metrics {
             ids_evicted: make!(IntCounter::new(
                 "wxpulse_dedup_ids_evicted_total",
                 "Event ids forgotten before their dedup window ended (dedup.max_ids reached): a retry of one would be written twice."
+            )),
+            duplicates_by_age: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_dedup_duplicates_by_age_total",
+                    "Upstream retries dropped, by how late the copy came: window (dedup.window), 1h, 1d, older (within dedup.horizon)."
+                ),
+                &["age"]
+            )),
+            horizon_lookups: make!(IntCounterVec::new(
+                Opts::new(
+                    "wxpulse_dedup_horizon_lookups_total",
+                    "Event ids the dedup horizon flagged, looked up in ClickHouse, by answer: duplicate, fresh (a false positive), or error (retried; the partition waits)."
+                ),
+                &["verdict"]
+            )),
+            horizon_bytes: make!(IntGauge::new(
+                "wxpulse_dedup_horizon_bytes",
+                "Memory of the dedup horizon's Bloom filters over the partitions owned."
             )),
             oldest_flush_age_seconds: make!(Gauge::new(
                 "wxpulse_pipeline_oldest_flush_age_seconds",

@@ -217,9 +217,10 @@ struct IntentRow<'a> {
 }
 
 #[derive(Row, Deserialize)]
-struct EventIdRow {
+struct WrittenIdRow {
     #[serde(with = "clickhouse::serde::uuid")]
     event_id: uuid::Uuid,
+    server_ms: i64,
 }
 
 impl Sink {
@@ -533,26 +534,65 @@ impl Sink {
         })
     }
 
-    /// Event ids written for `partition` with server_time at or after `since_ms`, to
-    /// re-seed the upstream-retry filter.
-    pub async fn recent_event_ids(
+    /// Streams the event ids (with server time) written from `partition` since
+    /// `since_ms`, to rebuild its dedup state without holding them all.
+    pub async fn for_each_event_id(
         &self,
         partition: i32,
         since_ms: i64,
-    ) -> Result<Vec<u128>, clickhouse::error::Error> {
-        let rows: Vec<EventIdRow> = self
+        mut each: impl FnMut(u128, i64),
+    ) -> Result<usize, clickhouse::error::Error> {
+        let mut cursor = self
             .client
             .query(&format!(
-                "SELECT event_id FROM {} WHERE kafka_topic = ? AND kafka_partition = ? \
+                "SELECT event_id, toUnixTimestamp64Milli(server_time) AS server_ms FROM {} \
+                 WHERE kafka_topic = ? AND kafka_partition = ? \
                  AND server_time >= fromUnixTimestamp64Milli(toInt64(?))",
                 self.table
             ))
             .bind(&self.topic)
             .bind(partition)
             .bind(since_ms)
+            .fetch::<WrittenIdRow>()?;
+        let mut n = 0;
+        while let Some(row) = cursor.next().await? {
+            each(row.event_id.as_u128(), row.server_ms);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Which of `ids` are written with a server time since `since_ms`, and when: the exact
+    /// check behind the dedup horizon. Not limited to one partition, so a copy that lands
+    /// elsewhere (the topic's partition count changed) is still found.
+    pub async fn written_event_ids(
+        &self,
+        ids: &[u128],
+        since_ms: i64,
+    ) -> Result<Vec<(u128, i64)>, clickhouse::error::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = ids
+            .iter()
+            .map(|id| format!("'{}'", uuid::Uuid::from_u128(*id)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows: Vec<WrittenIdRow> = self
+            .client
+            .query(&format!(
+                "SELECT event_id, min(toUnixTimestamp64Milli(server_time)) AS server_ms FROM {} \
+                 WHERE event_id IN ({list}) AND server_time >= fromUnixTimestamp64Milli(toInt64(?)) \
+                 GROUP BY event_id",
+                self.table
+            ))
+            .bind(since_ms)
             .fetch_all()
             .await?;
-        Ok(rows.into_iter().map(|r| r.event_id.as_u128()).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.event_id.as_u128(), r.server_ms))
+            .collect())
     }
 }
 

@@ -35,7 +35,7 @@ use crate::batch::{self, Admission, Batch, Limits};
 use crate::codec::Registry;
 use crate::config::Config;
 use crate::decode::{Decoder, Outcome};
-use crate::dedup::EventIdWindow;
+use crate::dedup::{Age, EventIds};
 use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterRow, DeadLetterSink};
 use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
@@ -51,7 +51,9 @@ struct PartitionState<R> {
     ledger: batch::Partition<R, dlq::Pending>,
     /// Cancels the flush in flight when the partition is forgotten.
     in_flight: Option<CancellationToken>,
-    ids: EventIdWindow,
+    ids: EventIds,
+    /// A lookup of a suspect event id is in flight (see `parking.rs`).
+    looking_up: bool,
     fans: FanStates,
     /// Records waiting, in offset order, for a writer schema the registry has not given
     /// yet; while any wait, every later record of the partition queues behind them.
@@ -76,6 +78,15 @@ struct Flushed {
     newest_server_time: i64,
 }
 
+/// ClickHouse's answer about a suspect event id.
+struct Settled {
+    partition: i32,
+    epoch: u64,
+    id: u128,
+    /// Server time of the written copy, if there is one.
+    written: Option<i64>,
+}
+
 /// One service's pipeline.
 pub struct Pipeline<S: Stream> {
     stream: S,
@@ -92,6 +103,8 @@ pub struct Pipeline<S: Stream> {
     flushed_rx: mpsc::UnboundedReceiver<Flushed>,
     schema_tx: mpsc::UnboundedSender<u32>,
     schema_rx: mpsc::UnboundedReceiver<u32>,
+    settled_tx: mpsc::UnboundedSender<Settled>,
+    settled_rx: mpsc::UnboundedReceiver<Settled>,
     /// Schema ids a fetch task is working on.
     fetching: HashSet<u32>,
     /// Reads single records to check a log's identity on assignment.
@@ -132,6 +145,12 @@ impl<S: Stream> Pipeline<S> {
         for kind in ["event_id", "redelivery"] {
             metrics.dedup_dropped.with_label_values(&[kind]);
         }
+        for age in Age::ALL {
+            metrics.duplicates_by_age.with_label_values(&[age.as_str()]);
+        }
+        for verdict in ["duplicate", "fresh", "error"] {
+            metrics.horizon_lookups.with_label_values(&[verdict]);
+        }
         metrics.written.with_label_values(&[sink.table()]);
         for class in ["transient", "permanent"] {
             metrics
@@ -143,6 +162,7 @@ impl<S: Stream> Pipeline<S> {
         }
         let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
         let (schema_tx, schema_rx) = mpsc::unbounded_channel();
+        let (settled_tx, settled_rx) = mpsc::unbounded_channel();
         // Interned once: every row references it without an allocation.
         let topic: &'static str = Box::leak(topic.into_boxed_str());
         Pipeline {
@@ -161,6 +181,8 @@ impl<S: Stream> Pipeline<S> {
             flushed_rx,
             schema_tx,
             schema_rx,
+            settled_tx,
+            settled_rx,
             fetching: HashSet::new(),
             probe: None,
             shutdown: CancellationToken::new(),
@@ -187,6 +209,7 @@ impl<S: Stream> Pipeline<S> {
                 Some(control) = source.control.recv() => self.on_control(control, &source).await,
                 Some(flushed) = self.flushed_rx.recv() => self.on_flushed(flushed, &source),
                 Some(id) = self.schema_rx.recv() => self.on_schema(id),
+                Some(settled) = self.settled_rx.recv() => self.on_settled(settled),
                 Some(updates) = feed.updates.recv() => self.on_dimensions(updates),
                 Some(chunk) = source.records.recv(), if intake_open => self.on_chunk(chunk),
                 _ = ticker.tick() => self.on_tick(),
@@ -272,14 +295,15 @@ impl<S: Stream> Pipeline<S> {
         }
     }
 
-    fn on_record(&mut self, record: &Record, now: i64) {
+    fn on_record(&mut self, record: Record, now: i64) {
         let Some(state) = self.partitions.get_mut(&record.partition) else {
             return;
         };
         let bytes = record.payload.as_ref().map_or(0, Vec::len);
-        match state.ledger.admit(record.offset, record.timestamp, bytes) {
+        match state.ledger.peek(record.offset) {
             Admission::Ignore => return,
             Admission::Redelivery => {
+                state.ledger.admit(record.offset, record.timestamp, bytes);
                 self.metrics
                     .dedup_dropped
                     .with_label_values(&["redelivery"])
@@ -291,12 +315,21 @@ impl<S: Stream> Pipeline<S> {
         }
         let outcome = self.decoder.decode_row(
             &mut self.stream,
-            record,
+            &record,
             &mut state.ids,
             &mut state.fans,
             &self.dims,
             now,
         );
+        if let Outcome::Suspect(id, server_time) = outcome {
+            // Nothing of it is taken in yet: it waits, first in line, for ClickHouse.
+            let partition = record.partition;
+            state.parked_bytes += bytes;
+            state.parked.push_back(record);
+            self.look_up(partition, id, server_time);
+            return;
+        }
+        state.ledger.admit(record.offset, record.timestamp, bytes);
         match outcome {
             Outcome::Row(row, server_time) => {
                 let batch = state.ledger.open();
@@ -304,12 +337,17 @@ impl<S: Stream> Pipeline<S> {
                 batch.newest_server_time = batch.newest_server_time.max(server_time);
                 batch.oldest_server_time = batch.oldest_server_time.min(server_time);
             }
-            Outcome::Duplicate => {
+            Outcome::Duplicate(age) => {
                 self.metrics
                     .dedup_dropped
                     .with_label_values(&["event_id"])
                     .inc();
+                self.metrics
+                    .duplicates_by_age
+                    .with_label_values(&[age.as_str()])
+                    .inc();
             }
+            Outcome::Suspect(..) => {}
             Outcome::Rejected(rejection) => {
                 self.metrics
                     .dead_letters
@@ -360,8 +398,14 @@ impl<S: Stream> Pipeline<S> {
         self.metrics.fans_tracked.set(fans as i64);
         let dormant: usize = self.partitions.values().map(|p| p.fans.dormant_len()).sum();
         self.metrics.dormant_fans.set(dormant as i64);
-        let ids: usize = self.partitions.values().map(|p| p.ids.len()).sum();
+        let ids: usize = self.partitions.values().map(|p| p.ids.window.len()).sum();
         self.metrics.ids_tracked.set(ids as i64);
+        let bytes: usize = self
+            .partitions
+            .values()
+            .map(|p| p.ids.horizon.bytes())
+            .sum();
+        self.metrics.horizon_bytes.set(bytes as i64);
         let parked: usize = self.partitions.values().map(|p| p.parked.len()).sum();
         self.metrics.parked_records.set(parked as i64);
         let held = self.partitions.values().filter(|p| p.held).count();
@@ -459,6 +503,8 @@ impl<S: Stream> Pipeline<S> {
         let Some(next_offset) = state.ledger.flushed(f.epoch, f.ok, f.next_offset) else {
             return;
         };
+        // Their ids may now leave the window: a lookup in ClickHouse finds them.
+        state.ids.window.written(next_offset - 1);
         if f.rows > 0 {
             let table = self.sink.table();
             self.metrics

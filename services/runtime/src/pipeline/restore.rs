@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{PartitionState, Pipeline};
 use crate::batch::{self, Replay};
-use crate::dedup::EventIdWindow;
+use crate::dedup::EventIds;
 use crate::retry::Backoff;
 use crate::segment::FanStates;
 use crate::sink::Intent;
@@ -74,15 +74,21 @@ impl<S: Stream> Pipeline<S> {
         };
         // A repair moves the watermark.
         let wm = self.sink.watermark(partition).await?;
-        let (ids, fan_months) = if wm.offset >= 0 {
+        let mut ids =
+            EventIds::configured(&self.cfg.dedup, self.metrics.ids_evicted.clone(), wm.offset);
+        let remembered = window_ms.max(self.cfg.dedup.horizon.as_millis() as i64);
+        let in_window = wm.server_time_ms - window_ms;
+        let (restored_ids, fan_months) = if wm.offset >= 0 {
             (
                 self.sink
-                    .recent_event_ids(partition, wm.server_time_ms - window_ms)
+                    .for_each_event_id(partition, wm.server_time_ms - remembered, |id, t| {
+                        ids.restore(id, t, t >= in_window)
+                    })
                     .await?,
                 self.sink.fan_months(partition).await?,
             )
         } else {
-            (Vec::new(), Vec::new())
+            (0, Vec::new())
         };
         let history = History {
             client: self.sink.client(),
@@ -93,11 +99,6 @@ impl<S: Stream> Pipeline<S> {
             watermark_server_time: wm.server_time_ms,
         };
         self.stream.restore(&history).await?;
-        let mut window = EventIdWindow::new(window_ms)
-            .capped(self.cfg.dedup.max_ids, self.metrics.ids_evicted.clone());
-        for id in &ids {
-            window.insert(*id, wm.server_time_ms);
-        }
         let mut fans = FanStates::bounded(&self.fan_budget);
         for m in &fan_months {
             let n = u32::try_from(m.interactions).unwrap_or(u32::MAX);
@@ -106,7 +107,8 @@ impl<S: Stream> Pipeline<S> {
         tracing::info!(
             partition,
             watermark = wm.offset,
-            ids = ids.len(),
+            ids = restored_ids,
+            horizon_bytes = ids.horizon.bytes(),
             fans = fans.len(),
             replay = ?replay.as_ref().map(|i| (i.first_offset, i.last_offset)),
             held,
@@ -121,8 +123,9 @@ impl<S: Stream> Pipeline<S> {
             lease: lease.clone(),
             ledger: batch::Partition::new(lease.epoch, wm.offset, replay),
             in_flight: None,
-            ids: window,
+            ids,
             fans,
+            looking_up: false,
             parked: VecDeque::new(),
             parked_bytes: 0,
             held,
