@@ -12,10 +12,10 @@
 //!   fan, so the copies share a partition. Two layers catch them:
 //!   - [`EventIdWindow`]: every id of the last `dedup.window` of server time, exactly, and
 //!     every id not yet written to ClickHouse, whatever its age.
-//!   - [`Horizon`]: every id of the last `dedup.horizon` (7 days) in Bloom filters, about
-//!     1.8 bytes per id at 0.1% false positives. An id it flags is *suspect* and looked up
-//!     in ClickHouse before the record goes on; since an id leaves the window only once it
-//!     is written, the lookup is exact. Filters only decide which ids cost a lookup.
+//!   - [`Horizon`]: every id of the last `dedup.horizon` (7 days) in split-block Bloom
+//!     filters, 15 bits per id at 0.1% false positives. An id it flags is *suspect* and
+//!     looked up in ClickHouse before the record goes on; since an id leaves the window only
+//!     once it is written, the lookup is exact. Filters only decide which ids cost a lookup.
 //!
 //! The window is also capped at `dedup.max_ids` ids per partition, so a burst cannot grow
 //! it without bound. Past the cap the oldest ids go first (arrival order, which within a
@@ -180,33 +180,40 @@ impl EventIdWindow {
 }
 
 /// Segments per horizon: a segment takes ids for half the horizon, so two or three are
-/// alive and a fresh id costs that many filter probes, while memory holds at most 1.5x the
-/// horizon's ids.
+/// alive and a fresh id costs that many filter probes (one cache line each), while memory
+/// holds at most 1.5x the horizon's ids.
 const SEGMENTS_PER_HORIZON: i64 = 2;
 
-/// The smallest segment, in ids; a segment that fills before its time is up is followed
-/// by one twice its size.
+/// The smallest segment, in ids. A segment that fills before its time is up is followed
+/// by one sized for the rate it filled at.
 const MIN_SEGMENT_IDS: usize = 65_536;
 
 /// One Bloom filter of the horizon: the ids of a stretch of server time.
 #[derive(Debug)]
 struct Segment {
-    bloom: fastbloom::BloomFilter,
+    bloom: sbbf_rs_safe::Filter,
     capacity: usize,
     ids: usize,
     first_ms: i64,
     newest_ms: i64,
 }
 
-/// Every event id of a partition's last `horizon` of server time, in a chain of Bloom
-/// filters: `might_contain` is never wrong when it says no, and says yes wrongly for about
-/// `false_positive` of fresh ids. Memory grows with the ids held, up to `max_bytes`; past
-/// that the newest segment takes more ids than it was sized for, so the false positives —
-/// and the ClickHouse lookups they cost — rise instead of duplicates being missed.
+impl Segment {
+    fn bytes(&self) -> usize {
+        self.bloom.as_bytes().len()
+    }
+}
+
+/// Every event id of a partition's last `horizon` of server time, in a chain of split-block
+/// Bloom filters: `might_contain` is never wrong when it says no, and says yes wrongly for
+/// about `false_positive` of fresh ids. Memory grows with the ids held, up to `max_bytes`;
+/// past that the newest segment takes more ids than it was sized for, so the false
+/// positives — and the ClickHouse lookups they cost — rise instead of duplicates being
+/// missed.
 #[derive(Debug)]
 pub struct Horizon {
     horizon_ms: i64,
-    false_positive: f64,
+    bits_per_id: usize,
     max_bytes: usize,
     segments: VecDeque<Segment>,
     newest_ms: i64,
@@ -216,9 +223,13 @@ pub struct Horizon {
 impl Horizon {
     /// An empty horizon; `horizon_ms` 0 remembers nothing.
     pub fn new(horizon_ms: i64, false_positive: f64, max_bytes: usize) -> Self {
+        // A split-block filter sets one bit in each of a block's eight words:
+        // fp = (1 - e^(-8/bits))^8, so bits = -8 / ln(1 - fp^(1/8)).
+        let fp = false_positive.clamp(1e-9, 0.5);
+        let bits_per_id = (-8.0 / (1.0 - fp.powf(0.125)).ln()).ceil() as usize;
         Horizon {
             horizon_ms,
-            false_positive,
+            bits_per_id: bits_per_id.max(8),
             max_bytes,
             segments: VecDeque::new(),
             newest_ms: i64::MIN,
@@ -236,25 +247,30 @@ impl Horizon {
         let span = (self.horizon_ms / SEGMENTS_PER_HORIZON).max(1);
         let next_capacity = match self.segments.back() {
             None => Some(MIN_SEGMENT_IDS),
-            Some(last) if last.ids >= last.capacity => Some(last.capacity.saturating_mul(2)),
+            Some(last) if last.ids >= last.capacity => {
+                // Full early: size the next for the rate this one filled at, over a span.
+                let took = (last.newest_ms - last.first_ms).max(1);
+                let projected = (last.ids as f64 * span as f64 / took as f64 * 1.25) as usize;
+                Some(projected.clamp(last.capacity.saturating_mul(2), usize::MAX / 64))
+            }
             Some(last) if self.newest_ms - last.first_ms >= span => {
-                Some(last.capacity.max(MIN_SEGMENT_IDS))
+                Some((last.ids + last.ids / 4).max(MIN_SEGMENT_IDS))
             }
             Some(_) => None,
         };
         if let Some(capacity) = next_capacity {
-            let bits = fastbloom::optimal_size(capacity, self.false_positive);
+            let want = capacity.saturating_mul(self.bits_per_id) / 8;
             // At the memory cap the newest segment takes the ids on, overfilled.
-            if self.segments.is_empty() || self.bytes + bits / 8 <= self.max_bytes {
-                let bloom = fastbloom::BloomFilter::with_num_bits(bits).expected_items(capacity);
-                self.bytes += bloom.num_bits() / 8;
-                self.segments.push_back(Segment {
-                    bloom,
+            if self.segments.is_empty() || self.bytes.saturating_add(want) <= self.max_bytes {
+                let segment = Segment {
+                    bloom: sbbf_rs_safe::Filter::new(self.bits_per_id, capacity),
                     capacity,
                     ids: 0,
                     first_ms: server_time,
                     newest_ms: server_time,
-                });
+                };
+                self.bytes += segment.bytes();
+                self.segments.push_back(segment);
             }
         }
         if let Some(last) = self.segments.back_mut() {
@@ -275,7 +291,7 @@ impl Horizon {
         while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.newest_ms < oldest)
         {
             if let Some(gone) = self.segments.pop_front() {
-                self.bytes -= gone.bloom.num_bits() / 8;
+                self.bytes -= gone.bytes();
             }
         }
     }
