@@ -77,18 +77,25 @@ impl<S: Stream> Pipeline<S> {
         let mut ids =
             EventIds::configured(&self.cfg.dedup, self.metrics.ids_evicted.clone(), wm.offset);
         let remembered = window_ms.max(self.cfg.dedup.horizon.as_millis() as i64);
-        let in_window = wm.server_time_ms - window_ms;
-        let (restored_ids, fan_months) = if wm.offset >= 0 {
-            (
-                self.sink
-                    .for_each_event_id(partition, wm.server_time_ms - remembered, |id, t| {
-                        ids.restore(id, t, t >= in_window)
-                    })
-                    .await?,
-                self.sink.fan_months(partition).await?,
-            )
+        // Without a watermark (a new partition, or one reset after its topic was
+        // re-created) the ids written from it in the last horizon still count: a replay
+        // of the old log into the new one is dropped by event id.
+        let newest = if wm.offset >= 0 {
+            wm.server_time_ms
         } else {
-            (0, Vec::new())
+            super::now_ms()
+        };
+        let in_window = newest - window_ms;
+        let restored_ids = self
+            .sink
+            .for_each_event_id(partition, newest - remembered, |id, t| {
+                ids.restore(id, t, t >= in_window)
+            })
+            .await?;
+        let fan_months = if wm.offset >= 0 {
+            self.sink.fan_months(partition).await?
+        } else {
+            Vec::new()
         };
         let history = History {
             client: self.sink.client(),
