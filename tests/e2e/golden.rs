@@ -244,14 +244,27 @@ pub(crate) fn scan(
     t: i64,
     server: i64,
 ) -> Outgoing {
+    scan_of("wxa", n, openid, event, key, t, server)
+}
+
+/// A scan of account `app_id`'s code.
+pub(crate) fn scan_of(
+    app_id: &str,
+    n: u32,
+    openid: &str,
+    event: QrEvent,
+    key: &str,
+    t: i64,
+    server: i64,
+) -> Outgoing {
     let id = event_id(n);
     record(
         "wxpulse.qr_scans",
-        "wxa",
+        app_id,
         openid,
         &QrScan {
             event_id: &id,
-            app_id: "wxa",
+            app_id,
             openid,
             unionid: None,
             client_time: t,
@@ -263,7 +276,20 @@ pub(crate) fn scan(
     )
 }
 
+/// A code published for every account (no app_id, as v1 records are).
 pub(crate) fn scene(
+    scene: &str,
+    channel: SceneChannel,
+    store_id: Option<&str>,
+    userid: Option<&str>,
+    campaign: Option<&str>,
+) -> DimensionRecord {
+    account_scene("", scene, channel, store_id, userid, campaign)
+}
+
+/// A code of account `app_id` (scene ids are per Official Account).
+pub(crate) fn account_scene(
+    app_id: &str,
     scene: &str,
     channel: SceneChannel,
     store_id: Option<&str>,
@@ -277,6 +303,7 @@ pub(crate) fn scene(
         userid: userid.map(Into::into),
         campaign: campaign.map(Into::into),
         updated_at: 0,
+        app_id: app_id.into(),
     })
 }
 

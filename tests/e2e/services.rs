@@ -185,6 +185,12 @@ async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Res
             // A numeric scene_id: an associate's personal code, store through the associate.
             scene("1001", SceneChannel::Associate, None, Some("zhang"), None),
             fan("wxa", b, CustomerStatus::Vip, t0 - 400 * D, None),
+            // Scene ids are per Official Account: account wxc's own 1001 is a counter code
+            // of another store; wxa's scans of 1001 keep the code published for every
+            // account (a v1 record without app_id).
+            account("wxc", "Maison"),
+            store("sh02", "East-2"),
+            account_scene("wxc", "1001", SceneChannel::Store, Some("sh02"), None, None),
         ],
     )
     .await?;
@@ -212,10 +218,19 @@ async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Res
                 t0 + D + 2 * s,
             ),
             scan(5, b, QrEvent::Scan, "store_sh01", t0 + D / 2, t0 + 2 * D),
+            scan_of(
+                "wxc",
+                9,
+                "oRAW_D",
+                QrEvent::Scan,
+                "1001",
+                t0 + D,
+                t0 + D + s,
+            ),
         ],
     )
     .await?;
-    rows_in(&stack, DB, "qr_scans", 4).await;
+    rows_in(&stack, DB, "qr_scans", 5).await;
     publish(
         &stack,
         vec![
@@ -230,7 +245,7 @@ async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Res
         ],
     )
     .await?;
-    applied(&service, Dimension::QrScene, 4).await;
+    applied(&service, Dimension::QrScene, 5).await;
     send(
         &stack,
         vec![
@@ -246,7 +261,7 @@ async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Res
         ],
     )
     .await?;
-    rows_in(&stack, DB, "qr_scans", 6).await;
+    rows_in(&stack, DB, "qr_scans", 7).await;
     service.kill();
     service.restart()?;
     send(
@@ -261,7 +276,7 @@ async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Res
         )],
     )
     .await?;
-    rows_in(&stack, DB, "qr_scans", 7).await;
+    rows_in(&stack, DB, "qr_scans", 8).await;
     let got = stored(
         &stack,
         DB,
@@ -292,6 +307,7 @@ async fn qr_scans_resolve_scene_channel_store_and_follow_source() -> anyhow::Res
         (6, "SCAN|store_sh01|str|0|store|sh01||East|summer|false||unknown|active|2"),
         (7, "SCAN|ad_x|str|0|ad||||launch|false||unknown|active|2"),
         (8, "SCAN|1001|id|1001|associate|sh01|zhang|East||false||vip|active|3"),
+        (9, "SCAN|1001|id|1001|store|sh02||East-2||false||unknown|active|1"),
     ]);
     assert_eq!(got, want);
     no_raw_ids(&stack, DB).await?;

@@ -539,9 +539,9 @@ mod tests {
 
     #[test]
     fn csv_empty_cells_are_absent_fields() {
-        let text = "scene,channel,store_id,userid,campaign,updated_at\n\
-                    store_sh01_counter,STORE,sh01,,,\n\
-                    1001, PACKAGING ,,,spring,1700000000000\n";
+        let text = "app_id,scene,channel,store_id,userid,campaign,updated_at\n\
+                    ,store_sh01_counter,STORE,sh01,,,\n\
+                    wxa,1001, PACKAGING ,,,spring,1700000000000\n";
         let records = csv(Dimension::QrScene, text).expect("valid");
         assert_eq!(
             records,
@@ -553,6 +553,7 @@ mod tests {
                     userid: None,
                     campaign: None,
                     updated_at: 0,
+                    app_id: String::new(),
                 }),
                 DimensionRecord::QrScene(QrSceneRecord {
                     scene: "1001".into(),
@@ -561,9 +562,13 @@ mod tests {
                     userid: None,
                     campaign: Some("spring".into()),
                     updated_at: 1_700_000_000_000,
+                    app_id: "wxa".into(),
                 }),
             ]
         );
+        // Scene ids are per account: the second is keyed by its app_id.
+        assert_eq!(records[0].key(), "store_sh01_counter");
+        assert_eq!(records[1].key(), "wxa|1001");
     }
 
     #[test]

@@ -208,7 +208,8 @@ enum DimsAction {
         #[arg(long, value_parser = dimension)]
         dimension: Dimension,
         /// The record's key (`app_id|event_key` for menu_button, `app_id|openid` for
-        /// fan_profile).
+        /// fan_profile, `app_id|scene` for an account's qr_scene, `scene` for one of every
+        /// account).
         #[arg(long)]
         key: String,
     },

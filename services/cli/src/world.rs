@@ -442,6 +442,9 @@ struct Brand {
     scannable: Vec<Vec<usize>>,
     /// Picks among the associate codes of `scannable` by their associate's skill.
     associate_code_pick: Option<WeightedIndex<f64>>,
+    /// The brand's codes, indexes into the world's scenes; every account of the brand
+    /// publishes them under its app_id (scene ids are per Official Account).
+    scenes: std::ops::Range<usize>,
 }
 
 /// The generator's world; see the module doc.
@@ -605,6 +608,7 @@ impl World {
                 userid: userid.map(str::to_string),
                 campaign: None,
                 updated_at: 0,
+                app_id: String::new(),
             };
         // Stores, their associates (the first of each store stays), counter and payment codes.
         let mut taken: HashSet<String> = self.associates.iter().map(|a| a.userid.clone()).collect();
@@ -731,6 +735,7 @@ impl World {
             (SKILL_SCAN_SIGMA * skill_of(userid)).exp()
         }))
         .ok();
+        let brand_scenes = first..first + scenes.len();
         self.scenes.extend(scenes);
         let button_pick = WeightedIndex::new(BUTTON_WEIGHTS).expect("positive weights");
         for a in 0..spec.accounts_per_brand as usize {
@@ -769,6 +774,7 @@ impl World {
             active_associates: active,
             scannable,
             associate_code_pick,
+            scenes: brand_scenes,
         });
     }
 
@@ -973,7 +979,15 @@ impl World {
                 .cloned()
                 .map(DimensionRecord::Associate),
         );
-        out.extend(self.scenes.iter().cloned().map(DimensionRecord::QrScene));
+        for account in &self.accounts {
+            let codes = self.brands[account.brand].scenes.clone();
+            out.extend(self.scenes[codes].iter().map(|s| {
+                DimensionRecord::QrScene(QrSceneRecord {
+                    app_id: account.record.app_id.clone(),
+                    ..s.clone()
+                })
+            }));
+        }
         out.extend(self.articles.iter().cloned().map(DimensionRecord::Article));
         for account in &self.accounts {
             out.extend(account.buttons.iter().map(|b| {
@@ -1012,7 +1026,13 @@ impl World {
             (Dimension::Account, self.accounts.len()),
             (Dimension::Store, self.stores.len()),
             (Dimension::Associate, self.associates.len()),
-            (Dimension::QrScene, self.scenes.len()),
+            (
+                Dimension::QrScene,
+                self.accounts
+                    .iter()
+                    .map(|a| self.brands[a.brand].scenes.len())
+                    .sum(),
+            ),
             (Dimension::Article, self.articles.len()),
             (
                 Dimension::MenuButton,

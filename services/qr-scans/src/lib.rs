@@ -76,11 +76,15 @@ pub fn follow_source(channel: &str) -> &'static str {
     }
 }
 
-/// Store, associate, region and campaign of a scene; the store of an associate's code is
-/// the associate's store when the scene does not name one.
-fn place(dims: &Dimensions, scene: &str) -> (&'static str, Arc<str>, Arc<str>, Arc<str>, Arc<str>) {
+/// Store, associate, region and campaign of account `app_id`'s scene; the store of an
+/// associate's code is the associate's store when the scene does not name one.
+fn place(
+    dims: &Dimensions,
+    app_id: &str,
+    scene: &str,
+) -> (&'static str, Arc<str>, Arc<str>, Arc<str>, Arc<str>) {
     let empty = dims.empty();
-    let Some(s) = dims.scene(scene) else {
+    let Some(s) = dims.scene(app_id, scene) else {
         let u = dims.unknown();
         return (UNKNOWN, u.clone(), u.clone(), u.clone(), u);
     };
@@ -123,7 +127,8 @@ impl Stream for QrScans {
             QrEvent::Other => "OTHER",
         };
         let key = scene_of(e.event_key);
-        let (channel, store_id, associate_userid, region, campaign) = place(cx.dims, key.scene);
+        let (channel, store_id, associate_userid, region, campaign) =
+            place(cx.dims, e.app_id, key.scene);
         let is_new_follow = e.event == QrEvent::Subscribe;
         let mut row = row!(QrScanRow, cx, {
             event: event,

@@ -87,6 +87,7 @@ pub const EMBEDDED: &[EmbeddedSchema] = &[
         "dim_associate/v1.avsc"
     ),
     schema!(14, "wxpulse.dim.qr_scene-value", 1, "dim_qr_scene/v1.avsc"),
+    schema!(18, "wxpulse.dim.qr_scene-value", 2, "dim_qr_scene/v2.avsc"),
     schema!(15, "wxpulse.dim.article-value", 1, "dim_article/v1.avsc"),
     schema!(
         16,

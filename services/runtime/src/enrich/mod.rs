@@ -109,7 +109,8 @@ pub struct Dimensions {
     accounts: Map<Box<str>, Account>,
     stores: Map<Box<str>, Store>,
     associates: Map<Box<str>, Associate>,
-    scenes: Map<Box<str>, Scene>,
+    /// app_id ("" for a code of every account) → scene → scene.
+    scenes: Map<Box<str>, Map<Box<str>, Scene>>,
     articles: Map<Box<str>, Article>,
     /// app_id → button key → button.
     buttons: Map<Box<str>, Map<Box<str>, Button>>,
@@ -163,7 +164,7 @@ impl Dimensions {
             Dimension::Account => self.accounts.len(),
             Dimension::Store => self.stores.len(),
             Dimension::Associate => self.associates.len(),
-            Dimension::QrScene => self.scenes.len(),
+            Dimension::QrScene => self.scenes.values().map(Map::len).sum(),
             Dimension::Article => self.articles.len(),
             Dimension::MenuButton => self.buttons.values().map(Map::len).sum(),
             Dimension::FanProfile => self.fans.len(),
@@ -204,7 +205,10 @@ impl Dimensions {
                     userid: r.userid.as_deref().map(|s| self.intern(s)),
                     campaign: r.campaign.as_deref().map(|s| self.intern(s)),
                 };
-                self.scenes.insert(r.scene.into(), scene);
+                self.scenes
+                    .entry(r.app_id.into())
+                    .or_default()
+                    .insert(r.scene.into(), scene);
             }
             DimensionRecord::Article(r) => {
                 let article = Article {
@@ -246,7 +250,12 @@ impl Dimensions {
             Dimension::Account => drop(self.accounts.remove(key)),
             Dimension::Store => drop(self.stores.remove(key)),
             Dimension::Associate => drop(self.associates.remove(key)),
-            Dimension::QrScene => drop(self.scenes.remove(key)),
+            Dimension::QrScene => {
+                let (app_id, scene) = key.split_once('|').unwrap_or(("", key));
+                if let Some(scenes) = self.scenes.get_mut(app_id) {
+                    scenes.remove(scene);
+                }
+            }
             Dimension::Article => drop(self.articles.remove(key)),
             Dimension::MenuButton => {
                 if let Some((app_id, event_key)) = key.split_once('|') {
@@ -301,9 +310,11 @@ impl Dimensions {
         self.found(Dimension::Associate, self.associates.get(userid))
     }
 
-    /// A QR scene by scene_id/scene_str.
-    pub fn scene(&self, scene: &str) -> Option<&Scene> {
-        self.found(Dimension::QrScene, self.scenes.get(scene))
+    /// A QR scene of account `app_id` by scene_id/scene_str: the account's own code, else
+    /// a code published for every account (a v1 record without app_id).
+    pub fn scene(&self, app_id: &str, scene: &str) -> Option<&Scene> {
+        let of = |app: &str| self.scenes.get(app).and_then(|s| s.get(scene));
+        self.found(Dimension::QrScene, of(app_id).or_else(|| of("")))
     }
 
     /// An article by id.
@@ -355,6 +366,43 @@ mod tests {
         d.apply(Dimension::MenuButton, "wxa|SHOP", None);
         assert!(d.button("wxa", "SHOP").is_none());
         assert_eq!(d.len(Dimension::MenuButton), 0);
+    }
+
+    #[test]
+    fn scenes_are_per_account_with_a_fallback_to_codes_of_every_account() {
+        let mut d = dims();
+        let scene = |app_id: &str, store: &str| {
+            DimensionRecord::QrScene(QrSceneRecord {
+                scene: "1001".into(),
+                channel: SceneChannel::Store,
+                store_id: Some(store.into()),
+                userid: None,
+                campaign: None,
+                updated_at: 0,
+                app_id: app_id.into(),
+            })
+        };
+        for record in [
+            scene("wxa", "sh01"),
+            scene("wxb", "bj01"),
+            scene("", "gz01"),
+        ] {
+            let key = record.key();
+            d.apply(Dimension::QrScene, &key, Some(record));
+        }
+        let store = |d: &Dimensions, app_id| {
+            d.scene(app_id, "1001")
+                .and_then(|s| s.store_id.as_deref().map(str::to_string))
+        };
+        assert_eq!(store(&d, "wxa").as_deref(), Some("sh01"));
+        assert_eq!(store(&d, "wxb").as_deref(), Some("bj01"), "no collision");
+        assert_eq!(store(&d, "wxc").as_deref(), Some("gz01"), "a v1 code");
+        assert_eq!(d.len(Dimension::QrScene), 3);
+        d.apply(Dimension::QrScene, "wxa|1001", None);
+        assert_eq!(store(&d, "wxa").as_deref(), Some("gz01"));
+        d.apply(Dimension::QrScene, "1001", None);
+        assert_eq!(store(&d, "wxa"), None);
+        assert_eq!(store(&d, "wxb").as_deref(), Some("bj01"));
     }
 
     #[test]

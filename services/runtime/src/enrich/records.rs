@@ -215,7 +215,8 @@ impl SceneChannel {
     }
 }
 
-/// A parametric QR scene (`dim_qr_scene` v1).
+/// A parametric QR scene (`dim_qr_scene` v2). Scene ids are per Official Account: two
+/// accounts may both print scene `1001` on different codes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QrSceneRecord {
     /// scene_id (decimal) or scene_str (key).
@@ -235,6 +236,9 @@ pub struct QrSceneRecord {
     /// When the source system changed it, ms.
     #[serde(default)]
     pub updated_at: i64,
+    /// Official Account of the code; empty: every account (v1 records carry none).
+    #[serde(default)]
+    pub app_id: String,
 }
 
 /// An article of a push (`dim_article` v1).
@@ -414,7 +418,8 @@ impl DimensionRecord {
             DimensionRecord::Account(r) => r.app_id.clone(),
             DimensionRecord::Store(r) => r.store_id.clone(),
             DimensionRecord::Associate(r) => r.userid.clone(),
-            DimensionRecord::QrScene(r) => r.scene.clone(),
+            DimensionRecord::QrScene(r) if r.app_id.is_empty() => r.scene.clone(),
+            DimensionRecord::QrScene(r) => composite_key(&r.app_id, &r.scene),
             DimensionRecord::Article(r) => r.article_id.clone(),
             DimensionRecord::MenuButton(r) => composite_key(&r.app_id, &r.event_key),
             DimensionRecord::FanProfile(r) => composite_key(&r.app_id, &r.openid),
