@@ -11,6 +11,7 @@ mod late_duplicates;
 mod mirror;
 mod oversized;
 mod prometheus;
+mod reply_pairing;
 mod report;
 mod runtime;
 mod secure;

@@ -973,7 +973,8 @@ mod tests {
         let mut push_readers: HashMap<i64, HashMap<Fan, (f32, bool)>> = HashMap::new();
         let mut days: BTreeMap<(String, String, String), AssociateDay> = BTreeMap::new();
         let mut sets: HashMap<(String, String, String, u8), HashSet<String>> = HashMap::new();
-        let mut waits: HashMap<Fan, Vec<(String, i64, i64)>> = HashMap::new();
+        // 1:1 messages per (fan, associate): (event time, from the associate, server time).
+        let mut conversations: HashMap<(Fan, String), Vec<(i64, bool, i64)>> = HashMap::new();
         let mut qr: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
         let mut subscribes = 0;
         for r in &records {
@@ -1082,36 +1083,10 @@ mod tests {
                                         .insert(e.openid.to_string());
                                     }
                                 }
-                                // The chat service's waits (services/chat-messages).
-                                let w = waits.entry(fan.clone()).or_default();
-                                let i = w.iter().position(|w| w.0 == userid);
-                                let window = 7 * 86_400_000;
-                                if from_fan {
-                                    match i {
-                                        Some(i) if e.server_time - w[i].2 <= window => {}
-                                        Some(i) => {
-                                            w[i] =
-                                                (userid.to_string(), e.client_time, e.server_time)
-                                        }
-                                        None => w.push((
-                                            userid.to_string(),
-                                            e.client_time,
-                                            e.server_time,
-                                        )),
-                                    }
-                                } else if let Some(i) = i.filter(|&i| e.client_time >= w[i].1) {
-                                    let (_, since, since_server) = w.swap_remove(i);
-                                    if e.server_time - since_server <= window {
-                                        let day = world::shanghai(since).date();
-                                        let key = (key.0, key.1, day);
-                                        let d = days.entry(key.clone()).or_default();
-                                        d.first_replies += 1;
-                                        d.first_reply_ms_sum += e.client_time - since;
-                                        sets.entry((key.0, key.1, key.2, 2))
-                                            .or_default()
-                                            .insert(e.openid.to_string());
-                                    }
-                                }
+                                conversations
+                                    .entry((fan.clone(), userid.to_string()))
+                                    .or_default()
+                                    .push((e.client_time, !from_fan, e.server_time));
                             }
                             _ => {}
                         }
@@ -1126,6 +1101,35 @@ mod tests {
                 .or_default() += 1;
         }
         assert_eq!(seen.len() as u64, truth.events.values().sum::<u64>());
+        // Replies, paired in event time (VIEWS.md): each associate message answers the fan
+        // messages since the previous one, from the earliest it can still answer (7 days).
+        let window = 7 * 86_400_000;
+        for (((app, openid), userid), mut messages) in conversations {
+            messages.sort_unstable();
+            let mut since_last_reply: Vec<(i64, i64)> = Vec::new();
+            for (t, from_associate, server) in messages {
+                if !from_associate {
+                    since_last_reply.push((t, server));
+                    continue;
+                }
+                let since = since_last_reply
+                    .drain(..)
+                    .filter(|(_, s)| server - s <= window)
+                    .map(|(t, _)| t)
+                    .min();
+                if let Some(since) = since {
+                    let day = world::shanghai(since).date();
+                    let d = days
+                        .entry((app.clone(), userid.clone(), day.clone()))
+                        .or_default();
+                    d.first_replies += 1;
+                    d.first_reply_ms_sum += t - since;
+                    sets.entry((app.clone(), userid.clone(), day, 2))
+                        .or_default()
+                        .insert(openid.clone());
+                }
+            }
+        }
 
         // Fan activity: per account and month, the population from the profiles.
         let follows_through = |p: &FanProfileRecord, m: u32| {

@@ -19,8 +19,8 @@ use crate::world::{
 /// Screens the read-depth counts go to (`readers_at_screen[n - 1]`, n = 1..=20).
 pub const SCREENS: usize = 20;
 
-/// How long a fan's 1:1 message waits for an associate's reply (by server time), as the
-/// chat service's `Waiting` does: an older wait expires unanswered.
+/// How long a fan's 1:1 message waits for an associate's reply (by server time), as
+/// `v_chat_replies` pairs them: an older fan message cannot start the reply's wait.
 const REPLY_WINDOW_MS: i64 = 7 * DAY_MS;
 
 /// An account's fans in one calendar month (Asia/Shanghai, by event time).
@@ -556,12 +556,14 @@ pub(crate) fn tally(spec: &Spec, world: &World, planned: &[Planned]) -> Report {
         }
     }
 
-    // Scans and chats per associate; replies as the chat service measures them.
+    // Scans and chats per associate; replies as `v_chat_replies` pairs them.
     let mut tallies: BTreeMap<(u32, String, String), AssociateTally> = BTreeMap::new();
     let mut month_customers: HashMap<(u32, String, u32), HashSet<u32>> = HashMap::new();
     let mut month_scanners: HashMap<(u32, String, u32), HashSet<u32>> = HashMap::new();
     let mut month_replies: HashMap<(u32, String, u32), Vec<i64>> = HashMap::new();
-    let mut waiting: HashMap<FanKey, Vec<(String, i64, i64)>> = HashMap::new();
+    // 1:1 messages per conversation (account, fan, associate): (event time, is the
+    // associate's, server time), paired after the pass in event-time order.
+    let mut conversations: HashMap<(u32, u32, String), Vec<(i64, bool, i64)>> = HashMap::new();
     let (mut waits, mut all_replies) = (0u64, Vec::new());
     for e in planned {
         let day = shanghai(e.client);
@@ -615,52 +617,61 @@ pub(crate) fn tally(spec: &Spec, world: &World, planned: &[Planned]) -> Report {
                     .entry((e.account, userid.to_string(), day.yyyymm()))
                     .or_default()
                     .insert(e.fan);
-                let waits_of = waiting.entry((e.account, e.fan)).or_default();
-                match chat.direction {
+                let from_associate = match chat.direction {
                     Direction::FanToAssociate => {
                         t.day.messages_in += 1;
                         t.wrote.insert(e.fan);
-                        match waits_of.iter_mut().find(|w| w.0 == userid) {
-                            Some(w) if e.server - w.2 <= REPLY_WINDOW_MS => {}
-                            Some(w) => {
-                                *w = (userid.to_string(), e.client, e.server);
-                                waits += 1;
-                            }
-                            None => {
-                                waits_of.push((userid.to_string(), e.client, e.server));
-                                waits += 1;
-                            }
-                        }
+                        false
                     }
                     Direction::AssociateToFan => {
                         t.day.messages_out += 1;
-                        let Some(i) = waits_of.iter().position(|w| w.0 == userid) else {
-                            continue;
-                        };
-                        let (_, since, since_server) = waits_of[i];
-                        if e.client < since {
-                            continue;
-                        }
-                        waits_of.swap_remove(i);
-                        if e.server - since_server > REPLY_WINDOW_MS {
-                            continue;
-                        }
-                        let ms = e.client - since;
-                        let wait_day = shanghai(since);
-                        let w = associate(&mut tallies, e.account, userid, wait_day);
-                        w.day.first_replies += 1;
-                        w.day.first_reply_ms_sum += ms;
-                        w.answered.insert(e.fan);
-                        month_replies
-                            .entry((e.account, userid.to_string(), wait_day.yyyymm()))
-                            .or_default()
-                            .push(ms);
-                        all_replies.push(ms);
+                        true
                     }
-                    _ => {}
-                }
+                    _ => continue,
+                };
+                conversations
+                    .entry((e.account, e.fan, userid.to_string()))
+                    .or_default()
+                    .push((e.client, from_associate, e.server));
             }
             _ => {}
+        }
+    }
+    // Replies in event-time order, whatever order the messages arrive in (VIEWS.md, "reply
+    // pairing"): an associate's message answers the fan messages since their previous one
+    // (a fan message at the same instant comes first); the wait started at the earliest of
+    // them the reply can still answer (server times within REPLY_WINDOW_MS).
+    for ((account, fan, userid), mut messages) in conversations {
+        messages.sort_unstable();
+        let mut since_last_reply: Vec<(i64, i64)> = Vec::new();
+        for (t, from_associate, server) in messages {
+            if !from_associate {
+                if since_last_reply.is_empty() {
+                    waits += 1;
+                }
+                since_last_reply.push((t, server));
+                continue;
+            }
+            let since = since_last_reply
+                .iter()
+                .filter(|(_, s)| server - s <= REPLY_WINDOW_MS)
+                .map(|(t, _)| *t)
+                .min();
+            since_last_reply.clear();
+            let Some(since) = since else {
+                continue;
+            };
+            let ms = t - since;
+            let wait_day = shanghai(since);
+            let w = associate(&mut tallies, account, &userid, wait_day);
+            w.day.first_replies += 1;
+            w.day.first_reply_ms_sum += ms;
+            w.answered.insert(fan);
+            month_replies
+                .entry((account, userid.clone(), wait_day.yyyymm()))
+                .or_default()
+                .push(ms);
+            all_replies.push(ms);
         }
     }
     let mut contacts: BTreeMap<String, u64> = BTreeMap::new();
