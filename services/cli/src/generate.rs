@@ -974,7 +974,8 @@ mod tests {
         let mut days: BTreeMap<(String, String, String), AssociateDay> = BTreeMap::new();
         let mut sets: HashMap<(String, String, String, u8), HashSet<String>> = HashMap::new();
         // 1:1 messages per (fan, associate): (event time, from the associate, server time).
-        let mut conversations: HashMap<(Fan, String), Vec<(i64, bool, i64)>> = HashMap::new();
+        type Timeline = Vec<(i64, bool, i64)>;
+        let mut conversations: HashMap<(Fan, String), Timeline> = HashMap::new();
         let mut qr: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
         let mut subscribes = 0;
         for r in &records {

@@ -300,6 +300,9 @@ fn quantile(sorted: &[i64], q: f64) -> Option<i64> {
 /// A fan of an account.
 type FanKey = (u32, u32);
 
+/// A conversation's 1:1 messages: (event time, from the associate, server time).
+type Timeline = Vec<(i64, bool, i64)>;
+
 /// What a reader did with an article (or a push): deepest read, and from the push or not.
 #[derive(Default, Clone, Copy)]
 struct Reader {
@@ -563,7 +566,7 @@ pub(crate) fn tally(spec: &Spec, world: &World, planned: &[Planned]) -> Report {
     let mut month_replies: HashMap<(u32, String, u32), Vec<i64>> = HashMap::new();
     // 1:1 messages per conversation (account, fan, associate): (event time, is the
     // associate's, server time), paired after the pass in event-time order.
-    let mut conversations: HashMap<(u32, u32, String), Vec<(i64, bool, i64)>> = HashMap::new();
+    let mut conversations: HashMap<(u32, u32, String), Timeline> = HashMap::new();
     let (mut waits, mut all_replies) = (0u64, Vec::new());
     for e in planned {
         let day = shanghai(e.client);
