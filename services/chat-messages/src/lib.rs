@@ -2,10 +2,13 @@
 //! dropped: no content column exists, so it cannot reach ClickHouse (PIPL).
 //!
 //! The associate gives the store and region. In a WeCom 1:1 conversation, an associate's
-//! message that answers waiting fan messages carries the first-reply time: from the
-//! earliest unanswered fan message to the reply (seeds 003/004 judge associates on reply
-//! rate and time). That wait is per-partition state, rebuilt on assignment by replaying
-//! the partition's recent 1:1 rows from ClickHouse in offset order.
+//! message that answers waiting fan messages carries the first-reply time as seen live, in
+//! arrival order: from the earliest unanswered fan message to the reply. That wait is
+//! per-partition state, rebuilt on assignment by replaying the partition's recent 1:1 rows
+//! from ClickHouse in offset order. The BI views do not use it: they pair the stored
+//! messages in event-time order (`chat_replies`, migration 0013), so a late or re-sent
+//! message cannot change an associate's reply figures (seeds 003/004 judge associates on
+//! reply rate and time).
 //!
 //! A wait goes when it is answered, or once no reply can count any more: a reply counts
 //! only within `chat.reply_window` of server time, and server time within a partition does
