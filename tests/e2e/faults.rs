@@ -154,11 +154,16 @@ fn click(n: u32, event_key: &str, schema_id: u32) -> Vec<u8> {
 
 /// [`click`] received at `now` (server time − 59 s, client time − 60 s).
 fn click_at(n: u32, event_key: &str, schema_id: u32, now: i64) -> Vec<u8> {
+    click_of("wx-fault", n, event_key, schema_id, now)
+}
+
+/// [`click_at`] of account `app_id`.
+fn click_of(app_id: &str, n: u32, event_key: &str, schema_id: u32, now: i64) -> Vec<u8> {
     let event_id = format!("00000000-0000-4000-8000-{n:012x}");
     let openid = format!("o-fault-{}", n % 7);
     let e = MenuClick {
         event_id: &event_id,
-        app_id: "wx-fault",
+        app_id,
         openid: &openid,
         unionid: None,
         client_time: now - 60_000,
@@ -690,5 +695,105 @@ async fn replaying_dead_letters_twice_writes_each_event_once() -> anyhow::Result
         second.contains("replayed 0 ") && second.contains("10 skipped"),
         "{second}"
     );
+    Ok(())
+}
+
+/// With `validation.unknown_account = "dead_letter"` an event of an account the account
+/// dimension does not hold is dead-lettered as `unknown_account` (no view counts it); once
+/// the account is published, `wxpulse dlq replay --reason unknown_account` writes each of
+/// those events once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_accounts_are_dead_lettered_and_replayed_once_published() -> anyhow::Result<()> {
+    use wxpulse_runtime::enrich::{AccountRecord, DimensionRecord};
+    let db = "wx_unknown_account";
+    let stack = Stack::start("unknown-account")?;
+    stack.prepare(db, 1).await?;
+    let ch = stack.client(db);
+    let account = |app_id: &str| {
+        DimensionRecord::Account(AccountRecord {
+            app_id: app_id.into(),
+            brand: "Maison".into(),
+            name: app_id.into(),
+            account_type: Default::default(),
+            fans: 0,
+            updated_at: 0,
+        })
+    };
+    crate::golden::publish(&stack, vec![account("wx-fault")]).await?;
+    let env = [("WXPULSE__VALIDATION__UNKNOWN_ACCOUNT", "dead_letter")];
+    let mut service = Service::start(BIN, &stack, db, &env)?;
+    let producer = produce::producer(&stack.kafka())?;
+    let now = now_ms();
+    let mut payloads: Vec<Vec<u8>> = (1..=10).map(|n| click(n, "k", 1)).collect();
+    payloads.extend((11..=16).map(|n| click_of("wx-stranger", n, "k", 1, now)));
+    produce_to(&producer, 0, payloads).await?;
+    assert_exact_with_rollups(&stack, db, 10).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dead_letters(&stack)? < 6 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        dead_letters(&stack)?,
+        6,
+        "the stranger's clicks: dead-lettered"
+    );
+    let counted = metric(
+        &service.scrape()?,
+        "wxpulse_dlq_events_total",
+        &["reason=\"unknown_account\""],
+    );
+    assert_eq!(counted, Some(6.0));
+    let strangers: u64 = ch
+        .query("SELECT count() FROM menu_clicks WHERE app_id = 'wx-stranger'")
+        .fetch_one()
+        .await?;
+    assert_eq!(strangers, 0);
+
+    // The account is published (the service applies it live), then the letters replayed.
+    crate::golden::publish(&stack, vec![account("wx-stranger")]).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = service.scrape().ok().and_then(|t| {
+            metric(
+                &t,
+                "wxpulse_enrich_dimension_records",
+                &["dimension=\"account\""],
+            )
+        });
+        if held == Some(2.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "account not applied: {held:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let replay = || -> anyhow::Result<String> {
+        let out = std::process::Command::new(binary("wxpulse")?)
+            .args([
+                "--brokers",
+                &stack.brokers,
+                "--clickhouse",
+                &stack.clickhouse,
+            ])
+            .args([
+                "--database",
+                db,
+                "dlq",
+                "replay",
+                "--reason",
+                "unknown_account",
+            ])
+            .env("WXPULSE__PII__KEY", TEST_PII_KEY)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "dlq replay: {out:?}");
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let first = replay()?;
+    assert!(first.contains("replayed 6 "), "{first}");
+    assert_exact_with_rollups(&stack, db, 16).await?;
+    let second = replay()?;
+    assert!(second.contains("replayed 0 "), "{second}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_exact_with_rollups(&stack, db, 16).await?;
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
     Ok(())
 }

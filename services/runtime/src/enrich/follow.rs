@@ -91,7 +91,7 @@ pub fn load_and_follow(
     };
     follower.assign_new_partitions();
     let started = Instant::now();
-    let loaded = follower.load(dims, started + config.dimensions.load_timeout);
+    let unfinished = follower.load(dims, started + config.dimensions.load_timeout);
     for d in wanted {
         follower
             .metrics
@@ -99,11 +99,42 @@ pub fn load_and_follow(
             .with_label_values(&[d.as_str()])
             .set(dims.len(*d) as i64);
     }
-    if loaded {
+    if unfinished.is_empty() {
         tracing::info!(elapsed = ?started.elapsed(), "dimensions loaded");
     } else {
-        tracing::warn!(
+        // What was read, per dimension: records held, and how far each unfinished one got.
+        let progress: Vec<String> = wanted
+            .iter()
+            .map(|d| {
+                let left: Vec<String> = unfinished
+                    .iter()
+                    .filter(|(u, ..)| u == d)
+                    .map(|(_, p, read, end)| format!("p{p} at {read}/{end}"))
+                    .collect();
+                let state = if left.is_empty() {
+                    "complete".to_string()
+                } else {
+                    format!("unfinished: {}", left.join(", "))
+                };
+                format!("{} {} records ({state})", d.as_str(), dims.len(*d))
+            })
+            .collect();
+        let progress = progress.join("; ");
+        // Unknown accounts may be dead-lettered: a half-read account dimension would reject
+        // the events of every account not read yet. Refuse to start instead.
+        if config.validation.unknown_account == crate::config::UnknownAccount::DeadLetter
+            && unfinished.iter().any(|(d, ..)| *d == Dimension::Account)
+        {
+            anyhow::bail!(
+                "the account dimension was not read to its end within dimensions.load_timeout \
+                 ({:?}); starting would dead-letter the events of accounts not read yet. \
+                 Loaded so far: {progress}. Raise dimensions.load_timeout or check the broker",
+                config.dimensions.load_timeout
+            );
+        }
+        tracing::error!(
             timeout = ?config.dimensions.load_timeout,
+            loaded = %progress,
             "dimension topics not read to their end in time; starting with what was read \
              (missing values are written as unknown) and still reading"
         );
@@ -176,8 +207,14 @@ impl Follower {
     }
 
     /// Applies records until every assigned partition reached the end it had at the
-    /// start, or `deadline`; `true` if it got there.
-    fn load(&mut self, dims: &mut Dimensions, deadline: Instant) -> bool {
+    /// start, or `deadline`; the partitions that did not get there, with the offset read
+    /// up to and their end.
+    fn load(
+        &mut self,
+        dims: &mut Dimensions,
+        deadline: Instant,
+    ) -> Vec<(Dimension, i32, i64, i64)> {
+        let mut read: std::collections::HashMap<(Dimension, i32), i64> = Default::default();
         let mut ends: Vec<(Dimension, i32, i64)> = Vec::new();
         for (d, p) in &self.assigned {
             match self
@@ -193,7 +230,10 @@ impl Follower {
         }
         while !ends.is_empty() {
             if Instant::now() >= deadline {
-                return false;
+                return ends
+                    .into_iter()
+                    .map(|(d, p, high)| (d, p, read.get(&(d, p)).map_or(0, |o| o + 1), high))
+                    .collect();
             }
             let Some(result) = self.consumer.poll(Duration::from_millis(200)) else {
                 continue;
@@ -207,6 +247,9 @@ impl Follower {
             };
             let (topic, partition, offset) =
                 (message.topic(), message.partition(), message.offset());
+            if let Some(d) = Dimension::of_topic(topic) {
+                read.insert((d, partition), offset);
+            }
             if let Some(update) = self.update(topic, message.key(), message.payload()) {
                 self.count(update.dimension);
                 dims.apply(update.dimension, &update.key, update.record);
@@ -215,7 +258,7 @@ impl Follower {
                 !(d.topic() == topic && *p == partition && offset + 1 >= *high)
             });
         }
-        true
+        Vec::new()
     }
 
     fn follow(mut self, tx: &mpsc::Sender<Vec<Update>>, stop: &AtomicBool) {
