@@ -603,6 +603,25 @@ async fn metric_reaches(service: &Service, name: &str, labels: &[&str], want: f6
     }
 }
 
+/// Runs `wxpulse dlq replay --reason <reason>` against `db` with `pii_key`.
+fn dlq_replay(
+    stack: &Stack,
+    db: &str,
+    reason: &str,
+    pii_key: &str,
+) -> anyhow::Result<std::process::Output> {
+    Ok(std::process::Command::new(binary("wxpulse")?)
+        .args([
+            "--brokers",
+            &stack.brokers,
+            "--clickhouse",
+            &stack.clickhouse,
+        ])
+        .args(["--database", db, "dlq", "replay", "--reason", reason])
+        .env("WXPULSE__PII__KEY", pii_key)
+        .output()?)
+}
+
 /// `wxpulse dlq replay` run twice sends each dead letter back once: events dead-lettered
 /// under a schema the registry did not have yet land once after it is registered, however
 /// often the operator replays (their server time is two hours old, beyond the consumers'
@@ -648,25 +667,7 @@ async fn replaying_dead_letters_twice_writes_each_event_once() -> anyhow::Result
     // The producer's schema gets registered; the service forgets the 404 on restart.
     registry.register(LATE_ID);
     service.restart()?;
-    let replay_with = |pii_key: &str| -> anyhow::Result<std::process::Output> {
-        Ok(std::process::Command::new(binary("wxpulse")?)
-            .args([
-                "--brokers",
-                &stack.brokers,
-                "--clickhouse",
-                &stack.clickhouse,
-            ])
-            .args([
-                "--database",
-                db,
-                "dlq",
-                "replay",
-                "--reason",
-                "unknown_schema",
-            ])
-            .env("WXPULSE__PII__KEY", pii_key)
-            .output()?)
-    };
+    let replay_with = |pii_key: &str| dlq_replay(&stack, db, "unknown_schema", pii_key);
     // Without the services' key the letters cannot be opened, and nothing is sent.
     let refused = replay_with("another-key-0123456789")?;
     assert!(
@@ -767,23 +768,7 @@ async fn unknown_accounts_are_dead_lettered_and_replayed_once_published() -> any
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let replay = || -> anyhow::Result<String> {
-        let out = std::process::Command::new(binary("wxpulse")?)
-            .args([
-                "--brokers",
-                &stack.brokers,
-                "--clickhouse",
-                &stack.clickhouse,
-            ])
-            .args([
-                "--database",
-                db,
-                "dlq",
-                "replay",
-                "--reason",
-                "unknown_account",
-            ])
-            .env("WXPULSE__PII__KEY", TEST_PII_KEY)
-            .output()?;
+        let out = dlq_replay(&stack, db, "unknown_account", TEST_PII_KEY)?;
         anyhow::ensure!(out.status.success(), "dlq replay: {out:?}");
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
