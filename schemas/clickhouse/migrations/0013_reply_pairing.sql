@@ -76,6 +76,18 @@ FROM
     HAVING countIf(is_reply) = 1 AND notEmpty(answerable)
 );
 
+-- Internal: the answered waits per account × day × region × store × associate, as states
+-- both associate views merge.
+CREATE OR REPLACE VIEW associate_replies_daily {ON_CLUSTER} AS
+SELECT
+    app_id, day, region, store_id, associate_userid,
+    uniqExactState(fan_id) AS answered_fans,
+    count() AS replies,
+    sum(first_reply_ms) AS reply_ms_sum,
+    quantilesExactState(0.5, 0.9)(first_reply_ms) AS reply_ms
+FROM chat_replies
+GROUP BY app_id, day, region, store_id, associate_userid;
+
 CREATE OR REPLACE VIEW v_associate_daily {ON_CLUSTER} AS
 WITH (SELECT (groupArray(app_id), groupArray(brand)) FROM account_brand) AS brand_of
 SELECT *, transform(toString(app_id), brand_of.1, brand_of.2, '') AS brand
@@ -122,12 +134,11 @@ FROM
     (
         SELECT
             app_id, day, region, store_id, associate_userid,
-            uniqExact(fan_id) AS answered_conversations,
-            count() AS replies,
-            sum(first_reply_ms) AS reply_ms_sum,
-            quantilesExact(0.5, 0.9)(first_reply_ms) AS reply_quantiles
-        FROM chat_replies
-        GROUP BY app_id, day, region, store_id, associate_userid
+            finalizeAggregation(answered_fans) AS answered_conversations,
+            replies,
+            reply_ms_sum,
+            finalizeAggregation(reply_ms) AS reply_quantiles
+        FROM associate_replies_daily
     ) AS r USING (app_id, day, region, store_id, associate_userid)
 );
 
@@ -188,12 +199,11 @@ FROM
         (
             SELECT
                 app_id, day, region, store_id, associate_userid,
-                uniqExact(fan_id) AS d_answered,
-                count() AS d_replies,
-                sum(first_reply_ms) AS d_reply_ms_sum,
-                quantilesExactState(0.5, 0.9)(first_reply_ms) AS d_reply_ms
-            FROM chat_replies
-            GROUP BY app_id, day, region, store_id, associate_userid
+                finalizeAggregation(answered_fans) AS d_answered,
+                replies AS d_replies,
+                reply_ms_sum AS d_reply_ms_sum,
+                reply_ms AS d_reply_ms
+            FROM associate_replies_daily
         ) AS r USING (app_id, day, region, store_id, associate_userid)
     )
     ARRAY JOIN [('associate', store, associate), ('store', store, ''), ('region', '', '')] AS lvl
