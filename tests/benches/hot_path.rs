@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clickhouse::{RowOwned, RowWrite};
-use wxpulse_cli::generate::{self, Spec};
+use wxpulse_generator::generate::{self, Spec};
 use wxpulse_runtime::codec::Registry;
 use wxpulse_runtime::config::Config;
 use wxpulse_runtime::decode::bench::process;
@@ -267,6 +267,7 @@ fn main() {
         start_ms: now - 30 * 86_400_000,
         end_ms: now,
         duplicate_share: 0.0,
+        resend_share: 0.0,
         late_share: 0.02,
         malformed_share: 0.0,
         unknown_dimension_share: 0.01,
@@ -279,7 +280,7 @@ fn main() {
     // The generator's world as the services would hold it: lookups hit like in production
     // (1% of events carry a key no dimension has).
     let mut dims = Dimensions::detached(Pseudonymizer::new(cfg.pii.key.expose().as_bytes()));
-    for record in wxpulse_cli::world::World::new(&spec).dimension_records() {
+    for record in wxpulse_generator::world::World::new(&spec).dimension_records() {
         let (dimension, key) = (record.dimension(), record.key());
         dims.apply(dimension, &key, Some(record));
     }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use wxpulse_runtime::config::Config;
 use wxpulse_runtime::enrich::Dimension;
-use wxpulse_runtime::events::{ArticleRead, ReadSource};
+use wxpulse_runtime::events::ArticleRead;
 use wxpulse_runtime::stream::{Context, Stream};
+use wxpulse_runtime::streams::EventStream;
 use wxpulse_runtime::{event_row, row};
 
 /// The article-read stream.
@@ -50,22 +51,11 @@ event_row! {
 /// What an unsegmented push (sent to every follower) stores as its target segment.
 pub const NO_SEGMENT: &str = "none";
 
-fn source(s: ReadSource) -> &'static str {
-    match s {
-        ReadSource::Push => "PUSH",
-        ReadSource::Chat => "CHAT",
-        ReadSource::Moments => "MOMENTS",
-        ReadSource::Search => "SEARCH",
-        ReadSource::History => "HISTORY",
-        ReadSource::Other => "OTHER",
-    }
-}
-
 impl Stream for ArticleReads {
-    const SERVICE: &'static str = "article-reads";
-    const TOPIC: &'static str = "wxpulse.article_reads";
-    const TABLE: &'static str = "article_reads";
-    const RECORD: &'static str = "com.wxpulse.events.ArticleRead";
+    const SERVICE: &'static str = EventStream::ArticleReads.service();
+    const TOPIC: &'static str = EventStream::ArticleReads.topic();
+    const TABLE: &'static str = EventStream::ArticleReads.table();
+    const RECORD: &'static str = EventStream::ArticleReads.record();
     const DIMENSIONS: &'static [Dimension] = &[Dimension::Article];
     type Event<'a> = ArticleRead<'a>;
     type Row = ArticleReadRow;
@@ -95,7 +85,7 @@ impl Stream for ArticleReads {
             campaign: campaign,
             target_segment: target_segment,
             fans_reached: article.map_or(0, |a| a.fans_reached),
-            source: source(e.source),
+            source: e.source.as_str(),
             read_depth: e.read_depth,
             read_seconds: e.read_seconds,
             shared: e.shared,

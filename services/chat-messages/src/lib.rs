@@ -26,9 +26,10 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use serde::Deserialize;
 use wxpulse_runtime::config::Config;
 use wxpulse_runtime::enrich::{Dimension, Dimensions};
-use wxpulse_runtime::events::{ChatMessage, ConversationKind, Direction, MsgType};
+use wxpulse_runtime::events::{ChatMessage, ConversationKind, Direction};
 use wxpulse_runtime::pii::FanId;
 use wxpulse_runtime::stream::{Context, History, Stream};
+use wxpulse_runtime::streams::EventStream;
 use wxpulse_runtime::{event_row, row};
 
 /// Expired waits are dropped when the newest server time has advanced this much.
@@ -279,39 +280,6 @@ event_row! {
     }
 }
 
-fn conversation(k: ConversationKind) -> &'static str {
-    match k {
-        ConversationKind::OfficialAccount => "OFFICIAL_ACCOUNT",
-        ConversationKind::WecomPrivate => "WECOM_PRIVATE",
-        ConversationKind::WecomGroup => "WECOM_GROUP",
-        ConversationKind::Other => "OTHER",
-    }
-}
-
-fn direction(d: Direction) -> &'static str {
-    match d {
-        Direction::FanToBrand => "FAN_TO_BRAND",
-        Direction::BrandToFan => "BRAND_TO_FAN",
-        Direction::FanToAssociate => "FAN_TO_ASSOCIATE",
-        Direction::AssociateToFan => "ASSOCIATE_TO_FAN",
-        Direction::Other => "OTHER",
-    }
-}
-
-fn msg_type(t: MsgType) -> &'static str {
-    match t {
-        MsgType::Text => "text",
-        MsgType::Image => "image",
-        MsgType::Voice => "voice",
-        MsgType::Video => "video",
-        MsgType::Link => "link",
-        MsgType::Miniprogram => "miniprogram",
-        MsgType::Location => "location",
-        MsgType::File => "file",
-        MsgType::Other => "other",
-    }
-}
-
 /// Store and region of an associate; empty when the message has no associate.
 fn place(dims: &Dimensions, userid: &str) -> (Arc<str>, Arc<str>) {
     if userid.is_empty() {
@@ -328,6 +296,7 @@ fn place(dims: &Dimensions, userid: &str) -> (Arc<str>, Arc<str>) {
 
 #[derive(Row, Deserialize)]
 struct PastMessage {
+    app_id: String,
     fan_id: u64,
     associate_userid: String,
     from_fan: bool,
@@ -335,11 +304,23 @@ struct PastMessage {
     server: i64,
 }
 
+/// The fan of a wait within its account: an openid is unique per Official Account only,
+/// so a record of another account with the same openid (a misrouted feed) must not join
+/// or answer this fan's wait. FNV-1a of the AppID, mixed into the pseudonym; stable across
+/// restarts, so restored waits key the same way.
+fn conversation_of(app_id: &str, fan: FanId) -> FanId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in app_id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    fan ^ h
+}
+
 impl Stream for ChatMessages {
-    const SERVICE: &'static str = "chat-messages";
-    const TOPIC: &'static str = "wxpulse.chat_messages";
-    const TABLE: &'static str = "chat_messages";
-    const RECORD: &'static str = "com.wxpulse.events.ChatMessage";
+    const SERVICE: &'static str = EventStream::ChatMessages.service();
+    const TOPIC: &'static str = EventStream::ChatMessages.topic();
+    const TABLE: &'static str = EventStream::ChatMessages.table();
+    const RECORD: &'static str = EventStream::ChatMessages.record();
     const DIMENSIONS: &'static [Dimension] = &[Dimension::Associate, Dimension::Store];
     type Event<'a> = ChatMessage<'a>;
     type Row = ChatMessageRow;
@@ -355,7 +336,7 @@ impl Stream for ChatMessages {
                 .entry(cx.meta.partition)
                 .or_insert_with(|| Waiting::counted(limits, Evictions::of(evicted)));
             let before = waiting.len();
-            let fan = cx.meta.fan_id;
+            let fan = conversation_of(&cx.app_id, cx.meta.fan_id);
             match e.direction {
                 Direction::FanToAssociate => {
                     waiting.fan_wrote(fan, userid, cx.event_time, cx.server_time)
@@ -376,9 +357,9 @@ impl Stream for ChatMessages {
         }
         row!(ChatMessageRow, cx, {
             msg_id: e.msg_id,
-            conversation: conversation(e.conversation),
-            direction: direction(e.direction),
-            msg_type: msg_type(e.msg_type),
+            conversation: e.conversation.as_str(),
+            direction: e.direction.as_str(),
+            msg_type: e.msg_type.as_str(),
             associate_userid: userid.to_string(),
             store_id: store_id,
             region: region,
@@ -398,7 +379,7 @@ impl Stream for ChatMessages {
             let mut past = h
                 .client
                 .query(&format!(
-                    "SELECT fan_id, associate_userid, direction = 'FAN_TO_ASSOCIATE' AS from_fan, \
+                    "SELECT app_id, fan_id, associate_userid, direction = 'FAN_TO_ASSOCIATE' AS from_fan, \
                      toInt64(toUnixTimestamp64Milli(event_time)) AS t, \
                      toInt64(toUnixTimestamp64Milli(server_time)) AS server \
                      FROM {} WHERE kafka_topic = ? AND kafka_partition = ? \
@@ -413,13 +394,14 @@ impl Stream for ChatMessages {
                 .bind(h.watermark_server_time - 2 * self.limits.window_ms)
                 .fetch::<PastMessage>()?;
             while let Some(m) = past.next().await? {
+                let fan = conversation_of(&m.app_id, m.fan_id);
                 if m.from_fan {
-                    waiting.fan_wrote(m.fan_id, &m.associate_userid, m.t, m.server);
+                    waiting.fan_wrote(fan, &m.associate_userid, m.t, m.server);
                     if waiting.len() > share {
                         waiting.trim(share - share / 16);
                     }
                 } else {
-                    waiting.associate_wrote(m.fan_id, &m.associate_userid, m.t, m.server);
+                    waiting.associate_wrote(fan, &m.associate_userid, m.t, m.server);
                 }
             }
         }
@@ -466,6 +448,21 @@ mod tests {
         let cfg = Config::load(None, Vec::new()).expect("defaults");
         let l = WaitLimits::from_config(&cfg);
         assert_eq!((l.window_ms, l.skew_ms), (WINDOW, SKEW));
+    }
+
+    #[test]
+    fn a_reply_in_another_account_does_not_answer_the_wait() {
+        // The same openid (so the same pseudonym) in two accounts: two conversations.
+        let mut w = Waiting::new(limits());
+        let (in_a, in_b) = (conversation_of("wxa", 1), conversation_of("wxb", 1));
+        assert_ne!(in_a, in_b);
+        assert_eq!(conversation_of("wxa", 1), in_a, "stable across restarts");
+        w.fan_wrote(in_a, "zhang", 10 * H, 10 * H);
+        assert_eq!(w.associate_wrote(in_b, "zhang", 11 * H, 11 * H), None);
+        assert_eq!(
+            w.associate_wrote(in_a, "zhang", 12 * H, 12 * H),
+            Some(2 * H)
+        );
     }
 
     #[test]

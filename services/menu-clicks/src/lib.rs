@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use wxpulse_runtime::config::Config;
 use wxpulse_runtime::enrich::Dimension;
-use wxpulse_runtime::events::{MenuClick, MenuEvent};
+use wxpulse_runtime::events::MenuClick;
 use wxpulse_runtime::stream::{Context, Stream};
+use wxpulse_runtime::streams::EventStream;
 use wxpulse_runtime::{event_row, row};
 
 /// The menu-click stream.
@@ -31,21 +32,11 @@ event_row! {
     }
 }
 
-/// The stored name of a menu event: `CLICK` (key), `VIEW` (URL), `VIEW_MINIPROGRAM`.
-pub fn event_name(event: MenuEvent) -> &'static str {
-    match event {
-        MenuEvent::Click => "CLICK",
-        MenuEvent::View => "VIEW",
-        MenuEvent::ViewMiniprogram => "VIEW_MINIPROGRAM",
-        MenuEvent::Other => "OTHER",
-    }
-}
-
 impl Stream for MenuClicks {
-    const SERVICE: &'static str = "menu-clicks";
-    const TOPIC: &'static str = "wxpulse.menu_clicks";
-    const TABLE: &'static str = "menu_clicks";
-    const RECORD: &'static str = "com.wxpulse.events.MenuClick";
+    const SERVICE: &'static str = EventStream::MenuClicks.service();
+    const TOPIC: &'static str = EventStream::MenuClicks.topic();
+    const TABLE: &'static str = EventStream::MenuClicks.table();
+    const RECORD: &'static str = EventStream::MenuClicks.record();
     const DIMENSIONS: &'static [Dimension] = &[Dimension::MenuButton];
     type Event<'a> = MenuClick<'a>;
     type Row = MenuClickRow;
@@ -60,7 +51,7 @@ impl Stream for MenuClicks {
             ),
         };
         row!(MenuClickRow, cx, {
-            event: event_name(e.event),
+            event: e.event.as_str(),
             event_key: event_key,
             menu_id: e.menu_id,
             category: category,

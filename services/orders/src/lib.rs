@@ -15,6 +15,7 @@ use wxpulse_runtime::dlq::{DeadLetterReason as R, Rejection};
 use wxpulse_runtime::enrich::{Dimension, Dimensions};
 use wxpulse_runtime::events::{Order, OrderChannel, OrderKind};
 use wxpulse_runtime::stream::{Context, Stream};
+use wxpulse_runtime::streams::EventStream;
 use wxpulse_runtime::{event_row, row};
 
 /// The order stream.
@@ -97,10 +98,10 @@ fn store_and_region(dims: &Dimensions, store_id: Option<&str>) -> (Arc<str>, Arc
 }
 
 impl Stream for Orders {
-    const SERVICE: &'static str = "orders";
-    const TOPIC: &'static str = "wxpulse.orders";
-    const TABLE: &'static str = "orders";
-    const RECORD: &'static str = "com.wxpulse.events.Order";
+    const SERVICE: &'static str = EventStream::Orders.service();
+    const TOPIC: &'static str = EventStream::Orders.topic();
+    const TABLE: &'static str = EventStream::Orders.table();
+    const RECORD: &'static str = EventStream::Orders.record();
     const DIMENSIONS: &'static [Dimension] = &[Dimension::Associate, Dimension::Store];
     type Event<'a> = Order<'a>;
     type Row = OrderRow;

@@ -10,6 +10,7 @@ use wxpulse_runtime::enrich::{Dimension, Dimensions, UNKNOWN};
 use wxpulse_runtime::events::{QrEvent, QrScan};
 use wxpulse_runtime::segment::Lifecycle;
 use wxpulse_runtime::stream::{Context, Stream};
+use wxpulse_runtime::streams::EventStream;
 use wxpulse_runtime::{event_row, row};
 
 /// The QR-scan stream.
@@ -111,21 +112,17 @@ fn place(
 }
 
 impl Stream for QrScans {
-    const SERVICE: &'static str = "qr-scans";
-    const TOPIC: &'static str = "wxpulse.qr_scans";
-    const TABLE: &'static str = "qr_scans";
-    const RECORD: &'static str = "com.wxpulse.events.QrScan";
+    const SERVICE: &'static str = EventStream::QrScans.service();
+    const TOPIC: &'static str = EventStream::QrScans.topic();
+    const TABLE: &'static str = EventStream::QrScans.table();
+    const RECORD: &'static str = EventStream::QrScans.record();
     const DIMENSIONS: &'static [Dimension] =
         &[Dimension::QrScene, Dimension::Associate, Dimension::Store];
     type Event<'a> = QrScan<'a>;
     type Row = QrScanRow;
 
     fn row(&mut self, e: &QrScan<'_>, cx: &Context<'_>) -> QrScanRow {
-        let event = match e.event {
-            QrEvent::Subscribe => "SUBSCRIBE",
-            QrEvent::Scan => "SCAN",
-            QrEvent::Other => "OTHER",
-        };
+        let event = e.event.as_str();
         let key = scene_of(e.event_key);
         let (channel, store_id, associate_userid, region, campaign) =
             place(cx.dims, e.app_id, key.scene);

@@ -314,20 +314,20 @@ mod tests {
                 Some(click(A, "o1")),
             ]
         };
-        // `keep` (the default) writes another account's clicks, deduplicated as any event.
-        let out = run_with(clicks(), &["wxb"], Vec::new());
+        // `keep` writes another account's clicks, deduplicated as any event.
+        let keep = vec![(
+            "WXPULSE__VALIDATION__UNKNOWN_ACCOUNT".to_string(),
+            "keep".to_string(),
+        )];
+        let out = run_with(clicks(), &["wxb"], keep);
         assert!(
             matches!(out[..], [Ok(Some(_)), Ok(Some(_)), Ok(None)]),
             "{out:?}"
         );
-        // `dead_letter` with only another account published: every click is dead-lettered,
-        // the repeat too (a rejected event holds no id, so its replay is not a duplicate).
-        let dead_letter = || {
-            vec![(
-                "WXPULSE__VALIDATION__UNKNOWN_ACCOUNT".to_string(),
-                "dead_letter".to_string(),
-            )]
-        };
+        // `dead_letter` (the default) with only another account published: every click is
+        // dead-lettered, the repeat too (a rejected event holds no id, so its replay is not
+        // a duplicate).
+        let dead_letter = Vec::new;
         let out = run_with(clicks(), &["wxb"], dead_letter());
         assert_eq!(out, vec![Err(R::UnknownAccount); 3]);
         // ... and with "wxa" published, or no account at all, they are written.

@@ -64,6 +64,18 @@ pub enum MenuEvent {
     Other,
 }
 
+impl MenuEvent {
+    /// The Avro symbol, as the tables store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MenuEvent::Click => "CLICK",
+            MenuEvent::View => "VIEW",
+            MenuEvent::ViewMiniprogram => "VIEW_MINIPROGRAM",
+            MenuEvent::Other => "OTHER",
+        }
+    }
+}
+
 /// A fan tapped a custom-menu button (`menu_click` v1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MenuClick<'a> {
@@ -100,6 +112,17 @@ pub enum QrEvent {
     /// A symbol this build does not know.
     #[serde(rename = "OTHER", other)]
     Other,
+}
+
+impl QrEvent {
+    /// The Avro symbol, as the tables store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            QrEvent::Subscribe => "SUBSCRIBE",
+            QrEvent::Scan => "SCAN",
+            QrEvent::Other => "OTHER",
+        }
+    }
 }
 
 /// A fan scanned a parametric QR code (`qr_scan` v1).
@@ -143,6 +166,18 @@ pub enum ConversationKind {
     Other,
 }
 
+impl ConversationKind {
+    /// The Avro symbol, as the tables store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConversationKind::OfficialAccount => "OFFICIAL_ACCOUNT",
+            ConversationKind::WecomPrivate => "WECOM_PRIVATE",
+            ConversationKind::WecomGroup => "WECOM_GROUP",
+            ConversationKind::Other => "OTHER",
+        }
+    }
+}
+
 /// Who sent a message to whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
@@ -161,6 +196,19 @@ pub enum Direction {
     /// A symbol this build does not know.
     #[serde(rename = "OTHER", other)]
     Other,
+}
+
+impl Direction {
+    /// The Avro symbol, as the tables store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::FanToBrand => "FAN_TO_BRAND",
+            Direction::BrandToFan => "BRAND_TO_FAN",
+            Direction::FanToAssociate => "FAN_TO_ASSOCIATE",
+            Direction::AssociateToFan => "ASSOCIATE_TO_FAN",
+            Direction::Other => "OTHER",
+        }
+    }
 }
 
 /// WeChat MsgType.
@@ -186,6 +234,23 @@ pub enum MsgType {
     /// A symbol this build does not know.
     #[serde(other)]
     Other,
+}
+
+impl MsgType {
+    /// The Avro symbol (WeChat's MsgType), as the tables store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MsgType::Text => "text",
+            MsgType::Image => "image",
+            MsgType::Voice => "voice",
+            MsgType::Video => "video",
+            MsgType::Link => "link",
+            MsgType::Miniprogram => "miniprogram",
+            MsgType::Location => "location",
+            MsgType::File => "file",
+            MsgType::Other => "other",
+        }
+    }
 }
 
 /// One chat message (`chat_message` v1). `content` is decoded only to be dropped.
@@ -244,6 +309,20 @@ pub enum ReadSource {
     /// A symbol this build does not know.
     #[serde(rename = "OTHER", other)]
     Other,
+}
+
+impl ReadSource {
+    /// The Avro symbol, as the tables store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReadSource::Push => "PUSH",
+            ReadSource::Chat => "CHAT",
+            ReadSource::Moments => "MOMENTS",
+            ReadSource::Search => "SEARCH",
+            ReadSource::History => "HISTORY",
+            ReadSource::Other => "OTHER",
+        }
+    }
 }
 
 /// A fan read an article (`article_read` v1 and v2; v2 widened `read_seconds` to long and
@@ -454,5 +533,66 @@ mod tests {
         datum[enum_pos] = 8; // index 4 = SCANCODE_PUSH
         let back: MenuClick<'_> = decode(&datum, &writer).expect("decode");
         assert_eq!(back.event, MenuEvent::Other);
+    }
+
+    #[test]
+    fn stored_names_are_the_avro_symbols() {
+        fn same<T: Serialize>(v: T, name: &str) {
+            assert_eq!(
+                serde_json::to_string(&v).expect("json"),
+                format!("\"{name}\"")
+            );
+        }
+        for v in [
+            MenuEvent::Click,
+            MenuEvent::View,
+            MenuEvent::ViewMiniprogram,
+            MenuEvent::Other,
+        ] {
+            same(v, v.as_str());
+        }
+        for v in [QrEvent::Subscribe, QrEvent::Scan, QrEvent::Other] {
+            same(v, v.as_str());
+        }
+        for v in [
+            ConversationKind::OfficialAccount,
+            ConversationKind::WecomPrivate,
+            ConversationKind::WecomGroup,
+            ConversationKind::Other,
+        ] {
+            same(v, v.as_str());
+        }
+        for v in [
+            Direction::FanToBrand,
+            Direction::BrandToFan,
+            Direction::FanToAssociate,
+            Direction::AssociateToFan,
+            Direction::Other,
+        ] {
+            same(v, v.as_str());
+        }
+        for v in [
+            MsgType::Text,
+            MsgType::Image,
+            MsgType::Voice,
+            MsgType::Video,
+            MsgType::Link,
+            MsgType::Miniprogram,
+            MsgType::Location,
+            MsgType::File,
+            MsgType::Other,
+        ] {
+            same(v, v.as_str());
+        }
+        for v in [
+            ReadSource::Push,
+            ReadSource::Chat,
+            ReadSource::Moments,
+            ReadSource::Search,
+            ReadSource::History,
+            ReadSource::Other,
+        ] {
+            same(v, v.as_str());
+        }
     }
 }

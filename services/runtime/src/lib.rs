@@ -26,6 +26,7 @@ pub mod reexports {
 }
 
 pub mod batch;
+pub mod calendar;
 pub mod codec;
 pub mod config;
 pub mod decode;
@@ -45,5 +46,6 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod stream;
+pub mod streams;
 pub mod tls;
 pub mod validate;

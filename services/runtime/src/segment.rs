@@ -27,24 +27,7 @@ mod fans;
 
 pub use fans::{Eviction, FanBudget, FanLimits, FanState, FanStates, MONTHS_KEPT};
 
-/// Calendar months are Beijing months: UTC+8, no daylight saving.
-const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
-
-/// `yyyymm` of a time in ms, in Asia/Shanghai (what ClickHouse's `toYYYYMM` gives for the
-/// tables' `DateTime64(3, 'Asia/Shanghai')`).
-pub fn month_of(ms: i64) -> u32 {
-    let days = (ms + SHANGHAI_OFFSET_MS).div_euclid(86_400_000);
-    // Civil-from-days (H. Hinnant), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year * 100 + month) as u32
-}
+pub use crate::calendar::month_of;
 
 /// Relationship segment (seed 002), or unknown when the fan has no profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

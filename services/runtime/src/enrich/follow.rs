@@ -65,11 +65,13 @@ impl Drop for Feed {
 }
 
 /// Reads `wanted` dimensions to their current end into `dims` (bounded by
-/// `dimensions.load_timeout`), then follows them on a thread.
+/// `dimensions.load_timeout`), each partition from its offset in `starts` (what a snapshot
+/// already loaded) or its beginning, then follows them on a thread.
 pub fn load_and_follow(
     config: &Config,
     service: &str,
     wanted: &[Dimension],
+    starts: super::snapshot::Starts,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     dims: &mut Dimensions,
@@ -86,6 +88,7 @@ pub fn load_and_follow(
         consumer,
         wanted: wanted.to_vec(),
         assigned: HashSet::new(),
+        starts,
         registry,
         metrics,
     };
@@ -159,6 +162,8 @@ struct Follower {
     consumer: BaseConsumer,
     wanted: Vec<Dimension>,
     assigned: HashSet<(Dimension, i32)>,
+    /// Where a snapshot left each partition off (absent: the beginning).
+    starts: super::snapshot::Starts,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
 }
@@ -189,7 +194,11 @@ impl Follower {
                 }
                 for p in topic.partitions() {
                     if self.assigned.insert((*d, p.id())) {
-                        let _ = tpl.add_partition_offset(d.topic(), p.id(), Offset::Beginning);
+                        let from = self
+                            .starts
+                            .get(&(*d, p.id()))
+                            .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                        let _ = tpl.add_partition_offset(d.topic(), p.id(), from);
                     }
                 }
             }
@@ -221,7 +230,11 @@ impl Follower {
                 .consumer
                 .fetch_watermarks(d.topic(), *p, Duration::from_secs(10))
             {
-                Ok((low, high)) if high > low => ends.push((*d, *p, high)),
+                Ok((low, high))
+                    if high > self.starts.get(&(*d, *p)).copied().unwrap_or(low).max(low) =>
+                {
+                    ends.push((*d, *p, high))
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(topic = d.topic(), partition = p, error = %e, "cannot read dimension watermarks");
