@@ -193,3 +193,89 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
     );
     Ok(())
 }
+
+/// A service starts from the mirror's copy of the fan profiles in ClickHouse and reads the
+/// topic only past it: profiles published, changed or deleted after the mirror ran are
+/// seen as the topic says, those only in the copy as the copy says, and the figures are
+/// what reading the whole topic gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_starts_from_the_mirror_snapshot_and_reads_only_the_tail() -> anyhow::Result<()> {
+    use crate::golden::{account, click, fan, publish, rows_in, send, stored};
+    use wxpulse_cli::produce::Outgoing;
+    use wxpulse_runtime::enrich::{CustomerStatus as S, Dimension};
+    const DB: &str = "wx_snapshot";
+    const D: i64 = 86_400_000;
+    let stack = Stack::start("snapshot")?;
+    stack.prepare(DB, 2).await?;
+    let t0 = last_month(&stack).await?.0 + D;
+    let tombstone = |openid: &str| Outgoing {
+        topic: Dimension::FanProfile.topic(),
+        key: format!("wxa|{openid}").into_bytes(),
+        payload: None,
+        at_ms: 0,
+    };
+    // Before the mirror: A–G, and H, published and deleted.
+    let mut before = vec![account("wxa", "Maison")];
+    for (openid, status) in [
+        ("oA", S::Vip),
+        ("oB", S::Prospect),
+        ("oC", S::Customer),
+        ("oD", S::Prospect),
+        ("oE", S::Customer),
+        ("oF", S::Vip),
+        ("oH", S::Vip),
+    ] {
+        before.push(fan("wxa", openid, status, t0 - 100 * D, None));
+    }
+    publish(&stack, before).await?;
+    send(&stack, vec![tombstone("oH")]).await?;
+    mirror_profiles(&stack, DB)?;
+    // After it: B becomes a VIP, C is deleted, G is new, D unfollows.
+    publish(
+        &stack,
+        vec![
+            fan("wxa", "oB", S::Vip, t0 - 100 * D, None),
+            fan("wxa", "oG", S::Customer, t0 - 100 * D, None),
+            fan("wxa", "oD", S::Prospect, t0 - 100 * D, Some(t0 - 50 * D)),
+        ],
+    )
+    .await?;
+    send(&stack, vec![tombstone("oC")]).await?;
+
+    let service = Service::start("wxpulse-menu-clicks", &stack, DB, &[])?;
+    let fans = ["oA", "oB", "oC", "oD", "oE", "oF", "oG", "oH"];
+    let clicks = fans
+        .iter()
+        .zip(1..)
+        .map(|(openid, n)| click(n, "wxa", openid, "SHOP", t0 + D, t0 + D + 1_000))
+        .collect();
+    send(&stack, clicks).await?;
+    rows_in(&stack, DB, "menu_clicks", 8).await;
+    let text = service.scrape()?;
+    // The copy held A–F (H's tombstone was mirrored); the topic's tail added G, removed C.
+    assert_eq!(
+        metric(&text, "wxpulse_enrich_snapshot_rows", &[]),
+        Some(6.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "wxpulse_enrich_dimension_records",
+            &["dimension=\"fan_profile\""]
+        ),
+        Some(6.0)
+    );
+    let got = stored(&stack, DB, "menu_clicks", &["relationship", "lifecycle"]).await?;
+    let want = crate::golden::expect(&[
+        (1, "vip|active"),
+        (2, "vip|active"),
+        (3, "unknown|active"),
+        (4, "prospect|churned"),
+        (5, "customer|active"),
+        (6, "vip|active"),
+        (7, "customer|active"),
+        (8, "unknown|active"),
+    ]);
+    assert_eq!(got, want);
+    Ok(())
+}

@@ -53,6 +53,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_brand.sql"),
     migration!(12, "0012_event_id_index.sql"),
     migration!(13, "0013_reply_pairing.sql"),
+    migration!(14, "0014_fan_profile_offsets.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

@@ -52,14 +52,28 @@ pub struct ProfileRow {
     pub follow_source: String,
     pub updated_at: i64,
     pub is_deleted: u8,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
 }
 
-/// The row of a profile record, or of a tombstone of `key` at `kafka_time` (ms).
+/// Where a record is in the topic: its position feeds the table's watermark, which tells a
+/// starting service how much of the topic the table holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Record timestamp, ms: the version of a tombstone.
+    pub time_ms: i64,
+}
+
+/// The row of a profile record, or of a tombstone of `key`.
 pub fn row(
     pii: &Pseudonymizer,
     key: &str,
     record: Option<FanProfileRecord>,
-    kafka_time: i64,
+    origin: Origin,
 ) -> Option<ProfileRow> {
     match record {
         Some(r) => Some(ProfileRow {
@@ -73,6 +87,8 @@ pub fn row(
             follow_source: r.follow_source.unwrap_or_default(),
             updated_at: r.updated_at,
             is_deleted: 0,
+            kafka_partition: origin.partition,
+            kafka_offset: origin.offset,
         }),
         None => {
             let (app_id, openid) = key.split_once('|')?;
@@ -85,8 +101,10 @@ pub fn row(
                 followed_at: None,
                 unfollowed_at: None,
                 follow_source: String::new(),
-                updated_at: kafka_time,
+                updated_at: origin.time_ms,
                 is_deleted: 1,
+                kafka_partition: origin.partition,
+                kafka_offset: origin.offset,
             })
         }
     }
@@ -251,8 +269,12 @@ impl Mirror {
                             }
                         },
                     };
-                    let time = m.timestamp().to_millis().unwrap_or(0);
-                    match row(pii, key, record, time) {
+                    let origin = Origin {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        time_ms: m.timestamp().to_millis().unwrap_or(0),
+                    };
+                    match row(pii, key, record, origin) {
                         Some(r) => self.rows.push(r),
                         None => {
                             skipped += 1;
@@ -472,12 +494,18 @@ mod tests {
             follow_source: Some("ADD_SCENE_SEARCH".into()),
             updated_at: 9,
         };
-        let r = row(&pii, "wxa|oRAW", Some(record), 100).expect("row");
+        let at = |time_ms| Origin {
+            partition: 1,
+            offset: 7,
+            time_ms,
+        };
+        let r = row(&pii, "wxa|oRAW", Some(record), at(100)).expect("row");
         assert_eq!(r.fan_id, pii.fan_id("oRAW"));
         assert_eq!((r.status, r.updated_at, r.is_deleted), ("vip", 9, 0));
-        let t = row(&pii, "wxa|oRAW", None, 100).expect("tombstone");
+        assert_eq!((r.kafka_partition, r.kafka_offset), (1, 7));
+        let t = row(&pii, "wxa|oRAW", None, at(100)).expect("tombstone");
         assert_eq!((t.fan_id, t.updated_at, t.is_deleted), (r.fan_id, 100, 1));
-        assert!(row(&pii, "no-separator", None, 1).is_none());
+        assert!(row(&pii, "no-separator", None, at(1)).is_none());
         assert!(!format!("{r:?}{t:?}").contains("oRAW"));
     }
 }

@@ -64,6 +64,11 @@ pub struct Metrics {
     pub dimension_rejected: IntCounterVec,
     /// Keys held per dimension.
     pub dimension_records: IntGaugeVec,
+    /// Fan profiles taken from the mirror's snapshot at start-up (0: the topic was read
+    /// from its start).
+    pub snapshot_rows: IntGauge,
+    /// Seconds the start-up dimension load took (snapshot and topics).
+    pub dimension_load_seconds: prometheus::Gauge,
     /// Fans whose segment state this instance holds (its partitions' fans).
     pub fans_tracked: IntGauge,
     /// Fans held only as "dormant when they return" (their state was dropped).
@@ -268,6 +273,14 @@ impl Metrics {
                     "Keys held in memory per dimension."
                 ),
                 &["dimension"]
+            )),
+            snapshot_rows: make!(IntGauge::new(
+                "wxpulse_enrich_snapshot_rows",
+                "Fan profiles loaded from the mirror's snapshot in ClickHouse at start-up (0: none)."
+            )),
+            dimension_load_seconds: make!(prometheus::Gauge::new(
+                "wxpulse_enrich_dimension_load_seconds",
+                "Seconds the start-up load of the dimensions took (snapshot, then topics to their end)."
             )),
             fans_tracked: make!(IntGauge::new(
                 "wxpulse_segment_fans_tracked",
@@ -498,9 +511,29 @@ pub async fn serve<E: Exposition>(
     listen: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
+    serve_http("metrics", listen, shutdown, move |req| {
+        let metrics = metrics.clone();
+        async move { respond(&*metrics, req.uri().path()) }
+    })
+    .await
+}
+
+/// An HTTP/1 server on `listen` answering every request with `handle`, one task per
+/// connection, until `shutdown` fires; returns the bound address (`what` names it in the
+/// error when the address is taken). The metrics endpoint and the gateway share it.
+pub async fn serve_http<H, F>(
+    what: &str,
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+    handle: H,
+) -> anyhow::Result<SocketAddr>
+where
+    H: Fn(Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen for {what} on {listen}: {e}"))?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
@@ -509,12 +542,12 @@ pub async fn serve<E: Exposition>(
                 accepted = listener.accept() => accepted,
             };
             let Ok((stream, _)) = accepted else { continue };
-            let metrics = metrics.clone();
+            let handle = handle.clone();
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let metrics = metrics.clone();
-                        async move { Ok::<_, Infallible>(respond(&*metrics, req.uri().path())) }
+                        let answer = handle(req);
+                        async move { Ok::<_, Infallible>(answer.await) }
                     });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

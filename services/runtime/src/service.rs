@@ -37,11 +37,24 @@ pub struct Flags {
 
 /// Parses flags, loads config and runs the service until SIGTERM/SIGINT.
 pub fn main<S: Stream>(about: &'static str, make: impl FnOnce(&Config) -> S) -> ExitCode {
+    launch(S::SERVICE, about, |config| {
+        let stream = make(&config);
+        run(stream, Arc::new(config))
+    })
+}
+
+/// What every wxpulse process does before its own work: parse the common flags, load and
+/// validate the configuration (exit 2 if it is wrong), honour `--print-config`, start the
+/// logs and a 2-thread runtime, then run `work` to its end (exit 1 on error, logged).
+pub fn launch<F>(name: &str, about: &'static str, work: impl FnOnce(Config) -> F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
     let flags = Flags::parse_from_about(about);
     let config = match Config::load(flags.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}: {e}", S::SERVICE);
+            eprintln!("{name}: {e}");
             return ExitCode::from(2);
         }
     };
@@ -61,11 +74,10 @@ pub fn main<S: Stream>(about: &'static str, make: impl FnOnce(&Config) -> S) -> 
             return ExitCode::FAILURE;
         }
     };
-    let stream = make(&config);
-    match runtime.block_on(run(stream, Arc::new(config))) {
+    match runtime.block_on(work(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "service failed");
+            tracing::error!(service = name, error = format!("{e:#}"), "service failed");
             ExitCode::FAILURE
         }
     }
@@ -137,17 +149,29 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
     wanted.extend_from_slice(S::DIMENSIONS);
     wanted.sort_unstable();
     wanted.dedup();
+    let load_started = std::time::Instant::now();
+    let starts = crate::enrich::snapshot::load_fan_profiles(&config, &mut dims).await;
+    if !starts.is_empty() {
+        metrics
+            .snapshot_rows
+            .set(dims.len(Dimension::FanProfile) as i64);
+    }
     let feed = {
         let (config, registry, metrics) = (config.clone(), registry.clone(), metrics.clone());
         let service = S::SERVICE;
         tokio::task::spawn_blocking(move || {
-            follow::load_and_follow(&config, service, &wanted, registry, metrics, &mut dims)
-                .map(|feed| (feed, dims))
+            follow::load_and_follow(
+                &config, service, &wanted, starts, registry, metrics, &mut dims,
+            )
+            .map(|feed| (feed, dims))
         })
         .await
         .context("dimension loader panicked")??
     };
     let (feed, dims) = feed;
+    metrics
+        .dimension_load_seconds
+        .set(load_started.elapsed().as_secs_f64());
     let source = source::start(
         &config.kafka,
         &group,

@@ -9,6 +9,7 @@
 
 pub mod follow;
 pub mod records;
+pub mod snapshot;
 
 use std::sync::Arc;
 
@@ -242,6 +243,38 @@ impl Dimensions {
                 };
                 self.fans.insert(self.pii.fan_id(&r.openid), profile);
             }
+        }
+    }
+
+    /// A fan profile already pseudonymised (the mirror's snapshot in ClickHouse holds no
+    /// openid): what [`Dimensions::apply`] stores for a fan-profile record.
+    pub fn insert_fan(
+        &mut self,
+        fan_id: FanId,
+        status: CustomerStatus,
+        associate: Option<&str>,
+        followed_at: Option<i64>,
+        unfollowed_at: Option<i64>,
+    ) {
+        let profile = FanProfile {
+            status,
+            associate: associate.map(|s| self.intern(s)),
+            followed_at,
+            unfollowed_at,
+        };
+        self.fans.insert(fan_id, profile);
+    }
+
+    /// Forgets every value of `dimension` (a snapshot that failed half-way).
+    pub fn clear(&mut self, dimension: Dimension) {
+        match dimension {
+            Dimension::Account => self.accounts.clear(),
+            Dimension::Store => self.stores.clear(),
+            Dimension::Associate => self.associates.clear(),
+            Dimension::QrScene => self.scenes.clear(),
+            Dimension::Article => self.articles.clear(),
+            Dimension::MenuButton => self.buttons.clear(),
+            Dimension::FanProfile => self.fans.clear(),
         }
     }
 
