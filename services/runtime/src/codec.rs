@@ -370,6 +370,48 @@ impl Registry {
 }
 
 impl Registry {
+    /// The id under which `subject` holds exactly the schema `json`, for a producer that
+    /// must frame records with the registry's id (Confluent's "is this schema registered"
+    /// lookup; nothing is registered). `Ok(None)`: the subject does not hold it.
+    pub fn id_of(&self, subject: &str, json: &str) -> Result<Option<u32>, RegistryUnavailable> {
+        let Some(url) = &self.url else {
+            return Ok(EMBEDDED
+                .iter()
+                .find(|s| s.subject == subject && s.json == json)
+                .map(|s| s.id));
+        };
+        let mut request = self
+            .agent
+            .post(&format!("{url}/subjects/{subject}?normalize=true"))
+            .set("Content-Type", "application/vnd.schemaregistry.v1+json");
+        if let Some(auth) = &self.authorization {
+            request = request.set("Authorization", auth.expose());
+        }
+        let body = serde_json::json!({ "schema": json });
+        let answer: serde_json::Value = match request.send_json(body) {
+            Ok(r) => r
+                .into_json()
+                .map_err(|e| RegistryUnavailable(e.to_string()))?,
+            // 40401 no such subject, 40403 schema not found under it.
+            Err(ureq::Error::Status(404, _)) => return Ok(None),
+            Err(ureq::Error::Status(code @ (401 | 403), _)) => {
+                return Err(RegistryUnavailable(format!(
+                    "{url} refused the credentials (HTTP {code}): {AUTH_HINT}"
+                )))
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(RegistryUnavailable(crate::tls::chain(&t)))
+            }
+            Err(e) => return Err(RegistryUnavailable(e.to_string())),
+        };
+        answer
+            .get("id")
+            .and_then(|id| id.as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .map(Some)
+            .ok_or_else(|| RegistryUnavailable(format!("no `id` in the answer for {subject}")))
+    }
+
     fn remember_missing(&self, id: u32) {
         if let Ok(mut missing) = self.missing.write() {
             // Bounded: ids are u32 but a topic carries few; drop expired entries first.
@@ -489,6 +531,63 @@ mod tests {
             2,
             "the second lookup of 42 was served from the cache"
         );
+    }
+
+    #[test]
+    fn a_producer_frames_with_the_registry_id_of_its_schema() {
+        // Embedded: the id of the exact text, none for a text the subject does not hold.
+        let embedded = Registry::embedded();
+        let clicks = latest("wxpulse.menu_clicks-value").expect("embedded");
+        assert_eq!(
+            embedded.id_of(clicks.subject, clicks.json).expect("local"),
+            Some(1)
+        );
+        assert_eq!(
+            embedded
+                .id_of("wxpulse.qr_scans-value", clicks.json)
+                .expect("local"),
+            None
+        );
+        // Remote: POST /subjects/<subject> answers the id, or 404 when not registered.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let mut served = Vec::new();
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().expect("accept");
+                let mut buf = vec![0u8; 16384];
+                let n = stream.read(&mut buf).expect("read");
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let (status, body) =
+                    if request.starts_with("POST /subjects/wxpulse.menu_clicks-value") {
+                        ("200 OK", r#"{"subject":"x","id":4711,"version":3}"#)
+                    } else {
+                        ("404 Not Found", r#"{"error_code":40401}"#)
+                    };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(reply.as_bytes()).expect("write");
+                served.push(request.lines().next().unwrap_or_default().to_string());
+            }
+            served
+        });
+        let registry = Registry::new(&format!("http://{addr}"), Duration::from_secs(2));
+        assert_eq!(
+            registry
+                .id_of(clicks.subject, clicks.json)
+                .expect("reachable"),
+            Some(4711)
+        );
+        assert_eq!(
+            registry
+                .id_of("wxpulse.qr_scans-value", clicks.json)
+                .expect("reachable"),
+            None
+        );
+        let served = server.join().expect("server");
+        assert!(served[0].starts_with("POST /subjects/wxpulse.menu_clicks-value?normalize=true "));
     }
 
     #[test]
