@@ -2,10 +2,9 @@
 
 pub mod dims;
 pub mod dlq;
-pub mod generate;
+pub mod events;
 pub mod ingest;
 pub mod migrate;
 pub mod mirror;
 pub mod produce;
 pub mod topics;
-pub mod world;

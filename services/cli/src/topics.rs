@@ -12,14 +12,15 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use wxpulse_runtime::config::KafkaConfig;
 use wxpulse_runtime::kafka;
+use wxpulse_runtime::streams::EventStream;
 
 /// Interaction topics (one per consumer service) and orders.
 pub const EVENT_TOPICS: &[&str] = &[
-    "wxpulse.menu_clicks",
-    "wxpulse.qr_scans",
-    "wxpulse.chat_messages",
-    "wxpulse.article_reads",
-    "wxpulse.orders",
+    EventStream::MenuClicks.topic(),
+    EventStream::QrScans.topic(),
+    EventStream::ChatMessages.topic(),
+    EventStream::ArticleReads.topic(),
+    EventStream::Orders.topic(),
 ];
 
 /// Compacted dimension topics.

@@ -159,6 +159,7 @@ fn conversions_match_the_records_as_migration_0007_reads_them() {
         start_ms: start,
         end_ms: start + 40 * world::DAY_MS,
         duplicate_share: 0.02,
+        resend_share: 0.0,
         late_share: 0.05,
         malformed_share: 0.01,
         unknown_dimension_share: 0.03,

@@ -11,7 +11,7 @@ use wxpulse_runtime::enrich::SceneChannel;
 use wxpulse_runtime::events::{ConversationKind, Direction, ReadSource};
 
 use super::plan::{Article, Planned, Scene, What};
-use super::Spec;
+use crate::spec::Spec;
 use crate::world::{
     follow_source_group, month_start_ms, next_month, segment_name, shanghai, Civil, World, DAY_MS,
 };

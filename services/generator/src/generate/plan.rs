@@ -11,7 +11,7 @@ use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use wxpulse_runtime::events::{ConversationKind, Direction, ReadSource};
 
-use super::{Spec, STREAMS};
+use crate::spec::{Spec, STREAMS};
 use crate::world::{apportion, standard_normal, World, DAY_MS};
 
 /// A late event reaches the gateway this long after it happened, at least...
