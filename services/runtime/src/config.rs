@@ -62,6 +62,25 @@ pub struct Config {
     pub attribution: AttributionConfig,
     /// Reply waits (the chat-messages service).
     pub chat: ChatConfig,
+    /// The callback gateway (`wxpulse-gateway`).
+    pub gateway: GatewayConfig,
+}
+
+/// The callback gateway: where WeChat's callbacks arrive and how long they may wait.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address of the callback endpoint (plain HTTP: TLS ends at the ingress).
+    pub listen: String,
+    /// TOML file of the Official Accounts (`[[account]]` app_id, token, encoding_aes_key);
+    /// re-read when it changes, so an account is added or a key rotated without a restart.
+    pub accounts_file: String,
+    /// Larger callback bodies are refused (413).
+    pub max_body_bytes: usize,
+    /// How long a callback waits for the broker to acknowledge its event before the
+    /// gateway answers 503 (WeChat gives up after 5 s and retries).
+    #[serde(with = "humantime_serde")]
+    pub answer_timeout: Duration,
 }
 
 /// Kafka settings; `client` passes raw librdkafka properties through (SASL/SSL).
@@ -269,10 +288,12 @@ pub struct ValidationConfig {
 pub enum UnknownAccount {
     /// Dead-lettered with reason `unknown_account` (replayable once the account is
     /// published), as long as the account dimension holds at least one account: an empty
-    /// one means the deployment publishes none, and every event is kept.
+    /// one means the deployment publishes none, and every event is kept. The default, so
+    /// that no total without an account filter counts a phantom account.
     DeadLetter,
-    /// Written with brand `unknown`, as any account (the default: dead-lettering needs the
-    /// accounts published before their first events).
+    /// Written with brand `unknown`, as any account: for a deployment that wants every
+    /// event counted even before its account is published, at the price of totals that
+    /// include accounts it does not know.
     Keep,
 }
 
@@ -333,6 +354,9 @@ pub struct DimensionsConfig {
     /// service starts with what it has (missing values become `unknown`) and keeps reading.
     #[serde(with = "humantime_serde")]
     pub load_timeout: Duration,
+    /// Start from the fan-profile mirror's copy in ClickHouse and read the topic only past
+    /// its watermarks (falls back to the whole topic when it cannot).
+    pub fan_profile_snapshot: bool,
 }
 
 /// Lifecycle thresholds (seed 001).
