@@ -4,7 +4,7 @@
 CARGO ?= cargo
 E2E_THREADS ?= 1
 
-.PHONY: demo test chaos unit e2e adapter-test stack-test lint bench bench-memory bench-e2e bench-attribution deploy-check up down
+.PHONY: demo test chaos unit e2e adapter-test stack-test lint bench bench-memory bench-dims bench-gateway bench-e2e bench-attribution deploy-check up down
 
 ## Bring up the local stack, migrate, start the five services, produce demo data, print results.
 demo:
@@ -58,6 +58,18 @@ bench:
 ## The dev profile: allocation sizes do not depend on optimisation, and it skips a release build.
 bench-memory:
 	$(CARGO) bench --profile dev -p wxpulse-e2e --bench state_memory
+
+## Start-up load of 1,000,000 fan profiles: broker floor, topic only, mirror snapshot + tail.
+bench-dims:
+	deploy/local/stack.sh install
+	$(CARGO) build --workspace --bins --release
+	$(CARGO) bench -p wxpulse-e2e --bench dimension_load
+
+## Callbacks/s and answer times of wxpulse-gateway (safe mode, through the local broker).
+bench-gateway:
+	deploy/local/stack.sh install
+	$(CARGO) build --workspace --bins --release
+	$(CARGO) bench -p wxpulse-e2e --bench gateway
 
 ## Cost of the conversion views (attribution at read time) on the real engine, printed.
 bench-attribution:

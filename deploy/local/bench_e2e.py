@@ -6,7 +6,7 @@
 Starts a private stack on free ports in a temp dir, then:
   1. throughput: produces --events generated events, starts the four services and times
      them until ClickHouse holds every event (sustained consume -> ClickHouse events/s);
-  2. latency: with the services running, `wxpulse generate --live` produces rate x 30 s
+  2. latency: with the services running, `wxpulse-generate --live` produces rate x 30 s
      events stamped with their wall-clock server_time; event->queryable latency is
      ingested_at - server_time of each row (ingested_at = server-side insert time).
 Prints CPU share and peak RSS of every process, and the targets with PASS/MISS.
@@ -157,8 +157,8 @@ class Bench:
         return int((self.dir / "pids" / f"{component}.pid").read_text())
 
     def generate(self, sampler, events, truth, *extra):
-        """Runs `wxpulse generate`, sampling meanwhile; returns (wall s, its stderr tail, truth)."""
-        cmd = self.cli + ["generate", "--events", str(events), "--malformed-share", "0",
+        """Runs `wxpulse-generate`, sampling meanwhile; returns (wall s, its stderr tail, truth)."""
+        cmd = [str(BIN / "wxpulse-generate"), "--brokers", self.brokers, "--events", str(events), "--malformed-share", "0",
                           "--duplicate-share", "0", "--seed", str(int(time.time())),
                           "--truth", str(truth), *extra]
         err = open(self.dir / "logs" / "generate.log", "w+")
@@ -166,7 +166,7 @@ class Bench:
         p = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=err,
                              start_new_session=True)
         self.services["generate"] = p
-        sampler.add("wxpulse generate", p.pid)
+        sampler.add("wxpulse-generate", p.pid)
         while True:  # wait4 (not Popen.wait) for the child's own CPU time and max RSS
             pid, status, rusage = os.wait4(p.pid, os.WNOHANG)
             if pid:
@@ -176,7 +176,7 @@ class Bench:
         wall = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         del self.services["generate"]
-        sampler.finished("wxpulse generate", rusage)
+        sampler.finished("wxpulse-generate", rusage)
         err.seek(0)
         tail = [ln.strip() for ln in err.read().splitlines() if ln.strip()]
         if p.returncode != 0:

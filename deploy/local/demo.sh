@@ -20,7 +20,7 @@ SERVICES=(menu-clicks qr-scans chat-messages article-reads orders)
 log() { echo "[demo] $*"; }
 
 stop_services() {
-  for s in "${SERVICES[@]}"; do
+  for s in "${SERVICES[@]}" gateway; do
     local pidfile="$STACK_DIR/pids/service-$s.pid"
     [ -f "$pidfile" ] || continue
     local pid
@@ -60,7 +60,7 @@ log "migrating ClickHouse and creating topics"
 log "publishing a world (accounts, stores, associates, QR scenes, pushes, menus, fan profiles) to the dimension topics,"
 log "then $EVENTS interactions over the last month (2 brands, 4 accounts)"
 seed=$(date +%s)
-"$BIN/wxpulse" generate --seed "$seed" --events "$EVENTS" --truth "$STACK_DIR/truth.json"
+"$BIN/wxpulse-generate" --seed "$seed" --events "$EVENTS" --truth "$STACK_DIR/truth.json"
 
 
 log "mirroring the fan profiles into ClickHouse (fan_profiles: follows, unfollows, follower base)"
@@ -78,7 +78,32 @@ for s in "${SERVICES[@]}"; do
   port=$((port + 1))
 done
 
-expected=$(python3 -c "import json;print(sum(json.load(open('$STACK_DIR/truth.json'))['events'].values()))")
+# WeChat's side, as an Official Account's server configuration sends it: a few menu clicks
+# of fans of account wxb00a00 through wxpulse-gateway (plaintext mode, SHA-1 signature).
+GATEWAY=127.0.0.1:8088
+CALLBACKS=20
+cat >"$STACK_DIR/gateway-accounts.toml" <<TOML
+[[account]]
+app_id = "wxb00a00"
+token = "demo-token"
+TOML
+WXPULSE__GATEWAY__LISTEN="$GATEWAY" WXPULSE__GATEWAY__ACCOUNTS_FILE="$STACK_DIR/gateway-accounts.toml" \
+  WXPULSE__METRICS__LISTEN="127.0.0.1:$port" WXPULSE__LOG__FORMAT=json \
+  nohup "$BIN/wxpulse-gateway" >"$STACK_DIR/logs/service-gateway.log" 2>&1 &
+echo $! >"$STACK_DIR/pids/service-gateway.pid"
+log "  wxpulse-gateway: pid $!, callbacks http://$GATEWAY/wechat/<app_id>, metrics http://127.0.0.1:$port/metrics"
+for _ in $(seq 50); do curl -s "http://$GATEWAY/" >/dev/null && break; sleep 0.2; done
+sent=0
+for i in $(seq "$CALLBACKS"); do
+  ts=$(date +%s); nonce="demo$i"
+  sig=$(printf '%s\n' demo-token "$ts" "$nonce" | LC_ALL=C sort | tr -d '\n' | sha1sum | cut -d' ' -f1)
+  body="<xml><ToUserName><![CDATA[gh_demo]]></ToUserName><FromUserName><![CDATA[owxb00a00_$(printf '%06d' "$i")]]></FromUserName><CreateTime>$ts</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[GATEWAY_DEMO]]></EventKey></xml>"
+  answer=$(curl -sS -X POST "http://$GATEWAY/wechat/wxb00a00?timestamp=$ts&nonce=$nonce&signature=$sig" --data-binary "$body" || true)
+  [ "$answer" = "success" ] && sent=$((sent + 1))
+done
+log "  $sent of $CALLBACKS WeChat callbacks answered 'success' by the gateway"
+
+expected=$(python3 -c "import json;print(sum(json.load(open('$STACK_DIR/truth.json'))['events'].values()) + $sent)")
 log "waiting until ClickHouse holds the $expected distinct valid events"
 for _ in $(seq 300); do
   got=$(curl -sS "$CH/?database=wxpulse" --data-binary \
@@ -95,6 +120,10 @@ echo
 echo "== Ingest watermarks (resume point of each partition)"
 sql "SELECT table_name, kafka_partition, max(max_offset) AS max_offset, max(max_server_time) AS newest
      FROM ingest_watermarks GROUP BY table_name, kafka_partition ORDER BY table_name, kafka_partition"
+echo
+echo "== Through the gateway (WeChat callbacks -> wxpulse-gateway -> Kafka -> wxpulse-menu-clicks)"
+sql "SELECT app_id, event_key, count() AS clicks, groupUniqArray(relationship) AS relationships
+     FROM menu_clicks WHERE event_key = 'GATEWAY_DEMO' GROUP BY app_id, event_key"
 echo
 echo "== Dead letters (malformed records the generator injected)"
 "$BIN/wxpulse" dlq list

@@ -16,9 +16,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use wxpulse_cli::generate;
 use wxpulse_cli::{dlq, produce};
 use wxpulse_e2e::*;
+use wxpulse_generator::generate;
 
 use crate::runtime::spec;
 

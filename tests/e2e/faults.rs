@@ -699,7 +699,7 @@ async fn replaying_dead_letters_twice_writes_each_event_once() -> anyhow::Result
     Ok(())
 }
 
-/// With `validation.unknown_account = "dead_letter"` an event of an account the account
+/// With the default `validation.unknown_account = "dead_letter"` an event of an account the account
 /// dimension does not hold is dead-lettered as `unknown_account` (no view counts it); once
 /// the account is published, `wxpulse dlq replay --reason unknown_account` writes each of
 /// those events once.
@@ -721,8 +721,8 @@ async fn unknown_accounts_are_dead_lettered_and_replayed_once_published() -> any
         })
     };
     crate::golden::publish(&stack, vec![account("wx-fault")]).await?;
-    let env = [("WXPULSE__VALIDATION__UNKNOWN_ACCOUNT", "dead_letter")];
-    let mut service = Service::start(BIN, &stack, db, &env)?;
+    // No setting: dead-lettering is the default.
+    let mut service = Service::start(BIN, &stack, db, &[])?;
     let producer = produce::producer(&stack.kafka())?;
     let now = now_ms();
     let mut payloads: Vec<Vec<u8>> = (1..=10).map(|n| click(n, "k", 1)).collect();

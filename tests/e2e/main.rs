@@ -4,8 +4,10 @@
 
 mod chaos;
 mod conversions;
+mod event_files;
 mod faults;
 mod foundation;
+mod gateway;
 mod golden;
 mod late_duplicates;
 mod mirror;

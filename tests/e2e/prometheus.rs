@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use serde_json::Value;
-use wxpulse_cli::{generate, produce};
+use wxpulse_cli::produce;
 use wxpulse_e2e::*;
+use wxpulse_generator::generate;
 
 /// A Prometheus server on a free port; killed, and its TSDB removed, on drop.
 struct Prometheus {
@@ -171,6 +172,7 @@ async fn produce_generated(
         start_ms: now - 3_600_000,
         end_ms: now - 600_000,
         duplicate_share: 0.02,
+        resend_share: 0.0,
         late_share: 0.0,
         malformed_share: malformed,
         unknown_dimension_share: 0.01,

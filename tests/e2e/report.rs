@@ -3,7 +3,7 @@
 //! ground truth (computed while generating, never from the pipeline) exactly where the
 //! view promises exactness, and the headline shares must land near the seed report's.
 //!
-//! Issue 6: the month's orders (about 15,000 purchases and their refunds) through the
+//! The month's orders (about 15,000 purchases and their refunds) through the
 //! orders service too; the attribution views (by associate, push, scene, and per model and
 //! touch), orders per day and the social-selling funnel (monthly, and over the month with
 //! another threshold) must equal the generator's conversions truth — counts exactly,
@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use wxpulse_cli::generate::{self, Spec};
-use wxpulse_cli::world::{follow_source_group, World};
 use wxpulse_cli::{dims, produce};
 use wxpulse_e2e::*;
+use wxpulse_generator::generate::{self, Spec};
+use wxpulse_generator::world::{follow_source_group, World};
 
 const DB: &str = "wx_report";
 
@@ -85,10 +85,11 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
         start_ms,
         end_ms,
         duplicate_share: 0.01,
-        late_share: 0.02,
-        malformed_share: 0.002,
+        resend_share: 0.02,
+        late_share: 0.01,
+        malformed_share: 0.005,
         unknown_dimension_share: 0.01,
-        unknown_account_share: 0.0,
+        unknown_account_share: 0.005,
     };
     let world = World::new(&spec);
     let (records, truth) = generate::generate_with(&spec, &world);
@@ -480,6 +481,39 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
     let want = conversions.dead_letters.values().sum::<u64>() as f64;
     assert!(want > 0.0);
     assert_eq!(dead, want, "malformed orders dead-lettered");
+
+    // Messy input: every malformed record and every event of an unknown account is a dead
+    // letter with its reason, once; every copy (5 s retries and re-sends minutes to days
+    // later) was dropped as a duplicate, none written.
+    let letters: BTreeMap<String, u64> = ch
+        .query("SELECT reason, sum(letters) FROM v_dead_letters_daily GROUP BY reason")
+        .fetch_all::<(String, u64)>()
+        .await?
+        .into_iter()
+        .collect();
+    let mut want = truth.dead_letters.clone();
+    for (reason, n) in &conversions.dead_letters {
+        *want.entry(reason.clone()).or_default() += n;
+    }
+    assert!(want.get("unknown_account").copied().unwrap_or(0) > 0);
+    assert_eq!(letters, want, "v_dead_letters_daily by reason");
+    let mut dropped = 0.0;
+    for s in services.iter().filter(|s| s.name != "wxpulse-orders") {
+        let text = s.scrape()?;
+        dropped += metric(&text, "wxpulse_dedup_duplicates_by_age_total", &[]).unwrap_or(0.0);
+        for age in ["1h", "1d", "older"] {
+            let n = metric(
+                &text,
+                "wxpulse_dedup_duplicates_by_age_total",
+                &[&format!("age=\"{age}\"")],
+            );
+            eprintln!("{}: duplicates {age}: {n:?}", s.name);
+        }
+    }
+    assert_eq!(
+        dropped, truth.duplicates as f64,
+        "copies dropped as duplicates"
+    );
 
     for s in &mut services {
         assert_eq!(s.terminate(Duration::from_secs(30)), Some(0), "{}", s.name);

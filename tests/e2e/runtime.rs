@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use wxpulse_cli::generate::{self, GroundTruth, Spec};
 use wxpulse_cli::{dlq, produce};
 use wxpulse_e2e::*;
+use wxpulse_generator::generate::{self, GroundTruth, Spec};
 
 pub(crate) fn spec(seed: u64, events: u64, malformed_share: f64) -> Spec {
     let now = std::time::SystemTime::now()
@@ -24,6 +24,7 @@ pub(crate) fn spec(seed: u64, events: u64, malformed_share: f64) -> Spec {
         start_ms: now - 10 * 86_400_000,
         end_ms: now - 4 * 86_400_000,
         duplicate_share: 0.02,
+        resend_share: 0.0,
         late_share: 0.03,
         malformed_share,
         unknown_dimension_share: 0.01,

@@ -159,7 +159,12 @@ fn wxpulse(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> anyhow::Result<(Output, Duration)> {
-    let mut command = Command::new(binary("wxpulse")?);
+    // `generate` is its own binary (not in the production image), with the same settings.
+    let (bin, args) = match args {
+        ["generate", rest @ ..] => ("wxpulse-generate", rest),
+        _ => ("wxpulse", args),
+    };
+    let mut command = Command::new(binary(bin)?);
     command
         .args(args)
         .env_remove("WXPULSE_CONFIG")
@@ -208,7 +213,8 @@ fn fails(
     Ok(())
 }
 
-/// Every `wxpulse` command that talks to Kafka, with arguments that work on the stack.
+/// Every `wxpulse` command that talks to Kafka (and `wxpulse-generate`), with arguments
+/// that work on the stack.
 fn kafka_commands(account_csv: &str) -> Vec<Vec<String>> {
     let to_strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![

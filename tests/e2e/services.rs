@@ -56,11 +56,13 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
             click(9, "wxa", a, "SHOP", t0 + D / 2, t0 + 3 * D + D / 2),
             click(5, "wxa", d, "SHOP", t0 + 4 * D, t0 + 4 * D + s),
             click(7, "wxa", e, "SHOP", t0 + 5 * D, t0 + 5 * D + s),
+            // Account wxb is not published yet: dead-lettered as unknown_account (the
+            // default), not written as a phantom account.
             click(10, "wxb", f, "SHOP", t0 + 5 * D, t0 + 5 * D + s),
         ],
     )
     .await?;
-    rows_in(&stack, DB, "menu_clicks", 9).await;
+    rows_in(&stack, DB, "menu_clicks", 8).await;
 
     // While it runs: a label changes, a missing button, profile and account arrive.
     publish(
@@ -89,7 +91,14 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
         ],
     )
     .await?;
-    rows_in(&stack, DB, "menu_clicks", 11).await;
+    rows_in(&stack, DB, "menu_clicks", 10).await;
+    let client = stack.client(DB);
+    let letters: Vec<(String, i64)> = client
+        .query("SELECT reason, source_offset FROM dead_letters FINAL ORDER BY source_offset")
+        .fetch_all()
+        .await?;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, "unknown_account");
 
     // A crash; the new process must resume every fan's month count and last interaction.
     service.kill();
@@ -103,7 +112,7 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
         ],
     )
     .await?;
-    rows_in(&stack, DB, "menu_clicks", 14).await;
+    rows_in(&stack, DB, "menu_clicks", 13).await;
 
     let got = stored(
         &stack,
@@ -130,12 +139,12 @@ async fn menu_clicks_are_enriched_and_segmented_across_updates_and_a_restart() -
         (7, "Maison|ecommerce|Shop|prospect|dormant|1"),
         // Late, but counted in its own month after 1 and 2.
         (9, "Maison|ecommerce|Shop|vip|active|3"),
-        (10, "unknown|unknown|unknown|unknown|active|1"),
         (11, "Maison|brand_info|Heritage|vip|active|4"),
         (12, "Maison|crm|Member|customer|active|2"),
         // After the restart: counts and last interactions continue, nothing resets.
         (13, "Maison|ecommerce|Shop|prospect|active|2"),
-        (14, "Atelier|unknown|unknown|unknown|active|2"),
+        // wxb's first counted click: 10 was dead-lettered before the account existed.
+        (14, "Atelier|unknown|unknown|unknown|active|1"),
         (15, "Maison|ecommerce|Shop|vip|active|5"),
     ]);
     assert_eq!(got, want);

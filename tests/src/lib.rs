@@ -587,3 +587,68 @@ pub fn view_statement(name: &str) -> String {
         .map(|s| wxpulse_cli::migrate::render(&s, None))
         .expect("the view is in the migrations")
 }
+
+/// `wxpulse-gateway` on a free port for `stack`, serving the accounts of `accounts_toml`
+/// (a file the caller may rewrite to test re-reads); the file goes with the value.
+pub struct Gateway {
+    /// The process.
+    pub service: Service,
+    /// `host:port` of the callback endpoint.
+    pub listen: String,
+    /// The accounts file.
+    pub accounts: PathBuf,
+}
+
+impl Gateway {
+    /// Writes the accounts file and starts the gateway with `extra` settings on top.
+    pub fn start(
+        stack: &Stack,
+        database: &str,
+        accounts_toml: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Gateway> {
+        let accounts = std::env::temp_dir().join(format!(
+            "wxpulse-gateway-accounts-{}-{}.toml",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::write(&accounts, accounts_toml)?;
+        let listen = format!("127.0.0.1:{}", free_port());
+        let path = accounts.to_string_lossy().into_owned();
+        let mut env = vec![
+            ("WXPULSE__GATEWAY__LISTEN", listen.as_str()),
+            ("WXPULSE__GATEWAY__ACCOUNTS_FILE", path.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        let service = Service::start("wxpulse-gateway", stack, database, &env)?;
+        Ok(Gateway {
+            service,
+            listen,
+            accounts,
+        })
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.accounts);
+    }
+}
+
+/// Retries `attempt` every 200 ms until it returns `Ok` (a process coming up), for at most
+/// `patience`; the last error past it.
+pub async fn until_ok<T>(
+    patience: Duration,
+    mut attempt: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let started = Instant::now();
+    loop {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(_) if started.elapsed() < patience => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
