@@ -3,7 +3,8 @@
 //! token, timestamp and nonce; AES-256-CBC with the EncodingAESKey for compatible and safe
 //! mode): menu clicks, QR scans and a fan's message in all three modes land in ClickHouse
 //! once each, enriched and segmented by the consumers, while retries are dropped, a wrong
-//! signature is 401, a tampered ciphertext 400 and an unknown account 404.
+//! signature is 401, an unknown account 404, and a tampered ciphertext or a signed body
+//! that is not a callback 400 and dead-lettered (never replayed: it is not an event).
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -256,6 +257,9 @@ async fn wechat_callbacks_in_every_mode_land_once_enriched_and_bad_ones_are_refu
         &format!("<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"),
     )?;
     assert_eq!(status, 400);
+    // Signed by the account but not a callback: 400, and dead-lettered like the tampered one.
+    let (status, _) = wechat.push(APP, "this is not xml <", "plain", "n9")?;
+    assert_eq!(status, 400);
     let (status, _) = wechat.push("wxnobody", &click, "plain", "n8")?;
     assert_eq!(status, 404);
 
@@ -345,13 +349,55 @@ async fn wechat_callbacks_in_every_mode_land_once_enriched_and_bad_ones_are_refu
     assert_eq!(outcome("ignored"), Some(1.0));
     assert_eq!(outcome("bad_signature"), Some(2.0));
     assert_eq!(outcome("undecryptable"), Some(1.0));
+    assert_eq!(outcome("malformed"), Some(1.0));
     assert_eq!(outcome("unknown_account"), Some(1.0));
+    // The two refused bodies are in the dead-letter topic and the dead_letters table, and
+    // nothing unsigned is: a wrong signature or an unknown account costs no letter.
+    let letters = gateway_letters(&stack)?;
+    assert_eq!(
+        letters,
+        vec![
+            (format!("gateway:/wechat/{APP}"), "malformed".to_string()),
+            (
+                format!("gateway:/wechat/{APP}"),
+                "undecryptable".to_string()
+            ),
+        ]
+    );
+    let recorded = wait_for(Duration::from_secs(30), 2, || async {
+        Ok(ch
+            .query("SELECT count() FROM dead_letters WHERE service = 'gateway'")
+            .fetch_one::<u64>()
+            .await?)
+    })
+    .await;
+    assert_eq!(recorded, 2, "gateway letters in dead_letters");
     Ok(())
 }
 
+/// The gateway's dead letters in the topic: (source, outcome), sorted.
+fn gateway_letters(stack: &Stack) -> anyhow::Result<Vec<(String, String)>> {
+    let mut letters: Vec<(String, String)> = wxpulse_cli::dlq::read_all(
+        &stack.kafka(),
+        "wxpulse.dead_letters",
+        Duration::from_secs(2),
+    )?
+    .into_iter()
+    .filter(|l| l.service == "gateway")
+    .map(|l| {
+        assert!(l.is_callback() && l.sealed, "{l:?}");
+        let outcome = l.detail.split(':').next().unwrap_or_default().to_string();
+        (l.source_topic, outcome)
+    })
+    .collect();
+    letters.sort();
+    Ok(letters)
+}
+
 /// Article reads from the brand's pages through the beacon endpoint: a batch with one bad
-/// read is answered with that read's index and reason, the valid ones land once (a read
-/// sent twice too), and a wrong key is refused.
+/// read is answered with that read's index and reason and dead-lettered, the valid ones
+/// land once (a read sent twice too), a wrong key is refused and a request over the
+/// account's beacon burst is 429.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn article_read_beacons_land_once_and_bad_reads_are_named() -> anyhow::Result<()> {
     const DB: &str = "wx_beacon";
@@ -367,7 +413,10 @@ async fn article_read_beacons_land_once_and_bad_reads_are_named() -> anyhow::Res
         &format!(
             "[[account]]\napp_id = \"{APP}\"\ntoken = \"{TOKEN}\"\nbeacon_key = \"bk-4711\"\n"
         ),
-        &[],
+        &[
+            ("WXPULSE__GATEWAY__BEACON_RATE_LIMIT", "1"),
+            ("WXPULSE__GATEWAY__BEACON_BURST", "6"),
+        ],
     )?;
     let listen = gateway.listen.clone();
     let _reads = Service::start("wxpulse-article-reads", &stack, DB, &[])?;
@@ -404,6 +453,29 @@ async fn article_read_beacons_land_once_and_bad_reads_are_named() -> anyhow::Res
     );
     let (status, _) = page.request("POST", "/v1/article_reads?key=wrong", &batch)?;
     assert_eq!(status, 401);
+    // Over the account's beacon burst (6 reads): 429, nothing produced.
+    let flood = serde_json::Value::Array((10..17).map(|n| read(n, "oR9", "PUSH", false)).collect());
+    let (status, text) =
+        page.request("POST", "/v1/article_reads?key=bk-4711", &flood.to_string())?;
+    assert_eq!(status, 429, "{text}");
+    let scraped = gateway.service.scrape()?;
+    assert_eq!(
+        metric(
+            &scraped,
+            "wxpulse_gateway_callbacks_total",
+            &["outcome=\"rate_limited\""]
+        ),
+        Some(1.0)
+    );
+    // The rejected read was answered and is also in the dead-letter topic.
+    let letters = gateway_letters(&stack)?;
+    assert_eq!(
+        letters,
+        vec![(
+            "gateway:/v1/article_reads".to_string(),
+            "beacon_rejected".to_string()
+        )]
+    );
 
     let ch = stack.client(DB);
     let got = wait_for(Duration::from_secs(60), 2, || count(&ch, "article_reads")).await;

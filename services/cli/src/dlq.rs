@@ -65,6 +65,12 @@ pub struct Letter {
 }
 
 impl Letter {
+    /// A callback body the gateway refused (source `gateway:<path>`): not an event, so
+    /// never replayed; it is kept to be read (`dlq list --show`) and fixed at the sender.
+    pub fn is_callback(&self) -> bool {
+        self.source_topic.starts_with("gateway:")
+    }
+
     /// Why this letter cannot be replayed, if it cannot.
     pub fn unreplayable(&self) -> Option<String> {
         if self.sealed && !self.payload_truncated {
@@ -220,6 +226,8 @@ pub struct Replayed {
     pub refused: Vec<String>,
     /// Matching letters skipped because an earlier replay already sent them.
     pub already: usize,
+    /// Matching letters skipped because they are callbacks the gateway refused.
+    pub callbacks: usize,
 }
 
 /// A source record a replay sent, as `dlq_replays` keeps it.
@@ -270,9 +278,18 @@ pub async fn replay(
             .into_iter()
             .collect()
     };
+    let matching = |l: &&Letter| {
+        reason.is_none_or(|r| r == l.reason) && since_ms.is_none_or(|t| l.first_seen >= t)
+    };
+    let callbacks = letters
+        .iter()
+        .filter(|l| l.is_callback())
+        .filter(matching)
+        .count();
     let mut seen = HashSet::new();
     let (fresh, already): (Vec<&Letter>, Vec<&Letter>) = letters
         .iter()
+        .filter(|l| !l.is_callback())
         .filter(|l| seen.insert(source_of(l)))
         .partition(|l| !done.contains(&source_of(l)));
     let fresh: Vec<Letter> = fresh.into_iter().cloned().collect();
@@ -311,6 +328,7 @@ pub async fn replay(
         sent,
         refused,
         already,
+        callbacks,
     })
 }
 
@@ -323,6 +341,7 @@ pub fn choose(
     let mut refused = Vec::new();
     let chosen = letters
         .iter()
+        .filter(|l| !l.is_callback())
         .filter(|l| reason.is_none_or(|r| r == l.reason))
         .filter(|l| since_ms.is_none_or(|t| l.first_seen >= t))
         .filter(|l| match l.unreplayable() {
@@ -455,5 +474,17 @@ mod tests {
         let (sent, refused) = choose(&letters, Some(DeadLetterReason::Oversized), None);
         assert!(sent.is_empty());
         assert_eq!(refused.len(), 1);
+    }
+
+    #[test]
+    fn callbacks_the_gateway_refused_are_never_replayed() {
+        let mut callback = letter(DeadLetterReason::Undecodable, 3, b"<xml>broken");
+        callback.source_topic = "gateway:/wechat/wxa".into();
+        let letters = [callback, letter(DeadLetterReason::Undecodable, 4, b"event")];
+        assert!(letters[0].is_callback() && !letters[1].is_callback());
+        let (sent, refused) = choose(&letters, Some(DeadLetterReason::Undecodable), None);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].topic, "wxpulse.menu_clicks");
+        assert!(refused.is_empty(), "{refused:?}");
     }
 }

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod callback;
 pub mod crypto;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 
@@ -86,6 +87,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.gateway.answer_timeout.as_millis().to_string(),
         );
     let producer = wxpulse_runtime::kafka::create(&producer, "producer")?;
+    let dead_letters = wxpulse_runtime::dlq::DeadLetterSink::create(
+        wxpulse_runtime::kafka::client_config(&config.kafka)
+            .set("compression.type", "lz4")
+            .set("enable.idempotence", "true"),
+        &config,
+        &metrics.dead_letters_undeliverable,
+    )?;
     let gateway = Arc::new(server::Gateway {
         accounts,
         producer,
@@ -94,6 +102,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_body_bytes: config.gateway.max_body_bytes,
         answer_timeout: config.gateway.answer_timeout,
         validation: config.validation.clone(),
+        dead_letters,
+        clickhouse: Some(wxpulse_runtime::sink::client(&config.clickhouse)?),
+        limits: limits::Limits::new(&config.gateway),
+        shutdown: shutdown.clone(),
     });
     let listen = config.gateway.listen.parse().context("gateway.listen")?;
     let addr = server::serve(gateway, listen, shutdown.clone()).await?;

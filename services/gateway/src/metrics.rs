@@ -7,12 +7,16 @@ use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opt
 pub struct GatewayMetrics {
     registry: Registry,
     /// Callbacks by outcome: event, ignored, verified (GET), bad_signature, malformed,
-    /// undecryptable, unknown_account, too_large, unavailable.
+    /// undecryptable, unknown_account, too_large, rate_limited, unavailable; beacon_event,
+    /// beacon_rejected, bad_beacon_key for article reads.
     pub callbacks: IntCounterVec,
     /// Seconds from request to answer.
     pub answer_seconds: Histogram,
     /// Accounts loaded.
     pub accounts: IntGauge,
+    /// Refused bodies the dead-letter topic rejected permanently (the runtime's
+    /// `wxpulse_dlq_undeliverable_total`).
+    pub dead_letters_undeliverable: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -42,10 +46,19 @@ impl GatewayMetrics {
         .expect("valid metric");
         let accounts =
             IntGauge::new("wxpulse_gateway_accounts", "Accounts loaded.").expect("valid metric");
+        let dead_letters_undeliverable = IntCounterVec::new(
+            Opts::new(
+                "wxpulse_dlq_undeliverable_total",
+                "Dead letters the broker or client rejected permanently; logged, not in the topic.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(callbacks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(answer_seconds.clone()),
             Box::new(accounts.clone()),
+            Box::new(dead_letters_undeliverable.clone()),
         ] {
             registry.register(m).expect("unique metric");
         }
@@ -54,6 +67,7 @@ impl GatewayMetrics {
             callbacks,
             answer_seconds,
             accounts,
+            dead_letters_undeliverable,
         }
     }
 

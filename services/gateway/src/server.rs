@@ -13,11 +13,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
+use wxpulse_runtime::dlq::{DeadLetter, DeadLetterReason, DeadLetterSink};
 use wxpulse_runtime::streams::EventStream;
 
 use crate::accounts::Accounts;
 use crate::callback::{self, Mapped};
 use crate::crypto;
+use crate::limits::{Lane, Limits, Refused as OverLimit};
 use crate::metrics::GatewayMetrics;
 
 /// The writer schema (registry id and parsed) of each stream the gateway produces to.
@@ -39,7 +41,20 @@ pub struct Gateway {
     pub answer_timeout: Duration,
     /// What the consumers reject, so a beacon's bad event is refused at once.
     pub validation: wxpulse_runtime::config::ValidationConfig,
+    /// Where a signed body that cannot be read goes (sealed, like every dead letter), so
+    /// a key mismatch or a sender's bug loses nothing.
+    pub dead_letters: DeadLetterSink,
+    /// The `dead_letters` table, so refusals show in `v_dead_letters_daily` beside the
+    /// consumers' (best effort: the topic holds the letter either way).
+    pub clickhouse: Option<clickhouse::Client>,
+    /// Per-account admission.
+    pub limits: Limits,
+    /// Ends dead-letter retries at shutdown.
+    pub shutdown: CancellationToken,
 }
+
+/// Where beacons arrive; also the source of their dead letters (`gateway:/v1/article_reads`).
+const BEACON_PATH: &str = "/v1/article_reads";
 
 /// Most article reads one beacon request may carry.
 pub const MAX_BEACON_EVENTS: usize = 500;
@@ -54,7 +69,7 @@ pub async fn serve(
         let gateway = gateway.clone();
         async move {
             let started = Instant::now();
-            let response = if req.uri().path() == "/v1/article_reads" {
+            let response = if req.uri().path() == BEACON_PATH {
                 gateway.beacon(req).await
             } else {
                 let (status, body) = gateway.handle(req).await;
@@ -74,74 +89,151 @@ pub async fn serve(
     .await
 }
 
-/// The query string's parameters (WeChat's are URL-safe; `+` and `%xx` are decoded).
+/// The query string's parameters (`+` and `%xx` decoded).
 fn query(req: &Request<hyper::body::Incoming>) -> HashMap<String, String> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
-                    match u8::from_str_radix(hex, 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    req.uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
+    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .into_owned()
         .collect()
 }
 
-/// A refused callback: its status and a short reason for the caller.
-type Refusal = (StatusCode, String);
+/// An answer: status and body text.
+type Answer = (StatusCode, String);
 
-impl Gateway {
-    /// Counts a refusal under `outcome` and words it.
-    fn refuse(&self, outcome: &str, status: StatusCode, why: impl std::fmt::Display) -> Refusal {
-        self.metrics.outcome(outcome);
-        (status, format!("{why}\n"))
+/// A refused callback: the outcome it is counted under, its status, the reason told to the
+/// caller, and — for a body WeChat signed that cannot be read — the body, which goes to
+/// the dead-letter topic.
+struct Refusal {
+    outcome: &'static str,
+    status: StatusCode,
+    why: String,
+    body: Option<Bytes>,
+}
+
+impl Refusal {
+    fn new(outcome: &'static str, status: StatusCode, why: impl std::fmt::Display) -> Refusal {
+        Refusal {
+            outcome,
+            status,
+            why: why.to_string(),
+            body: None,
+        }
     }
 
-    /// The callback body's XML fields (size-capped, UTF-8).
-    async fn read_fields(
-        &self,
-        body: hyper::body::Incoming,
-    ) -> Result<HashMap<String, String>, Refusal> {
-        let body = match Limited::new(body, self.max_body_bytes).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Err(self.refuse(
-                    "too_large",
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body too large",
-                ))
+    /// Keeps `body` for a dead letter when this is a refusal of what the body says.
+    fn of_body(mut self, body: &Bytes) -> Refusal {
+        if matches!(self.outcome, "malformed" | "undecryptable") {
+            self.body = Some(body.clone());
+        }
+        self
+    }
+}
+
+impl Gateway {
+    /// Counts `refusal` and answers it; a refused body is dead-lettered first, and if the
+    /// dead-letter topic does not take it in time the answer is 503 (WeChat retries).
+    async fn refused(&self, path: &str, refusal: Refusal) -> Answer {
+        self.metrics.outcome(refusal.outcome);
+        if let Some(body) = &refusal.body {
+            if !self.dead_letter(path, &refusal, body).await {
+                self.metrics.outcome("unavailable");
+                return (StatusCode::SERVICE_UNAVAILABLE, "retry\n".into());
             }
+        }
+        (refusal.status, format!("{}\n", refusal.why))
+    }
+
+    /// Sends a refused body to the dead-letter topic (reason `undecodable`, source
+    /// `gateway:<path>`, never replayed: it is a callback, not an event) and records it in
+    /// `dead_letters`; true once the topic has it.
+    async fn dead_letter(&self, path: &str, refusal: &Refusal, body: &[u8]) -> bool {
+        let now = now_ms();
+        // A letter's identity is (source, partition, offset): the time in µs-like units
+        // plus bits of the body's hash, so two replicas' letters do not collide.
+        let sha = wxpulse_runtime::dlq::sha256_hex(body);
+        let salt = i64::from_str_radix(&sha[..5], 16).unwrap_or(0) % 1_000_000;
+        let source = format!("gateway:{path}");
+        let detail = format!("{}: {}", refusal.outcome, refusal.why);
+        let letter = DeadLetter {
+            reason: DeadLetterReason::Undecodable,
+            detail: &detail,
+            source_topic: &source,
+            source_partition: -1,
+            source_offset: now * 1_000_000 + salt,
+            source_key: None,
+            service: "gateway",
+            first_seen: now,
+            payload: body,
         };
-        let xml = std::str::from_utf8(&body)
-            .map_err(|_| self.refuse("malformed", StatusCode::BAD_REQUEST, "not UTF-8"))?;
-        callback::fields(xml).map_err(|why| self.refuse("malformed", StatusCode::BAD_REQUEST, why))
+        let pending = self.dead_letters.send(&letter);
+        let row = pending.row.clone();
+        let delivered = tokio::time::timeout(
+            self.answer_timeout,
+            self.dead_letters.deliver_all(vec![pending], &self.shutdown),
+        )
+        .await;
+        if !matches!(delivered, Ok(true)) {
+            tracing::warn!(
+                source,
+                "refused callback not taken by the dead-letter topic"
+            );
+            return false;
+        }
+        tracing::info!(
+            source,
+            outcome = refusal.outcome,
+            "refused callback dead-lettered"
+        );
+        if let Some(client) = self.clickhouse.clone() {
+            tokio::spawn(async move {
+                let written = async {
+                    let mut insert = client
+                        .insert::<wxpulse_runtime::dlq::DeadLetterRow>("dead_letters")
+                        .await?;
+                    insert.write(&row).await?;
+                    insert.end().await
+                }
+                .await;
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "dead letter not recorded in dead_letters (it is in the topic)");
+                }
+            });
+        }
+        true
+    }
+
+    /// Admits `events` of `account`, or the refusal to answer.
+    fn admit(&self, lane: Lane, account: &str, events: u32) -> Result<(), Refusal> {
+        self.limits.admit(lane, account, events).map_err(|over| {
+            let why = match over {
+                OverLimit::OverRate => "rate limit of this account exceeded",
+                OverLimit::OverBurst => "more events in one request than the account's burst",
+            };
+            Refusal::new("rate_limited", StatusCode::TOO_MANY_REQUESTS, why)
+        })
+    }
+
+    /// The callback body, size-capped.
+    async fn read_body(&self, body: hyper::body::Incoming) -> Result<Bytes, Refusal> {
+        match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(_) => Err(Refusal::new(
+                "too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body too large",
+            )),
+        }
+    }
+
+    /// A callback body's XML fields.
+    fn read_fields(body: &Bytes) -> Result<HashMap<String, String>, Refusal> {
+        let xml = std::str::from_utf8(body)
+            .map_err(|_| Refusal::new("malformed", StatusCode::BAD_REQUEST, "not UTF-8"))?;
+        callback::fields(xml).map_err(|why| Refusal::new("malformed", StatusCode::BAD_REQUEST, why))
     }
 
     /// Checks `msg_signature` over `encrypt`, decrypts it for `receive_id` and reads the
     /// inner callback's fields (WeChat's safe mode and every WeCom callback).
     fn open(
-        &self,
         token: &str,
         key: &crypto::AesKey,
         receive_id: &str,
@@ -151,7 +243,7 @@ impl Gateway {
         let param = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
         let expected = crypto::signature(&[token, param("timestamp"), param("nonce"), encrypt]);
         if !crypto::signature_matches(&expected, param("msg_signature")) {
-            return Err(self.refuse(
+            return Err(Refusal::new(
                 "bad_signature",
                 StatusCode::UNAUTHORIZED,
                 "bad msg_signature",
@@ -159,75 +251,99 @@ impl Gateway {
         }
         let inner = key
             .decrypt(encrypt, receive_id)
-            .map_err(|e| self.refuse("undecryptable", StatusCode::BAD_REQUEST, e))?;
+            .map_err(|e| Refusal::new("undecryptable", StatusCode::BAD_REQUEST, e))?;
         callback::fields(&inner)
-            .map_err(|why| self.refuse("malformed", StatusCode::BAD_REQUEST, why))
+            .map_err(|why| Refusal::new("malformed", StatusCode::BAD_REQUEST, why))
     }
 
     /// Produces a mapped event, or acknowledges what is not one.
-    async fn answer(&self, account: &str, mapped: Result<Mapped, String>) -> Refusal {
+    async fn answer(
+        &self,
+        account: &str,
+        mapped: Result<Mapped, String>,
+    ) -> Result<Answer, Refusal> {
         match mapped {
-            Ok(Mapped::Event(interaction)) => self.produce(account, interaction).await,
+            Ok(Mapped::Event(interaction)) => {
+                self.admit(Lane::Callback, account, 1)?;
+                self.produce(account, interaction).await
+            }
             Ok(Mapped::Ignored(what)) => {
                 self.metrics.outcome("ignored");
                 tracing::debug!(what, "callback acknowledged, not a pipeline event");
-                (StatusCode::OK, "success".into())
+                Ok((StatusCode::OK, "success".into()))
             }
-            Err(why) => self.refuse("malformed", StatusCode::BAD_REQUEST, why),
+            Err(why) => Err(Refusal::new("malformed", StatusCode::BAD_REQUEST, why)),
         }
     }
 
-    async fn handle(&self, req: Request<hyper::body::Incoming>) -> Refusal {
-        let result = if req.uri().path().starts_with("/wecom/") {
+    async fn handle(&self, req: Request<hyper::body::Incoming>) -> Answer {
+        let path = req.uri().path().to_string();
+        let result = if path.starts_with("/wecom/") {
             self.wecom(req).await
         } else {
             self.wechat(req).await
         };
-        result.unwrap_or_else(|refusal| refusal)
+        match result {
+            Ok(answer) => answer,
+            Err(refusal) => self.refused(&path, refusal).await,
+        }
     }
 
     /// `/wechat/<AppID>`: an Official Account's server URL. GET is the verification; a
     /// POST is a message push in plaintext, compatible or safe mode (`encrypt_type=aes`).
-    async fn wechat(&self, req: Request<hyper::body::Incoming>) -> Result<Refusal, Refusal> {
+    async fn wechat(&self, req: Request<hyper::body::Incoming>) -> Result<Answer, Refusal> {
         let Some(app_id) = req
             .uri()
             .path()
             .strip_prefix("/wechat/")
             .map(|a| a.trim_end_matches('/').to_string())
         else {
-            return Err((StatusCode::NOT_FOUND, "not found\n".into()));
+            return Ok((StatusCode::NOT_FOUND, "not found\n".into()));
         };
         let Some(account) = self.accounts.get(&app_id) else {
-            return Err(self.refuse("unknown_account", StatusCode::NOT_FOUND, "unknown account"));
+            return Err(Refusal::new(
+                "unknown_account",
+                StatusCode::NOT_FOUND,
+                "unknown account",
+            ));
         };
         let q = query(&req);
         let param = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
         let expected = crypto::signature(&[&account.token, param("timestamp"), param("nonce")]);
         if !crypto::signature_matches(&expected, param("signature")) {
-            return Err(self.refuse("bad_signature", StatusCode::UNAUTHORIZED, "bad signature"));
+            return Err(Refusal::new(
+                "bad_signature",
+                StatusCode::UNAUTHORIZED,
+                "bad signature",
+            ));
         }
         if req.method() == Method::GET {
             self.metrics.outcome("verified");
             return Ok((StatusCode::OK, param("echostr").to_string()));
         }
         if req.method() != Method::POST {
-            return Err((StatusCode::METHOD_NOT_ALLOWED, "GET or POST\n".into()));
+            return Ok((StatusCode::METHOD_NOT_ALLOWED, "GET or POST\n".into()));
         }
         let safe = param("encrypt_type") == "aes";
-        let outer = self.read_fields(req.into_body()).await?;
-        let fields = if safe {
+        let body = self.read_body(req.into_body()).await?;
+        let read = || {
+            let outer = Self::read_fields(&body)?;
+            if !safe {
+                return Ok(outer);
+            }
             let (Some(encrypt), Some(key)) = (outer.get("Encrypt"), account.key.as_ref()) else {
-                return Err(self.refuse(
+                return Err(Refusal::new(
                     "undecryptable",
                     StatusCode::BAD_REQUEST,
                     "encrypt_type=aes needs Encrypt and the account's EncodingAESKey",
                 ));
             };
-            self.open(&account.token, key, &app_id, &q, encrypt)?
-        } else {
-            outer
+            Self::open(&account.token, key, &app_id, &q, encrypt)
         };
-        Ok(self.answer(&app_id, callback::map(&fields)).await)
+        let fields = read().map_err(|r| r.of_body(&body))?;
+        self.answer(&app_id, callback::map(&fields))
+            .await
+            .map_err(|r| r.of_body(&body))
     }
 
     /// Encodes and produces one event; `success` once the broker has it.
@@ -235,20 +351,13 @@ impl Gateway {
         &self,
         app_id: &str,
         interaction: callback::Interaction,
-    ) -> (StatusCode, String) {
+    ) -> Result<Answer, Refusal> {
         let Some((schema_id, schema)) = self.schemas.0.get(&interaction.stream) else {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "no schema\n".into());
+            return Ok((StatusCode::INTERNAL_SERVER_ERROR, "no schema\n".into()));
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let payload = match interaction.encode(app_id, now, *schema_id, schema) {
-            Ok(p) => p,
-            Err(why) => {
-                self.metrics.outcome("malformed");
-                return (StatusCode::BAD_REQUEST, format!("{why}\n"));
-            }
-        };
+        let payload = interaction
+            .encode(app_id, now_ms(), *schema_id, schema)
+            .map_err(|why| Refusal::new("malformed", StatusCode::BAD_REQUEST, why))?;
         let key = format!("{app_id}|{}", interaction.openid);
         let record = FutureRecord::to(interaction.stream.topic())
             .key(&key)
@@ -261,20 +370,26 @@ impl Gateway {
         match sent {
             Ok(Ok(_)) => {
                 self.metrics.outcome("event");
-                (StatusCode::OK, "success".into())
+                Ok((StatusCode::OK, "success".into()))
             }
             Ok(Err((e, _))) => {
-                self.metrics.outcome("unavailable");
                 tracing::warn!(error = %e, topic = interaction.stream.topic(), "event not acknowledged; WeChat will retry");
-                (StatusCode::SERVICE_UNAVAILABLE, "retry\n".into())
+                Err(Refusal::new(
+                    "unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "retry",
+                ))
             }
             Err(_) => {
-                self.metrics.outcome("unavailable");
                 tracing::warn!(
                     topic = interaction.stream.topic(),
                     "event not acknowledged in time; WeChat will retry"
                 );
-                (StatusCode::SERVICE_UNAVAILABLE, "retry\n".into())
+                Err(Refusal::new(
+                    "unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "retry",
+                ))
             }
         }
     }
@@ -282,7 +397,7 @@ impl Gateway {
     /// `/wecom/<CorpID>`: a WeCom app's callback URL. Always encrypted (receive id = the
     /// CorpID): the GET verification's `echostr` is decrypted and echoed; a POST is an
     /// event, mapped by [`callback::map_wecom`].
-    async fn wecom(&self, req: Request<hyper::body::Incoming>) -> Result<Refusal, Refusal> {
+    async fn wecom(&self, req: Request<hyper::body::Incoming>) -> Result<Answer, Refusal> {
         let corp_id = req
             .uri()
             .path()
@@ -290,10 +405,14 @@ impl Gateway {
             .trim_end_matches('/')
             .to_string();
         let Some(account) = self.accounts.get(&corp_id) else {
-            return Err(self.refuse("unknown_account", StatusCode::NOT_FOUND, "unknown corp"));
+            return Err(Refusal::new(
+                "unknown_account",
+                StatusCode::NOT_FOUND,
+                "unknown corp",
+            ));
         };
         let Some(key) = account.key.clone() else {
-            return Err(self.refuse(
+            return Err(Refusal::new(
                 "undecryptable",
                 StatusCode::BAD_REQUEST,
                 "no EncodingAESKey for this corp",
@@ -306,7 +425,7 @@ impl Gateway {
             let expected =
                 crypto::signature(&[&account.token, param("timestamp"), param("nonce"), &echostr]);
             if !crypto::signature_matches(&expected, param("msg_signature")) {
-                return Err(self.refuse(
+                return Err(Refusal::new(
                     "bad_signature",
                     StatusCode::UNAUTHORIZED,
                     "bad msg_signature",
@@ -314,16 +433,26 @@ impl Gateway {
             }
             let plain = key
                 .decrypt(&echostr, &corp_id)
-                .map_err(|e| self.refuse("undecryptable", StatusCode::BAD_REQUEST, e))?;
+                .map_err(|e| Refusal::new("undecryptable", StatusCode::BAD_REQUEST, e))?;
             self.metrics.outcome("verified");
             return Ok((StatusCode::OK, plain));
         }
-        let outer = self.read_fields(req.into_body()).await?;
-        let Some(encrypt) = outer.get("Encrypt") else {
-            return Err(self.refuse("malformed", StatusCode::BAD_REQUEST, "no Encrypt"));
+        let body = self.read_body(req.into_body()).await?;
+        let read = || {
+            let outer = Self::read_fields(&body)?;
+            let Some(encrypt) = outer.get("Encrypt") else {
+                return Err(Refusal::new(
+                    "malformed",
+                    StatusCode::BAD_REQUEST,
+                    "no Encrypt",
+                ));
+            };
+            Self::open(&account.token, &key, &corp_id, &q, encrypt)
         };
-        let fields = self.open(&account.token, &key, &corp_id, &q, encrypt)?;
-        Ok(self.answer(&corp_id, callback::map_wecom(&fields)).await)
+        let fields = read().map_err(|r| r.of_body(&body))?;
+        self.answer(&corp_id, callback::map_wecom(&fields))
+            .await
+            .map_err(|r| r.of_body(&body))
     }
 
     /// `POST /v1/article_reads?key=<beacon_key>`: article reads from the brand's article
@@ -380,11 +509,13 @@ impl Gateway {
                 _ => vec![serde_json::Value::Object(o)],
             },
             _ => {
+                let why = "not a JSON array of article reads";
+                let refusal = Refusal::new("malformed", StatusCode::BAD_REQUEST, why);
                 self.metrics.outcome("malformed");
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": "not a JSON array of article reads"}),
-                );
+                if !self.dead_letter(BEACON_PATH, &refusal, &body).await {
+                    return unavailable();
+                }
+                return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": why}));
             }
         };
         if events.len() > MAX_BEACON_EVENTS {
@@ -394,9 +525,11 @@ impl Gateway {
                 serde_json::json!({"error": format!("at most {MAX_BEACON_EVENTS} events per request")}),
             );
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        if let Err(refusal) = self.admit(Lane::Beacon, &app_id, events.len() as u32) {
+            self.metrics.outcome(refusal.outcome);
+            return json(refusal.status, serde_json::json!({"error": refusal.why}));
+        }
+        let now = now_ms();
         let stream = EventStream::ArticleReads;
         let Some((schema_id, _)) = self.schemas.0.get(&stream) else {
             return json(
@@ -418,25 +551,43 @@ impl Gateway {
                 )
             }
         };
+        // Each rejected read is answered by index and also dead-lettered: a page's script
+        // rarely reads the answer, so the letter is what tells someone.
         let mut rejected = Vec::new();
+        let mut letters = Vec::new();
         let mut pending = Vec::new();
         for (index, event) in events.into_iter().enumerate() {
-            let serde_json::Value::Object(mut object) = event else {
-                rejected.push(serde_json::json!({"index": index, "reason": "not an object"}));
-                continue;
-            };
-            match object.get("app_id").and_then(|a| a.as_str()) {
-                Some(a) if a != app_id => {
-                    rejected.push(serde_json::json!({"index": index, "reason": "app_id is not the key's account"}));
-                    continue;
+            let raw = event.to_string();
+            let reason = match event {
+                serde_json::Value::Object(mut object) => {
+                    match object.get("app_id").and_then(|a| a.as_str()) {
+                        Some(a) if a != app_id => {
+                            Err("app_id is not the key's account".to_string())
+                        }
+                        _ => {
+                            object
+                                .insert("app_id".into(), serde_json::Value::String(app_id.clone()));
+                            object.insert("server_time".into(), serde_json::Value::from(now));
+                            encoder
+                                .from_json(&object)
+                                .map(|record| pending.push(record))
+                        }
+                    }
                 }
-                _ => {}
+                _ => Err("not an object".to_string()),
+            };
+            if let Err(reason) = reason {
+                rejected.push(serde_json::json!({"index": index, "reason": reason}));
+                letters.push((reason, raw));
             }
-            object.insert("app_id".into(), serde_json::Value::String(app_id.clone()));
-            object.insert("server_time".into(), serde_json::Value::from(now));
-            match encoder.from_json(&object) {
-                Ok(record) => pending.push(record),
-                Err(reason) => rejected.push(serde_json::json!({"index": index, "reason": reason})),
+        }
+        for (reason, raw) in &letters {
+            let refusal = Refusal::new("beacon_rejected", StatusCode::BAD_REQUEST, reason);
+            if !self
+                .dead_letter(BEACON_PATH, &refusal, raw.as_bytes())
+                .await
+            {
+                return unavailable();
             }
         }
         let mut deliveries = Vec::with_capacity(pending.len());
@@ -462,13 +613,24 @@ impl Gateway {
             }
             _ => {
                 self.metrics.outcome("unavailable");
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    serde_json::json!({"error": "not acknowledged; send again (event ids make it safe)"}),
-                )
+                unavailable()
             }
         }
     }
+}
+
+/// The beacon's answer when the broker did not take what it must: the page sends again
+/// (event ids make that safe).
+fn unavailable() -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::SERVICE_UNAVAILABLE)
+        .header("content-type", "application/json")
+        .header("access-control-allow-origin", "*")
+        .body(Full::new(Bytes::from(
+            serde_json::json!({"error": "not acknowledged; send again (event ids make it safe)"})
+                .to_string(),
+        )))
+        .unwrap_or_default()
 }
 
 /// Awaits every delivery; false if any failed.
@@ -481,4 +643,11 @@ where
         ok &= d.await.is_ok();
     }
     ok
+}
+
+/// Unix time now, ms.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

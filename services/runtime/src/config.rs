@@ -81,6 +81,16 @@ pub struct GatewayConfig {
     /// gateway answers 503 (WeChat gives up after 5 s and retries).
     #[serde(with = "humantime_serde")]
     pub answer_timeout: Duration,
+    /// Callbacks (events) one account may send per second; 0 = unlimited. Over it: 429.
+    pub callback_rate_limit: u32,
+    /// Callbacks one account may send at once above the rate.
+    pub callback_burst: u32,
+    /// Article reads one account's beacon may send per second; 0 = unlimited. The key is
+    /// public (page source), so this is what bounds a runaway or hostile page.
+    pub beacon_rate_limit: u32,
+    /// Beacon reads one account may send at once above the rate (at least one request's
+    /// worth of reads, or that request is always refused).
+    pub beacon_burst: u32,
 }
 
 /// Kafka settings; `client` passes raw librdkafka properties through (SASL/SSL).
@@ -681,6 +691,17 @@ impl Config {
                 "log.format must be json or pretty, not {:?}",
                 self.log.format
             ));
+        }
+        let g = &self.gateway;
+        for (rate, burst, name) in [
+            (g.callback_rate_limit, g.callback_burst, "callback"),
+            (g.beacon_rate_limit, g.beacon_burst, "beacon"),
+        ] {
+            if rate > 0 && burst == 0 {
+                errors.push(format!(
+                    "gateway.{name}_burst must be > 0 when gateway.{name}_rate_limit is set"
+                ));
+            }
         }
         if self.pii.key.expose().len() < 16 {
             errors.push("pii.key must be at least 16 bytes".into());

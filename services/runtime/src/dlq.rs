@@ -30,7 +30,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{self, DecodeError};
 use crate::config::{Config, RetryConfig};
-use crate::metrics::Metrics;
 use crate::pii::{letter_origin, Sealer};
 use crate::retry::Backoff;
 
@@ -554,34 +553,34 @@ pub struct Pending {
 impl DeadLetterSink {
     /// Creates the producer from `client` (the service's Kafka settings) for
     /// `kafka.dead_letter_topic`, sized by the `message.max.bytes` it will enforce.
+    /// `undeliverable` is `wxpulse_dlq_undeliverable_total` of whichever process sends
+    /// (a service, or the gateway with its own registry).
     pub fn create(
         client: &ClientConfig,
         cfg: &Config,
-        metrics: &Metrics,
+        undeliverable: &IntCounterVec,
     ) -> Result<Self, DeadLetterError> {
         let limits = Limits::of(client, cfg)?;
         let producer = client.create().map_err(DeadLetterError::Producer)?;
-        Ok(Self::with_limits(producer, cfg, metrics, limits))
+        Ok(Self::with_limits(producer, cfg, undeliverable, limits))
     }
 
     /// A sink over an existing producer; `limits` must be the producer's own.
     pub fn with_limits(
         producer: FutureProducer,
         cfg: &Config,
-        metrics: &Metrics,
+        undeliverable: &IntCounterVec,
         limits: Limits,
     ) -> Self {
         for reason in DeadLetterReason::ALL {
-            metrics
-                .dead_letters_undeliverable
-                .with_label_values(&[reason.as_str()]);
+            undeliverable.with_label_values(&[reason.as_str()]);
         }
         DeadLetterSink {
             producer,
             topic: Arc::from(cfg.kafka.dead_letter_topic.as_str()),
             limits,
             retry: cfg.retry.clone(),
-            undeliverable: metrics.dead_letters_undeliverable.clone(),
+            undeliverable: undeliverable.clone(),
             sealer: Arc::new(Sealer::new(cfg.pii.key.expose().as_bytes())),
         }
     }
@@ -753,6 +752,7 @@ mod opt_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
     use std::time::Duration;
 
     const LIMITS: Limits = Limits {
@@ -1043,7 +1043,12 @@ mod tests {
         let metrics = Metrics::new("test");
         let producer: FutureProducer = client.create().expect("producer");
         (
-            DeadLetterSink::with_limits(producer, &cfg, &metrics, limits),
+            DeadLetterSink::with_limits(
+                producer,
+                &cfg,
+                &metrics.dead_letters_undeliverable,
+                limits,
+            ),
             metrics,
         )
     }

@@ -139,7 +139,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
             .set("linger.ms", "5")
             .set("enable.idempotence", "true"),
         &config,
-        &metrics,
+        &metrics.dead_letters_undeliverable,
     )?;
     let mut dims = Dimensions::new(
         Pseudonymizer::new(config.pii.key.expose().as_bytes()),

@@ -92,6 +92,14 @@ pub async fn run(action: Action, cx: &Ctx) -> anyhow::Result<()> {
             "replayed {} dead letters to their source topics; {} skipped, already replayed (--force sends them again)",
             replayed.sent, replayed.already
         );
+            if replayed.callbacks > 0 {
+                println!(
+                    "{} dead letters are callbacks the gateway refused (source gateway:<path>): \
+                     not events, never replayed; read them with `dlq list --show` and fix the \
+                     sender or the account's key",
+                    replayed.callbacks
+                );
+            }
             for why in &replayed.refused {
                 eprintln!("{why}");
             }
