@@ -1,6 +1,6 @@
 //! The monitoring contract against a real Prometheus server (Debian's `prometheus` package,
-//! see deploy/ops/install-prometheus.sh) scraping the four services and the fan-profile
-//! mirror, and evaluating the repository's rule files: every metric the dashboards and
+//! see deploy/ops/install-prometheus.sh) scraping the four services, the fan-profile
+//! mirror and the gateway, and evaluating the repository's rule files: every metric the dashboards and
 //! rules name must have series,
 //! every rule must evaluate, and the service-down and insert-error alerts must go pending
 //! when their fault happens.
@@ -205,8 +205,16 @@ async fn prometheus_scrapes_every_dashboard_metric_and_fires_alerts() -> anyhow:
         db,
         &[],
     )?;
+    // And the gateway: its alert's counter must have series (every outcome is exported).
+    let gateway = Gateway::start(
+        &stack,
+        db,
+        "[[account]]\napp_id = \"wxprom\"\ntoken = \"t\"\n",
+        &[],
+    )?;
     let mut targets: Vec<&str> = services.iter().map(|s| s.metrics.as_str()).collect();
     targets.push(&mirror.metrics);
+    targets.push(&gateway.service.metrics);
     let prom = Prometheus::start(&targets)?;
     until(30, || {
         ensure!(

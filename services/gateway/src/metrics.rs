@@ -3,6 +3,23 @@
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
+/// Every `outcome` of `wxpulse_gateway_callbacks_total`.
+pub const OUTCOMES: [&str; 13] = [
+    "event",
+    "ignored",
+    "verified",
+    "bad_signature",
+    "malformed",
+    "undecryptable",
+    "unknown_account",
+    "too_large",
+    "rate_limited",
+    "unavailable",
+    "beacon_event",
+    "beacon_rejected",
+    "bad_beacon_key",
+];
+
 /// Counters and the answer-time histogram.
 pub struct GatewayMetrics {
     registry: Registry,
@@ -54,6 +71,11 @@ impl GatewayMetrics {
             &["reason"],
         )
         .expect("valid metric");
+        // Every outcome exported from the start (at 0), so rates and alerts over them have
+        // series before the first refusal.
+        for outcome in OUTCOMES {
+            callbacks.with_label_values(&[outcome]);
+        }
         for m in [
             Box::new(callbacks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(answer_seconds.clone()),
