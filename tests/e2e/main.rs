@@ -13,6 +13,7 @@ mod late_duplicates;
 mod mirror;
 mod oversized;
 mod prometheus;
+mod quarantine;
 mod reply_pairing;
 mod report;
 mod runtime;

@@ -90,7 +90,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
 
     let fixture = FIXTURE.replace("{M}", &month_m).replace("{P}", &month_p);
     let inserts = wxpulse_cli::migrate::statements(&fixture);
-    assert_eq!(inserts.len(), 10);
+    assert_eq!(inserts.len(), 11);
     // Each insert, then all of them again with the same tokens: a service retrying inserts
     // whose acknowledgement it lost. The raw tables and every rollup must count them once.
     for _attempt in 0..2 {
@@ -520,6 +520,15 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
     )
     .await?;
 
+    // Quarantined events: held, each once, in their own view only (the loop below checks
+    // that no other view has wxv_q).
+    check(
+        &ch,
+        "SELECT toString(day), stream_table, app_id, events, brand FROM v_quarantine_daily",
+        &rows(&[&format!("{mm}-06 menu_clicks wxv_q 2 ")]),
+    )
+    .await?;
+
     // Every BI view has `brand`, its account's (the row policies of grants/bi_brand.sql filter
     // on it; they cannot run here, the engine has no access control): the newest known brand
     // of the account's rows, so wxv_a is Acme in every view although most of its rows, its
@@ -556,6 +565,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
         let got = String::from_utf8(got.to_vec())?;
         let want = match *view {
             "v_dead_letters_daily" => "\t\n",
+            "v_quarantine_daily" => "wxv_q\t\n",
             // Accounts wxv_b has rows in: its menu click only.
             "v_engagement_daily" | "v_interaction_mix" | "v_menu_categories"
             | "v_monthly_active" => "wxv_a\tAcme\nwxv_b\tBeta\n",

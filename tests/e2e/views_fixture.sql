@@ -101,4 +101,12 @@ INSERT INTO dead_letters (service, reason, source_topic, source_partition, sourc
     ('menu-clicks', 'undecodable', 'wxpulse.menu_clicks', 0, 17, '{M}-05 10:00:00', 'magic byte is not 0', 12, 'aaaa'),
     ('menu-clicks', 'undecodable', 'wxpulse.menu_clicks', 0, 17, '{M}-05 10:05:00', 'magic byte is not 0', 12, 'aaaa'),
     ('menu-clicks', 'too_old', 'wxpulse.menu_clicks', 1, 3, '{M}-05 11:00:00', 'server_time - client_time > 7days', 90, 'bbbb'),
-    ('qr-scans', 'missing_field', 'wxpulse.qr_scans', 0, 5, '{P}-20 08:00:00', 'openid is empty', 80, 'cccc')
+    ('qr-scans', 'missing_field', 'wxpulse.qr_scans', 0, 5, '{P}-20 08:00:00', 'openid is empty', 80, 'cccc');
+
+-- Quarantine (validation.unknown_account = "quarantine"): account wxv_q, unknown to the
+-- dimension, clicked twice on {M}-06; one click was inserted twice (a re-read batch: the
+-- twin merges it). No other view may show wxv_q.
+INSERT INTO menu_clicks_quarantine (event_id, app_id, fan_id, event_time, category) VALUES
+    ('00000000-0000-4000-8000-00000000aa01', 'wxv_q', 301, '{M}-06 09:00:00', 'unknown'),
+    ('00000000-0000-4000-8000-00000000aa01', 'wxv_q', 301, '{M}-06 09:00:00', 'unknown'),
+    ('00000000-0000-4000-8000-00000000aa02', 'wxv_q', 302, '{M}-06 09:30:00', 'unknown')

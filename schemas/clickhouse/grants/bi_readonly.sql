@@ -56,6 +56,7 @@ GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_orders_daily TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_social_funnel_monthly TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_social_funnel TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_dead_letters_daily TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_quarantine_daily TO wxpulse_bi_readonly;
 
 ALTER TABLE {DATABASE}.v_engagement_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_interaction_mix {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
@@ -79,4 +80,5 @@ ALTER TABLE {DATABASE}.v_attribution_by_scene {ON_CLUSTER} MODIFY SQL SECURITY D
 ALTER TABLE {DATABASE}.v_orders_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_social_funnel_monthly {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_social_funnel {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
-ALTER TABLE {DATABASE}.v_dead_letters_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner
+ALTER TABLE {DATABASE}.v_dead_letters_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_quarantine_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner

@@ -7,4 +7,5 @@ pub mod ingest;
 pub mod migrate;
 pub mod mirror;
 pub mod produce;
+pub mod quarantine;
 pub mod topics;

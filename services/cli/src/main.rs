@@ -52,6 +52,9 @@ enum Command {
     /// Ingest state kept in ClickHouse (offset watermarks, batch intents).
     #[command(subcommand)]
     Ingest(cmd::ingest::Action),
+    /// Events of unknown accounts held back (validation.unknown_account = "quarantine").
+    #[command(subcommand)]
+    Quarantine(cmd::quarantine::Action),
 }
 
 fn main() -> ExitCode {
@@ -100,5 +103,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(a) => cmd::dlq::run(a, &cx).await,
         Command::Events(a) => cmd::events::run(a, &cx).await,
         Command::Ingest(a) => cmd::ingest::run(a, &cx).await,
+        Command::Quarantine(a) => cmd::quarantine::run(a, &cx).await,
     }
 }

@@ -13,6 +13,9 @@ pub struct Batch<R, L> {
     pub rows: Vec<R>,
     /// Dead letters on their way; delivered before the rows are inserted.
     pub dead_letters: Vec<L>,
+    /// Rows of accounts the dimension does not hold (`unknown_account = quarantine`),
+    /// inserted into the table's quarantine twin before the rows.
+    pub quarantined: Vec<R>,
     /// First offset (records skipped or dead-lettered included); -1 while empty.
     pub first_offset: i64,
     /// Last offset.
@@ -34,6 +37,7 @@ impl<R, L> Batch<R, L> {
         Batch {
             rows: Vec::new(),
             dead_letters: Vec::new(),
+            quarantined: Vec::new(),
             first_offset: -1,
             last_offset: -1,
             bytes: 0,
@@ -194,7 +198,7 @@ impl<R, L> Partition<R, L> {
         match self.replay {
             Some(r) => self.open.last_offset >= r.last_offset,
             None => {
-                self.open.rows.len() >= limits.max_rows
+                self.open.rows.len() + self.open.quarantined.len() >= limits.max_rows
                     || self.open.bytes >= limits.max_bytes
                     || self
                         .open
@@ -207,7 +211,8 @@ impl<R, L> Partition<R, L> {
     /// Whether intake should pause: a full batch waits behind one in flight.
     pub fn backpressured(&self, limits: &Limits) -> bool {
         self.in_flight
-            && (self.open.rows.len() >= limits.max_rows || self.open.bytes >= limits.max_bytes)
+            && (self.open.rows.len() + self.open.quarantined.len() >= limits.max_rows
+                || self.open.bytes >= limits.max_bytes)
     }
 
     /// The batch to flush now, if any: at most one is in flight, so a partition's batches

@@ -301,6 +301,12 @@ pub enum UnknownAccount {
     /// one means the deployment publishes none, and every event is kept. The default, so
     /// that no total without an account filter counts a phantom account.
     DeadLetter,
+    /// Written, enriched and segmented like any event, but to the stream table's
+    /// `<table>_quarantine` twin, which no rollup and no view reads: the events are kept
+    /// and queryable (`v_quarantine_daily`) without being counted, without dead-letter
+    /// alerts for what is usually an account published late, and `wxpulse quarantine
+    /// release` moves them into the stream table, once, when the account is published.
+    Quarantine,
     /// Written with brand `unknown`, as any account: for a deployment that wants every
     /// event counted even before its account is published, at the price of totals that
     /// include accounts it does not know.

@@ -24,6 +24,9 @@ pub(crate) enum Outcome<R> {
     /// goes on (nothing was recorded for it).
     Suspect(u128, i64),
     Rejected(Rejection),
+    /// Of an account the dimension does not hold, under `unknown_account = quarantine`:
+    /// the row goes to the stream table's quarantine twin (its id is taken: it is written).
+    Quarantined(R, i64),
 }
 
 /// Decodes records of one topic into rows.
@@ -128,9 +131,8 @@ impl Decoder {
         }
         // Before dedup: a rejected event must not hold its id, or its replay would be
         // dropped as a duplicate.
-        if self.validation.unknown_account == UnknownAccount::DeadLetter
-            && !dims.knows_account(header.app_id)
-        {
+        let unknown = !dims.knows_account(header.app_id);
+        if unknown && self.validation.unknown_account == UnknownAccount::DeadLetter {
             let shown: String = header.app_id.chars().take(64).collect();
             return Outcome::Rejected(Rejection::new(
                 R::UnknownAccount,
@@ -164,7 +166,11 @@ impl Decoder {
             segment: fans.segment(meta.fan_id, header.client_time, profile, self.thresholds),
             dims,
         };
-        Outcome::Row(stream.row(&event, &cx), header.server_time)
+        let row = stream.row(&event, &cx);
+        if unknown && self.validation.unknown_account == UnknownAccount::Quarantine {
+            return Outcome::Quarantined(row, header.server_time);
+        }
+        Outcome::Row(row, header.server_time)
     }
 }
 
@@ -245,6 +251,9 @@ mod tests {
         out
     }
 
+    /// What [`run_with`] gives for a quarantined record instead of its fan id.
+    const QUARANTINED: u64 = u64::MAX;
+
     fn run(payloads: Vec<Option<Vec<u8>>>) -> Vec<Result<Option<u64>, R>> {
         run_with(payloads, &[], Vec::new())
     }
@@ -294,6 +303,7 @@ mod tests {
                 };
                 match decoder.decode_row(&mut Clicks, &record, &mut ids, &mut fans, &dims, NOW) {
                     Outcome::Row(row, _) => Ok(Some(row.fan_id)),
+                    Outcome::Quarantined(..) => Ok(Some(QUARANTINED)),
                     Outcome::Duplicate(_) => Ok(None),
                     Outcome::Suspect(..) => panic!("nothing left the window"),
                     Outcome::Rejected(r) => Err(r.reason),
@@ -338,6 +348,36 @@ mod tests {
                 "{out:?}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_accounts_are_quarantined_once_and_known_ones_written() {
+        const A: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+        const B: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3302";
+        let quarantine = || {
+            vec![(
+                "WXPULSE__VALIDATION__UNKNOWN_ACCOUNT".to_string(),
+                "quarantine".to_string(),
+            )]
+        };
+        let clicks = vec![
+            Some(click(A, "o1")),
+            Some(click(B, "o1")),
+            Some(click(A, "o1")),
+        ];
+        // Only "wxb" published: wxa's clicks are quarantined, and the repeat is a duplicate
+        // (a quarantined event is written, so it holds its id).
+        let out = run_with(clicks.clone(), &["wxb"], quarantine());
+        assert_eq!(
+            out,
+            vec![Ok(Some(QUARANTINED)), Ok(Some(QUARANTINED)), Ok(None)]
+        );
+        // With "wxa" published they are rows.
+        let out = run_with(clicks, &["wxa"], quarantine());
+        assert!(
+            matches!(out[..], [Ok(Some(a)), Ok(Some(b)), Ok(None)] if a != QUARANTINED && b != QUARANTINED),
+            "{out:?}"
+        );
     }
 
     #[test]

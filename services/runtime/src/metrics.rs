@@ -79,6 +79,9 @@ pub struct Metrics {
     pub ids_tracked: IntGauge,
     /// Event ids dropped by `dedup.max_ids` before their window ended.
     pub ids_evicted: IntCounter,
+    /// Events of unknown accounts written to the quarantine twin
+    /// (`validation.unknown_account = quarantine`).
+    pub quarantined: IntCounter,
     /// Upstream-retry duplicates dropped, by how late they came (window, 1h, 1d, older).
     pub duplicates_by_age: IntCounterVec,
     /// ClickHouse lookups of ids the horizon flagged, by answer (duplicate, fresh, error).
@@ -304,6 +307,10 @@ impl Metrics {
             ids_evicted: make!(IntCounter::new(
                 "wxpulse_dedup_ids_evicted_total",
                 "Event ids forgotten before their dedup window ended (dedup.max_ids reached): a retry of one would be written twice."
+            )),
+            quarantined: make!(IntCounter::new(
+                "wxpulse_quarantine_events_total",
+                "Events of accounts the account dimension does not hold, written to the table's quarantine twin (validation.unknown_account = quarantine), counted in no view."
             )),
             duplicates_by_age: make!(IntCounterVec::new(
                 Opts::new(

@@ -268,7 +268,15 @@ impl Sink {
     pub fn table(&self) -> &str {
         &self.table
     }
+}
 
+/// The quarantine twin of a stream table (`validation.unknown_account = quarantine`,
+/// migration 0015): same columns, read by no rollup and no view.
+pub fn quarantine_table(table: &str) -> String {
+    format!("{table}_quarantine")
+}
+
+impl Sink {
     /// The dedup token of a batch: the same offset range of the same log (`incarnation`:
     /// resets of the partition, see `wxpulse ingest reset`) always yields the same token.
     pub fn dedup_token(&self, partition: i32, incarnation: u64, first: i64, last: i64) -> String {

@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod events;
 pub mod ingest;
 pub mod migrate;
+pub mod quarantine;
 pub mod topics;
 
 use wxpulse_runtime::config::{ClickHouseConfig, Config, KafkaConfig};

@@ -328,6 +328,11 @@ impl Dimensions {
         self.accounts.is_empty() || self.accounts.contains_key(app_id)
     }
 
+    /// Every account held, with its AppID.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &Account)> {
+        self.accounts.iter().map(|(k, v)| (&**k, v))
+    }
+
     /// The account of an `app_id`.
     pub fn account(&self, app_id: &str) -> Option<&Account> {
         self.found(Dimension::Account, self.accounts.get(app_id))

@@ -337,6 +337,13 @@ impl<S: Stream> Pipeline<S> {
                 batch.newest_server_time = batch.newest_server_time.max(server_time);
                 batch.oldest_server_time = batch.oldest_server_time.min(server_time);
             }
+            Outcome::Quarantined(row, server_time) => {
+                self.metrics.quarantined.inc();
+                let batch = state.ledger.open();
+                batch.quarantined.push(row);
+                batch.newest_server_time = batch.newest_server_time.max(server_time);
+                batch.oldest_server_time = batch.oldest_server_time.min(server_time);
+            }
             Outcome::Duplicate(age) => {
                 self.metrics
                     .dedup_dropped
@@ -449,6 +456,7 @@ impl<S: Stream> Pipeline<S> {
         let sink = self.sink.clone();
         let metrics = self.metrics.clone();
         let dead_letter_sink = self.dead_letters.clone();
+        let quarantine_table = crate::sink::quarantine_table(self.sink.table());
         let in_flight = self.metrics.flush_started(partition);
         let done = self.flushed_tx.clone();
         tokio::spawn(async move {
@@ -456,6 +464,7 @@ impl<S: Stream> Pipeline<S> {
             let Batch {
                 rows,
                 dead_letters,
+                quarantined,
                 last_offset,
                 bytes,
                 newest_server_time,
@@ -469,6 +478,15 @@ impl<S: Stream> Pipeline<S> {
                 let token = format!("{}:dead_letters", intent.dedup_token);
                 ok = sink
                     .insert_into("dead_letters", &letters, &token, &metrics, &cancel)
+                    .await;
+            }
+            if ok && !quarantined.is_empty() {
+                // Before the rows and outside ingest_watermarks, like the dead letters: a
+                // crash in between re-reads the batch, and the twin (a ReplacingMergeTree on
+                // the event's key) merges the copy.
+                let token = format!("{}:quarantine", intent.dedup_token);
+                ok = sink
+                    .insert_into(&quarantine_table, &quarantined, &token, &metrics, &cancel)
                     .await;
             }
             if ok && !rows.is_empty() {
