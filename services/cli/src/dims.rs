@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wxpulse_runtime::codec;
 use wxpulse_runtime::enrich::{
-    AccountRecord, ArticleRecord, AssociateRecord, Dimension, DimensionRecord, FanProfileRecord,
-    MenuButtonRecord, QrSceneRecord, StoreRecord,
+    AccountRecord, ArticleRecord, AssociateRecord, Dimension, DimensionRecord, FanFollowRecord,
+    FanProfileRecord, MenuButtonRecord, QrSceneRecord, StoreRecord,
 };
 
 use crate::produce::Outgoing;
@@ -134,6 +134,10 @@ pub fn parse(
         Dimension::FanProfile => {
             rows::<FanProfileRecord>(format, text, &fields, DimensionRecord::FanProfile)
         }
+        // A backfill of follows and unfollows (e.g. from an export of WeChat's follower list).
+        Dimension::FanFollow => {
+            rows::<FanFollowRecord>(format, text, &fields, DimensionRecord::FanFollow)
+        }
     };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut records = Vec::with_capacity(rows.len());
@@ -177,6 +181,7 @@ pub fn stamp(records: &mut [DimensionRecord], now_ms: i64) {
             DimensionRecord::Article(r) => &mut r.updated_at,
             DimensionRecord::MenuButton(r) => &mut r.updated_at,
             DimensionRecord::FanProfile(r) => &mut r.updated_at,
+            DimensionRecord::FanFollow(r) => &mut r.updated_at,
         };
         if *updated_at == 0 {
             *updated_at = now_ms;
@@ -215,6 +220,18 @@ pub fn tombstone(dimension: Dimension, key: &str) -> anyhow::Result<Outgoing> {
             ok,
             "a {} key is `app_id|{second}`, got `{key}`",
             dimension.as_str()
+        );
+    }
+    if dimension == Dimension::FanFollow {
+        let ok = key.rsplit_once('|').is_some_and(|(rest, kind)| {
+            matches!(kind, "follow" | "unfollow")
+                && rest
+                    .split_once('|')
+                    .is_some_and(|(app_id, openid)| !app_id.is_empty() && !openid.is_empty())
+        });
+        anyhow::ensure!(
+            ok,
+            "a fan_follow key is `app_id|openid|follow` or `app_id|openid|unfollow`, got `{key}`"
         );
     }
     Ok(Outgoing {
@@ -261,6 +278,10 @@ fn check_key(record: &DimensionRecord) -> Result<(), (&'static str, String)> {
             non_empty("event_key", &r.event_key)
         }
         DimensionRecord::FanProfile(r) => {
+            app_id(&r.app_id)?;
+            non_empty("openid", &r.openid)
+        }
+        DimensionRecord::FanFollow(r) => {
             app_id(&r.app_id)?;
             non_empty("openid", &r.openid)
         }

@@ -11,6 +11,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use wxpulse_runtime::config::KafkaConfig;
+use wxpulse_runtime::enrich::Dimension;
 use wxpulse_runtime::kafka;
 use wxpulse_runtime::streams::EventStream;
 
@@ -23,16 +24,16 @@ pub const EVENT_TOPICS: &[&str] = &[
     EventStream::Orders.topic(),
 ];
 
-/// Compacted dimension topics.
-pub const DIMENSION_TOPICS: &[&str] = &[
-    "wxpulse.dim.account",
-    "wxpulse.dim.store",
-    "wxpulse.dim.associate",
-    "wxpulse.dim.qr_scene",
-    "wxpulse.dim.article",
-    "wxpulse.dim.menu_button",
-    "wxpulse.dim.fan_profile",
-];
+/// Compacted dimension topics, one per [`Dimension`].
+pub const DIMENSION_TOPICS: [&str; Dimension::COUNT] = {
+    let mut topics = [""; Dimension::COUNT];
+    let mut i = 0;
+    while i < Dimension::COUNT {
+        topics[i] = Dimension::ALL[i].topic();
+        i += 1;
+    }
+    topics
+};
 
 /// Dead letters of every service.
 pub const DEAD_LETTER_TOPIC: &str = "wxpulse.dead_letters";

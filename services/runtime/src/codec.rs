@@ -101,6 +101,12 @@ pub const EMBEDDED: &[EmbeddedSchema] = &[
         1,
         "dim_fan_profile/v1.avsc"
     ),
+    schema!(
+        19,
+        "wxpulse.dim.fan_follow-value",
+        1,
+        "dim_fan_follow/v1.avsc"
+    ),
 ];
 
 /// The newest embedded schema of a subject: what producers in this repo write with.

@@ -124,8 +124,8 @@ pub fn lifecycle(
     previous: Option<i64>,
     th: Thresholds,
 ) -> Lifecycle {
-    let followed = profile.and_then(|p| p.followed_at);
-    if let Some(unfollowed) = profile.and_then(|p| p.unfollowed_at) {
+    let followed = profile.and_then(FanProfile::followed_at);
+    if let Some(unfollowed) = profile.and_then(FanProfile::unfollowed_at) {
         if unfollowed <= t && followed.is_none_or(|f| f < unfollowed) {
             return Lifecycle::Churned;
         }
@@ -169,12 +169,7 @@ mod tests {
     }
 
     fn profile(followed: Option<i64>, unfollowed: Option<i64>) -> FanProfile {
-        FanProfile {
-            status: CustomerStatus::Customer,
-            associate: None,
-            followed_at: followed,
-            unfollowed_at: unfollowed,
-        }
+        FanProfile::from_crm(CustomerStatus::Customer, None, followed, unfollowed)
     }
 
     #[test]

@@ -145,7 +145,12 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         Pseudonymizer::new(config.pii.key.expose().as_bytes()),
         Dimension::ALL.map(|d| metrics.dimension_missing.with_label_values(&[d.as_str()])),
     );
-    let mut wanted = vec![Dimension::Account, Dimension::FanProfile];
+    // A fan's follow times come from the CRM's profile and from WeChat's callbacks.
+    let mut wanted = vec![
+        Dimension::Account,
+        Dimension::FanProfile,
+        Dimension::FanFollow,
+    ];
     wanted.extend_from_slice(S::DIMENSIONS);
     wanted.sort_unstable();
     wanted.dedup();

@@ -200,6 +200,8 @@ fn conversions_match_the_records_as_migration_0007_reads_them() {
             DimensionRecord::Account(a) => {
                 brands.insert(a.app_id, a.brand);
             }
+            // The generated world publishes follows on the profiles, not through callbacks.
+            DimensionRecord::FanFollow(_) => {}
         }
     }
     let unknown = || "unknown".to_string();

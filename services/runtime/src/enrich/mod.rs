@@ -11,6 +11,7 @@ pub mod follow;
 pub mod records;
 pub mod snapshot;
 
+use std::num::NonZeroI64;
 use std::sync::Arc;
 
 use prometheus::IntCounter;
@@ -91,17 +92,81 @@ pub struct Button {
     pub label: Arc<str>,
 }
 
-/// A fan's CRM binding.
-#[derive(Debug, Clone)]
+/// A fan's CRM binding, and when the fan last followed and unfollowed by whichever source
+/// knows later: the CRM's profile or WeChat's own callbacks through the gateway. As small as
+/// the CRM binding alone (56 bytes): a service holds one per fan of the brand.
+#[derive(Debug, Clone, Default)]
 pub struct FanProfile {
     /// Relationship segment.
     pub status: CustomerStatus,
     /// Bound associate.
     pub associate: Option<Arc<str>>,
-    /// Follow time, ms.
-    pub followed_at: Option<i64>,
-    /// Unfollow time, ms.
-    pub unfollowed_at: Option<i64>,
+    /// What the CRM's profile says.
+    crm: FollowTimes,
+    /// The latest follow and unfollow WeChat reported through the gateway.
+    reported: FollowTimes,
+    /// Whether the CRM published a profile (else only callbacks told of the fan).
+    profiled: bool,
+}
+
+/// A fan's follow and unfollow times as one source tells them (ms; 0 reads as unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FollowTimes {
+    followed: Option<NonZeroI64>,
+    unfollowed: Option<NonZeroI64>,
+}
+
+impl FollowTimes {
+    fn new(followed: Option<i64>, unfollowed: Option<i64>) -> Self {
+        FollowTimes {
+            followed: followed.and_then(NonZeroI64::new),
+            unfollowed: unfollowed.and_then(NonZeroI64::new),
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.followed.is_none() && self.unfollowed.is_none()
+    }
+}
+
+impl FanProfile {
+    /// A CRM profile (what a `dim_fan_profile` record or the mirror's snapshot says).
+    pub fn from_crm(
+        status: CustomerStatus,
+        associate: Option<Arc<str>>,
+        followed_at: Option<i64>,
+        unfollowed_at: Option<i64>,
+    ) -> Self {
+        FanProfile {
+            status,
+            associate,
+            crm: FollowTimes::new(followed_at, unfollowed_at),
+            reported: FollowTimes::default(),
+            profiled: true,
+        }
+    }
+
+    /// Latest follow, ms: the later of the CRM's and the reported one. Follows and
+    /// unfollows only move forward, so merging the sources in any order gives the same.
+    pub fn followed_at(&self) -> Option<i64> {
+        self.crm
+            .followed
+            .max(self.reported.followed)
+            .map(NonZeroI64::get)
+    }
+
+    /// Latest unfollow, ms: the later of the CRM's and the reported one.
+    pub fn unfollowed_at(&self) -> Option<i64> {
+        self.crm
+            .unfollowed
+            .max(self.reported.unfollowed)
+            .map(NonZeroI64::get)
+    }
+
+    /// Whether the CRM published this fan (else only callbacks told of them).
+    pub fn is_profiled(&self) -> bool {
+        self.profiled
+    }
 }
 
 /// Every dimension a service joins with, keyed for lookup by what events carry.
@@ -116,17 +181,21 @@ pub struct Dimensions {
     /// app_id → button key → button.
     buttons: Map<Box<str>, Map<Box<str>, Button>>,
     fans: Map<FanId, FanProfile>,
+    /// Fans with a CRM profile, and fans with reported follow times (kept as they change:
+    /// counting 400k fans per dimension update would cost a millisecond each time).
+    profiled: usize,
+    reported: usize,
     /// Shares one allocation per distinct low-cardinality value (regions, campaigns, …).
     strings: Map<Box<str>, Arc<str>>,
     unknown: Arc<str>,
     empty: Arc<str>,
-    missing: [IntCounter; 7],
+    missing: [IntCounter; Dimension::COUNT],
 }
 
 impl Dimensions {
     /// Empty tables. `missing` are the per-dimension counters of failed lookups, in
     /// [`Dimension::ALL`] order; `pii` pseudonymises fan-profile openids like events'.
-    pub fn new(pii: Pseudonymizer, missing: [IntCounter; 7]) -> Self {
+    pub fn new(pii: Pseudonymizer, missing: [IntCounter; Dimension::COUNT]) -> Self {
         Dimensions {
             pii,
             accounts: Map::new(),
@@ -136,6 +205,8 @@ impl Dimensions {
             articles: Map::new(),
             buttons: Map::new(),
             fans: Map::new(),
+            profiled: 0,
+            reported: 0,
             strings: Map::new(),
             unknown: Arc::from(UNKNOWN),
             empty: Arc::from(""),
@@ -168,7 +239,8 @@ impl Dimensions {
             Dimension::QrScene => self.scenes.values().map(Map::len).sum(),
             Dimension::Article => self.articles.len(),
             Dimension::MenuButton => self.buttons.values().map(Map::len).sum(),
-            Dimension::FanProfile => self.fans.len(),
+            Dimension::FanProfile => self.profiled,
+            Dimension::FanFollow => self.reported,
         }
     }
 
@@ -235,13 +307,25 @@ impl Dimensions {
                     .insert(r.event_key.into(), button);
             }
             DimensionRecord::FanProfile(r) => {
-                let profile = FanProfile {
-                    status: r.status,
-                    associate: r.associate_userid.as_deref().map(|s| self.intern(s)),
-                    followed_at: r.followed_at,
-                    unfollowed_at: r.unfollowed_at,
-                };
-                self.fans.insert(self.pii.fan_id(&r.openid), profile);
+                let fan_id = self.pii.fan_id(&r.openid);
+                self.insert_fan(
+                    fan_id,
+                    r.status,
+                    r.associate_userid.as_deref(),
+                    r.followed_at,
+                    r.unfollowed_at,
+                );
+            }
+            DimensionRecord::FanFollow(r) => {
+                let fan = self.fans.entry(self.pii.fan_id(&r.openid)).or_default();
+                self.reported += usize::from(fan.reported.is_empty());
+                let at = NonZeroI64::new(r.at);
+                match r.kind {
+                    FollowKind::Follow => fan.reported.followed = fan.reported.followed.max(at),
+                    FollowKind::Unfollow => {
+                        fan.reported.unfollowed = fan.reported.unfollowed.max(at)
+                    }
+                }
             }
         }
     }
@@ -256,13 +340,38 @@ impl Dimensions {
         followed_at: Option<i64>,
         unfollowed_at: Option<i64>,
     ) {
-        let profile = FanProfile {
-            status,
-            associate: associate.map(|s| self.intern(s)),
-            followed_at,
-            unfollowed_at,
+        let associate = associate.map(|s| self.intern(s));
+        let fan = self.fans.entry(fan_id).or_default();
+        self.profiled += usize::from(!fan.profiled);
+        let reported = fan.reported;
+        *fan = FanProfile::from_crm(status, associate, followed_at, unfollowed_at);
+        fan.reported = reported;
+    }
+
+    /// Drops one source's part of a fan (`crm` for a profile, `reported` for callbacks),
+    /// and the fan once neither source knows it.
+    fn forget_fan(&mut self, fan_id: FanId, source: Dimension, kind: Option<FollowKind>) {
+        let Some(fan) = self.fans.get_mut(&fan_id) else {
+            return;
         };
-        self.fans.insert(fan_id, profile);
+        let (had_crm, had_reported) = (fan.profiled, !fan.reported.is_empty());
+        match (source, kind) {
+            (Dimension::FanFollow, Some(FollowKind::Follow)) => fan.reported.followed = None,
+            (Dimension::FanFollow, Some(FollowKind::Unfollow)) => fan.reported.unfollowed = None,
+            (Dimension::FanFollow, None) => fan.reported = FollowTimes::default(),
+            _ => {
+                let reported = fan.reported;
+                *fan = FanProfile {
+                    reported,
+                    ..FanProfile::default()
+                };
+            }
+        }
+        self.profiled -= usize::from(had_crm && !fan.profiled);
+        self.reported -= usize::from(had_reported && fan.reported.is_empty());
+        if !fan.profiled && fan.reported.is_empty() {
+            self.fans.remove(&fan_id);
+        }
     }
 
     /// Forgets every value of `dimension` (a snapshot that failed half-way).
@@ -274,7 +383,12 @@ impl Dimensions {
             Dimension::QrScene => self.scenes.clear(),
             Dimension::Article => self.articles.clear(),
             Dimension::MenuButton => self.buttons.clear(),
-            Dimension::FanProfile => self.fans.clear(),
+            Dimension::FanProfile | Dimension::FanFollow => {
+                let fans: Vec<FanId> = self.fans.keys().copied().collect();
+                for fan_id in fans {
+                    self.forget_fan(fan_id, dimension, None);
+                }
+            }
         }
     }
 
@@ -299,7 +413,20 @@ impl Dimensions {
             }
             Dimension::FanProfile => {
                 if let Some((_, openid)) = key.split_once('|') {
-                    self.fans.remove(&self.pii.fan_id(openid));
+                    self.forget_fan(self.pii.fan_id(openid), dimension, None);
+                }
+            }
+            Dimension::FanFollow => {
+                let Some((rest, kind)) = key.rsplit_once('|') else {
+                    return;
+                };
+                let kind = match kind {
+                    "follow" => FollowKind::Follow,
+                    "unfollow" => FollowKind::Unfollow,
+                    _ => return,
+                };
+                if let Some((_, openid)) = rest.split_once('|') {
+                    self.forget_fan(self.pii.fan_id(openid), dimension, Some(kind));
                 }
             }
         }
@@ -366,9 +493,14 @@ impl Dimensions {
         self.found(Dimension::MenuButton, button)
     }
 
-    /// A fan's profile by pseudonymous id.
+    /// A fan's profile by pseudonymous id: also a fan only callbacks told of (status
+    /// `Other`, no associate, with follow times), which still counts as a profile miss.
     pub fn fan(&self, fan_id: FanId) -> Option<&FanProfile> {
-        self.found(Dimension::FanProfile, self.fans.get(&fan_id))
+        let fan = self.fans.get(&fan_id);
+        if !fan.is_some_and(|f| f.profiled) {
+            self.missing[Dimension::FanProfile as usize].inc();
+        }
+        fan
     }
 }
 
@@ -444,8 +576,91 @@ mod tests {
     }
 
     #[test]
+    fn reported_follows_merge_with_the_crm_profile_by_the_later_time() {
+        // One per fan of the brand in every service: a second source must not grow it.
+        assert!(std::mem::size_of::<FanProfile>() <= 56);
+        let counters: [IntCounter; Dimension::COUNT] =
+            std::array::from_fn(|i| IntCounter::new(format!("f{i}"), "f").expect("counter"));
+        let mut d = Dimensions::new(Pseudonymizer::new(b"k"), counters.clone());
+        let pii = Pseudonymizer::new(b"k");
+        let profile = |followed: i64| {
+            DimensionRecord::FanProfile(FanProfileRecord {
+                app_id: "wxa".into(),
+                openid: "o1".into(),
+                status: CustomerStatus::Vip,
+                member_tier: None,
+                associate_userid: Some("zhang".into()),
+                followed_at: Some(followed),
+                unfollowed_at: None,
+                follow_source: None,
+                updated_at: 0,
+            })
+        };
+        let reported = |openid: &str, kind, at| {
+            DimensionRecord::FanFollow(FanFollowRecord {
+                app_id: "wxa".into(),
+                openid: openid.into(),
+                kind,
+                at,
+                follow_source: None,
+                updated_at: 0,
+            })
+        };
+        let apply = |d: &mut Dimensions, r: DimensionRecord| {
+            let (dimension, key) = (r.dimension(), r.key());
+            d.apply(dimension, &key, Some(r));
+        };
+        let times = |d: &Dimensions, openid: &str| {
+            let f = d.fan(pii.fan_id(openid)).expect("known");
+            (f.status, f.followed_at(), f.unfollowed_at())
+        };
+        apply(&mut d, profile(100));
+        apply(&mut d, reported("o1", FollowKind::Unfollow, 200));
+        assert_eq!(times(&d, "o1"), (CustomerStatus::Vip, Some(100), Some(200)));
+        // The CRM republishes its (older) view: the reported unfollow stays.
+        apply(&mut d, profile(100));
+        assert_eq!(times(&d, "o1"), (CustomerStatus::Vip, Some(100), Some(200)));
+        apply(&mut d, reported("o1", FollowKind::Follow, 300));
+        // An older report delivered late moves nothing back.
+        apply(&mut d, reported("o1", FollowKind::Follow, 250));
+        assert_eq!(times(&d, "o1"), (CustomerStatus::Vip, Some(300), Some(200)));
+        assert_eq!(
+            d.fan(pii.fan_id("o1"))
+                .and_then(|f| f.associate.clone())
+                .as_deref(),
+            Some("zhang"),
+            "the CRM's fields are not touched"
+        );
+        // Only callbacks know o2: follow times, no relationship, and still a profile miss.
+        let misses = counters[Dimension::FanProfile as usize].get();
+        apply(&mut d, reported("o2", FollowKind::Follow, 50));
+        assert_eq!(times(&d, "o2"), (CustomerStatus::Other, Some(50), None));
+        assert_eq!(counters[Dimension::FanProfile as usize].get(), misses + 1);
+        assert_eq!(
+            (d.len(Dimension::FanProfile), d.len(Dimension::FanFollow)),
+            (1, 2)
+        );
+        // A profile tombstone keeps what callbacks said; their tombstones then forget it.
+        d.apply(Dimension::FanProfile, "wxa|o1", None);
+        assert_eq!(
+            times(&d, "o1"),
+            (CustomerStatus::Other, Some(300), Some(200))
+        );
+        d.apply(Dimension::FanFollow, "wxa|o1|follow", None);
+        assert_eq!(times(&d, "o1"), (CustomerStatus::Other, None, Some(200)));
+        d.apply(Dimension::FanFollow, "wxa|o1|unfollow", None);
+        assert!(d.fan(pii.fan_id("o1")).is_none());
+        assert_eq!(
+            (d.len(Dimension::FanProfile), d.len(Dimension::FanFollow)),
+            (0, 1)
+        );
+        d.clear(Dimension::FanFollow);
+        assert!(d.fan(pii.fan_id("o2")).is_none());
+    }
+
+    #[test]
     fn misses_are_counted_per_dimension() {
-        let counters: [IntCounter; 7] =
+        let counters: [IntCounter; Dimension::COUNT] =
             std::array::from_fn(|i| IntCounter::new(format!("c{i}"), "c").expect("counter"));
         let mut d = Dimensions::new(Pseudonymizer::new(b"k"), counters.clone());
         assert!(d.store("s1").is_none());

@@ -25,11 +25,14 @@ pub enum Dimension {
     MenuButton,
     /// `app_id` + `openid` → relationship, follow time, bound associate.
     FanProfile,
+    /// `app_id` + `openid` + kind → the latest follow or unfollow WeChat reported through
+    /// the gateway; merged into the fan's profile by the later of the two sources' times.
+    FanFollow,
 }
 
 impl Dimension {
     /// Every dimension, in metric-label order.
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; Dimension::COUNT] = [
         Dimension::Account,
         Dimension::Store,
         Dimension::Associate,
@@ -37,7 +40,11 @@ impl Dimension {
         Dimension::Article,
         Dimension::MenuButton,
         Dimension::FanProfile,
+        Dimension::FanFollow,
     ];
+
+    /// How many dimensions there are (per-dimension arrays are this long).
+    pub const COUNT: usize = 8;
 
     /// Metric label and CLI name.
     pub const fn as_str(self) -> &'static str {
@@ -49,6 +56,7 @@ impl Dimension {
             Dimension::Article => "article",
             Dimension::MenuButton => "menu_button",
             Dimension::FanProfile => "fan_profile",
+            Dimension::FanFollow => "fan_follow",
         }
     }
 
@@ -62,6 +70,7 @@ impl Dimension {
             Dimension::Article => "wxpulse.dim.article",
             Dimension::MenuButton => "wxpulse.dim.menu_button",
             Dimension::FanProfile => "wxpulse.dim.fan_profile",
+            Dimension::FanFollow => "wxpulse.dim.fan_follow",
         }
     }
 
@@ -75,6 +84,7 @@ impl Dimension {
             Dimension::Article => "com.wxpulse.dims.Article",
             Dimension::MenuButton => "com.wxpulse.dims.MenuButton",
             Dimension::FanProfile => "com.wxpulse.dims.FanProfile",
+            Dimension::FanFollow => "com.wxpulse.dims.FanFollow",
         }
     }
 
@@ -379,6 +389,49 @@ pub struct FanProfileRecord {
     pub updated_at: i64,
 }
 
+/// Which way a [`FanFollowRecord`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FollowKind {
+    /// `subscribe`.
+    #[serde(rename = "FOLLOW")]
+    Follow,
+    /// `unsubscribe`.
+    #[serde(rename = "UNFOLLOW")]
+    Unfollow,
+}
+
+impl FollowKind {
+    /// The `kind` of `fan_follow_events` and the last part of the record's key.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FollowKind::Follow => "follow",
+            FollowKind::Unfollow => "unfollow",
+        }
+    }
+}
+
+/// A follow or unfollow WeChat reported through the gateway (`dim_fan_follow` v1); key
+/// `app_id|openid|follow` or `…|unfollow`, so compaction keeps a fan's latest of each. A
+/// topic apart from the CRM's profiles: the gateway knows when, never the CRM's fields, and
+/// must not overwrite them. The openid is raw here; services keep only its pseudonym.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanFollowRecord {
+    /// AppID.
+    pub app_id: String,
+    /// Raw openid.
+    pub openid: String,
+    /// Follow or unfollow.
+    pub kind: FollowKind,
+    /// When, ms (the callback's CreateTime).
+    pub at: i64,
+    /// `subscribe_scene` when the callback tells it (`ADD_SCENE_QR_CODE`).
+    #[serde(default)]
+    pub follow_source: Option<String>,
+    /// When the gateway received it, ms.
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
 /// Any dimension record, keyed: what the loader publishes and the follower applies.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DimensionRecord {
@@ -396,6 +449,8 @@ pub enum DimensionRecord {
     MenuButton(MenuButtonRecord),
     /// See [`FanProfileRecord`].
     FanProfile(FanProfileRecord),
+    /// See [`FanFollowRecord`].
+    FanFollow(FanFollowRecord),
 }
 
 impl DimensionRecord {
@@ -409,6 +464,7 @@ impl DimensionRecord {
             DimensionRecord::Article(_) => Dimension::Article,
             DimensionRecord::MenuButton(_) => Dimension::MenuButton,
             DimensionRecord::FanProfile(_) => Dimension::FanProfile,
+            DimensionRecord::FanFollow(_) => Dimension::FanFollow,
         }
     }
 
@@ -423,6 +479,13 @@ impl DimensionRecord {
             DimensionRecord::Article(r) => r.article_id.clone(),
             DimensionRecord::MenuButton(r) => composite_key(&r.app_id, &r.event_key),
             DimensionRecord::FanProfile(r) => composite_key(&r.app_id, &r.openid),
+            DimensionRecord::FanFollow(r) => {
+                format!(
+                    "{}|{}",
+                    composite_key(&r.app_id, &r.openid),
+                    r.kind.as_str()
+                )
+            }
         }
     }
 
@@ -433,16 +496,27 @@ impl DimensionRecord {
         let embedded = crate::codec::latest(&subject).ok_or(RecordError::NoSchema(dimension))?;
         let schema = crate::codec::parse(embedded.json)
             .map_err(|e| RecordError::Encode(dimension, e.to_string()))?;
-        let mut out = Vec::new();
-        let id = embedded.id;
+        self.encode_with(embedded.id, &schema)
+    }
+
+    /// Encodes in the Confluent wire format with a schema the producer looked up in the
+    /// registry (`id` is the registry's, which a real registry assigns itself).
+    pub fn encode_with(
+        &self,
+        id: u32,
+        schema: &serde_avro_fast::Schema,
+    ) -> Result<Vec<u8>, RecordError> {
+        let dimension = self.dimension();
+        let mut out = Vec::with_capacity(96);
         let encoded = match self {
-            DimensionRecord::Account(r) => encode_into(r, id, &schema, &mut out),
-            DimensionRecord::Store(r) => encode_into(r, id, &schema, &mut out),
-            DimensionRecord::Associate(r) => encode_into(r, id, &schema, &mut out),
-            DimensionRecord::QrScene(r) => encode_into(r, id, &schema, &mut out),
-            DimensionRecord::Article(r) => encode_into(r, id, &schema, &mut out),
-            DimensionRecord::MenuButton(r) => encode_into(r, id, &schema, &mut out),
-            DimensionRecord::FanProfile(r) => encode_into(r, id, &schema, &mut out),
+            DimensionRecord::Account(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::Store(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::Associate(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::QrScene(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::Article(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::MenuButton(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::FanProfile(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::FanFollow(r) => encode_into(r, id, schema, &mut out),
         };
         encoded.map_err(|e| RecordError::Encode(dimension, e.to_string()))?;
         Ok(out)
@@ -484,6 +558,7 @@ impl DimensionRecord {
             Dimension::Article => DimensionRecord::Article(decode(datum, schema)?),
             Dimension::MenuButton => DimensionRecord::MenuButton(decode(datum, schema)?),
             Dimension::FanProfile => DimensionRecord::FanProfile(decode(datum, schema)?),
+            Dimension::FanFollow => DimensionRecord::FanFollow(decode(datum, schema)?),
         })
     }
 }

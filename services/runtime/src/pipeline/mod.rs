@@ -273,7 +273,7 @@ impl<S: Stream> Pipeline<S> {
 
     /// Applies dimension updates between records: later events see the new values.
     fn on_dimensions(&mut self, updates: Vec<Update>) {
-        let mut touched = [false; 7];
+        let mut touched = [false; Dimension::COUNT];
         for u in updates {
             touched[u.dimension as usize] = true;
             self.dims.apply(u.dimension, &u.key, u.record);

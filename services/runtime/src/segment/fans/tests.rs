@@ -175,11 +175,13 @@ fn steps() -> impl Strategy<Value = Vec<(u64, i64, i64)>> {
 }
 
 fn profile_of(fan: u64) -> Option<FanProfile> {
-    (fan % 3 == 0).then(|| FanProfile {
-        status: CustomerStatus::Customer,
-        associate: None,
-        followed_at: Some(T + fan as i64 * 20 * DAY),
-        unfollowed_at: (fan == 6).then_some(T + 300 * DAY),
+    (fan % 3 == 0).then(|| {
+        FanProfile::from_crm(
+            CustomerStatus::Customer,
+            None,
+            Some(T + fan as i64 * 20 * DAY),
+            (fan == 6).then_some(T + 300 * DAY),
+        )
     })
 }
 
