@@ -110,7 +110,7 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
     let text = wait_metric(
         &addr,
         "wxpulse_mirror_lag_records",
-        &["partition=\"0\""],
+        &["topic=\"wxpulse.dim.fan_profile\"", "partition=\"0\""],
         0.0,
     )?;
     assert!(
@@ -123,7 +123,8 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
             "wxpulse_mirror_assigned_partitions",
             &["service=\"fan-profile-mirror\""]
         ),
-        Some(1.0)
+        Some(2.0),
+        "the fan-profile and the fan-follow topic, one partition each"
     );
     let ch = stack.client(DB);
     assert_eq!(count(&ch, "fan_profiles").await?, 40);
@@ -134,7 +135,7 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
     let text = wait_metric(
         &addr,
         "wxpulse_mirror_lag_records",
-        &["partition=\"0\""],
+        &["topic=\"wxpulse.dim.fan_profile\"", "partition=\"0\""],
         25.0,
     )?;
     assert_eq!(

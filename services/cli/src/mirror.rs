@@ -1,10 +1,12 @@
 //! `wxpulse dims mirror`: copies the fan-profile dimension into ClickHouse's
 //! `fan_profiles`, where the follower, unfollow and monthly-active views read follows,
 //! unfollows and the follower base (see `schemas/clickhouse/VIEWS.md`, the writer's
-//! contract).
+//! contract), and the follows and unfollows the gateway reported (`wxpulse.dim.fan_follow`)
+//! straight into `fan_follow_events`, beside those the profiles carry.
 //!
 //! At-least-once is enough here: `fan_profiles` is a ReplacingMergeTree on (account, fan)
-//! versioned by `updated_at`, so re-inserting a record already stored changes nothing.
+//! versioned by `updated_at`, and `fan_follow_events` one on (account, fan, kind, time), so
+//! re-inserting a record already stored changes nothing.
 //! Offsets are committed after the insert; a crash re-reads from the last commit. The raw
 //! openid of the record is pseudonymised with the services' PII key before it leaves.
 //!
@@ -29,7 +31,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use wxpulse_runtime::codec::Registry;
 use wxpulse_runtime::config::Config;
-use wxpulse_runtime::enrich::{Dimension, DimensionRecord, FanProfileRecord};
+use wxpulse_runtime::enrich::{Dimension, DimensionRecord, FanFollowRecord, FanProfileRecord};
 use wxpulse_runtime::pii::Pseudonymizer;
 use wxpulse_runtime::retry::Backoff;
 
@@ -55,6 +57,38 @@ pub struct ProfileRow {
     pub kafka_partition: i32,
     pub kafka_offset: i64,
 }
+
+/// A row of `fan_follow_events`: a follow or unfollow the gateway reported.
+#[derive(Debug, Clone, PartialEq, Row, Serialize)]
+#[allow(missing_docs)]
+pub struct FollowRow {
+    pub app_id: String,
+    pub fan_id: u64,
+    pub kind: &'static str,
+    pub at: i64,
+    pub follow_source: String,
+    /// 1 when the callback told the source (a subscribe with a QR scene): then this row's
+    /// source is the follow's own. Without one, the same follow published with its source
+    /// on the CRM's profile (same second, from WeChat's user-info API) wins the merge.
+    pub source_known: u8,
+}
+
+/// The row of a reported follow or unfollow; a tombstone writes nothing (the history keeps
+/// what happened).
+pub fn follow_row(pii: &Pseudonymizer, record: FanFollowRecord) -> FollowRow {
+    let source = record.follow_source.unwrap_or_default();
+    FollowRow {
+        fan_id: pii.fan_id(&record.openid),
+        app_id: record.app_id,
+        kind: record.kind.as_str(),
+        at: record.at,
+        source_known: u8::from(!source.is_empty()),
+        follow_source: source,
+    }
+}
+
+/// The topics mirrored.
+const TOPICS: [Dimension; 2] = [Dimension::FanProfile, Dimension::FanFollow];
 
 /// Where a record is in the topic: its position feeds the table's watermark, which tells a
 /// starting service how much of the topic the table holds.
@@ -120,7 +154,6 @@ pub async fn run(
     once: bool,
     idle: Duration,
 ) -> anyhow::Result<u64> {
-    let topic = Dimension::FanProfile.topic();
     wxpulse_runtime::kafka::preflight(kafka)?;
     let mut settings = wxpulse_runtime::kafka::client_config(kafka);
     settings
@@ -132,35 +165,40 @@ pub async fn run(
     // Follow mode joins the group (replicas share partitions). Once mode assigns every
     // partition at the group's committed offset and stops at the end the topic had when it
     // started: no group join to wait for, and no guessing from idle time.
-    let mut ends: HashMap<i32, i64> = HashMap::new();
+    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
     if once {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .context("fan-profile topic metadata")?;
         let mut tpl = TopicPartitionList::new();
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            tpl.add_partition(topic, p.id());
+        for d in TOPICS {
+            let metadata = consumer
+                .fetch_metadata(Some(d.topic()), Duration::from_secs(10))
+                .with_context(|| format!("{} metadata", d.topic()))?;
+            // A topic not created yet (no gateway has reported a follow) has nothing to copy.
+            for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
+                for p in t.partitions() {
+                    tpl.add_partition(d.topic(), p.id());
+                }
+            }
         }
         let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
         let mut start = TopicPartitionList::new();
         for e in committed.elements() {
             let (low, high) =
-                consumer.fetch_watermarks(topic, e.partition(), Duration::from_secs(10))?;
+                consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?;
             let from = match e.offset() {
                 Offset::Offset(o) if o >= low => o,
                 _ => low,
             };
             if from < high {
-                ends.insert(e.partition(), high);
+                ends.insert((e.topic().to_string(), e.partition()), high);
             }
-            start.add_partition_offset(topic, e.partition(), Offset::Offset(from))?;
+            start.add_partition_offset(e.topic(), e.partition(), Offset::Offset(from))?;
         }
         consumer.assign(&start)?;
         if ends.is_empty() {
             return Ok(0);
         }
     } else {
-        consumer.subscribe(&[topic])?;
+        consumer.subscribe(&TOPICS.map(Dimension::topic))?;
     }
     let client = wxpulse_runtime::sink::client(ch)?;
     wxpulse_runtime::sink::check_tls(&client, ch).await?;
@@ -190,10 +228,10 @@ pub async fn run(
     }
     let mut mirror = Mirror {
         consumer,
-        topic,
         client,
         metrics,
         rows: Vec::new(),
+        follows: Vec::new(),
         next: HashMap::new(),
         retry: config.retry.clone(),
         insert_timeout: ch.insert_timeout,
@@ -209,12 +247,12 @@ pub async fn run(
 /// The consumer, the sink and the batch between two flushes.
 struct Mirror {
     consumer: Arc<StreamConsumer>,
-    topic: &'static str,
     client: clickhouse::Client,
     metrics: Arc<MirrorMetrics>,
     rows: Vec<ProfileRow>,
-    /// Per partition, the offset to commit once `rows` are written.
-    next: HashMap<i32, i64>,
+    follows: Vec<FollowRow>,
+    /// Per topic and partition, the offset to commit once `rows` and `follows` are written.
+    next: HashMap<(String, i32), i64>,
     retry: wxpulse_runtime::config::RetryConfig,
     insert_timeout: Duration,
     drain_timeout: Duration,
@@ -229,7 +267,7 @@ impl Mirror {
         registry: &Registry,
         pii: &Pseudonymizer,
         batch: &wxpulse_runtime::config::BatchConfig,
-        mut ends: HashMap<i32, i64>,
+        mut ends: HashMap<(String, i32), i64>,
         once: bool,
         idle: Duration,
         stop: &CancellationToken,
@@ -249,40 +287,33 @@ impl Mirror {
                     self.metrics.consumed();
                     last_record = Instant::now();
                     pending_since.get_or_insert(last_record);
-                    if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
-                        ends.remove(&m.partition());
+                    let at = (m.topic().to_string(), m.partition());
+                    if m.offset() + 1 >= ends.get(&at).copied().unwrap_or(i64::MAX) {
+                        ends.remove(&at);
                     }
-                    self.next.insert(m.partition(), m.offset() + 1);
+                    self.next.insert(at, m.offset() + 1);
                     let key = m
                         .key()
                         .and_then(|k| std::str::from_utf8(k).ok())
                         .unwrap_or("");
-                    let record = match m.payload() {
-                        None => None,
-                        Some(p) => match decode(registry, p) {
-                            Ok(r) => Some(r),
-                            Err(e) => {
+                    if m.topic() == Dimension::FanFollow.topic() {
+                        match m.payload().map(|p| decode_follow(registry, p)) {
+                            Some(Ok(r)) => self.follows.push(follow_row(pii, r)),
+                            Some(Err(e)) => {
                                 skipped += 1;
                                 self.metrics.skipped();
-                                tracing::warn!(error = %e, offset = m.offset(), "fan profile skipped");
-                                continue;
+                                tracing::warn!(error = %e, offset = m.offset(), "fan follow skipped");
                             }
-                        },
-                    };
-                    let origin = Origin {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        time_ms: m.timestamp().to_millis().unwrap_or(0),
-                    };
-                    match row(pii, key, record, origin) {
-                        Some(r) => self.rows.push(r),
-                        None => {
-                            skipped += 1;
-                            self.metrics.skipped();
-                            tracing::warn!(
-                                offset = m.offset(),
-                                "tombstone without an app_id|openid key skipped"
-                            );
+                            None => {} // a tombstone: compaction's business, not history's
+                        }
+                    } else {
+                        match profile_row(registry, pii, key, &m) {
+                            Ok(r) => self.rows.push(r),
+                            Err(why) => {
+                                skipped += 1;
+                                self.metrics.skipped();
+                                tracing::warn!(offset = m.offset(), why, "fan profile skipped");
+                            }
                         }
                     }
                 }
@@ -294,7 +325,7 @@ impl Mirror {
                 }
                 None => {}
             }
-            let due = self.rows.len() >= batch.max_rows.max(1)
+            let due = self.rows.len() + self.follows.len() >= batch.max_rows.max(1)
                 || pending_since.is_some_and(|t| t.elapsed() >= batch.max_age);
             if due {
                 written += self.flush(stop, None).await?;
@@ -330,14 +361,16 @@ impl Mirror {
         if self.next.is_empty() {
             return Ok(0);
         }
-        let n = self.rows.len() as u64;
+        let n = (self.rows.len() + self.follows.len()) as u64;
         if n > 0 {
             self.metrics.flush_started();
             let mut backoff = Backoff::new(&self.retry);
             loop {
-                let attempt =
-                    tokio::time::timeout(self.insert_timeout, insert(&self.client, &self.rows))
-                        .await;
+                let attempt = tokio::time::timeout(
+                    self.insert_timeout,
+                    insert(&self.client, &self.rows, &self.follows),
+                )
+                .await;
                 let error = match attempt {
                     Ok(Ok(())) => break,
                     Ok(Err(e)) => format!("{e:#}"),
@@ -379,10 +412,11 @@ impl Mirror {
             self.metrics.flush_ended();
             self.metrics.wrote(n, unix_now());
             self.rows.clear();
+            self.follows.clear();
         }
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in self.next.iter() {
-            tpl.add_partition_offset(self.topic, *p, Offset::Offset(*o))?;
+        for ((topic, p), o) in self.next.iter() {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
         }
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
             self.metrics.error(Stage::Commit);
@@ -407,7 +441,6 @@ async fn watch(
     metrics: Arc<MirrorMetrics>,
     stop: CancellationToken,
 ) {
-    let topic = Dimension::FanProfile.topic();
     loop {
         if !metrics.clickhouse_ok() {
             match client.query("SELECT 1").execute().await {
@@ -419,7 +452,7 @@ async fn watch(
             }
         }
         let c = consumer.clone();
-        match tokio::task::spawn_blocking(move || lags(&c, topic, LAG_INTERVAL)).await {
+        match tokio::task::spawn_blocking(move || lags(&c, LAG_INTERVAL)).await {
             Ok(Ok(lags)) => metrics.set_lags(&lags),
             Ok(Err(e)) => {
                 metrics.error(Stage::Lag);
@@ -434,23 +467,28 @@ async fn watch(
     }
 }
 
-/// For each partition of `topic` assigned to `consumer`: the records after the group's
-/// committed offset (from the log start when it has none), i.e. what a restart would read
-/// again and what is not yet in `fan_profiles`.
-fn lags(consumer: &StreamConsumer, topic: &str, timeout: Duration) -> KafkaResult<Vec<(i32, i64)>> {
+/// For each partition assigned to `consumer`: the records after the group's committed
+/// offset (from the log start when it has none), i.e. what a restart would read again and
+/// what is not yet in ClickHouse.
+fn lags(
+    consumer: &StreamConsumer,
+    timeout: Duration,
+) -> KafkaResult<Vec<(&'static str, i32, i64)>> {
     let assignment = consumer.assignment()?;
     if assignment.count() == 0 {
         return Ok(Vec::new());
     }
     let committed = consumer.committed_offsets(assignment, timeout)?;
     let mut out = Vec::new();
-    for e in committed.elements_for_topic(topic) {
-        let (low, high) = consumer.fetch_watermarks(topic, e.partition(), timeout)?;
-        let from = match e.offset() {
-            Offset::Offset(o) if o >= low => o,
-            _ => low,
-        };
-        out.push((e.partition(), (high - from).max(0)));
+    for topic in TOPICS.map(Dimension::topic) {
+        for e in committed.elements_for_topic(topic) {
+            let (low, high) = consumer.fetch_watermarks(topic, e.partition(), timeout)?;
+            let from = match e.offset() {
+                Offset::Offset(o) if o >= low => o,
+                _ => low,
+            };
+            out.push((topic, e.partition(), (high - from).max(0)));
+        }
     }
     Ok(out)
 }
@@ -463,16 +501,62 @@ fn decode(registry: &Registry, payload: &[u8]) -> anyhow::Result<FanProfileRecor
     }
 }
 
-/// One insert of `rows` into `fan_profiles`.
-async fn insert(client: &clickhouse::Client, rows: &[ProfileRow]) -> anyhow::Result<()> {
-    let mut insert = client.insert::<ProfileRow>("fan_profiles").await?;
-    for r in rows {
-        insert.write(r).await?;
+/// The row of a fan-profile record or tombstone; why not, for the log.
+fn profile_row(
+    registry: &Registry,
+    pii: &Pseudonymizer,
+    key: &str,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) -> Result<ProfileRow, String> {
+    let record = match m.payload() {
+        None => None,
+        Some(p) => Some(decode(registry, p).map_err(|e| format!("{e:#}"))?),
+    };
+    let origin = Origin {
+        partition: m.partition(),
+        offset: m.offset(),
+        time_ms: m.timestamp().to_millis().unwrap_or(0),
+    };
+    row(pii, key, record, origin)
+        .ok_or_else(|| "tombstone without an app_id|openid key".to_string())
+}
+
+fn decode_follow(registry: &Registry, payload: &[u8]) -> anyhow::Result<FanFollowRecord> {
+    match DimensionRecord::from_framed(Dimension::FanFollow, payload, registry) {
+        Ok(DimensionRecord::FanFollow(r)) => Ok(r),
+        Ok(_) => anyhow::bail!("not a fan follow"),
+        Err(why) => anyhow::bail!(why),
     }
-    insert
-        .end()
-        .await
-        .context("cannot insert into fan_profiles")
+}
+
+/// One insert of `rows` into `fan_profiles` and one of `follows` into `fan_follow_events`
+/// (each idempotent, so a retry after the second failed writes the first again harmlessly).
+async fn insert(
+    client: &clickhouse::Client,
+    rows: &[ProfileRow],
+    follows: &[FollowRow],
+) -> anyhow::Result<()> {
+    if !rows.is_empty() {
+        let mut insert = client.insert::<ProfileRow>("fan_profiles").await?;
+        for r in rows {
+            insert.write(r).await?;
+        }
+        insert
+            .end()
+            .await
+            .context("cannot insert into fan_profiles")?;
+    }
+    if !follows.is_empty() {
+        let mut insert = client.insert::<FollowRow>("fan_follow_events").await?;
+        for r in follows {
+            insert.write(r).await?;
+        }
+        insert
+            .end()
+            .await
+            .context("cannot insert into fan_follow_events")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -507,5 +591,34 @@ mod tests {
         assert_eq!((t.fan_id, t.updated_at, t.is_deleted), (r.fan_id, 100, 1));
         assert!(row(&pii, "no-separator", None, at(1)).is_none());
         assert!(!format!("{r:?}{t:?}").contains("oRAW"));
+    }
+
+    #[test]
+    fn a_reported_follow_is_a_history_row_whose_source_counts_only_when_told() {
+        let pii = Pseudonymizer::new(b"k");
+        let record = |source: Option<&str>| FanFollowRecord {
+            app_id: "wxa".into(),
+            openid: "oRAW".into(),
+            kind: wxpulse_runtime::enrich::FollowKind::Unfollow,
+            at: 42_000,
+            follow_source: source.map(str::to_string),
+            updated_at: 43_000,
+        };
+        let r = follow_row(&pii, record(None));
+        assert_eq!(
+            (
+                r.fan_id,
+                r.kind,
+                r.at,
+                r.follow_source.as_str(),
+                r.source_known
+            ),
+            (pii.fan_id("oRAW"), "unfollow", 42_000, "", 0)
+        );
+        assert_eq!(
+            follow_row(&pii, record(Some("ADD_SCENE_QR_CODE"))).source_known,
+            1
+        );
+        assert!(!format!("{r:?}").contains("oRAW"));
     }
 }

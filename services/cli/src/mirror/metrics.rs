@@ -46,7 +46,7 @@ impl Stage {
 /// Readiness inputs, under one lock.
 #[derive(Default)]
 struct State {
-    assigned: BTreeSet<i32>,
+    assigned: BTreeSet<(String, i32)>,
     clickhouse_ok: bool,
     flushing_since: Option<Instant>,
     draining: bool,
@@ -100,9 +100,9 @@ impl MirrorMetrics {
             lag: make!(IntGaugeVec::new(
                 Opts::new(
                     "wxpulse_mirror_lag_records",
-                    "Records of the fan-profile topic after the group's committed offset, per assigned partition: not yet in fan_profiles."
+                    "Records of the fan-profile and fan-follow topics after the group's committed offset, per assigned partition: not yet in fan_profiles or fan_follow_events."
                 ),
-                &["partition"]
+                &["topic", "partition"]
             )),
             assigned_partitions: make!(IntGauge::new(
                 "wxpulse_mirror_assigned_partitions",
@@ -196,14 +196,19 @@ impl MirrorMetrics {
     }
 
     /// The lag of each assigned partition; the series of partitions no longer assigned go.
-    pub fn set_lags(&self, lags: &[(i32, i64)]) {
-        let now: BTreeSet<i32> = lags.iter().map(|(p, _)| *p).collect();
+    pub fn set_lags(&self, lags: &[(&str, i32, i64)]) {
+        let now: BTreeSet<(String, i32)> =
+            lags.iter().map(|(t, p, _)| (t.to_string(), *p)).collect();
         let mut state = self.state();
-        for gone in state.assigned.difference(&now) {
-            let _ = self.lag.remove_label_values(&[&gone.to_string()]);
+        for (topic, gone) in state.assigned.difference(&now) {
+            let _ = self
+                .lag
+                .remove_label_values(&[topic.as_str(), &gone.to_string()]);
         }
-        for (p, lag) in lags {
-            self.lag.with_label_values(&[&p.to_string()]).set(*lag);
+        for (topic, p, lag) in lags {
+            self.lag
+                .with_label_values(&[*topic, &p.to_string()])
+                .set(*lag);
         }
         self.assigned_partitions.set(now.len() as i64);
         state.assigned = now;
@@ -270,14 +275,15 @@ mod tests {
             assert!(line.contains("service=\"fan-profile-mirror\""), "{line}");
         }
         m.wrote(3, 1_700_000_000.0);
-        m.set_lags(&[(0, 7), (1, 0)]);
-        m.set_lags(&[(0, 2)]);
+        let t = "wxpulse.dim.fan_profile";
+        m.set_lags(&[(t, 0, 7), (t, 1, 0)]);
+        m.set_lags(&[(t, 0, 2)]);
         let text = m.render();
         assert!(
             text.contains("wxpulse_mirror_records_written_total{service=\"fan-profile-mirror\"} 3")
         );
         assert!(text.contains(
-            "wxpulse_mirror_lag_records{partition=\"0\",service=\"fan-profile-mirror\"} 2"
+            "wxpulse_mirror_lag_records{partition=\"0\",topic=\"wxpulse.dim.fan_profile\",service=\"fan-profile-mirror\"} 2"
         ));
         assert!(
             !text.contains("partition=\"1\""),
@@ -297,7 +303,7 @@ mod tests {
             .readiness()
             .expect_err("no partition")
             .contains("partition"));
-        m.set_lags(&[(0, 0)]);
+        m.set_lags(&[("wxpulse.dim.fan_profile", 0, 0)]);
         assert_eq!(m.readiness(), Ok(()));
         m.flush_started();
         m.error(Stage::Insert);
