@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use quick_xml::events::Event;
+use wxpulse_runtime::enrich::{DimensionRecord, FanFollowRecord, FollowKind};
 use wxpulse_runtime::events::{
     ChatMessage, ConversationKind, Direction, MenuClick, MenuEvent, MsgType, QrEvent, QrScan,
 };
@@ -78,6 +79,14 @@ pub fn fields(xml: &str) -> Result<HashMap<String, String>, String> {
 pub enum Mapped {
     /// An event for a pipeline topic.
     Event(Interaction),
+    /// A follow or unfollow for the fan-follow topic, and the QR scan a `subscribe` with a
+    /// scene also is.
+    Follow {
+        /// The follow or unfollow.
+        follow: Follow,
+        /// The scan, for a `subscribe` through a QR code.
+        scan: Option<Interaction>,
+    },
     /// Understood and acknowledged, not an event of the pipeline (e.g. a follow without a
     /// QR code, a location report); named for the metrics.
     Ignored(&'static str),
@@ -96,6 +105,34 @@ pub struct Interaction {
     pub client_time: i64,
     /// What kind.
     pub kind: Kind,
+}
+
+/// A fan following or unfollowing the account: it sets the fan's follow times without
+/// touching the CRM's profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Follow {
+    /// Follow or unfollow.
+    pub kind: FollowKind,
+    /// The fan's openid (FromUserName).
+    pub openid: String,
+    /// CreateTime × 1000.
+    pub at: i64,
+    /// `ADD_SCENE_QR_CODE` for a subscribe with a scene; WeChat tells no other source.
+    pub source: Option<&'static str>,
+}
+
+impl Follow {
+    /// The fan-follow record for `app_id`, received at `server_time`.
+    pub fn record(&self, app_id: &str, server_time: i64) -> DimensionRecord {
+        DimensionRecord::FanFollow(FanFollowRecord {
+            app_id: app_id.to_string(),
+            openid: self.openid.clone(),
+            kind: self.kind,
+            at: self.at,
+            follow_source: self.source.map(str::to_string),
+            updated_at: server_time,
+        })
+    }
 }
 
 /// The stream-specific part.
@@ -148,14 +185,18 @@ pub fn map(f: &HashMap<String, String>) -> Result<Mapped, String> {
     let key = get("EventKey");
     let id = |identity: &str| uuid::Uuid::new_v5(&NAMESPACE, identity.as_bytes()).to_string();
     let event_identity = || format!("{openid}|{create}|{msg_type}|{}|{key}", get("Event"));
-    let interaction = |stream, event_id, kind| {
-        Mapped::Event(Interaction {
-            stream,
-            event_id,
-            openid: openid.to_string(),
-            client_time: create * 1000,
-            kind,
-        })
+    let interaction = |stream, event_id, kind| Interaction {
+        stream,
+        event_id,
+        openid: openid.to_string(),
+        client_time: create * 1000,
+        kind,
+    };
+    let follow = |kind, source| Follow {
+        kind,
+        openid: openid.to_string(),
+        at: create * 1000,
+        source,
     };
     if msg_type == "event" {
         let menu = |event| {
@@ -181,13 +222,22 @@ pub fn map(f: &HashMap<String, String>) -> Result<Mapped, String> {
             )
         };
         return Ok(match get("Event") {
-            "CLICK" => menu(MenuEvent::Click),
-            "VIEW" => menu(MenuEvent::View),
-            "view_miniprogram" => menu(MenuEvent::ViewMiniprogram),
-            "subscribe" if key.starts_with("qrscene_") => scan(QrEvent::Subscribe),
-            "SCAN" => scan(QrEvent::Scan),
-            "subscribe" => Mapped::Ignored("subscribe"),
-            "unsubscribe" => Mapped::Ignored("unsubscribe"),
+            "CLICK" => Mapped::Event(menu(MenuEvent::Click)),
+            "VIEW" => Mapped::Event(menu(MenuEvent::View)),
+            "view_miniprogram" => Mapped::Event(menu(MenuEvent::ViewMiniprogram)),
+            "subscribe" if key.starts_with("qrscene_") => Mapped::Follow {
+                follow: follow(FollowKind::Follow, Some("ADD_SCENE_QR_CODE")),
+                scan: Some(scan(QrEvent::Subscribe)),
+            },
+            "SCAN" => Mapped::Event(scan(QrEvent::Scan)),
+            "subscribe" => Mapped::Follow {
+                follow: follow(FollowKind::Follow, None),
+                scan: None,
+            },
+            "unsubscribe" => Mapped::Follow {
+                follow: follow(FollowKind::Unfollow, None),
+                scan: None,
+            },
             _ => Mapped::Ignored("other_event"),
         });
     }
@@ -206,7 +256,7 @@ pub fn map(f: &HashMap<String, String>) -> Result<Mapped, String> {
         .parse()
         .map_err(|_| "MsgId is not a number".to_string())?;
     let length = get("Content").chars().count().min(i32::MAX as usize) as i32;
-    Ok(interaction(
+    Ok(Mapped::Event(interaction(
         EventStream::ChatMessages,
         id(&format!("{openid}|msg|{msg_id}")),
         Kind::Message {
@@ -214,7 +264,7 @@ pub fn map(f: &HashMap<String, String>) -> Result<Mapped, String> {
             msg_type: kind,
             length,
         },
-    ))
+    )))
 }
 
 /// Maps a WeCom app's callback (fields of the decrypted XML): a customer added through an
@@ -393,18 +443,54 @@ mod tests {
             "<FromUserName>o1</FromUserName><CreateTime>100</CreateTime><MsgType>event</MsgType>\
              <Event>subscribe</Event><EventKey>qrscene_1001</EventKey>",
         );
-        assert!(matches!(
-            map(&scan),
-            Ok(Mapped::Event(Interaction {
-                stream: EventStream::QrScans,
-                ..
-            }))
-        ));
-        let follow = xml(
+        let Ok(Mapped::Follow {
+            follow,
+            scan: Some(scan),
+        }) = map(&scan)
+        else {
+            panic!("a subscribe through a QR code is a follow and a scan")
+        };
+        assert_eq!(scan.stream, EventStream::QrScans);
+        assert_eq!(
+            (follow.kind, follow.at, follow.source),
+            (FollowKind::Follow, 100_000, Some("ADD_SCENE_QR_CODE"))
+        );
+        let plain = xml(
             "<FromUserName>o1</FromUserName><CreateTime>100</CreateTime><MsgType>event</MsgType>\
              <Event>subscribe</Event><EventKey></EventKey>",
         );
-        assert_eq!(map(&follow), Ok(Mapped::Ignored("subscribe")));
+        let gone = xml(
+            "<FromUserName>o1</FromUserName><CreateTime>200</CreateTime><MsgType>event</MsgType>\
+             <Event>unsubscribe</Event><EventKey></EventKey>",
+        );
+        let follow = |kind, at| Follow {
+            kind,
+            openid: "o1".into(),
+            at,
+            source: None,
+        };
+        assert_eq!(
+            map(&plain),
+            Ok(Mapped::Follow {
+                follow: follow(FollowKind::Follow, 100_000),
+                scan: None
+            })
+        );
+        assert_eq!(
+            map(&gone),
+            Ok(Mapped::Follow {
+                follow: follow(FollowKind::Unfollow, 200_000),
+                scan: None
+            })
+        );
+        let DimensionRecord::FanFollow(r) = follow(FollowKind::Unfollow, 200_000).record("wxa", 7)
+        else {
+            panic!("a fan-follow record")
+        };
+        assert_eq!(
+            (r.app_id.as_str(), r.updated_at, r.follow_source),
+            ("wxa", 7, None)
+        );
         let text = xml(
             "<FromUserName>o1</FromUserName><CreateTime>100</CreateTime><MsgType>text</MsgType>\
              <Content>你好</Content><MsgId>42</MsgId>",

@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 use wxpulse_runtime::codec::Registry;
 use wxpulse_runtime::config::Config;
+use wxpulse_runtime::enrich::Dimension;
 use wxpulse_runtime::streams::EventStream;
 
 /// The streams a callback (or an article-read beacon) can become.
@@ -57,9 +58,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let schemas = {
         let registry = Registry::from_config(&config.schema_registry)?;
         tokio::task::spawn_blocking(move || -> anyhow::Result<server::Schemas> {
-            let mut out = HashMap::new();
-            for s in STREAMS {
-                let schema = s.schema();
+            let writer = |schema: &wxpulse_runtime::codec::EmbeddedSchema| {
                 let id = registry
                     .id_of(schema.subject, schema.json)?
                     .with_context(|| {
@@ -68,9 +67,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                             schema.version, schema.subject
                         )
                     })?;
-                out.insert(s, (id, wxpulse_runtime::codec::parse(schema.json)?));
+                anyhow::Ok((id, wxpulse_runtime::codec::parse(schema.json)?))
+            };
+            let mut events = HashMap::new();
+            for s in STREAMS {
+                events.insert(s, writer(s.schema())?);
             }
-            Ok(server::Schemas(out))
+            let subject = format!("{}-value", Dimension::FanFollow.topic());
+            let follows = writer(
+                wxpulse_runtime::codec::latest(&subject)
+                    .context("the fan-follow schema is embedded")?,
+            )?;
+            Ok(server::Schemas { events, follows })
         })
         .await
         .context("registry lookup")??

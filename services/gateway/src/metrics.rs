@@ -4,8 +4,9 @@
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every `outcome` of `wxpulse_gateway_callbacks_total`.
-pub const OUTCOMES: [&str; 13] = [
+pub const OUTCOMES: [&str; 14] = [
     "event",
+    "follow",
     "ignored",
     "verified",
     "bad_signature",
@@ -23,7 +24,8 @@ pub const OUTCOMES: [&str; 13] = [
 /// Counters and the answer-time histogram.
 pub struct GatewayMetrics {
     registry: Registry,
-    /// Callbacks by outcome: event, ignored, verified (GET), bad_signature, malformed,
+    /// Callbacks by outcome: event, follow (a follow or unfollow; a subscribe through a QR
+    /// code also counts an event), ignored, verified (GET), bad_signature, malformed,
     /// undecryptable, unknown_account, too_large, rate_limited, unavailable; beacon_event,
     /// beacon_rejected, bad_beacon_key for article reads.
     pub callbacks: IntCounterVec,

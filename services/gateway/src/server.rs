@@ -14,6 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 use wxpulse_runtime::dlq::{DeadLetter, DeadLetterReason, DeadLetterSink};
+use wxpulse_runtime::enrich::Dimension;
 use wxpulse_runtime::streams::EventStream;
 
 use crate::accounts::Accounts;
@@ -23,7 +24,12 @@ use crate::limits::{Lane, Limits, Refused as OverLimit};
 use crate::metrics::GatewayMetrics;
 
 /// The writer schema (registry id and parsed) of each stream the gateway produces to.
-pub struct Schemas(pub HashMap<EventStream, (u32, serde_avro_fast::Schema)>);
+pub struct Schemas {
+    /// Of each event stream.
+    pub events: HashMap<EventStream, (u32, serde_avro_fast::Schema)>,
+    /// Of the fan-follow topic.
+    pub follows: (u32, serde_avro_fast::Schema),
+}
 
 /// What a request handler needs.
 pub struct Gateway {
@@ -267,6 +273,10 @@ impl Gateway {
                 self.admit(Lane::Callback, account, 1)?;
                 self.produce(account, interaction).await
             }
+            Ok(Mapped::Follow { follow, scan }) => {
+                self.admit(Lane::Callback, account, 1)?;
+                self.produce_follow(account, follow, scan).await
+            }
             Ok(Mapped::Ignored(what)) => {
                 self.metrics.outcome("ignored");
                 tracing::debug!(what, "callback acknowledged, not a pipeline event");
@@ -352,44 +362,87 @@ impl Gateway {
         app_id: &str,
         interaction: callback::Interaction,
     ) -> Result<Answer, Refusal> {
-        let Some((schema_id, schema)) = self.schemas.0.get(&interaction.stream) else {
-            return Ok((StatusCode::INTERNAL_SERVER_ERROR, "no schema\n".into()));
+        let (topic, key, payload) = self.encode(app_id, &interaction, now_ms())?;
+        self.send(topic, &key, &payload).await?;
+        self.metrics.outcome("event");
+        Ok((StatusCode::OK, "success".into()))
+    }
+
+    /// Produces a follow or unfollow to the fan-follow topic, and the QR scan a subscribe
+    /// through a code also is; `success` once the broker has both (a retry re-sends both:
+    /// the scan's derived id is dropped by the consumers, the follow is the same record).
+    async fn produce_follow(
+        &self,
+        app_id: &str,
+        follow: callback::Follow,
+        scan: Option<callback::Interaction>,
+    ) -> Result<Answer, Refusal> {
+        let now = now_ms();
+        let record = follow.record(app_id, now);
+        let (id, schema) = &self.schemas.follows;
+        let payload = record
+            .encode_with(*id, schema)
+            .map_err(|e| Refusal::new("malformed", StatusCode::BAD_REQUEST, e))?;
+        let scan = scan.map(|s| self.encode(app_id, &s, now)).transpose()?;
+        let key = record.key();
+        let (follow_sent, scan_sent) = tokio::join!(
+            self.send(Dimension::FanFollow.topic(), &key, &payload),
+            async {
+                match &scan {
+                    Some((topic, key, payload)) => self.send(topic, key, payload).await,
+                    None => Ok(()),
+                }
+            }
+        );
+        follow_sent?;
+        scan_sent?;
+        self.metrics.outcome("follow");
+        if scan.is_some() {
+            self.metrics.outcome("event");
+        }
+        Ok((StatusCode::OK, "success".into()))
+    }
+
+    /// An event's topic, key (`app_id|openid`) and framed value.
+    fn encode(
+        &self,
+        app_id: &str,
+        interaction: &callback::Interaction,
+        server_time: i64,
+    ) -> Result<(&'static str, String, Vec<u8>), Refusal> {
+        let Some((schema_id, schema)) = self.schemas.events.get(&interaction.stream) else {
+            return Err(Refusal::new(
+                "unavailable",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no schema",
+            ));
         };
         let payload = interaction
-            .encode(app_id, now_ms(), *schema_id, schema)
+            .encode(app_id, server_time, *schema_id, schema)
             .map_err(|why| Refusal::new("malformed", StatusCode::BAD_REQUEST, why))?;
         let key = format!("{app_id}|{}", interaction.openid);
-        let record = FutureRecord::to(interaction.stream.topic())
-            .key(&key)
-            .payload(&payload);
+        Ok((interaction.stream.topic(), key, payload))
+    }
+
+    /// One record, acknowledged by the broker within `answer_timeout`, else 503 (WeChat
+    /// then retries the callback).
+    async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), Refusal> {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
         let sent = tokio::time::timeout(
             self.answer_timeout,
             self.producer.send(record, Duration::from_millis(100)),
         )
         .await;
+        let unavailable = || Refusal::new("unavailable", StatusCode::SERVICE_UNAVAILABLE, "retry");
         match sent {
-            Ok(Ok(_)) => {
-                self.metrics.outcome("event");
-                Ok((StatusCode::OK, "success".into()))
-            }
+            Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => {
-                tracing::warn!(error = %e, topic = interaction.stream.topic(), "event not acknowledged; WeChat will retry");
-                Err(Refusal::new(
-                    "unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "retry",
-                ))
+                tracing::warn!(error = %e, topic, "record not acknowledged; WeChat will retry");
+                Err(unavailable())
             }
             Err(_) => {
-                tracing::warn!(
-                    topic = interaction.stream.topic(),
-                    "event not acknowledged in time; WeChat will retry"
-                );
-                Err(Refusal::new(
-                    "unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "retry",
-                ))
+                tracing::warn!(topic, "record not acknowledged in time; WeChat will retry");
+                Err(unavailable())
             }
         }
     }
@@ -531,7 +584,7 @@ impl Gateway {
         }
         let now = now_ms();
         let stream = EventStream::ArticleReads;
-        let Some((schema_id, _)) = self.schemas.0.get(&stream) else {
+        let Some((schema_id, _)) = self.schemas.events.get(&stream) else {
             return json(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 serde_json::json!({"error": "no schema"}),
