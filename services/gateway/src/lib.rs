@@ -4,11 +4,13 @@
 //! rest, with an event id derived from the callback so WeChat's retries are dropped.
 
 pub mod accounts;
+pub mod beacon;
 pub mod callback;
 pub mod crypto;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod state;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -57,7 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let schemas = {
         let registry = Registry::from_config(&config.schema_registry)?;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<server::Schemas> {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<state::Schemas> {
             let writer = |schema: &wxpulse_runtime::codec::EmbeddedSchema| {
                 let id = registry
                     .id_of(schema.subject, schema.json)?
@@ -78,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 wxpulse_runtime::codec::latest(&subject)
                     .context("the fan-follow schema is embedded")?,
             )?;
-            Ok(server::Schemas { events, follows })
+            Ok(state::Schemas { events, follows })
         })
         .await
         .context("registry lookup")??
@@ -102,7 +104,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &config,
         &metrics.dead_letters_undeliverable,
     )?;
-    let gateway = Arc::new(server::Gateway {
+    let gateway = Arc::new(state::Gateway {
         accounts,
         producer,
         schemas,
