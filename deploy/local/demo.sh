@@ -102,6 +102,20 @@ for i in $(seq "$CALLBACKS"); do
   [ "$answer" = "success" ] && sent=$((sent + 1))
 done
 log "  $sent of $CALLBACKS WeChat callbacks answered 'success' by the gateway"
+# Two fans follow without a QR code and one of them unfollows: WeChat tells only the
+# gateway, which writes wxpulse.dim.fan_follow; the mirror copies it into fan_follow_events.
+follows_since=$(date +%s)
+follows=0
+for step in "subscribe 1" "subscribe 2" "unsubscribe 2"; do
+  read -r event fan <<<"$step"
+  ts=$(date +%s); nonce="follow$event$fan"
+  sig=$(printf '%s\n' demo-token "$ts" "$nonce" | LC_ALL=C sort | tr -d '\n' | sha1sum | cut -d' ' -f1)
+  body="<xml><ToUserName><![CDATA[gh_demo]]></ToUserName><FromUserName><![CDATA[owxb00a00_gw$fan]]></FromUserName><CreateTime>$ts</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[$event]]></Event><EventKey><![CDATA[]]></EventKey></xml>"
+  answer=$(curl -sS -X POST "http://$GATEWAY/wechat/wxb00a00?timestamp=$ts&nonce=$nonce&signature=$sig" --data-binary "$body" || true)
+  [ "$answer" = "success" ] && follows=$((follows + 1))
+done
+log "  $follows of 3 follow/unfollow callbacks answered 'success'; mirroring them into fan_follow_events"
+"$BIN/wxpulse" dims mirror --once >/dev/null
 
 expected=$(python3 -c "import json;print(sum(json.load(open('$STACK_DIR/truth.json'))['events'].values()) + $sent)")
 log "waiting until ClickHouse holds the $expected distinct valid events"
@@ -124,6 +138,10 @@ echo
 echo "== Through the gateway (WeChat callbacks -> wxpulse-gateway -> Kafka -> wxpulse-menu-clicks)"
 sql "SELECT app_id, event_key, count() AS clicks, groupUniqArray(relationship) AS relationships
      FROM menu_clicks WHERE event_key = 'GATEWAY_DEMO' GROUP BY app_id, event_key"
+echo
+echo "== Follows and unfollows WeChat reported to the gateway (no CRM sync needed)"
+sql "SELECT kind, count() AS fans FROM fan_follow_events FINAL
+     WHERE source_known = 0 AND follow_source = '' AND at >= toDateTime($follows_since) GROUP BY kind ORDER BY kind"
 echo
 echo "== Dead letters (malformed records the generator injected)"
 "$BIN/wxpulse" dlq list
