@@ -26,53 +26,9 @@ use crate::metrics::Metrics;
 use crate::retry::Backoff;
 use crate::tls::TlsError;
 
-/// Whether retrying can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Network, timeout, overload, read-only replica: retry.
-    Transient,
-    /// Schema mismatch, unknown table, bad data: retrying will not help until someone
-    /// fixes the deployment. We still retry (Kafka keeps the data; nothing is skipped) and
-    /// the class makes the alert page a human.
-    Permanent,
-}
+mod errors;
 
-impl ErrorClass {
-    /// Metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Transient => "transient",
-            Self::Permanent => "permanent",
-        }
-    }
-}
-
-/// ClickHouse error codes worth retrying (server overloaded, timeouts, replicas, Keeper).
-const TRANSIENT_CODES: &[u32] = &[
-    3, 32, 159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1000, 1001,
-];
-
-/// Classifies a client error.
-pub fn classify(e: &clickhouse::error::Error) -> ErrorClass {
-    use clickhouse::error::Error as E;
-    match e {
-        E::Network(_) | E::TimedOut => ErrorClass::Transient,
-        E::BadResponse(msg) => match exception_code(msg) {
-            Some(code) if TRANSIENT_CODES.contains(&code) => ErrorClass::Transient,
-            Some(_) => ErrorClass::Permanent,
-            // No code: a proxy or load balancer answered; assume it passes.
-            None => ErrorClass::Transient,
-        },
-        _ => ErrorClass::Permanent,
-    }
-}
-
-/// The `N` of `Code: N. DB::Exception`.
-fn exception_code(msg: &str) -> Option<u32> {
-    let rest = &msg[msg.find("Code: ")? + 6..];
-    let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest[..end].parse().ok()
-}
+pub use errors::{classify, ErrorClass};
 
 /// Highest offset and newest server time already in ClickHouse for one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -603,6 +559,3 @@ impl Sink {
             .collect())
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,3 +1,8 @@
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::StatusCode;
+
+use super::http::respond;
 use super::*;
 
 #[test]
