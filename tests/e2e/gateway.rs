@@ -135,40 +135,47 @@ fn event_xml(openid: &str, create: i64, event: &str, key: &str, extra: &str) -> 
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wechat_callbacks_in_every_mode_land_once_enriched_and_bad_ones_are_refused(
-) -> anyhow::Result<()> {
-    let stack = Stack::start("gateway")?;
-    stack.prepare(DB, 2).await?;
+/// When the CRM says the VIP followed: 400 days before `t`.
+fn vip_followed_ms(t: i64) -> i64 {
+    t * 1000 - 400 * 86_400_000
+}
+
+/// Prepares `db` with the account Maison (a menu button, the store code 1001 of store
+/// sh01, and the VIP `oVIP` in the CRM) and starts a gateway for it; returns the gateway and
+/// `t`, an hour ago in Unix seconds, the time the callbacks start at.
+async fn maison(stack: &Stack, db: &str) -> anyhow::Result<(Gateway, i64)> {
+    stack.prepare(db, 2).await?;
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
     let t = now_s - 3_600;
     publish(
-        &stack,
+        stack,
         vec![
             account(APP, "Maison"),
             button(APP, "SHOP", MenuCategory::Ecommerce, "Shop"),
             account_scene(APP, "1001", SceneChannel::Store, Some("sh01"), None, None),
             store("sh01", "East"),
-            fan(
-                APP,
-                "oVIP",
-                CustomerStatus::Vip,
-                t * 1000 - 400 * 86_400_000,
-                None,
-            ),
+            fan(APP, "oVIP", CustomerStatus::Vip, vip_followed_ms(t), None),
         ],
     )
     .await?;
     let gateway = Gateway::start(
-        &stack,
-        DB,
+        stack,
+        db,
         &format!(
             "[[account]]\napp_id = \"{APP}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\n"
         ),
         &[],
     )?;
+    Ok((gateway, t))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_callbacks_in_every_mode_land_once_enriched_and_bad_ones_are_refused(
+) -> anyhow::Result<()> {
+    let stack = Stack::start("gateway")?;
+    let (gateway, t) = maison(&stack, DB).await?;
     let listen = gateway.listen.clone();
     let mut services = Vec::new();
     for bin in [
@@ -653,31 +660,8 @@ async fn follows_reported_by_wechat_set_follow_times_without_overwriting_the_pro
 ) -> anyhow::Result<()> {
     const DB: &str = "wx_gateway_follows";
     let stack = Stack::start("gateway-follows")?;
-    stack.prepare(DB, 2).await?;
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
-    let t = now_s - 3_600;
-    let crm_follow_ms = t * 1000 - 400 * 86_400_000;
-    publish(
-        &stack,
-        vec![
-            account(APP, "Maison"),
-            button(APP, "SHOP", MenuCategory::Ecommerce, "Shop"),
-            account_scene(APP, "1001", SceneChannel::Store, Some("sh01"), None, None),
-            store("sh01", "East"),
-            fan(APP, "oVIP", CustomerStatus::Vip, crm_follow_ms, None),
-        ],
-    )
-    .await?;
-    let gateway = Gateway::start(
-        &stack,
-        DB,
-        &format!(
-            "[[account]]\napp_id = \"{APP}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\n"
-        ),
-        &[],
-    )?;
+    let (gateway, t) = maison(&stack, DB).await?;
+    let crm_follow_ms = vip_followed_ms(t);
     let clicks = Service::start("wxpulse-menu-clicks", &stack, DB, &[])?;
     let scans = Service::start("wxpulse-qr-scans", &stack, DB, &[])?;
     let wechat = WeChat::new(gateway.listen.clone());
@@ -753,17 +737,7 @@ async fn follows_reported_by_wechat_set_follow_times_without_overwriting_the_pro
     );
 
     // The mirror copies the profile and the reported follows into ClickHouse.
-    let mirror = std::process::Command::new(binary("wxpulse")?)
-        .args([
-            "--brokers",
-            &stack.brokers,
-            "--clickhouse",
-            &stack.clickhouse,
-        ])
-        .args(["--database", DB, "dims", "mirror", "--once"])
-        .env("WXPULSE__PII__KEY", TEST_PII_KEY)
-        .status()?;
-    assert!(mirror.success(), "dims mirror: {mirror}");
+    mirror_profiles(&stack, DB)?;
     let history: Vec<(String, i64, String)> = ch
         .query(
             "SELECT kind, toUnixTimestamp64Milli(at), follow_source FROM fan_follow_events FINAL \

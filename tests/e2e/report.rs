@@ -136,17 +136,7 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
     produce::send_all(&producer, arrival_order(records), |_| {}).await?;
 
     // The fan profiles into ClickHouse, then the four services.
-    let mirror = std::process::Command::new(binary("wxpulse")?)
-        .args([
-            "--brokers",
-            &stack.brokers,
-            "--clickhouse",
-            &stack.clickhouse,
-        ])
-        .args(["--database", DB, "dims", "mirror", "--once"])
-        .env("WXPULSE__PII__KEY", TEST_PII_KEY)
-        .status()?;
-    assert!(mirror.success(), "dims mirror: {mirror}");
+    mirror_profiles(&stack, DB)?;
     let mut services = Vec::new();
     for bin in SERVICES.iter().map(|s| s.0).chain(["wxpulse-orders"]) {
         services.push(Service::start(

@@ -531,8 +531,9 @@ pub async fn last_month(stack: &Stack) -> anyhow::Result<(i64, i64)> {
         .await?)
 }
 
-/// Copies the fan-profile topic into `database`'s `fan_profiles` with `wxpulse dims mirror
-/// --once`, as compose's mirror does continuously: the views that need profiles read them.
+/// Copies the fan-profile and fan-follow topics into `database`'s `fan_profiles` and
+/// `fan_follow_events` with `wxpulse dims mirror --once`, as compose's mirror does
+/// continuously: the views that need profiles and follows read them.
 pub fn mirror_profiles(stack: &Stack, database: &str) -> anyhow::Result<()> {
     let status = Command::new(binary("wxpulse")?)
         .args([

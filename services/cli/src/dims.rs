@@ -223,12 +223,8 @@ pub fn tombstone(dimension: Dimension, key: &str) -> anyhow::Result<Outgoing> {
         );
     }
     if dimension == Dimension::FanFollow {
-        let ok = key.rsplit_once('|').is_some_and(|(rest, kind)| {
-            matches!(kind, "follow" | "unfollow")
-                && rest
-                    .split_once('|')
-                    .is_some_and(|(app_id, openid)| !app_id.is_empty() && !openid.is_empty())
-        });
+        let ok = wxpulse_runtime::enrich::split_follow_key(key)
+            .is_some_and(|(app_id, openid, _)| !app_id.is_empty() && !openid.is_empty());
         anyhow::ensure!(
             ok,
             "a fan_follow key is `app_id|openid|follow` or `app_id|openid|unfollow`, got `{key}`"

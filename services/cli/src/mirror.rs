@@ -536,27 +536,27 @@ async fn insert(
     rows: &[ProfileRow],
     follows: &[FollowRow],
 ) -> anyhow::Result<()> {
-    if !rows.is_empty() {
-        let mut insert = client.insert::<ProfileRow>("fan_profiles").await?;
-        for r in rows {
-            insert.write(r).await?;
-        }
-        insert
-            .end()
-            .await
-            .context("cannot insert into fan_profiles")?;
+    insert_into(client, "fan_profiles", rows).await?;
+    insert_into(client, "fan_follow_events", follows).await
+}
+
+/// One insert of `rows` into `table`; nothing when there are none.
+async fn insert_into<R: clickhouse::RowOwned + clickhouse::RowWrite>(
+    client: &clickhouse::Client,
+    table: &str,
+    rows: &[R],
+) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
     }
-    if !follows.is_empty() {
-        let mut insert = client.insert::<FollowRow>("fan_follow_events").await?;
-        for r in follows {
-            insert.write(r).await?;
-        }
-        insert
-            .end()
-            .await
-            .context("cannot insert into fan_follow_events")?;
+    let mut insert = client.insert::<R>(table).await?;
+    for r in rows {
+        insert.write(r).await?;
     }
-    Ok(())
+    insert
+        .end()
+        .await
+        .with_context(|| format!("cannot insert into {table}"))
 }
 
 #[cfg(test)]

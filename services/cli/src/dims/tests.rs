@@ -167,6 +167,15 @@ fn tombstones_check_composite_keys() {
     assert_eq!(t.key, b"wxb00a00|o1");
     assert!(t.payload.is_none());
     assert!(tombstone(Dimension::FanProfile, "o1").is_err());
+    assert!(tombstone(Dimension::FanFollow, "wxb00a00|o1|unfollow").is_ok());
+    for bad in [
+        "wxb00a00|o1",
+        "wxb00a00|o1|gone",
+        "|o1|follow",
+        "wxb00a00||follow",
+    ] {
+        assert!(tombstone(Dimension::FanFollow, bad).is_err(), "{bad}");
+    }
     assert!(tombstone(Dimension::MenuButton, "wxb00a00|").is_err());
     assert!(tombstone(Dimension::Store, " ").is_err());
     assert!(tombstone(Dimension::Store, "aur_sh01").is_ok());

@@ -417,15 +417,7 @@ impl Dimensions {
                 }
             }
             Dimension::FanFollow => {
-                let Some((rest, kind)) = key.rsplit_once('|') else {
-                    return;
-                };
-                let kind = match kind {
-                    "follow" => FollowKind::Follow,
-                    "unfollow" => FollowKind::Unfollow,
-                    _ => return,
-                };
-                if let Some((_, openid)) = rest.split_once('|') {
+                if let Some((_, openid, kind)) = split_follow_key(key) {
                     self.forget_fan(self.pii.fan_id(openid), dimension, Some(kind));
                 }
             }

@@ -410,6 +410,19 @@ impl FollowKind {
     }
 }
 
+/// Splits a fan-follow key (`app_id|openid|follow`, what [`DimensionRecord::key`] makes)
+/// back into its AppID, openid and kind; `None` when it is not one.
+pub fn split_follow_key(key: &str) -> Option<(&str, &str, FollowKind)> {
+    let (fan, kind) = key.rsplit_once('|')?;
+    let kind = match kind {
+        "follow" => FollowKind::Follow,
+        "unfollow" => FollowKind::Unfollow,
+        _ => return None,
+    };
+    let (app_id, openid) = fan.split_once('|')?;
+    Some((app_id, openid, kind))
+}
+
 /// A follow or unfollow WeChat reported through the gateway (`dim_fan_follow` v1); key
 /// `app_id|openid|follow` or `…|unfollow`, so compaction keeps a fan's latest of each. A
 /// topic apart from the CRM's profiles: the gateway knows when, never the CRM's fields, and
