@@ -58,25 +58,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter("warn")
-        .init();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wxpulse: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    wxpulse_cli::command_main("wxpulse", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -103,25 +103,7 @@ fn now_ms() -> anyhow::Result<i64> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter("warn")
-        .init();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wxpulse-generate: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    wxpulse_cli::command_main("wxpulse-generate", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
