@@ -21,42 +21,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::config::{ClientProperties, KafkaConfig, PROTECTED_CLIENT_KEYS};
+use crate::config::kafka::setting_error;
+use crate::config::{KafkaConfig, PROTECTED_CLIENT_KEYS};
 
-/// Why a Kafka client could not be set up or could not reach the cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// librdkafka refused a property.
-    #[error("Kafka setting {key} = {value}: {reason}")]
-    Setting {
-        /// Where it is configured, e.g. `kafka.client."security.protocol"`.
-        key: String,
-        /// The value (redacted when secret).
-        value: String,
-        /// librdkafka's reason.
-        reason: String,
-    },
-    /// The client could not be created for another reason.
-    #[error("cannot create the Kafka {what} from kafka.brokers and kafka.client: {reason}")]
-    Create {
-        /// Which client.
-        what: String,
-        /// librdkafka's reason.
-        reason: String,
-    },
-    /// No broker answered, or none accepted the connection, within the time allowed.
-    #[error("cannot connect to Kafka at {brokers} within {timeout:?}: {reason}; {hint}")]
-    Connect {
-        /// `kafka.brokers`.
-        brokers: String,
-        /// `kafka.connect_timeout`.
-        timeout: Duration,
-        /// The last reason librdkafka gave.
-        reason: String,
-        /// Which settings to check.
-        hint: String,
-    },
-}
+pub use crate::config::kafka::{check_settings, SetupError};
 
 /// The settings every client of `cfg` shares: brokers, `[kafka.client]`, SASL credentials.
 pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
@@ -115,79 +83,6 @@ pub fn create<T: FromClientConfig>(config: &ClientConfig, what: &str) -> Result<
             reason: other.to_string(),
         },
     })
-}
-
-fn setting_error(key: &str, value: &str, reason: String) -> SetupError {
-    let shown = if ClientProperties::is_secret(key) {
-        "<redacted>".to_string()
-    } else {
-        format!("{value:?}")
-    };
-    let key = match key {
-        "sasl.username" => "kafka.sasl_username".to_string(),
-        "sasl.password" => "kafka.sasl_password".to_string(),
-        "bootstrap.servers" => "kafka.brokers".to_string(),
-        other => format!("kafka.client.\"{other}\""),
-    };
-    SetupError::Setting {
-        key,
-        value: shown,
-        reason,
-    }
-}
-
-/// Problems of `cfg`'s client settings, each naming the setting: properties librdkafka
-/// does not know or whose value it refuses, and SASL credentials that do not match
-/// `security.protocol`.
-pub fn check_settings(cfg: &KafkaConfig) -> Vec<String> {
-    let mut errors = Vec::new();
-    for (key, value) in cfg.client.iter() {
-        if PROTECTED_CLIENT_KEYS.iter().any(|(k, _)| k == key) {
-            continue; // reported by the caller with what to do instead
-        }
-        let mut one = ClientConfig::new();
-        one.set(key, value);
-        if let Err(KafkaError::ClientConfig(_, reason, key, value)) = one.create_native_config() {
-            errors.push(setting_error(&key, &value, reason).to_string());
-        }
-    }
-    let protocol = cfg
-        .client
-        .get("security.protocol")
-        .map_or("plaintext".to_string(), |p| p.to_ascii_lowercase());
-    let mechanism = cfg
-        .client
-        .get("sasl.mechanism")
-        .or_else(|| cfg.client.get("sasl.mechanisms"))
-        .map_or("GSSAPI".to_string(), |m| m.to_ascii_uppercase());
-    let credentials = !cfg.sasl_username.is_empty() || !cfg.sasl_password.is_empty();
-    if protocol.starts_with("sasl_") {
-        if mechanism == "PLAIN" || mechanism.starts_with("SCRAM-") {
-            if cfg.sasl_username.is_empty() {
-                errors.push(format!(
-                    "kafka.client.\"security.protocol\" is {} with sasl.mechanism {mechanism}, \
-                     but kafka.sasl_username is not set (WXPULSE_KAFKA_SASL_USERNAME)",
-                    protocol.to_ascii_uppercase()
-                ));
-            }
-            if cfg.sasl_password.is_empty() {
-                errors.push(format!(
-                    "kafka.client.\"security.protocol\" is {} with sasl.mechanism {mechanism}, \
-                     but kafka.sasl_password is not set (WXPULSE_KAFKA_SASL_PASSWORD or \
-                     WXPULSE_KAFKA_SASL_PASSWORD_FILE)",
-                    protocol.to_ascii_uppercase()
-                ));
-            }
-        }
-    } else if credentials {
-        errors.push(format!(
-            "kafka.sasl_username/sasl_password are set but kafka.client.\"security.protocol\" \
-             is {}: they would not be used; set it to SASL_SSL (or SASL_PLAINTEXT) and \
-             \"sasl.mechanism\"",
-            protocol.to_ascii_uppercase()
-        ));
-    }
-    errors
 }
 
 /// Connects to the cluster and authenticates, within `kafka.connect_timeout`: the check

@@ -1,4 +1,6 @@
 use super::*;
+use std::path::Path;
+use std::time::Duration;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

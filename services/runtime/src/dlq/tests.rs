@@ -1,6 +1,17 @@
+use super::letter::{opt_bytes, serde_bytes_borrowed};
+use super::limits::RECORD_OVERHEAD;
 use super::*;
+use crate::codec::{self, DecodeError};
+use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::pii::{letter_origin, Sealer};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 const LIMITS: Limits = Limits {
     max_message_bytes: DEFAULT_MESSAGE_MAX_BYTES,

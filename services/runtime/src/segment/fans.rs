@@ -29,7 +29,8 @@ use std::sync::Arc;
 
 use prometheus::{IntCounter, IntCounterVec};
 
-use super::{lifecycle, month_of, Relationship, Segment, Thresholds};
+use super::rules::{lifecycle, Relationship, Segment, Thresholds};
+use crate::calendar::month_of;
 use crate::config::Config;
 use crate::enrich::FanProfile;
 use crate::pii::FanId;
