@@ -1,5 +1,6 @@
-//! What to generate: the knobs of a run and the streams it spreads events over. The
-//! bottom of the generator: every other module may import it, it imports none of them.
+//! What to generate: the knobs of a run and the streams it spreads events over, and the
+//! marker rows carry for a key no record has. The bottom of the generator: every other
+//! module may import it, it imports none of them.
 
 use wxpulse_runtime::streams::EventStream;
 
@@ -50,3 +51,6 @@ pub const STREAMS: [(&str, &str, f64); 4] = [
 
 /// When an upstream retry arrives after the original (WeChat: 5 s timeout, then retry).
 pub const RETRY_AFTER_MS: i64 = 5_000;
+
+/// What rows carry for a key no dimension record has (the pipeline's marker).
+pub const UNKNOWN: &str = "unknown";

@@ -1,4 +1,12 @@
+use std::collections::HashSet;
+
+use rand::prelude::*;
+use rand_chacha::ChaCha8Rng;
+use wxpulse_runtime::enrich::{CustomerStatus, SceneChannel};
+
+use super::seed::FOLLOW_SOURCES;
 use super::*;
+use crate::spec::Spec;
 
 fn spec() -> Spec {
     Spec {
