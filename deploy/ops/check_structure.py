@@ -25,13 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PATH_RE = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 # `use crate::a::{b, c::d}` names modules inside braces too.
-USE_RE = re.compile(r"\buse\s+(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)*)::\{([^;]*)\}", re.S)
+USE_RE = re.compile(r"\buse\s+(crate|super|self|[a-z_][a-z0-9_]*)((?:::[A-Za-z_][A-Za-z0-9_]*)*)::\{([^;]*)\}", re.S)
 CFG_TEST_ITEM_RE = re.compile(r"#\[cfg\(test\)\]\s*(?:pub(?:\([a-z]+\))?\s+)?(?:mod|use)\s[^;{]*;")
 # A path that starts with a child module's bare name (`use child::X`, `child::f()`).
 BARE_RE = re.compile(r"(?<![:\w])([a-z_][a-z0-9_]*)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
-LINE_COMMENT_RE = re.compile(r"//[^\n]*")
-BLOCK_COMMENT_RE = re.compile(r"/\*.*?\*/", re.S)
-STRING_RE = re.compile(r'"(?:\\.|[^"\\])*"')
+RAW_RE = re.compile(r'b?r(#*)"')
+CHAR_RE = re.compile(r"'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]+\}|.)|[^\\'])'")
 
 
 def tracked(pattern: str) -> list[Path]:
@@ -64,17 +63,54 @@ def module_of(src: Path, path: Path) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def strip(text: str) -> str:
+    """The text without comments and with string and char literals emptied, scanned left
+    to right so a quote inside a comment or an apostrophe of a lifetime misleads nothing."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif c == "r" and RAW_RE.match(text, i) and (i == 0 or not text[i - 1].isalnum()):
+            hashes = RAW_RE.match(text, i).group(1)
+            end = text.find('"' + hashes, RAW_RE.match(text, i).end())
+            out.append('""')
+            i = n if end < 0 else end + 1 + len(hashes)
+        elif c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            out.append('""')
+            i += 1
+        elif c == "'" and CHAR_RE.match(text, i):
+            out.append("' '")
+            i = CHAR_RE.match(text, i).end()
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def code_of(text: str) -> str:
     """The non-test code of a file, without comments and string literals."""
+    text = strip(text)
     # `#[cfg(test)] mod tests;` and other one-line test items are dropped; an inline test
     # module (`#[cfg(test)] mod tests {`) runs to the end of the file by convention.
     text = CFG_TEST_ITEM_RE.sub("", text)
     cut = text.find("#[cfg(test)]")
     if cut >= 0:
         text = text[:cut]
-    text = BLOCK_COMMENT_RE.sub("", text)
-    text = STRING_RE.sub('""', text)
-    return LINE_COMMENT_RE.sub("", text)
+    return text
 
 
 def resolve(module: tuple[str, ...], head: str, tail: list[str], modules: set) -> tuple | None:
@@ -115,6 +151,10 @@ def edges_of(module, code, modules):
     for match in USE_RE.finditer(code):
         head, rest, inner = match.group(1), match.group(2), match.group(3)
         prefix = [p for p in rest.split("::") if p]
+        if head not in ("crate", "super", "self"):
+            if module + (head,) not in modules:
+                continue  # another crate
+            head, prefix = "self", [head] + prefix
         for item in re.split(r"[,{}\s]+", inner):
             names = [p for p in item.split("::") if p and p != "self" and p != "*"]
             if not names:
