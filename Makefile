@@ -18,6 +18,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	bash deploy/ops/check-deploy.sh --lint
+	python3 deploy/ops/check_structure.py
 
 unit:
 	$(CARGO) build --workspace --bins
