@@ -90,7 +90,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
 
     let fixture = FIXTURE.replace("{M}", &month_m).replace("{P}", &month_p);
     let inserts = wxpulse_cli::migrate::statements(&fixture);
-    assert_eq!(inserts.len(), 11);
+    assert_eq!(inserts.len(), 12);
     // Each insert, then all of them again with the same tokens: a service retrying inserts
     // whose acknowledgement it lost. The raw tables and every rollup must count them once.
     for _attempt in 0..2 {
@@ -108,6 +108,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
         ("article_reads", 11),
         ("fan_profiles FINAL", 7),
         ("orders", 6),
+        ("associate_contact_events FINAL", 8),
     ] {
         assert_eq!(count(&ch, table).await?, n, "{table}");
     }

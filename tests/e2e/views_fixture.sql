@@ -103,6 +103,20 @@ INSERT INTO dead_letters (service, reason, source_topic, source_partition, sourc
     ('menu-clicks', 'too_old', 'wxpulse.menu_clicks', 1, 3, '{M}-05 11:00:00', 'server_time - client_time > 7days', 90, 'bbbb'),
     ('qr-scans', 'missing_field', 'wxpulse.qr_scans', 0, 5, '{P}-20 08:00:00', 'openid is empty', 80, 'cccc');
 
+-- WeCom contacts of wxv_a's associates (as corp): zhang added F1 through his code and F2
+-- and F3 plainly; F2 deleted zhang, zhang deleted F3 and added F3 again; li added F4 and
+-- deleted F4. F1's addition is there twice (the mirror re-read it): it merges away.
+INSERT INTO associate_contact_events (corp_id, userid, contact_id, change, at, state) VALUES
+    ('wxv_a', 'zhang', 101, 'added', '{M}-03 10:00:00', 'zhang_qr'),
+    ('wxv_a', 'zhang', 101, 'added', '{M}-03 10:00:00', 'zhang_qr'),
+    ('wxv_a', 'zhang', 102, 'added', '{M}-04 10:00:00', ''),
+    ('wxv_a', 'zhang', 102, 'removed_by_customer', '{M}-10 10:00:00', ''),
+    ('wxv_a', 'zhang', 103, 'added', '{M}-05 10:00:00', ''),
+    ('wxv_a', 'zhang', 103, 'removed_by_associate', '{M}-06 10:00:00', ''),
+    ('wxv_a', 'zhang', 103, 'added', '{M}-07 10:00:00', ''),
+    ('wxv_a', 'li', 104, 'added', '{P}-02 10:00:00', ''),
+    ('wxv_a', 'li', 104, 'removed_by_associate', '{P}-09 10:00:00', '');
+
 -- Quarantine (validation.unknown_account = "quarantine"): account wxv_q, unknown to the
 -- dimension, clicked twice on {M}-06; one click was inserted twice (a re-read batch: the
 -- twin merges it). No other view may show wxv_q.

@@ -20,8 +20,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wxpulse_runtime::codec;
 use wxpulse_runtime::enrich::{
-    AccountRecord, ArticleRecord, AssociateRecord, Dimension, DimensionRecord, FanFollowRecord,
-    FanProfileRecord, MenuButtonRecord, QrSceneRecord, StoreRecord,
+    AccountRecord, ArticleRecord, AssociateContactRecord, AssociateRecord, Dimension,
+    DimensionRecord, FanFollowRecord, FanProfileRecord, MenuButtonRecord, QrSceneRecord,
+    StoreRecord,
 };
 
 use crate::produce::Outgoing;
@@ -138,6 +139,11 @@ pub fn parse(
         Dimension::FanFollow => {
             rows::<FanFollowRecord>(format, text, &fields, DimensionRecord::FanFollow)
         }
+        // A backfill of the associates' contact lists (WeCom's externalcontact/list API),
+        // since the callbacks report only changes.
+        Dimension::AssociateContact => {
+            rows::<AssociateContactRecord>(format, text, &fields, DimensionRecord::AssociateContact)
+        }
     };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut records = Vec::with_capacity(rows.len());
@@ -182,6 +188,7 @@ pub fn stamp(records: &mut [DimensionRecord], now_ms: i64) {
             DimensionRecord::MenuButton(r) => &mut r.updated_at,
             DimensionRecord::FanProfile(r) => &mut r.updated_at,
             DimensionRecord::FanFollow(r) => &mut r.updated_at,
+            DimensionRecord::AssociateContact(r) => &mut r.updated_at,
         };
         if *updated_at == 0 {
             *updated_at = now_ms;
@@ -228,6 +235,12 @@ pub fn tombstone(dimension: Dimension, key: &str) -> anyhow::Result<Outgoing> {
         anyhow::ensure!(
             ok,
             "a fan_follow key is `app_id|openid|follow` or `app_id|openid|unfollow`, got `{key}`"
+        );
+    }
+    if dimension == Dimension::AssociateContact {
+        anyhow::ensure!(
+            wxpulse_runtime::enrich::split_contact_key(key).is_some(),
+            "an associate_contact key is `corp_id|userid|external_userid|added` or `…|removed`, got `{key}`"
         );
     }
     Ok(Outgoing {
@@ -280,6 +293,21 @@ fn check_key(record: &DimensionRecord) -> Result<(), (&'static str, String)> {
         DimensionRecord::FanFollow(r) => {
             app_id(&r.app_id)?;
             non_empty("openid", &r.openid)
+        }
+        DimensionRecord::AssociateContact(r) => {
+            non_empty("corp_id", &r.corp_id)?;
+            non_empty("userid", &r.userid)?;
+            non_empty("external_userid", &r.external_userid)?;
+            for (field, value) in [
+                ("corp_id", &r.corp_id),
+                ("userid", &r.userid),
+                ("external_userid", &r.external_userid),
+            ] {
+                if value.contains('|') {
+                    return Err((field, "contains `|`, the key separator".to_string()));
+                }
+            }
+            Ok(())
         }
     }
 }

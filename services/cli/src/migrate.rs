@@ -55,6 +55,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_reply_pairing.sql"),
     migration!(14, "0014_fan_profile_offsets.sql"),
     migration!(15, "0015_quarantine.sql"),
+    migration!(16, "0016_associate_contacts.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
@@ -75,6 +76,7 @@ pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (7, "orders", Some("cityHash64(fan_id)")),
     (7, "fan_touches", None),
     (11, "account_brands", None),
+    (16, "associate_contact_events", None),
 ];
 
 /// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].

@@ -2,10 +2,13 @@
 //! `fan_profiles`, where the follower, unfollow and monthly-active views read follows,
 //! unfollows and the follower base (see `schemas/clickhouse/VIEWS.md`, the writer's
 //! contract), and the follows and unfollows the gateway reported (`wxpulse.dim.fan_follow`)
-//! straight into `fan_follow_events`, beside those the profiles carry.
+//! straight into `fan_follow_events`, beside those the profiles carry, and the WeCom
+//! associates' contact changes (`wxpulse.dim.associate_contact`) into
+//! `associate_contact_events` ([`contacts`]).
 //!
 //! At-least-once is enough here: `fan_profiles` is a ReplacingMergeTree on (account, fan)
-//! versioned by `updated_at`, and `fan_follow_events` one on (account, fan, kind, time), so
+//! versioned by `updated_at`, and `fan_follow_events` one on (account, fan, kind, time) as
+//! `associate_contact_events` is on (corp, associate, contact, change, time), so
 //! re-inserting a record already stored changes nothing.
 //! Offsets are committed after the insert; a crash re-reads from the last commit. The raw
 //! openid of the record is pseudonymised with the services' PII key before it leaves.
@@ -15,6 +18,7 @@
 //! it), serves `/metrics`, `/healthz` and `/readyz` on `metrics.listen` ([`metrics`]), and on
 //! SIGTERM writes and commits the batch in flight (within `kafka.drain_timeout`) and exits 0.
 
+pub mod contacts;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -35,6 +39,7 @@ use wxpulse_runtime::enrich::{Dimension, DimensionRecord, FanFollowRecord, FanPr
 use wxpulse_runtime::pii::Pseudonymizer;
 use wxpulse_runtime::retry::Backoff;
 
+use self::contacts::{contact_row, decode_contact, ContactRow};
 use self::metrics::{MirrorMetrics, Stage};
 
 /// How often the lag is computed (committed offsets and high watermarks from the broker).
@@ -88,7 +93,11 @@ pub fn follow_row(pii: &Pseudonymizer, record: FanFollowRecord) -> FollowRow {
 }
 
 /// The topics mirrored.
-const TOPICS: [Dimension; 2] = [Dimension::FanProfile, Dimension::FanFollow];
+const TOPICS: [Dimension; 3] = [
+    Dimension::FanProfile,
+    Dimension::FanFollow,
+    Dimension::AssociateContact,
+];
 
 /// Where a record is in the topic: its position feeds the table's watermark, which tells a
 /// starting service how much of the topic the table holds.
@@ -232,6 +241,7 @@ pub async fn run(
         metrics,
         rows: Vec::new(),
         follows: Vec::new(),
+        contacts: Vec::new(),
         next: HashMap::new(),
         retry: config.retry.clone(),
         insert_timeout: ch.insert_timeout,
@@ -251,6 +261,7 @@ struct Mirror {
     metrics: Arc<MirrorMetrics>,
     rows: Vec<ProfileRow>,
     follows: Vec<FollowRow>,
+    contacts: Vec<ContactRow>,
     /// Per topic and partition, the offset to commit once `rows` and `follows` are written.
     next: HashMap<(String, i32), i64>,
     retry: wxpulse_runtime::config::RetryConfig,
@@ -296,7 +307,17 @@ impl Mirror {
                         .key()
                         .and_then(|k| std::str::from_utf8(k).ok())
                         .unwrap_or("");
-                    if m.topic() == Dimension::FanFollow.topic() {
+                    if m.topic() == Dimension::AssociateContact.topic() {
+                        match m.payload().map(|p| decode_contact(registry, p)) {
+                            Some(Ok(r)) => self.contacts.push(contact_row(pii, r)),
+                            Some(Err(e)) => {
+                                skipped += 1;
+                                self.metrics.skipped();
+                                tracing::warn!(error = %e, offset = m.offset(), "associate contact skipped");
+                            }
+                            None => {} // a tombstone, as for follows
+                        }
+                    } else if m.topic() == Dimension::FanFollow.topic() {
                         match m.payload().map(|p| decode_follow(registry, p)) {
                             Some(Ok(r)) => self.follows.push(follow_row(pii, r)),
                             Some(Err(e)) => {
@@ -325,7 +346,7 @@ impl Mirror {
                 }
                 None => {}
             }
-            let due = self.rows.len() + self.follows.len() >= batch.max_rows.max(1)
+            let due = self.pending() >= batch.max_rows.max(1)
                 || pending_since.is_some_and(|t| t.elapsed() >= batch.max_age);
             if due {
                 written += self.flush(stop, None).await?;
@@ -361,16 +382,12 @@ impl Mirror {
         if self.next.is_empty() {
             return Ok(0);
         }
-        let n = (self.rows.len() + self.follows.len()) as u64;
+        let n = self.pending() as u64;
         if n > 0 {
             self.metrics.flush_started();
             let mut backoff = Backoff::new(&self.retry);
             loop {
-                let attempt = tokio::time::timeout(
-                    self.insert_timeout,
-                    insert(&self.client, &self.rows, &self.follows),
-                )
-                .await;
+                let attempt = tokio::time::timeout(self.insert_timeout, self.insert()).await;
                 let error = match attempt {
                     Ok(Ok(())) => break,
                     Ok(Err(e)) => format!("{e:#}"),
@@ -413,6 +430,7 @@ impl Mirror {
             self.metrics.wrote(n, unix_now());
             self.rows.clear();
             self.follows.clear();
+            self.contacts.clear();
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, p), o) in self.next.iter() {
@@ -529,15 +547,19 @@ fn decode_follow(registry: &Registry, payload: &[u8]) -> anyhow::Result<FanFollo
     }
 }
 
-/// One insert of `rows` into `fan_profiles` and one of `follows` into `fan_follow_events`
-/// (each idempotent, so a retry after the second failed writes the first again harmlessly).
-async fn insert(
-    client: &clickhouse::Client,
-    rows: &[ProfileRow],
-    follows: &[FollowRow],
-) -> anyhow::Result<()> {
-    insert_into(client, "fan_profiles", rows).await?;
-    insert_into(client, "fan_follow_events", follows).await
+impl Mirror {
+    /// Rows batched, of the three tables.
+    fn pending(&self) -> usize {
+        self.rows.len() + self.follows.len() + self.contacts.len()
+    }
+
+    /// One insert per table with rows (each idempotent, so a retry after a later one
+    /// failed writes the earlier ones again harmlessly).
+    async fn insert(&self) -> anyhow::Result<()> {
+        insert_into(&self.client, "fan_profiles", &self.rows).await?;
+        insert_into(&self.client, "fan_follow_events", &self.follows).await?;
+        insert_into(&self.client, "associate_contact_events", &self.contacts).await
+    }
 }
 
 /// One insert of `rows` into `table`; nothing when there are none.

@@ -107,6 +107,12 @@ pub const EMBEDDED: &[EmbeddedSchema] = &[
         1,
         "dim_fan_follow/v1.avsc"
     ),
+    schema!(
+        20,
+        "wxpulse.dim.associate_contact-value",
+        1,
+        "dim_associate_contact/v1.avsc"
+    ),
 ];
 
 /// The newest embedded schema of a subject: what producers in this repo write with.

@@ -176,6 +176,15 @@ fn tombstones_check_composite_keys() {
     ] {
         assert!(tombstone(Dimension::FanFollow, bad).is_err(), "{bad}");
     }
+    assert!(tombstone(Dimension::AssociateContact, "ww1|zhang|wmEXT1|removed").is_ok());
+    for bad in [
+        "ww1|zhang|wmEXT1",
+        "ww1|zhang|wmEXT1|gone",
+        "ww1||wmEXT1|added",
+        "ww1|zhang|wm|EXT1|added",
+    ] {
+        assert!(tombstone(Dimension::AssociateContact, bad).is_err(), "{bad}");
+    }
     assert!(tombstone(Dimension::MenuButton, "wxb00a00|").is_err());
     assert!(tombstone(Dimension::Store, " ").is_err());
     assert!(tombstone(Dimension::Store, "aur_sh01").is_ok());

@@ -100,7 +100,7 @@ impl MirrorMetrics {
             lag: make!(IntGaugeVec::new(
                 Opts::new(
                     "wxpulse_mirror_lag_records",
-                    "Records of the fan-profile and fan-follow topics after the group's committed offset, per assigned partition: not yet in fan_profiles or fan_follow_events."
+                    "Records of the fan-profile, fan-follow and associate-contact topics after the group's committed offset, per assigned partition: not yet in fan_profiles, fan_follow_events or associate_contact_events."
                 ),
                 &["topic", "partition"]
             )),

@@ -76,7 +76,7 @@ fn conversions_match_the_records_as_migration_0007_reads_them() {
                 brands.insert(a.app_id, a.brand);
             }
             // The generated world publishes follows on the profiles, not through callbacks.
-            DimensionRecord::FanFollow(_) => {}
+            DimensionRecord::FanFollow(_) | DimensionRecord::AssociateContact(_) => {}
         }
     }
     let unknown = || "unknown".to_string();

@@ -9,6 +9,7 @@
 
 pub mod follow;
 pub mod records;
+pub mod reported;
 pub mod snapshot;
 
 use std::num::NonZeroI64;
@@ -18,6 +19,10 @@ use prometheus::IntCounter;
 
 use crate::pii::{FanId, Pseudonymizer};
 pub use records::*;
+pub use reported::{
+    split_contact_key, split_follow_key, AssociateContactRecord, ContactChange, FanFollowRecord,
+    FollowKind,
+};
 
 /// What a row says for a dimension value it could not find.
 pub const UNKNOWN: &str = "unknown";
@@ -241,6 +246,8 @@ impl Dimensions {
             Dimension::MenuButton => self.buttons.values().map(Map::len).sum(),
             Dimension::FanProfile => self.profiled,
             Dimension::FanFollow => self.reported,
+            // Not held: no event looks an associate's contacts up.
+            Dimension::AssociateContact => 0,
         }
     }
 
@@ -327,6 +334,7 @@ impl Dimensions {
                     }
                 }
             }
+            DimensionRecord::AssociateContact(_) => {}
         }
     }
 
@@ -383,6 +391,7 @@ impl Dimensions {
             Dimension::QrScene => self.scenes.clear(),
             Dimension::Article => self.articles.clear(),
             Dimension::MenuButton => self.buttons.clear(),
+            Dimension::AssociateContact => {}
             Dimension::FanProfile | Dimension::FanFollow => {
                 let fans: Vec<FanId> = self.fans.keys().copied().collect();
                 for fan_id in fans {
@@ -421,6 +430,7 @@ impl Dimensions {
                     self.forget_fan(self.pii.fan_id(openid), dimension, Some(kind));
                 }
             }
+            Dimension::AssociateContact => {}
         }
     }
 

@@ -7,8 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode_into, DecodeError};
+use crate::enrich::reported::{AssociateContactRecord, FanFollowRecord};
 
-/// The seven dimensions, each a compacted topic keyed by [`Dimension::key`] of its record.
+/// The dimensions, each a compacted topic keyed by [`Dimension::key`] of its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
     /// `app_id` → brand, account name.
@@ -28,6 +29,9 @@ pub enum Dimension {
     /// `app_id` + `openid` + kind → the latest follow or unfollow WeChat reported through
     /// the gateway; merged into the fan's profile by the later of the two sources' times.
     FanFollow,
+    /// `corp_id` + associate `userid` + `external_userid` + added/removed → a WeCom
+    /// associate's external contacts. Mirrored into ClickHouse; no service looks it up.
+    AssociateContact,
 }
 
 impl Dimension {
@@ -41,10 +45,11 @@ impl Dimension {
         Dimension::MenuButton,
         Dimension::FanProfile,
         Dimension::FanFollow,
+        Dimension::AssociateContact,
     ];
 
     /// How many dimensions there are (per-dimension arrays are this long).
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     /// Metric label and CLI name.
     pub const fn as_str(self) -> &'static str {
@@ -57,6 +62,7 @@ impl Dimension {
             Dimension::MenuButton => "menu_button",
             Dimension::FanProfile => "fan_profile",
             Dimension::FanFollow => "fan_follow",
+            Dimension::AssociateContact => "associate_contact",
         }
     }
 
@@ -71,6 +77,7 @@ impl Dimension {
             Dimension::MenuButton => "wxpulse.dim.menu_button",
             Dimension::FanProfile => "wxpulse.dim.fan_profile",
             Dimension::FanFollow => "wxpulse.dim.fan_follow",
+            Dimension::AssociateContact => "wxpulse.dim.associate_contact",
         }
     }
 
@@ -85,6 +92,7 @@ impl Dimension {
             Dimension::MenuButton => "com.wxpulse.dims.MenuButton",
             Dimension::FanProfile => "com.wxpulse.dims.FanProfile",
             Dimension::FanFollow => "com.wxpulse.dims.FanFollow",
+            Dimension::AssociateContact => "com.wxpulse.dims.AssociateContact",
         }
     }
 
@@ -389,62 +397,6 @@ pub struct FanProfileRecord {
     pub updated_at: i64,
 }
 
-/// Which way a [`FanFollowRecord`] goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FollowKind {
-    /// `subscribe`.
-    #[serde(rename = "FOLLOW")]
-    Follow,
-    /// `unsubscribe`.
-    #[serde(rename = "UNFOLLOW")]
-    Unfollow,
-}
-
-impl FollowKind {
-    /// The `kind` of `fan_follow_events` and the last part of the record's key.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            FollowKind::Follow => "follow",
-            FollowKind::Unfollow => "unfollow",
-        }
-    }
-}
-
-/// Splits a fan-follow key (`app_id|openid|follow`, what [`DimensionRecord::key`] makes)
-/// back into its AppID, openid and kind; `None` when it is not one.
-pub fn split_follow_key(key: &str) -> Option<(&str, &str, FollowKind)> {
-    let (fan, kind) = key.rsplit_once('|')?;
-    let kind = match kind {
-        "follow" => FollowKind::Follow,
-        "unfollow" => FollowKind::Unfollow,
-        _ => return None,
-    };
-    let (app_id, openid) = fan.split_once('|')?;
-    Some((app_id, openid, kind))
-}
-
-/// A follow or unfollow WeChat reported through the gateway (`dim_fan_follow` v1); key
-/// `app_id|openid|follow` or `…|unfollow`, so compaction keeps a fan's latest of each. A
-/// topic apart from the CRM's profiles: the gateway knows when, never the CRM's fields, and
-/// must not overwrite them. The openid is raw here; services keep only its pseudonym.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FanFollowRecord {
-    /// AppID.
-    pub app_id: String,
-    /// Raw openid.
-    pub openid: String,
-    /// Follow or unfollow.
-    pub kind: FollowKind,
-    /// When, ms (the callback's CreateTime).
-    pub at: i64,
-    /// `subscribe_scene` when the callback tells it (`ADD_SCENE_QR_CODE`).
-    #[serde(default)]
-    pub follow_source: Option<String>,
-    /// When the gateway received it, ms.
-    #[serde(default)]
-    pub updated_at: i64,
-}
-
 /// Any dimension record, keyed: what the loader publishes and the follower applies.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DimensionRecord {
@@ -464,6 +416,8 @@ pub enum DimensionRecord {
     FanProfile(FanProfileRecord),
     /// See [`FanFollowRecord`].
     FanFollow(FanFollowRecord),
+    /// See [`AssociateContactRecord`].
+    AssociateContact(AssociateContactRecord),
 }
 
 impl DimensionRecord {
@@ -478,6 +432,7 @@ impl DimensionRecord {
             DimensionRecord::MenuButton(_) => Dimension::MenuButton,
             DimensionRecord::FanProfile(_) => Dimension::FanProfile,
             DimensionRecord::FanFollow(_) => Dimension::FanFollow,
+            DimensionRecord::AssociateContact(_) => Dimension::AssociateContact,
         }
     }
 
@@ -499,6 +454,7 @@ impl DimensionRecord {
                     r.kind.as_str()
                 )
             }
+            DimensionRecord::AssociateContact(r) => r.key(),
         }
     }
 
@@ -530,6 +486,7 @@ impl DimensionRecord {
             DimensionRecord::MenuButton(r) => encode_into(r, id, schema, &mut out),
             DimensionRecord::FanProfile(r) => encode_into(r, id, schema, &mut out),
             DimensionRecord::FanFollow(r) => encode_into(r, id, schema, &mut out),
+            DimensionRecord::AssociateContact(r) => encode_into(r, id, schema, &mut out),
         };
         encoded.map_err(|e| RecordError::Encode(dimension, e.to_string()))?;
         Ok(out)
@@ -572,6 +529,9 @@ impl DimensionRecord {
             Dimension::MenuButton => DimensionRecord::MenuButton(decode(datum, schema)?),
             Dimension::FanProfile => DimensionRecord::FanProfile(decode(datum, schema)?),
             Dimension::FanFollow => DimensionRecord::FanFollow(decode(datum, schema)?),
+            Dimension::AssociateContact => {
+                DimensionRecord::AssociateContact(decode(datum, schema)?)
+            }
         })
     }
 }
