@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use quick_xml::events::Event;
-use wxpulse_runtime::enrich::{DimensionRecord, FanFollowRecord, FollowKind};
+use wxpulse_runtime::enrich::{
+    AssociateContactRecord, ContactChange, DimensionRecord, FanFollowRecord, FollowKind,
+};
 use wxpulse_runtime::events::{
     ChatMessage, ConversationKind, Direction, MenuClick, MenuEvent, MsgType, QrEvent, QrScan,
 };
@@ -87,6 +89,14 @@ pub enum Mapped {
         /// The scan, for a `subscribe` through a QR code.
         scan: Option<Interaction>,
     },
+    /// A change of a WeCom associate's external contacts for the associate-contact topic,
+    /// and the QR scan an addition through a contact-me code also is.
+    Contact {
+        /// The addition or removal.
+        contact: Contact,
+        /// The scan, for an addition with a `State`.
+        scan: Option<Interaction>,
+    },
     /// Understood and acknowledged, not an event of the pipeline (e.g. a follow without a
     /// QR code, a location report); named for the metrics.
     Ignored(&'static str),
@@ -130,6 +140,38 @@ impl Follow {
             kind: self.kind,
             at: self.at,
             follow_source: self.source.map(str::to_string),
+            updated_at: server_time,
+        })
+    }
+}
+
+/// A customer added to or removed from a WeCom associate's contacts (WeCom's
+/// `change_external_contact`): the associate–customer relationship, which the CRM's fan
+/// profile cannot carry (WeCom names the customer by ExternalUserID, not an openid).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    /// Added, or removed by either side.
+    pub change: ContactChange,
+    /// The associate (UserID).
+    pub userid: String,
+    /// The customer (ExternalUserID).
+    pub external_userid: String,
+    /// CreateTime × 1000.
+    pub at: i64,
+    /// The contact-me code's State, for an addition through one.
+    pub state: Option<String>,
+}
+
+impl Contact {
+    /// The associate-contact record for `corp_id`, received at `server_time`.
+    pub fn record(&self, corp_id: &str, server_time: i64) -> DimensionRecord {
+        DimensionRecord::AssociateContact(AssociateContactRecord {
+            corp_id: corp_id.to_string(),
+            userid: self.userid.clone(),
+            external_userid: self.external_userid.clone(),
+            change: self.change,
+            at: self.at,
+            state: self.state.clone(),
             updated_at: server_time,
         })
     }
@@ -267,11 +309,12 @@ pub fn map(f: &HashMap<String, String>) -> Result<Mapped, String> {
     )))
 }
 
-/// Maps a WeCom app's callback (fields of the decrypted XML): a customer added through an
-/// associate's contact-me code with a `State` is a QR scan of that code (scene = State) by
-/// the customer (openid = ExternalUserID) for the corp (app_id = CorpID), exactly as an
-/// Official Account's `subscribe` with a scene; other contact and group changes are
-/// acknowledged and counted.
+/// Maps a WeCom app's callback (fields of the decrypted XML). A customer added to, or
+/// removed from, an associate's contacts is an associate-contact record; an addition
+/// through the associate's contact-me code with a `State` is also a QR scan of that code
+/// (scene = State) by the customer (openid = ExternalUserID) for the corp (app_id =
+/// CorpID), exactly as an Official Account's `subscribe` with a scene. Other changes
+/// (remarks, customer groups) are acknowledged and counted.
 pub fn map_wecom(f: &HashMap<String, String>) -> Result<Mapped, String> {
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
     let create: i64 = get("CreateTime")
@@ -281,39 +324,50 @@ pub fn map_wecom(f: &HashMap<String, String>) -> Result<Mapped, String> {
     if get("MsgType") != "event" {
         return Ok(Mapped::Ignored("wecom_message"));
     }
-    match (get("Event"), get("ChangeType")) {
-        ("change_external_contact", "add_external_contact") if !get("State").is_empty() => {
-            let (customer, associate, state) = (get("ExternalUserID"), get("UserID"), get("State"));
-            if customer.is_empty() {
-                return Err("no ExternalUserID".to_string());
-            }
-            let identity =
-                format!("wecom|add_external_contact|{associate}|{customer}|{create}|{state}");
-            Ok(Mapped::Event(Interaction {
-                stream: EventStream::QrScans,
-                event_id: uuid::Uuid::new_v5(&NAMESPACE, identity.as_bytes()).to_string(),
-                openid: customer.to_string(),
-                client_time: create * 1000,
-                kind: Kind::Scan {
-                    event: QrEvent::Subscribe,
-                    key: format!("qrscene_{state}"),
-                    ticket: None,
-                },
-            }))
-        }
-        ("change_external_contact", "add_external_contact") => {
-            Ok(Mapped::Ignored("add_external_contact"))
-        }
-        ("change_external_contact", "del_external_contact") => {
-            Ok(Mapped::Ignored("del_external_contact"))
-        }
-        ("change_external_contact", "del_follow_user") => Ok(Mapped::Ignored("del_follow_user")),
+    let change = match (get("Event"), get("ChangeType")) {
+        ("change_external_contact", "add_external_contact") => ContactChange::Added,
+        ("change_external_contact", "del_external_contact") => ContactChange::RemovedByAssociate,
+        ("change_external_contact", "del_follow_user") => ContactChange::RemovedByCustomer,
         ("change_external_contact", "edit_external_contact") => {
-            Ok(Mapped::Ignored("edit_external_contact"))
+            return Ok(Mapped::Ignored("edit_external_contact"))
         }
-        ("change_external_chat", _) => Ok(Mapped::Ignored("customer_group_change")),
-        _ => Ok(Mapped::Ignored("wecom_other_event")),
+        ("change_external_chat", _) => return Ok(Mapped::Ignored("customer_group_change")),
+        _ => return Ok(Mapped::Ignored("wecom_other_event")),
+    };
+    let (customer, associate, state) = (get("ExternalUserID"), get("UserID"), get("State"));
+    if customer.is_empty() {
+        return Err("no ExternalUserID".to_string());
     }
+    if associate.is_empty() {
+        return Err("no UserID".to_string());
+    }
+    if customer.contains('|') || associate.contains('|') {
+        return Err("UserID or ExternalUserID contains `|`".to_string());
+    }
+    let through_code = change == ContactChange::Added && !state.is_empty();
+    let scan = through_code.then(|| {
+        let identity =
+            format!("wecom|add_external_contact|{associate}|{customer}|{create}|{state}");
+        Interaction {
+            stream: EventStream::QrScans,
+            event_id: uuid::Uuid::new_v5(&NAMESPACE, identity.as_bytes()).to_string(),
+            openid: customer.to_string(),
+            client_time: create * 1000,
+            kind: Kind::Scan {
+                event: QrEvent::Subscribe,
+                key: format!("qrscene_{state}"),
+                ticket: None,
+            },
+        }
+    });
+    let contact = Contact {
+        change,
+        userid: associate.to_string(),
+        external_userid: customer.to_string(),
+        at: create * 1000,
+        state: through_code.then(|| state.to_string()),
+    };
+    Ok(Mapped::Contact { contact, scan })
 }
 
 impl Interaction {
@@ -396,123 +450,4 @@ impl Interaction {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn xml(body: &str) -> HashMap<String, String> {
-        fields(&format!("<xml>{body}</xml>")).expect("parses")
-    }
-
-    #[test]
-    fn fields_read_cdata_text_and_entities() {
-        let f = xml(
-            "<ToUserName><![CDATA[gh_1]]></ToUserName><CreateTime>1733380000</CreateTime>\
-             <Content>a &amp; b &#20320;</Content><Empty/>",
-        );
-        assert_eq!(f["ToUserName"], "gh_1");
-        assert_eq!(f["CreateTime"], "1733380000");
-        assert_eq!(f["Content"], "a & b 你");
-        assert!(fields("not xml <").is_err());
-        assert!(fields("<xml></xml>").is_err());
-    }
-
-    #[test]
-    fn callbacks_map_to_events_with_ids_that_retries_repeat() {
-        let click = xml(
-            "<FromUserName>o1</FromUserName><CreateTime>100</CreateTime><MsgType>event</MsgType>\
-             <Event>CLICK</Event><EventKey>SHOP</EventKey>",
-        );
-        let Ok(Mapped::Event(a)) = map(&click) else {
-            panic!("a click")
-        };
-        assert_eq!(
-            (a.stream, a.client_time),
-            (EventStream::MenuClicks, 100_000)
-        );
-        let Ok(Mapped::Event(b)) = map(&click) else {
-            panic!("a click")
-        };
-        assert_eq!(a.event_id, b.event_id, "a retry carries the same id");
-        let mut later = click.clone();
-        later.insert("CreateTime".into(), "101".into());
-        let Ok(Mapped::Event(c)) = map(&later) else {
-            panic!("a click")
-        };
-        assert_ne!(a.event_id, c.event_id, "another click, another id");
-        let scan = xml(
-            "<FromUserName>o1</FromUserName><CreateTime>100</CreateTime><MsgType>event</MsgType>\
-             <Event>subscribe</Event><EventKey>qrscene_1001</EventKey>",
-        );
-        let Ok(Mapped::Follow {
-            follow,
-            scan: Some(scan),
-        }) = map(&scan)
-        else {
-            panic!("a subscribe through a QR code is a follow and a scan")
-        };
-        assert_eq!(scan.stream, EventStream::QrScans);
-        assert_eq!(
-            (follow.kind, follow.at, follow.source),
-            (FollowKind::Follow, 100_000, Some("ADD_SCENE_QR_CODE"))
-        );
-        let plain = xml(
-            "<FromUserName>o1</FromUserName><CreateTime>100</CreateTime><MsgType>event</MsgType>\
-             <Event>subscribe</Event><EventKey></EventKey>",
-        );
-        let gone = xml(
-            "<FromUserName>o1</FromUserName><CreateTime>200</CreateTime><MsgType>event</MsgType>\
-             <Event>unsubscribe</Event><EventKey></EventKey>",
-        );
-        let follow = |kind, at| Follow {
-            kind,
-            openid: "o1".into(),
-            at,
-            source: None,
-        };
-        assert_eq!(
-            map(&plain),
-            Ok(Mapped::Follow {
-                follow: follow(FollowKind::Follow, 100_000),
-                scan: None
-            })
-        );
-        assert_eq!(
-            map(&gone),
-            Ok(Mapped::Follow {
-                follow: follow(FollowKind::Unfollow, 200_000),
-                scan: None
-            })
-        );
-        let DimensionRecord::FanFollow(r) = follow(FollowKind::Unfollow, 200_000).record("wxa", 7)
-        else {
-            panic!("a fan-follow record")
-        };
-        assert_eq!(
-            (r.app_id.as_str(), r.updated_at, r.follow_source),
-            ("wxa", 7, None)
-        );
-        let text = xml(
-            "<FromUserName>o1</FromUserName><CreateTime>100</CreateTime><MsgType>text</MsgType>\
-             <Content>你好</Content><MsgId>42</MsgId>",
-        );
-        let Ok(Mapped::Event(m)) = map(&text) else {
-            panic!("a message")
-        };
-        assert_eq!(
-            m.kind,
-            Kind::Message {
-                msg_id: 42,
-                msg_type: MsgType::Text,
-                length: 2
-            }
-        );
-        assert!(
-            map(&xml("<CreateTime>1</CreateTime>")).is_err(),
-            "no FromUserName"
-        );
-        assert!(map(&xml(
-            "<FromUserName>o</FromUserName><CreateTime>x</CreateTime>"
-        ))
-        .is_err());
-    }
-}
+mod tests;

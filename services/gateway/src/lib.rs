@@ -75,12 +75,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             for s in STREAMS {
                 events.insert(s, writer(s.schema())?);
             }
-            let subject = format!("{}-value", Dimension::FanFollow.topic());
-            let follows = writer(
-                wxpulse_runtime::codec::latest(&subject)
-                    .context("the fan-follow schema is embedded")?,
-            )?;
-            Ok(state::Schemas { events, follows })
+            let mut dimensions = HashMap::new();
+            for d in [Dimension::FanFollow, Dimension::AssociateContact] {
+                let subject = format!("{}-value", d.topic());
+                let schema = wxpulse_runtime::codec::latest(&subject)
+                    .with_context(|| format!("the {} schema is embedded", d.as_str()))?;
+                dimensions.insert(d, writer(schema)?);
+            }
+            Ok(state::Schemas { events, dimensions })
         })
         .await
         .context("registry lookup")??

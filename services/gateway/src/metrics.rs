@@ -4,9 +4,10 @@
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every `outcome` of `wxpulse_gateway_callbacks_total`.
-pub const OUTCOMES: [&str; 14] = [
+pub const OUTCOMES: [&str; 15] = [
     "event",
     "follow",
+    "contact",
     "ignored",
     "verified",
     "bad_signature",

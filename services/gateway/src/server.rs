@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
-use wxpulse_runtime::enrich::Dimension;
+use wxpulse_runtime::enrich::DimensionRecord;
 
 use crate::callback::{self, Mapped};
 use crate::crypto;
@@ -108,7 +108,13 @@ impl Gateway {
             }
             Ok(Mapped::Follow { follow, scan }) => {
                 self.admit(Lane::Callback, account, 1)?;
-                self.produce_follow(account, follow, scan).await
+                let record = follow.record(account, now_ms());
+                self.produce_record(account, record, scan, "follow").await
+            }
+            Ok(Mapped::Contact { contact, scan }) => {
+                self.admit(Lane::Callback, account, 1)?;
+                let record = contact.record(account, now_ms());
+                self.produce_record(account, record, scan, "contact").await
             }
             Ok(Mapped::Ignored(what)) => {
                 self.metrics.outcome("ignored");
@@ -201,35 +207,41 @@ impl Gateway {
         Ok((StatusCode::OK, "success".into()))
     }
 
-    /// Produces a follow or unfollow to the fan-follow topic, and the QR scan a subscribe
-    /// through a code also is; `success` once the broker has both (a retry re-sends both:
-    /// the scan's derived id is dropped by the consumers, the follow is the same record).
-    async fn produce_follow(
+    /// Produces a dimension record (a follow or unfollow, an associate's contact change),
+    /// and the QR scan a subscribe or contact addition through a code also is; `success`
+    /// once the broker has both (a retry re-sends both: the scan's derived id is dropped by
+    /// the consumers, the record is the same one under the same key).
+    async fn produce_record(
         &self,
         app_id: &str,
-        follow: callback::Follow,
+        record: DimensionRecord,
         scan: Option<callback::Interaction>,
+        outcome: &'static str,
     ) -> Result<Answer, Refusal> {
         let now = now_ms();
-        let record = follow.record(app_id, now);
-        let (id, schema) = &self.schemas.follows;
+        let dimension = record.dimension();
+        let Some((id, schema)) = self.schemas.dimensions.get(&dimension) else {
+            return Err(Refusal::new(
+                "unavailable",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no schema",
+            ));
+        };
         let payload = record
             .encode_with(*id, schema)
             .map_err(|e| Refusal::new("malformed", StatusCode::BAD_REQUEST, e))?;
         let scan = scan.map(|s| self.encode(app_id, &s, now)).transpose()?;
         let key = record.key();
-        let (follow_sent, scan_sent) = tokio::join!(
-            self.send(Dimension::FanFollow.topic(), &key, &payload),
-            async {
+        let (record_sent, scan_sent) =
+            tokio::join!(self.send(dimension.topic(), &key, &payload), async {
                 match &scan {
                     Some((topic, key, payload)) => self.send(topic, key, payload).await,
                     None => Ok(()),
                 }
-            }
-        );
-        follow_sent?;
+            });
+        record_sent?;
         scan_sent?;
-        self.metrics.outcome("follow");
+        self.metrics.outcome(outcome);
         if scan.is_some() {
             self.metrics.outcome("event");
         }

@@ -11,6 +11,7 @@ use hyper::{Request, StatusCode};
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 use wxpulse_runtime::dlq::{DeadLetter, DeadLetterReason, DeadLetterSink};
+use wxpulse_runtime::enrich::Dimension;
 use wxpulse_runtime::streams::EventStream;
 
 use crate::accounts::Accounts;
@@ -21,8 +22,8 @@ use crate::metrics::GatewayMetrics;
 pub struct Schemas {
     /// Of each event stream.
     pub events: HashMap<EventStream, (u32, serde_avro_fast::Schema)>,
-    /// Of the fan-follow topic.
-    pub follows: (u32, serde_avro_fast::Schema),
+    /// Of the dimension topics the gateway writes (fan follows, associate contacts).
+    pub dimensions: HashMap<Dimension, (u32, serde_avro_fast::Schema)>,
 }
 
 /// What a request handler needs.

@@ -11,6 +11,10 @@ use wxpulse_runtime::enrich::SceneChannel;
 use super::helpers::{event_xml, gateway_letters, maison, sha1_hex, WeChat, APP, KEY, TOKEN};
 use crate::golden::{account, account_scene, publish, store};
 
+/// A row of `v_associate_contacts`: corp, associate, contacts now, ever added, added
+/// through a code, removed by the customer, removed by the associate, brand.
+type AssociateContacts = (String, String, u64, u64, u64, u64, u64, String);
+
 const DB: &str = "wx_gateway";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,12 +293,12 @@ async fn wecom_contact_callbacks_become_scans_of_the_contact_me_code() -> anyhow
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
         - 600;
-    let change = |kind: &str, state: &str| {
+    let change = |kind: &str, customer: &str, state: &str| {
         format!(
             "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
              <CreateTime>{t}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
              <Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[{kind}]]></ChangeType>\
-             <UserID><![CDATA[zhang]]></UserID><ExternalUserID><![CDATA[wmEXT001]]></ExternalUserID>\
+             <UserID><![CDATA[zhang]]></UserID><ExternalUserID><![CDATA[{customer}]]></ExternalUserID>\
              <State><![CDATA[{state}]]></State></xml>"
         )
     };
@@ -307,13 +311,22 @@ async fn wecom_contact_callbacks_become_scans_of_the_contact_me_code() -> anyhow
         )
     };
     let ok = (200, "success".to_string());
-    assert_eq!(post(change("add_external_contact", "zhang_qr"))?, ok);
     assert_eq!(
-        post(change("add_external_contact", "zhang_qr"))?,
+        post(change("add_external_contact", "wmEXT001", "zhang_qr"))?,
+        ok
+    );
+    assert_eq!(
+        post(change("add_external_contact", "wmEXT001", "zhang_qr"))?,
         ok,
         "WeCom's retry"
     );
-    assert_eq!(post(change("del_external_contact", ""))?, ok);
+    // zhang deletes the customer (same second: the removal is the later change), another
+    // customer adds zhang without a code and a third deletes zhang.
+    assert_eq!(post(change("del_external_contact", "wmEXT001", ""))?, ok);
+    assert_eq!(post(change("add_external_contact", "wmEXT002", ""))?, ok);
+    assert_eq!(post(change("add_external_contact", "wmEXT003", ""))?, ok);
+    assert_eq!(post(change("del_follow_user", "wmEXT003", ""))?, ok);
+    assert_eq!(post(change("edit_external_contact", "wmEXT002", ""))?, ok);
 
     let ch = stack.client(DB);
     let got = wait_for(Duration::from_secs(60), 1, || count(&ch, "qr_scans")).await;
@@ -346,8 +359,78 @@ async fn wecom_contact_callbacks_become_scans_of_the_contact_me_code() -> anyhow
         )
     };
     assert_eq!(outcome("event"), Some(2.0));
+    assert_eq!(outcome("contact"), Some(6.0));
     assert_eq!(outcome("ignored"), Some(1.0));
     assert_eq!(outcome("verified"), Some(1.0));
+
+    // The mirror copies the contact changes (the retry is the same record) into
+    // associate_contact_events, pseudonymised as the scan's fan, and the view counts zhang's
+    // contacts: wmEXT002 now, three ever added (one through his code), one removal by each
+    // side.
+    mirror_profiles(&stack, DB)?;
+    let changes: Vec<(String, String, u64, String, String)> = ch
+        .query(
+            "SELECT corp_id, userid, contact_id, change, state FROM associate_contact_events FINAL \
+             ORDER BY contact_id, change",
+        )
+        .fetch_all()
+        .await?;
+    let contact = |ext: &str| expected_fan_id(ext);
+    let mut want = vec![
+        (
+            CORP.to_string(),
+            "zhang".to_string(),
+            contact("wmEXT001"),
+            "added".to_string(),
+            "zhang_qr".to_string(),
+        ),
+        (
+            CORP.into(),
+            "zhang".into(),
+            contact("wmEXT001"),
+            "removed_by_associate".into(),
+            String::new(),
+        ),
+        (
+            CORP.into(),
+            "zhang".into(),
+            contact("wmEXT002"),
+            "added".into(),
+            String::new(),
+        ),
+        (
+            CORP.into(),
+            "zhang".into(),
+            contact("wmEXT003"),
+            "added".into(),
+            String::new(),
+        ),
+        (
+            CORP.into(),
+            "zhang".into(),
+            contact("wmEXT003"),
+            "removed_by_customer".into(),
+            String::new(),
+        ),
+    ];
+    want.sort_by(|a, b| (a.2, &a.3).cmp(&(b.2, &b.3)));
+    assert_eq!(changes, want);
+    let scanned: u64 = ch
+        .query("SELECT any(fan_id) FROM qr_scans")
+        .fetch_one()
+        .await?;
+    assert_eq!(scanned, contact("wmEXT001"), "a contact joins its scan");
+    let per_associate: Vec<AssociateContacts> = ch
+        .query(
+            "SELECT app_id, userid, contacts_now, contacts_ever_added, added_through_code, \
+             removed_by_customer, removed_by_associate, brand FROM v_associate_contacts",
+        )
+        .fetch_all()
+        .await?;
+    assert_eq!(
+        per_associate,
+        vec![(CORP.into(), "zhang".into(), 1, 3, 1, 1, 1, "Maison".into())]
+    );
 
     // An Official Account added to the accounts file is served without a restart.
     std::fs::write(
