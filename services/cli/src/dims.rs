@@ -298,6 +298,12 @@ fn check_key(record: &DimensionRecord) -> Result<(), (&'static str, String)> {
             non_empty("corp_id", &r.corp_id)?;
             non_empty("userid", &r.userid)?;
             non_empty("external_userid", &r.external_userid)?;
+            if r.change == wxpulse_runtime::enrich::ContactChange::Other {
+                return Err((
+                    "change",
+                    "is ADDED, REMOVED_BY_ASSOCIATE or REMOVED_BY_CUSTOMER".to_string(),
+                ));
+            }
             for (field, value) in [
                 ("corp_id", &r.corp_id),
                 ("userid", &r.userid),

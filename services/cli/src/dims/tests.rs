@@ -183,7 +183,10 @@ fn tombstones_check_composite_keys() {
         "ww1||wmEXT1|added",
         "ww1|zhang|wm|EXT1|added",
     ] {
-        assert!(tombstone(Dimension::AssociateContact, bad).is_err(), "{bad}");
+        assert!(
+            tombstone(Dimension::AssociateContact, bad).is_err(),
+            "{bad}"
+        );
     }
     assert!(tombstone(Dimension::MenuButton, "wxb00a00|").is_err());
     assert!(tombstone(Dimension::Store, " ").is_err());

@@ -75,6 +75,9 @@ pub enum ContactChange {
     /// `del_follow_user`: the customer deleted the associate.
     #[serde(rename = "REMOVED_BY_CUSTOMER")]
     RemovedByCustomer,
+    /// A symbol this build does not know (a later schema's); never written by wxpulse.
+    #[serde(rename = "OTHER", other)]
+    Other,
 }
 
 impl ContactChange {
@@ -84,6 +87,7 @@ impl ContactChange {
             ContactChange::Added => "added",
             ContactChange::RemovedByAssociate => "removed_by_associate",
             ContactChange::RemovedByCustomer => "removed_by_customer",
+            ContactChange::Other => "other",
         }
     }
 
@@ -93,6 +97,7 @@ impl ContactChange {
         match self {
             ContactChange::Added => "added",
             ContactChange::RemovedByAssociate | ContactChange::RemovedByCustomer => "removed",
+            ContactChange::Other => "other",
         }
     }
 }
