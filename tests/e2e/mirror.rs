@@ -123,8 +123,8 @@ async fn the_mirror_serves_metrics_and_readiness_and_writes_its_batch_on_sigterm
             "wxpulse_mirror_assigned_partitions",
             &["service=\"fan-profile-mirror\""]
         ),
-        Some(2.0),
-        "the fan-profile and the fan-follow topic, one partition each"
+        Some(3.0),
+        "the fan-profile, fan-follow and associate-contact topics, one partition each"
     );
     let ch = stack.client(DB);
     assert_eq!(count(&ch, "fan_profiles").await?, 40);

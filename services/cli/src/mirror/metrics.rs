@@ -106,7 +106,7 @@ impl MirrorMetrics {
             )),
             assigned_partitions: make!(IntGauge::new(
                 "wxpulse_mirror_assigned_partitions",
-                "Partitions of the fan-profile topic this instance owns."
+                "Partitions of the mirrored topics (fan profile, fan follow, associate contact) this instance owns."
             )),
             last_write: make!(Gauge::new(
                 "wxpulse_mirror_last_write_timestamp_seconds",
