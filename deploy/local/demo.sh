@@ -82,10 +82,19 @@ done
 # of fans of account wxb00a00 through wxpulse-gateway (plaintext mode, SHA-1 signature).
 GATEWAY=127.0.0.1:8088
 CALLBACKS=20
+# A WeCom corp too: its callbacks are always encrypted (AES-256-CBC with the app's
+# EncodingAESKey, the CorpID inside), which wecom_post below does with openssl.
+WECOM_CORP=wwdemo0001
+WECOM_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
 cat >"$STACK_DIR/gateway-accounts.toml" <<TOML
 [[account]]
 app_id = "wxb00a00"
 token = "demo-token"
+
+[[account]]
+app_id = "$WECOM_CORP"
+token = "demo-token"
+encoding_aes_key = "$WECOM_KEY"
 TOML
 WXPULSE__GATEWAY__LISTEN="$GATEWAY" WXPULSE__GATEWAY__ACCOUNTS_FILE="$STACK_DIR/gateway-accounts.toml" \
   WXPULSE__METRICS__LISTEN="127.0.0.1:$port" WXPULSE__LOG__FORMAT=json \
@@ -115,6 +124,27 @@ for step in "subscribe 1" "subscribe 2" "unsubscribe 2"; do
   [ "$answer" = "success" ] && follows=$((follows + 1))
 done
 log "  $follows of 3 follow/unfollow callbacks answered 'success'; mirroring them into fan_follow_events"
+# WeCom's side: customers add or delete associate zhang (change_external_contact), encrypted
+# as WeCom's callback documentation says: random(16) | len(4, big-endian) | xml | CorpID,
+# AES-256-CBC, key = base64(EncodingAESKey + "="), IV = its first 16 bytes.
+wecom_post() { # $1 ChangeType, $2 ExternalUserID
+  local ts nonce xml key iv encrypt sig
+  ts=$(date +%s); nonce="wecom$1$2"
+  xml="<xml><ToUserName><![CDATA[$WECOM_CORP]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>$ts</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[$1]]></ChangeType><UserID><![CDATA[zhang]]></UserID><ExternalUserID><![CDATA[$2]]></ExternalUserID></xml>"
+  key=$(printf '%s=' "$WECOM_KEY" | base64 -d | xxd -p -c 64)
+  iv=${key:0:32}
+  encrypt=$({ head -c 16 /dev/urandom; printf '%08x' "${#xml}" | xxd -r -p; printf '%s%s' "$xml" "$WECOM_CORP"; } |
+    openssl enc -aes-256-cbc -K "$key" -iv "$iv" | base64 -w0)
+  sig=$(printf '%s\n' demo-token "$ts" "$nonce" "$encrypt" | LC_ALL=C sort | tr -d '\n' | sha1sum | cut -d' ' -f1)
+  curl -sS -X POST "http://$GATEWAY/wecom/$WECOM_CORP?timestamp=$ts&nonce=$nonce&msg_signature=$sig" \
+    --data-binary "<xml><ToUserName><![CDATA[$WECOM_CORP]]></ToUserName><Encrypt><![CDATA[$encrypt]]></Encrypt></xml>" || true
+}
+contacts=0
+for step in "add_external_contact wmDEMO1" "add_external_contact wmDEMO2" "add_external_contact wmDEMO3" "del_follow_user wmDEMO3"; do
+  read -r change customer <<<"$step"
+  [ "$(wecom_post "$change" "$customer")" = "success" ] && contacts=$((contacts + 1))
+done
+log "  $contacts of 4 WeCom contact callbacks answered 'success'; mirroring them into associate_contact_events"
 "$BIN/wxpulse" dims mirror --once >/dev/null
 
 expected=$(python3 -c "import json;print(sum(json.load(open('$STACK_DIR/truth.json'))['events'].values()) + $sent)")
@@ -142,6 +172,10 @@ echo
 echo "== Follows and unfollows WeChat reported to the gateway (no CRM sync needed)"
 sql "SELECT kind, count() AS fans FROM fan_follow_events FINAL
      WHERE source_known = 0 AND follow_source = '' AND at >= toDateTime($follows_since) GROUP BY kind ORDER BY kind"
+echo
+echo "== WeCom: associate zhang's contacts, from WeCom's own callbacks (v_associate_contacts)"
+sql "SELECT userid, contacts_now, contacts_ever_added, removed_by_customer, removed_by_associate
+     FROM v_associate_contacts WHERE app_id = '$WECOM_CORP'"
 echo
 echo "== Dead letters (malformed records the generator injected)"
 "$BIN/wxpulse" dlq list
