@@ -131,9 +131,9 @@ wecom_post() { # $1 ChangeType, $2 ExternalUserID
   local ts nonce xml key iv encrypt sig
   ts=$(date +%s); nonce="wecom$1$2"
   xml="<xml><ToUserName><![CDATA[$WECOM_CORP]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>$ts</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[$1]]></ChangeType><UserID><![CDATA[zhang]]></UserID><ExternalUserID><![CDATA[$2]]></ExternalUserID></xml>"
-  key=$(printf '%s=' "$WECOM_KEY" | base64 -d | xxd -p -c 64)
+  key=$(printf '%s=' "$WECOM_KEY" | base64 -d | od -An -tx1 | tr -d ' \n')
   iv=${key:0:32}
-  encrypt=$({ head -c 16 /dev/urandom; printf '%08x' "${#xml}" | xxd -r -p; printf '%s%s' "$xml" "$WECOM_CORP"; } |
+  encrypt=$({ head -c 16 /dev/urandom; python3 -c "import sys; sys.stdout.buffer.write((${#xml}).to_bytes(4, 'big'))"; printf '%s%s' "$xml" "$WECOM_CORP"; } |
     openssl enc -aes-256-cbc -K "$key" -iv "$iv" | base64 -w0)
   sig=$(printf '%s\n' demo-token "$ts" "$nonce" "$encrypt" | LC_ALL=C sort | tr -d '\n' | sha1sum | cut -d' ' -f1)
   curl -sS -X POST "http://$GATEWAY/wecom/$WECOM_CORP?timestamp=$ts&nonce=$nonce&msg_signature=$sig" \
