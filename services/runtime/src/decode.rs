@@ -10,7 +10,7 @@ use crate::dedup::{Age, EventIds, Seen};
 use crate::dlq::{DeadLetterReason, Rejection};
 use crate::enrich::Dimensions;
 use crate::events::Interaction;
-use crate::pii::Pseudonymizer;
+use crate::pii::{FanIdCache, Pseudonymizer};
 use crate::segment::{FanStates, Thresholds};
 use crate::source::Record;
 use crate::stream::{Context, Meta, Stream};
@@ -34,6 +34,8 @@ pub struct Decoder {
     registry: Arc<Registry>,
     validation: ValidationConfig,
     pii: Pseudonymizer,
+    /// Most events are of a fan seen moments ago: their pseudonyms are remembered.
+    fan_ids: FanIdCache,
     topic: &'static str,
     thresholds: Thresholds,
     /// One shared allocation per AppID (a deployment has a few dozen); capped so a flood
@@ -51,6 +53,7 @@ impl Decoder {
             registry,
             validation: cfg.validation.clone(),
             pii: Pseudonymizer::new(cfg.pii.key.expose().as_bytes()),
+            fan_ids: FanIdCache::default(),
             topic,
             thresholds: Thresholds::new(cfg.segment.new_for, cfg.segment.dormant_after),
             app_ids: hashbrown::HashMap::new(),
@@ -144,10 +147,13 @@ impl Decoder {
             Seen::Duplicate(age) => return Outcome::Duplicate(age),
             Seen::Suspect => return Outcome::Suspect(event_id, header.server_time),
         }
+        let (fan_id, union_id) = self
+            .fan_ids
+            .fan_ids(&self.pii, header.openid, header.unionid);
         let meta = Meta {
             event_id: uuid::Uuid::from_u128(event_id),
-            fan_id: self.pii.fan_id(header.openid),
-            union_id: self.pii.optional_fan_id(header.unionid),
+            fan_id,
+            union_id,
             topic: self.topic,
             partition: record.partition,
             offset: record.offset,
