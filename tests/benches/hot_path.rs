@@ -53,7 +53,7 @@ fn stage1<S: Stream>(
     cfg: &Config,
     dims: &Dimensions,
 ) -> (Vec<S::Row>, f64) {
-    let mut decoder = Decoder::new(Arc::new(Registry::embedded()), cfg, "bench");
+    let registry = Arc::new(Registry::embedded());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -65,6 +65,8 @@ fn stage1<S: Stream>(
     let budget = FanBudget::new(FanLimits::from_config(cfg), &metrics.fans_evicted);
     for _ in 0..5 {
         rows.clear();
+        // Fresh each run, as a service starts: no pseudonyms remembered from the last run.
+        let mut decoder = Decoder::new(registry.clone(), cfg, "bench");
         // Steady state: every batch before this record is written (watermark at the end).
         let mut ids = EventIds::configured(&cfg.dedup, metrics.ids_evicted.clone(), i64::MAX);
         let mut fans = FanStates::bounded(&budget);

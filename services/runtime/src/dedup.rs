@@ -394,7 +394,13 @@ impl EventIds {
         if self.window.contains(id) {
             return Seen::Duplicate(Age::Window);
         }
-        match self.settled.remove(&id) {
+        // Almost always empty: skip hashing the id for it.
+        let settled = if self.settled.is_empty() {
+            None
+        } else {
+            self.settled.remove(&id)
+        };
+        match settled {
             Some(Some(original)) => {
                 let arrived = self.newest_ms.max(server_time);
                 return Seen::Duplicate(Age::of(arrived - original));
