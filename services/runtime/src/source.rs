@@ -5,9 +5,12 @@
 //! revoked partitions' batches, before librdkafka hands them to another consumer. Blocking
 //! is harmless on a dedicated thread and wrong on an async worker.
 //!
-//! - Records go out in chunks through a bounded channel. When it is full the thread pauses
-//!   every assigned partition and keeps polling, so group heartbeats and
-//!   `max.poll.interval.ms` stay satisfied while ClickHouse is slow (backpressure).
+//! - Records go out in chunks through a bounded channel. When it is full the thread first
+//!   waits, without polling, for up to [`hold_before_pause`]: pausing would make
+//!   librdkafka drop every record it has prefetched for our partitions and fetch them again
+//!   on resume, so a pipeline busy with an insert would cost the broker each record twice
+//!   or more. Only a longer stall pauses every assigned partition, and the thread keeps
+//!   polling, so `max.poll.interval.ms` stays satisfied while ClickHouse is slow or down.
 //! - Assignments and revocations go through a separate unbounded control channel, which
 //!   the pipeline reads first. Every record carries the *epoch* of its partition's
 //!   assignment, so records fetched before a revoke are recognised and dropped.
@@ -367,13 +370,14 @@ pub fn start(
     // Chunks of up to CHUNK records; capacity in records is about queue_capacity.
     let (tx, rx) = mpsc::channel((queue_capacity / CHUNK).max(2));
     let state = Arc::new(AtomicU8::new(RUNNING));
+    let hold = hold_before_pause(cfg.max_poll_interval);
     let thread = {
         let consumer = consumer.clone();
         let state = state.clone();
         let topic = topic.to_string();
         std::thread::Builder::new()
             .name("kafka-source".into())
-            .spawn(move || poll_loop(&consumer, &tx, &state, &metrics, &topic))?
+            .spawn(move || poll_loop(&consumer, &tx, &state, &metrics, &topic, hold))?
     };
     Ok(SourceHandle {
         consumer,
@@ -387,17 +391,50 @@ pub fn start(
 
 const CHUNK: usize = 512;
 
+/// How long a full channel is waited on, not polling, before the partitions are paused:
+/// long enough for a usual insert to finish, a small share of `max.poll.interval.ms` (a
+/// rebalance waits for our next poll) and at most 5 s.
+pub fn hold_before_pause(max_poll_interval: Duration) -> Duration {
+    (max_poll_interval / 10).min(Duration::from_secs(5))
+}
+
+/// Hands `chunk` to the pipeline, waiting up to `hold` for room; gives it back if there is
+/// still none (or the source is stopping), `Err` if the pipeline has gone.
+fn hand_over(
+    tx: &mpsc::Sender<Vec<Record>>,
+    chunk: Vec<Record>,
+    state: &AtomicU8,
+    hold: Duration,
+) -> Result<Option<Vec<Record>>, ()> {
+    let deadline = Instant::now() + hold;
+    let mut chunk = chunk;
+    loop {
+        match tx.try_send(chunk) {
+            Ok(()) => return Ok(None),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(()),
+            Err(mpsc::error::TrySendError::Full(back)) => chunk = back,
+        }
+        if Instant::now() >= deadline || state.load(Ordering::SeqCst) != RUNNING {
+            return Ok(Some(chunk));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn poll_loop(
     consumer: &BaseConsumer<SourceContext>,
     tx: &mpsc::Sender<Vec<Record>>,
     state: &AtomicU8,
     metrics: &Metrics,
     topic: &str,
+    hold: Duration,
 ) {
     let consumed = metrics.consumed_counter(topic);
     let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
     let mut paused_since: Option<Instant> = None;
     let mut epochs: HashMap<i32, u64> = HashMap::new();
+    // The pipeline took no chunk for `hold`: paused until it takes one.
+    let mut stalled = false;
     loop {
         let mode = state.load(Ordering::SeqCst);
         if mode == CLOSE {
@@ -411,7 +448,7 @@ fn poll_loop(
                 pause_all(consumer, true);
             }
         }
-        let must_hold = mode == STOP_FETCHING || !chunk.is_empty() && tx.capacity() == 0;
+        let must_hold = mode == STOP_FETCHING || stalled;
         match (must_hold, paused_since) {
             (true, None) => {
                 pause_all(consumer, true);
@@ -458,14 +495,22 @@ fn poll_loop(
         if chunk.is_empty() || mode == STOP_FETCHING {
             continue;
         }
-        match tx.try_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(back)) => {
-                chunk = back;
-                // Pause on the next turn; keep polling so the group keeps us.
-                std::thread::sleep(Duration::from_millis(5));
+        // Once paused, one try per turn: polling goes on so the group keeps us.
+        let wait = if stalled { Duration::ZERO } else { hold };
+        match hand_over(tx, std::mem::take(&mut chunk), state, wait) {
+            Ok(None) => {
+                chunk = Vec::with_capacity(CHUNK);
+                stalled = false;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
+            Ok(Some(back)) => {
+                chunk = back;
+                if stalled {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // Pauses on the next turn.
+                stalled = true;
+            }
+            Err(()) => break,
         }
     }
     if let Some(since) = paused_since {
@@ -501,5 +546,61 @@ fn pause_all(consumer: &BaseConsumer<SourceContext>, pause: bool) {
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, pause, "cannot pause/resume partitions");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64) -> Vec<Record> {
+        vec![Record {
+            partition: 0,
+            offset,
+            epoch: 1,
+            timestamp: -1,
+            key: None,
+            payload: None,
+        }]
+    }
+
+    #[test]
+    fn a_busy_pipeline_is_waited_on_before_pausing() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let running = AtomicU8::new(RUNNING);
+        tx.try_send(record(0)).expect("room for one");
+        // Room comes back after 50 ms, within the hold: handed over, no pause.
+        let taker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let first = rx.blocking_recv().map(|c| c[0].offset);
+            (first, rx)
+        });
+        let held = hand_over(&tx, record(1), &running, Duration::from_secs(5));
+        assert!(matches!(held, Ok(None)), "handed over while waiting");
+        let (first, mut rx) = taker.join().expect("taker");
+        assert_eq!(first, Some(0));
+        // Full for longer than the hold: given back, so the loop pauses.
+        let held = hand_over(&tx, record(2), &running, Duration::from_millis(20));
+        assert!(matches!(held, Ok(Some(ref c)) if c[0].offset == 2));
+        // Stopping: no waiting at all.
+        let stopping = AtomicU8::new(STOP_FETCHING);
+        let started = Instant::now();
+        let held = hand_over(&tx, record(3), &stopping, Duration::from_secs(5));
+        assert!(matches!(held, Ok(Some(_))) && started.elapsed() < Duration::from_secs(1));
+        assert_eq!(rx.try_recv().map(|c| c[0].offset).ok(), Some(1));
+        drop(rx);
+        assert!(hand_over(&tx, record(4), &running, Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn the_hold_is_a_small_share_of_the_poll_interval() {
+        assert_eq!(
+            hold_before_pause(Duration::from_secs(300)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            hold_before_pause(Duration::from_secs(10)),
+            Duration::from_secs(1)
+        );
     }
 }
