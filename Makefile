@@ -77,9 +77,11 @@ bench-attribution:
 	deploy/local/stack.sh install
 	deploy/local/.venv/bin/python deploy/local/bench_attribution.py
 
+## End to end, five services, with the plain-reader comparison and the direct-insert floor
+## (README "Measured"), e.g. make bench-e2e BENCH_E2E_ARGS='--events 200000 --rate 5000'.
 bench-e2e:
 	$(CARGO) build --release --workspace --bins
-	deploy/local/bench_e2e.sh
+	deploy/local/bench_e2e.sh $(BENCH_E2E_ARGS)
 
 up:
 	deploy/local/stack.sh up
