@@ -4,7 +4,9 @@
 //! code over a chat, a partial refund, an order ingested before its touch, a refund before
 //! its purchase, a restart of every service between touch and order, upstream duplicates
 //! and an invalid order. Then the BI views: by associate, push and scene, orders per
-//! store, and the social-selling funnel.
+//! store, and the social-selling funnel. The same figures hold with part of the purchases
+//! settled (`wxpulse conversions settle`, migration 0017) and orders arriving after the
+//! settle, with all of them settled, and after settling twice.
 
 use std::time::Duration;
 
@@ -108,6 +110,173 @@ async fn query_lines(stack: &Stack, sql: &str) -> anyhow::Result<Vec<String>> {
     let mut v: Vec<String> = stack.client(DB).query(sql).fetch_all().await?;
     v.sort();
     Ok(v)
+}
+
+/// Every order record's credits (the lines of [`credits`]) of the scenario, worked out by
+/// hand.
+fn expected() -> Vec<String> {
+    let chat_a = "associate_chat|u1|s1|east|0|";
+    [
+        // A: both chats with u1 in the window; the partial refund follows the credit.
+        vec![
+            format!("oA1|purchase|last_touch|{chat_a}|1|100000"),
+            format!("oA1|purchase|first_touch|{chat_a}|1|100000"),
+            format!("oA1|purchase|linear|{chat_a}|0.5|50000"),
+            format!("oA1|purchase|linear|{chat_a}|0.5|50000"),
+            format!("oA1|refund|last_touch|{chat_a}|1|-30000"),
+            format!("oA1|refund|first_touch|{chat_a}|1|-30000"),
+            format!("oA1|refund|linear|{chat_a}|0.5|-15000"),
+            format!("oA1|refund|linear|{chat_a}|0.5|-15000"),
+            format!("oA2|purchase|last_touch|{chat_a}|1|50000"),
+            format!("oA2|purchase|first_touch|{chat_a}|1|50000"),
+            format!("oA2|purchase|linear|{chat_a}|0.5|25000"),
+            format!("oA2|purchase|linear|{chat_a}|0.5|25000"),
+        ],
+        all_models("oB", "purchase", "none||||0||1|9000"),
+        // C: last = the e-commerce click, first = the push read, linear = half each.
+        vec![
+            "oC|purchase|last_touch|menu_ecommerce||||0||1|60000".into(),
+            "oC|purchase|first_touch|article||||101||1|60000".into(),
+            "oC|purchase|linear|menu_ecommerce||||0||0.5|30000".into(),
+            "oC|purchase|linear|article||||101||0.5|30000".into(),
+        ],
+        all_models("oD", "purchase", "share_code|u2|s2|west|0||1|40000"),
+        all_models("oE", "purchase", "associate_chat|u2|s2|west|0||1|20000"),
+        all_models("oF", "purchase", "qr_scan||s2|west|0|store_s2|1|8000"),
+        all_models("oG", "purchase", "none||||0||1|12000"),
+        all_models("oG", "refund", "none||||0||1|-5000"),
+    ]
+    .concat()
+}
+
+/// The BI views of the scenario (the profiles mirrored), worked out by hand.
+async fn assert_views(stack: &Stack) -> anyhow::Result<()> {
+    // BI views. Per associate (last touch): u1 from A's chats, u2 from the share code and
+    // E's late chat.
+    assert_eq!(
+        query_lines(
+            stack,
+            "SELECT arrayStringConcat([model, associate_userid, store_id, region, \
+             toString(orders), toString(buyers), toString(gross_fen), toString(refunded_fen), \
+             toString(net_fen), toString(share_code_orders)], '|') \
+             FROM v_attribution_by_associate",
+        )
+        .await?,
+        lines(&[
+            "last_touch|u1|s1|east|2|1|150000|30000|120000|0",
+            "first_touch|u1|s1|east|2|1|150000|30000|120000|0",
+            "linear|u1|s1|east|2|1|150000|30000|120000|0",
+            "last_touch|u2|s2|west|2|2|60000|0|60000|1",
+            "first_touch|u2|s2|west|2|2|60000|0|60000|1",
+            "linear|u2|s2|west|2|2|60000|0|60000|1",
+        ])
+    );
+    assert_eq!(
+        query_lines(
+            stack,
+            "SELECT arrayStringConcat([model, toString(msgid), article_id, campaign, \
+             toString(orders), toString(net_fen)], '|') FROM v_attribution_by_push",
+        )
+        .await?,
+        lines(&[
+            "first_touch|101|art1|autumn|1|60000",
+            "linear|101|art1|autumn|0.5|30000"
+        ])
+    );
+    assert_eq!(
+        query_lines(
+            stack,
+            "SELECT arrayStringConcat([model, scene, qr_channel, toString(orders), \
+             toString(net_fen)], '|') FROM v_attribution_by_scene",
+        )
+        .await?,
+        lines(&[
+            "last_touch|store_s2|store|1|8000",
+            "first_touch|store_s2|store|1|8000",
+            "linear|store_s2|store|1|8000",
+        ])
+    );
+    assert_eq!(
+        query_lines(
+            stack,
+            "SELECT arrayStringConcat([store_id, channel, toString(sum(purchases)), \
+             toString(sum(refunds)), toString(sum(gross_fen)), toString(sum(refunded_fen))], '|') \
+             FROM v_orders_daily GROUP BY store_id, channel",
+        )
+        .await?,
+        lines(&[
+            "s1|store_pos|4|2|222000|35000",
+            "s2|store_pos|1|0|20000|0",
+            "s2|mini_program|1|0|40000|0",
+            "s9|store_pos|1|0|9000|0",
+            "|mini_program|1|0|8000|0",
+        ])
+    );
+
+    // s1: A (u1, 5 interactions, 2 purchases), C (u1, 2 interactions), G (no associate).
+    // s2: D (u2, 1 interaction), E (no profile). s9: B. No store: F.
+    assert_eq!(
+        query_lines(
+            stack,
+            "SELECT arrayStringConcat([store_id, level, associate_userid, toString(buyers), \
+             toString(added), toString(active), toString(repurchasing), toString(purchases), \
+             toString(spent_fen), ifNull(toString(round(add_rate, 4)), 'null'), ifNull(toString(active_rate), 'null'), ifNull(toString(repurchase_rate), 'null'), \
+             ifNull(toString(repurchase_frequency), 'null'), ifNull(toString(basket_fen), 'null')], '|') \
+             FROM v_social_funnel_monthly",
+        )
+        .await?,
+        lines(&[
+            "s1|store||3|2|1|1|4|222000|0.6667|0.5|1|2|55500",
+            "s1|associate|u1|3|2|1|1|3|210000|0.6667|0.5|1|2|70000",
+            "s2|store||2|1|0|0|2|60000|0.5|0|null|null|30000",
+            "s2|associate|u2|2|1|0|0|1|40000|0.5|0|null|null|40000",
+            "s9|store||1|0|0|0|1|9000|0|null|null|null|9000",
+            "|store||1|0|0|0|1|8000|0|null|null|null|8000",
+        ])
+    );
+    // Over a period with another threshold: A and C both active with > 1 interaction.
+    let month: String = stack
+        .client(DB)
+        .query("SELECT toString(toStartOfMonth(min(event_time))) FROM orders")
+        .fetch_one()
+        .await?;
+    let period: Vec<String> = query_lines(
+        stack,
+        &format!(
+            "SELECT arrayStringConcat([store_id, level, toString(active), \
+             toString(repurchasing)], '|') FROM v_social_funnel(from_month = '{month}', \
+             to_month = '{month}', active_over = 1) WHERE store_id = 's1'"
+        ),
+    )
+    .await?;
+    assert_eq!(period, lines(&["s1|store|2|1", "s1|associate|2|1"]));
+    Ok(())
+}
+
+/// `wxpulse conversions settle --until <cutoff>` (ms since the epoch, to the second).
+fn settle(stack: &Stack, cutoff: i64) -> anyhow::Result<()> {
+    let status = std::process::Command::new(binary("wxpulse")?)
+        .args([
+            "--brokers",
+            &stack.brokers,
+            "--clickhouse",
+            &stack.clickhouse,
+        ])
+        .args(["--database", DB, "conversions", "settle", "--until"])
+        .arg((cutoff / 1_000).to_string())
+        .envs(stack.env())
+        .status()?;
+    anyhow::ensure!(status.success(), "conversions settle: {status}");
+    Ok(())
+}
+
+/// Purchases in the settled table.
+async fn settled_purchases(stack: &Stack) -> anyhow::Result<u64> {
+    Ok(stack
+        .client(DB)
+        .query("SELECT count() FROM order_credits_settled WHERE credit_no = 1")
+        .fetch_one()
+        .await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,6 +420,78 @@ async fn orders_are_attributed_exactly_whatever_arrives_first_and_across_a_resta
         service.kill();
         service.restart()?;
     }
+    // The orders before the cutoff of the first settle (t0 + 2 days + 2 hours) arrive.
+    send(
+        &stack,
+        vec![
+            order(
+                22,
+                c,
+                "oC",
+                OrderKind::Purchase,
+                t0 + 2 * D + H,
+                60_000,
+                Some("s1"),
+                None,
+            ),
+            // oC sent again under another event_id: one purchase per order id counts.
+            order(
+                23,
+                c,
+                "oC",
+                OrderKind::Purchase,
+                t0 + 2 * D + H,
+                60_000,
+                Some("s1"),
+                None,
+            ),
+            order(
+                31,
+                d,
+                "oD",
+                OrderKind::Purchase,
+                t0 + 2 * D,
+                40_000,
+                Some("s2"),
+                Some("u2"),
+            ),
+            order(
+                41,
+                f,
+                "oF",
+                OrderKind::Purchase,
+                t0 + 2 * D,
+                8_000,
+                None,
+                None,
+            ),
+        ],
+    )
+    .await?;
+    rows_in(&stack, DB, "orders", 6).await;
+    let want = expected();
+    let so_far: Vec<String> = want
+        .iter()
+        .filter(|l| {
+            ["oC|", "oD|", "oE|", "oF|"]
+                .iter()
+                .any(|o| l.starts_with(o))
+        })
+        .cloned()
+        .chain(all_models("oG", "refund", "unmatched_refund||||0||1|-5000"))
+        .collect();
+    let so_far = lines(&so_far.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(credits(&stack).await?, so_far, "before any settle");
+    // Settled: oC, oD and oF; open: oE (and G's refund, whose purchase is not in). Twice:
+    // the second settle replaces the same month with the same rows.
+    let cutoff = t0 + 2 * D + 2 * H;
+    for _ in 0..2 {
+        settle(&stack, cutoff)?;
+        assert_eq!(credits(&stack).await?, so_far, "oC, oD, oF settled");
+        assert_eq!(settled_purchases(&stack).await?, 3);
+    }
+
+    // The rest arrive after the settle (after its cutoff, within the lateness bound).
     send(
         &stack,
         vec![
@@ -305,45 +546,16 @@ async fn orders_are_attributed_exactly_whatever_arrives_first_and_across_a_resta
                 Some("s9"),
                 None,
             ),
+            // The settled oC once more, under a third event_id and after the cutoff: still
+            // one purchase, the settled one.
             order(
-                22,
+                24,
                 c,
                 "oC",
                 OrderKind::Purchase,
-                t0 + 2 * D + H,
+                t0 + 3 * D,
                 60_000,
                 Some("s1"),
-                None,
-            ),
-            // oC sent again under another event_id: one purchase per order id counts.
-            order(
-                23,
-                c,
-                "oC",
-                OrderKind::Purchase,
-                t0 + 2 * D + H,
-                60_000,
-                Some("s1"),
-                None,
-            ),
-            order(
-                31,
-                d,
-                "oD",
-                OrderKind::Purchase,
-                t0 + 2 * D,
-                40_000,
-                Some("s2"),
-                Some("u2"),
-            ),
-            order(
-                41,
-                f,
-                "oF",
-                OrderKind::Purchase,
-                t0 + 2 * D,
-                8_000,
-                None,
                 None,
             ),
             order(
@@ -370,7 +582,7 @@ async fn orders_are_attributed_exactly_whatever_arrives_first_and_across_a_resta
         ],
     )
     .await?;
-    rows_in(&stack, DB, "orders", 11).await;
+    rows_in(&stack, DB, "orders", 12).await;
     let orders = &services[0];
     let dead = wait_for(Duration::from_secs(30), 1, || async {
         let text = orders.scrape()?;
@@ -402,144 +614,26 @@ async fn orders_are_attributed_exactly_whatever_arrives_first_and_across_a_resta
         ])
     );
 
-    let chat_a = "associate_chat|u1|s1|east|0|";
-    let want = [
-        // A: both chats with u1 in the window; the partial refund follows the credit.
-        vec![
-            format!("oA1|purchase|last_touch|{chat_a}|1|100000"),
-            format!("oA1|purchase|first_touch|{chat_a}|1|100000"),
-            format!("oA1|purchase|linear|{chat_a}|0.5|50000"),
-            format!("oA1|purchase|linear|{chat_a}|0.5|50000"),
-            format!("oA1|refund|last_touch|{chat_a}|1|-30000"),
-            format!("oA1|refund|first_touch|{chat_a}|1|-30000"),
-            format!("oA1|refund|linear|{chat_a}|0.5|-15000"),
-            format!("oA1|refund|linear|{chat_a}|0.5|-15000"),
-            format!("oA2|purchase|last_touch|{chat_a}|1|50000"),
-            format!("oA2|purchase|first_touch|{chat_a}|1|50000"),
-            format!("oA2|purchase|linear|{chat_a}|0.5|25000"),
-            format!("oA2|purchase|linear|{chat_a}|0.5|25000"),
-        ],
-        all_models("oB", "purchase", "none||||0||1|9000"),
-        // C: last = the e-commerce click, first = the push read, linear = half each.
-        vec![
-            "oC|purchase|last_touch|menu_ecommerce||||0||1|60000".into(),
-            "oC|purchase|first_touch|article||||101||1|60000".into(),
-            "oC|purchase|linear|menu_ecommerce||||0||0.5|30000".into(),
-            "oC|purchase|linear|article||||101||0.5|30000".into(),
-        ],
-        all_models("oD", "purchase", "share_code|u2|s2|west|0||1|40000"),
-        all_models("oE", "purchase", "associate_chat|u2|s2|west|0||1|20000"),
-        all_models("oF", "purchase", "qr_scan||s2|west|0|store_s2|1|8000"),
-        all_models("oG", "purchase", "none||||0||1|12000"),
-        all_models("oG", "refund", "none||||0||1|-5000"),
-    ]
-    .concat();
     assert_eq!(
         credits(&stack).await?,
         lines(&want.iter().map(String::as_str).collect::<Vec<_>>())
     );
-
-    // BI views. Per associate (last touch): u1 from A's chats, u2 from the share code and
-    // E's late chat.
-    assert_eq!(
-        query_lines(
-            &stack,
-            "SELECT arrayStringConcat([model, associate_userid, store_id, region, \
-             toString(orders), toString(buyers), toString(gross_fen), toString(refunded_fen), \
-             toString(net_fen), toString(share_code_orders)], '|') \
-             FROM v_attribution_by_associate",
-        )
-        .await?,
-        lines(&[
-            "last_touch|u1|s1|east|2|1|150000|30000|120000|0",
-            "first_touch|u1|s1|east|2|1|150000|30000|120000|0",
-            "linear|u1|s1|east|2|1|150000|30000|120000|0",
-            "last_touch|u2|s2|west|2|2|60000|0|60000|1",
-            "first_touch|u2|s2|west|2|2|60000|0|60000|1",
-            "linear|u2|s2|west|2|2|60000|0|60000|1",
-        ])
-    );
-    assert_eq!(
-        query_lines(
-            &stack,
-            "SELECT arrayStringConcat([model, toString(msgid), article_id, campaign, \
-             toString(orders), toString(net_fen)], '|') FROM v_attribution_by_push",
-        )
-        .await?,
-        lines(&[
-            "first_touch|101|art1|autumn|1|60000",
-            "linear|101|art1|autumn|0.5|30000"
-        ])
-    );
-    assert_eq!(
-        query_lines(
-            &stack,
-            "SELECT arrayStringConcat([model, scene, qr_channel, toString(orders), \
-             toString(net_fen)], '|') FROM v_attribution_by_scene",
-        )
-        .await?,
-        lines(&[
-            "last_touch|store_s2|store|1|8000",
-            "first_touch|store_s2|store|1|8000",
-            "linear|store_s2|store|1|8000",
-        ])
-    );
-    assert_eq!(
-        query_lines(
-            &stack,
-            "SELECT arrayStringConcat([store_id, channel, toString(sum(purchases)), \
-             toString(sum(refunds)), toString(sum(gross_fen)), toString(sum(refunded_fen))], '|') \
-             FROM v_orders_daily GROUP BY store_id, channel",
-        )
-        .await?,
-        lines(&[
-            "s1|store_pos|4|2|222000|35000",
-            "s2|store_pos|1|0|20000|0",
-            "s2|mini_program|1|0|40000|0",
-            "s9|store_pos|1|0|9000|0",
-            "|mini_program|1|0|8000|0",
-        ])
-    );
-
     // The funnel needs the profiles in ClickHouse: the mirror puts them there.
     mirror_profiles(&stack, DB)?;
-    // s1: A (u1, 5 interactions, 2 purchases), C (u1, 2 interactions), G (no associate).
-    // s2: D (u2, 1 interaction), E (no profile). s9: B. No store: F.
-    assert_eq!(
-        query_lines(
-            &stack,
-            "SELECT arrayStringConcat([store_id, level, associate_userid, toString(buyers), \
-             toString(added), toString(active), toString(repurchasing), toString(purchases), \
-             toString(spent_fen), ifNull(toString(round(add_rate, 4)), 'null'), ifNull(toString(active_rate), 'null'), ifNull(toString(repurchase_rate), 'null'), \
-             ifNull(toString(repurchase_frequency), 'null'), ifNull(toString(basket_fen), 'null')], '|') \
-             FROM v_social_funnel_monthly",
-        )
-        .await?,
-        lines(&[
-            "s1|store||3|2|1|1|4|222000|0.6667|0.5|1|2|55500",
-            "s1|associate|u1|3|2|1|1|3|210000|0.6667|0.5|1|2|70000",
-            "s2|store||2|1|0|0|2|60000|0.5|0|null|null|30000",
-            "s2|associate|u2|2|1|0|0|1|40000|0.5|0|null|null|40000",
-            "s9|store||1|0|0|0|1|9000|0|null|null|null|9000",
-            "|store||1|0|0|0|1|8000|0|null|null|null|8000",
-        ])
-    );
-    // Over a period with another threshold: A and C both active with > 1 interaction.
-    let month: String = stack
-        .client(DB)
-        .query("SELECT toString(toStartOfMonth(min(event_time))) FROM orders")
-        .fetch_one()
-        .await?;
-    let period: Vec<String> = query_lines(
-        &stack,
-        &format!(
-            "SELECT arrayStringConcat([store_id, level, toString(active), \
-             toString(repurchasing)], '|') FROM v_social_funnel(from_month = '{month}', \
-             to_month = '{month}', active_over = 1) WHERE store_id = 's1'"
-        ),
-    )
-    .await?;
-    assert_eq!(period, lines(&["s1|store|2|1", "s1|associate|2|1"]));
+    assert_views(&stack).await?;
+
+    // Everything settled, twice: the same credits and views, nothing open.
+    for _ in 0..2 {
+        settle(&stack, t0 + 10 * D)?;
+        assert_eq!(
+            credits(&stack).await?,
+            lines(&want.iter().map(String::as_str).collect::<Vec<_>>()),
+            "all settled"
+        );
+        assert_views(&stack).await?;
+        assert_eq!(settled_purchases(&stack).await?, 8);
+        assert_eq!(count(&stack.client(DB), "order_purchases_open").await?, 0);
+    }
     no_raw_ids(&stack, DB).await?;
     for service in &mut services {
         assert_eq!(service.terminate(Duration::from_secs(20)), Some(0));

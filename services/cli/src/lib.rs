@@ -1,5 +1,6 @@
 //! The `wxpulse` command line as a library, so end-to-end tests drive the same code.
 
+pub mod conversions;
 pub mod dims;
 pub mod dlq;
 pub mod events;

@@ -55,6 +55,10 @@ enum Command {
     /// Events of unknown accounts held back (validation.unknown_account = "quarantine").
     #[command(subcommand)]
     Quarantine(cmd::quarantine::Action),
+    /// Attributed orders: settle the credits that can no longer change (the views then
+    /// join only the open days).
+    #[command(subcommand)]
+    Conversions(cmd::conversions::Action),
 }
 
 fn main() -> ExitCode {
@@ -86,5 +90,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(a) => cmd::events::run(a, &cx).await,
         Command::Ingest(a) => cmd::ingest::run(a, &cx).await,
         Command::Quarantine(a) => cmd::quarantine::run(a, &cx).await,
+        Command::Conversions(a) => cmd::conversions::run(a, &cx).await,
     }
 }

@@ -56,6 +56,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(14, "0014_fan_profile_offsets.sql"),
     migration!(15, "0015_quarantine.sql"),
     migration!(16, "0016_associate_contacts.sql"),
+    migration!(17, "0017_settled_conversions.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

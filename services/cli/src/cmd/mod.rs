@@ -1,6 +1,7 @@
 //! One module per command: its arguments and what it does. `main.rs` only parses and
 //! dispatches.
 
+pub mod conversions;
 pub mod dims;
 pub mod dlq;
 pub mod events;
