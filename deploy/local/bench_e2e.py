@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of wxpulse on the local stack (Tansu + chdb-http), stdlib only.
 
-    deploy/local/bench_e2e.sh [--events 1000000] [--rate 20000] [--storage sqlite|memory] [--keep]
+    deploy/local/bench_e2e.sh [--events 1000000] [--rate 20000] [--storage sqlite|memory]
+                              [--live-dimensions] [--keep]
 
 Starts a private stack on free ports in a temp dir, then:
   1. throughput: produces --events generated events (and the generator's orders), then
-     a plain reader (bench_plain_reader.py: librdkafka, discards) reads the five topics
+     a plain reader (bench_e2e_helpers.py: librdkafka, discards) reads the five topics
      from the beginning with its own group, then the five services start and are timed
      until ClickHouse holds every event (sustained consume -> ClickHouse events/s);
   2. floor: the same rows, read back from the raw tables as RowBinary, inserted straight
@@ -13,8 +14,10 @@ Starts a private stack on free ports in a temp dir, then:
      ClickHouse CPU, and the ratio end to end / direct;
   3. latency: with the services running, `wxpulse-generate --live` produces rate x 30 s
      events stamped with their wall-clock server_time; event->queryable latency is
-     ingested_at - server_time of each row (ingested_at = server-side insert time). If this
-     phase breaks (a stalled broker), it says so and the other figures are still printed.
+     ingested_at - server_time of each row (ingested_at = server-side insert time). The
+     world is not republished (--live-dimensions does: that stalls Tansu on sqlite, and the
+     producer's librdkafka broker thread then spins a core). If this phase breaks, it says
+     so, with the generator's busiest threads, and the other figures are still printed.
 Prints CPU seconds per million events and peak RSS of every process (each service, broker,
 ClickHouse, generator, plain reader), and the targets with PASS/MISS. CPU seconds per event
 hold on a shared machine; wall-clock rates and latencies do not (other processes' load).
@@ -40,6 +43,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from bench_e2e_helpers import MIB, Sampler, thread_cpu
+
 LOCAL = Path(__file__).resolve().parent
 REPO = LOCAL.parent.parent
 BIN = REPO / "target" / "release"
@@ -50,8 +55,6 @@ TABLES = {"menu_click": "menu_clicks", "qr_scan": "qr_scans",      # truth key -
           "order": "orders"}  # "order": the truth's conversions (purchases + refunds)
 TOPICS = [f"wxpulse.{t}" for t in TABLES.values()]
 DIRECT_DB = "wxpulse_direct"
-TICK = os.sysconf("SC_CLK_TCK")
-MIB = 1024 * 1024
 TARGET_EPS, TARGET_P99_MS, TARGET_RSS_MIB = 100_000, 2000, 200
 TARGET_SERVICE_US, TARGET_E2E_OVER_DIRECT = 2.0, 3.0            # issue 16, item 3
 TARGET_RATE_VS_PLAIN, TARGET_BROKER_VS_PLAIN = 0.9, 1.2          # issue 16, item 2
@@ -67,73 +70,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def proc_stat(pid):
-    """(cpu seconds, VmRSS bytes, VmHWM bytes) of a live pid, or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
-    cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime (fields 14, 15)
-    mem = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in status.splitlines()
-           if ln.startswith(("VmRSS", "VmHWM"))}
-    return cpu, mem.get("VmRSS", 0), mem.get("VmHWM", 0)
-
-
-class Sampler:
-    """CPU delta and peak RSS of named processes over one phase (sampled every 0.5 s)."""
-
-    def __init__(self, pids):
-        self.pids, self.t0 = dict(pids), time.monotonic()
-        self.cpu0, self.cpu, self.rss, self.hwm, self.history = {}, {}, {}, {}, []
-        self.sample()
-        self.cpu0 = dict(self.cpu)
-
-    def add(self, name, pid):  # a process started during the phase counts from 0
-        self.pids[name] = pid
-        self.cpu0[name] = 0.0
-
-    def finished(self, name, rusage):  # exited child: totals from wait4
-        self.pids.pop(name)
-        self.cpu[name] = rusage.ru_utime + rusage.ru_stime
-        self.hwm[name] = rusage.ru_maxrss * 1024
-        self.rss[name] = max(self.rss.get(name, 0), self.hwm[name])
-        self.history.append((time.monotonic(), dict(self.cpu)))
-
-    def sample(self):
-        for name, pid in self.pids.items():
-            s = proc_stat(pid)
-            if s:
-                self.cpu[name] = s[0]
-                self.rss[name] = max(self.rss.get(name, 0), s[1])
-                self.hwm[name] = s[2]
-        self.history.append((time.monotonic(), dict(self.cpu)))
-
-    def cpu_between(self, name, t_a, t_b):
-        """CPU seconds of `name` between two sample times (the samples at or before each)."""
-        at = [[c for t, c in self.history if t <= x + 0.01][-1].get(name, 0.0) for x in (t_a, t_b)]
-        return at[1] - at[0]
-
-    def table(self, title, until=None, events=None):
-        """CPU from the phase start to `until` (default now; a stall at the end is cut off);
-        with `events`, also CPU seconds per million of them. Returns {process: CPU s}."""
-        until = until or time.monotonic()
-        cpu_at = [c for t, c in self.history if t <= until + 0.01][-1]
-        wall = until - self.t0
-        per_m = f"{'CPU s/M ev':>11}" if events else ""
-        print(f"\n  {title}: {wall:.1f} s wall; CPU % is of one core (2 cores = 200 %; the machine "
-              "is shared, so wall and % move with others' load, CPU s much less)")
-        print(f"  {'process':<22}{'CPU s':>9}{'CPU %':>8}{per_m}{'peak RSS MiB':>14}{'VmHWM MiB':>11}")
-        out = {}
-        for name in self.cpu:
-            cpu = out[name] = cpu_at.get(name, self.cpu[name]) - self.cpu0.get(name, 0.0)
-            per_m = f"{cpu * 1e6 / events:>11.1f}" if events else ""
-            print(f"  {name:<22}{cpu:>9.1f}{100 * cpu / wall:>8.0f}{per_m}"
-                  f"{self.rss[name] / MIB:>14.0f}{self.hwm[name] / MIB:>11.0f}")
-        return out
 
 
 class Bench:
@@ -197,7 +133,7 @@ class Bench:
                           "--duplicate-share", "0", "--seed", str(int(time.time())),
                           "--truth", str(truth), *extra]
         err = open(self.dir / "logs" / "generate.log", "w+")
-        t0 = time.monotonic()
+        t0, threads = time.monotonic(), {}
         p = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=err,
                              start_new_session=True)
         self.services["generate"] = p
@@ -217,6 +153,7 @@ class Bench:
                 raise RuntimeError(f"wxpulse-generate still running after {timeout} s, killed; "
                                    "its last lines:\n    " + "\n    ".join(tail))
             sampler.sample()
+            threads = thread_cpu(p.pid) or threads
             time.sleep(0.5)
         wall = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -226,6 +163,12 @@ class Bench:
         tail = [ln.strip() for ln in err.read().splitlines() if ln.strip()]
         if p.returncode != 0:
             sampler.table(f"until wxpulse-generate failed ({wall:.0f} s)")
+            top = sorted(threads.items(), key=lambda kv: -kv[1])[:4]
+            print("  wxpulse-generate's busiest threads (CPU s): "
+                  + ", ".join(f"{name} {cpu:.1f}" for name, cpu in top))
+            err.seek(0)
+            progress = [ln.strip() for ln in err.read().splitlines() if "[generate]" in ln]
+            print("  its progress lines: " + (" | ".join(progress[-3:]) or "none"))
             raise RuntimeError(f"wxpulse-generate {shlex.join(cmd[3:])} failed ({p.returncode}):\n    "
                                + "\n    ".join(tail[-6:]))
         return wall, tail[-1] if tail else "", json.loads(truth.read_text())
@@ -235,6 +178,7 @@ class Bench:
         for STALL_S. Returns ({table: time it completed or last grew}, time of the first row,
         final counts); times are time.monotonic()."""
         changed, first, last, now = {}, None, {}, time.monotonic()
+        self.table_first = {}  # table -> (time of its first rows, how many)
         while not all(last.get(t, -1) >= n for t, n in expected.items()):
             if now - max(changed.values(), default=now) > STALL_S:
                 print(f"  ! counts stopped moving {STALL_S} s short of the generated events")
@@ -249,6 +193,7 @@ class Bench:
             if first is None and sum(c.values()) > 0:
                 first = now
             changed.update({t: now for t in c if c[t] != last.get(t)})
+            self.table_first.update({t: (now, c[t]) for t in c if c[t] and t not in self.table_first})
             last = c
         if not self.check(expected, where):
             self.broken = True
@@ -290,6 +235,8 @@ class Bench:
         wall, line, truth = self.generate(sampler, n, self.dir / "logs" / "truth-throughput.json")
         expected = self.expected(truth)
         produced = truth["records"] + truth["conversions"]["records"]
+        dims = next((ln for ln in open(self.dir / "logs" / "generate.log") if "dimension records" in ln), "")
+        print(f"  dimensions: {dims.split('[generate] ', 1)[-1].strip()}")
         print(f"  produce: {produced} records ({truth['records']} events, "
               f"{truth['conversions']['records']} orders), generate+produce {wall:.1f} s "
               f"({produced / wall:,.0f}/s); generator says: {line}")
@@ -317,6 +264,15 @@ class Bench:
         print(f"  broker CPU from the first row visible to the last: {self.broker_steady:.1f} s "
               f"({self.broker_steady * 1e6 / rows:.1f} s per million events; before it, startup and "
               f"dimension loads: {self.cpu['tansu (kafka)'] - self.broker_steady:.1f} s)")
+        # Each service's CPU from its table's first rows to its last (startup and dimension
+        # load excluded), per event it wrote in between.
+        steady_cpu = sum(sampler.cpu_between(f"wxpulse-{s}", self.table_first[t][0], done[t])
+                         for s, t in zip(SERVICES, TABLES.values(), strict=True))
+        steady_rows = sum(got[t] - self.table_first[t][1] for t in TABLES.values())
+        self.svc_steady_us = steady_cpu * 1e6 / max(steady_rows, 1)
+        print(f"  services from each one's first rows to its last: {steady_cpu:.2f} CPU s for "
+              f"{steady_rows:,} events = {self.svc_steady_us:.2f} us per event (startup and dimension "
+              "load excluded)")
         self.fetch_pattern()
         self.eps, self.rss, self.rows, self.e2e_wall = eps, dict(sampler.hwm), rows, wall
         self.expected_rows = expected
@@ -350,10 +306,10 @@ class Bench:
     def plain_reader(self, records):
         """A plain librdkafka reader (discards) of the same five topics, from the beginning
         with its own group, before the services start: its rate and the broker's CPU."""
-        print(f"\n  plain reader (bench_plain_reader.py, confluent-kafka, no processing) of the same "
+        print(f"\n  plain reader (bench_e2e_helpers.py, confluent-kafka, no processing) of the same "
               f"{records:,} records, before the services start")
         sampler = Sampler(self.base_pids())
-        cmd = [sys.executable, str(LOCAL / "bench_plain_reader.py"), "--brokers", self.brokers,
+        cmd = [sys.executable, str(LOCAL / "bench_e2e_helpers.py"), "--brokers", self.brokers,
                "--expect", str(records), *TOPICS]
         out = open(self.dir / "logs" / "plain-reader.log", "w+")
         p = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -398,7 +354,9 @@ class Bench:
             files[t] = self.dir / "logs" / f"direct-{t}.rowbinary"
             files[t].write_bytes(self.http(f"SELECT * FROM {t} FORMAT RowBinary".encode(), timeout=300))
         size = sum(f.stat().st_size for f in files.values())
-        sampler = Sampler({"chdb-http (python)": self.stack_pid("clickhouse")})
+        # The services idle meanwhile: the broker's CPU in this phase is what their idle
+        # polling (consumers and dimension followers) costs it.
+        sampler = Sampler(self.base_pids())
         t0, walls = time.monotonic(), {}
         for t, f in files.items():
             t1 = time.monotonic()
@@ -406,13 +364,19 @@ class Bench:
             walls[t] = time.monotonic() - t1
         wall = time.monotonic() - t0
         sampler.sample()
+        t_inserted = sampler.history[-1][0]
         if not self.check(self.expected_rows, database=DIRECT_DB):
             print("  ! the direct database does not hold the same rows")
         print(f"  {self.rows:,} rows ({size / MIB:.0f} MiB RowBinary) in {wall:.2f} s = "
               f"{self.rows / wall:,.0f} rows/s; per table: "
               + ", ".join(f"{t} {w:.2f} s" for t, w in walls.items()))
-        cpu = sampler.table("direct insert", events=self.rows)["chdb-http (python)"]
-        self.direct_figs = {"wall": wall, "cpu": cpu}
+        time.sleep(max(0.0, 5 - wall))  # at least 5 s for the idle broker's figure
+        sampler.sample()
+        cpus = sampler.table("direct insert (the broker: serving the five idle services)", t_inserted,
+                             events=self.rows)
+        idle = sampler.cpu_between("tansu (kafka)", t0, time.monotonic()) / (time.monotonic() - sampler.t0)
+        print(f"  the broker, serving nothing but the five idle services' polls: {100 * idle:.0f} % of a core")
+        self.direct_figs = {"wall": wall, "cpu": cpus["chdb-http (python)"]}
 
     def latency(self):
         rate = self.args.rate
@@ -422,8 +386,12 @@ class Bench:
         since_ms = int(time.time() * 1000) - 1000
         where = f"toUnixTimestamp64Milli(server_time) >= {since_ms}"
         sampler = Sampler({**self.base_pids(), **{f"wxpulse-{s}": self.services[s].pid for s in SERVICES}})
+        # The world (accounts and fans are the same for every seed) is already published:
+        # republishing its dimension records while the services follow them stalled Tansu
+        # on sqlite in every run (no produce answered; --live-dimensions to reproduce).
+        dims = [] if self.args.live_dimensions else ["--no-dimensions"]
         wall, line, truth = self.generate(sampler, n, self.dir / "logs" / "truth-live.json",
-                                          "--live", "--rate", str(rate), timeout=LIVE_SECONDS * 4 + 60)
+                                          "--live", "--rate", str(rate), *dims, timeout=LIVE_SECONDS * 4 + 60)
         produced = truth["records"] + truth["conversions"]["records"]
         print(f"  produce: {produced} records in {wall:.1f} s = {produced / wall:,.0f}/s "
               f"(asked {rate}/s); generator says: {line}")
@@ -474,6 +442,8 @@ class Bench:
               f"{'FAIL: see ! lines' if self.broken else 'PASS'}")
         print(f"  services' CPU per event   {svc_us:>8.2f} us (the five together, librdkafka fetch and "
               f"insert included)   target <= {TARGET_SERVICE_US} us   {verdict(svc_us <= TARGET_SERVICE_US)}")
+        print(f"    of which consuming      {self.svc_steady_us:>8.2f} us (from each service's first rows; "
+              "the rest is startup: dimension loads at every start)")
         print(f"  sustained throughput  {self.eps:>10,.0f} events/s (wall clock)  target >= {TARGET_EPS:,}   "
               f"{verdict(self.eps >= TARGET_EPS)}")
         if self.direct_figs:
@@ -537,6 +507,9 @@ def main():
     ap.add_argument("--rate", type=int, default=20_000, help="events/s for the latency phase")
     ap.add_argument("--storage", choices=["sqlite", "memory"], default="sqlite",
                     help="Tansu storage (memory: faster, but loses records, see above)")
+    ap.add_argument("--live-dimensions", action="store_true",
+                    help="republish the world's dimension records before the live events "
+                         "(stalls Tansu on sqlite: every run so far)")
     ap.add_argument("--keep", action="store_true", help="leave the stack and services running")
     args = ap.parse_args()
     print("$ " + shlex.join([sys.executable] + sys.argv))
