@@ -281,44 +281,60 @@ WITH
             credit.3 AS weight,
             if(o.record = 'refund', -1, 1) * o.amount_fen * weight AS amount_fen
         FROM (
-            SELECT p.app_id AS app_id, p.brand AS brand, 'purchase' AS record,
-                   p.order_id AS order_id, p.fan_id AS fan_id, p.purchase_time AS record_time,
-                   CAST(p.purchase_time, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))') AS purchase_time,
-                   toString(p.currency) AS currency, toString(p.channel) AS channel,
-                   toString(p.order_store_id) AS order_store_id, p.amount_fen AS amount_fen,
-                   p.credits AS credits
-            FROM order_purchase_credits_open AS p
-            UNION ALL
-            SELECT r.app_id AS app_id, r.brand AS brand, 'refund' AS record, r.order_id AS order_id,
-                   r.fan_id AS fan_id, r.event_time AS record_time,
-                   multiIf(s.credit_no > 0, CAST(s.purchase_time, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))'),
-                           empty(c.credits), NULL, c.purchase_time) AS purchase_time,
-                   toString(r.currency) AS currency,
-                   multiIf(s.credit_no > 0, toString(s.channel), empty(c.credits), toString(r.channel),
+            SELECT r.app_id AS app_id, r.brand AS brand, r.record AS record, r.order_id AS order_id,
+                   r.fan_id AS fan_id, r.record_time AS record_time,
+                   multiIf(r.credit_no > 0, r.settled_purchase_time, empty(c.credits), NULL,
+                           c.purchase_time) AS purchase_time,
+                   r.currency AS currency,
+                   multiIf(r.credit_no > 0, r.settled_channel, empty(c.credits), r.channel,
                            toString(c.channel)) AS channel,
-                   multiIf(s.credit_no > 0, toString(s.order_store_id), empty(c.credits),
-                           toString(r.store_id), toString(c.order_store_id)) AS order_store_id,
+                   multiIf(r.credit_no > 0, r.settled_store_id, empty(c.credits), r.store_id,
+                           toString(c.order_store_id)) AS order_store_id,
                    r.amount_fen AS amount_fen,
                    multiIf(
-                       s.credit_no > 0,
-                       [(toString(s.model), (toString(s.touch), s.touch_time, s.touch_event_id,
-                         toString(s.associate_userid), toString(s.store_id), toString(s.region),
-                         s.msgid, s.article_id, toString(s.campaign), s.scene,
-                         toString(s.qr_channel)), s.weight)],
+                       r.credit_no > 0,
+                       [r.settled_credit],
                        empty(c.credits),
                        arrayMap(m -> (m, ('unmatched_refund', CAST(NULL, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))'), '',
                                           '', '', '', toInt64(0), '', '', '', ''), 1.0),
                                 ['last_touch', 'first_touch', 'linear']),
                        c.credits) AS credits
-            FROM orders{ALL} AS r
-            GLOBAL LEFT JOIN (
-                SELECT * FROM order_credits_settled
-                WHERE (app_id, order_id) GLOBAL IN (
-                    SELECT app_id, order_id FROM orders{ALL} WHERE kind = 'refund')
-            ) AS s ON r.app_id = s.app_id AND r.order_id = s.order_id
+            FROM (
+                -- the open purchases: their credits are the join's
+                SELECT app_id, brand, 'purchase' AS record, order_id, fan_id,
+                       purchase_time AS record_time, toString(currency) AS currency,
+                       toString(channel) AS channel, toString(store_id) AS store_id, amount_fen,
+                       toUInt16(0) AS credit_no,
+                       CAST(NULL, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))') AS settled_purchase_time,
+                       '' AS settled_channel, '' AS settled_store_id,
+                       ('', ('', CAST(NULL, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))'), '', '', '', '',
+                             toInt64(0), '', '', '', ''), 0.0) AS settled_credit
+                FROM order_purchases_open
+                UNION ALL
+                -- every refund, with each settled credit of its purchase if settled
+                SELECT f.app_id AS app_id, f.brand AS brand, 'refund' AS record,
+                       f.order_id AS order_id, f.fan_id AS fan_id, f.event_time AS record_time,
+                       toString(f.currency) AS currency, toString(f.channel) AS channel,
+                       toString(f.store_id) AS store_id, f.amount_fen AS amount_fen,
+                       s.credit_no AS credit_no,
+                       CAST(s.purchase_time, 'Nullable(DateTime64(3, \'Asia/Shanghai\'))') AS settled_purchase_time,
+                       toString(s.channel) AS settled_channel,
+                       toString(s.order_store_id) AS settled_store_id,
+                       (toString(s.model), (toString(s.touch), s.touch_time, s.touch_event_id,
+                         toString(s.associate_userid), toString(s.store_id), toString(s.region),
+                         s.msgid, s.article_id, toString(s.campaign), s.scene,
+                         toString(s.qr_channel)), s.weight) AS settled_credit
+                FROM orders{ALL} AS f
+                GLOBAL LEFT JOIN (
+                    SELECT * FROM order_credits_settled
+                    WHERE (app_id, order_id) GLOBAL IN (
+                        SELECT app_id, order_id FROM orders{ALL} WHERE kind = 'refund')
+                ) AS s ON f.app_id = s.app_id AND f.order_id = s.order_id
+                WHERE f.kind = 'refund'
+            ) AS r
+            -- the touch join, once, for the open purchases
             GLOBAL LEFT JOIN order_purchase_credits_open AS c
                 ON r.app_id = c.app_id AND r.order_id = c.order_id
-            WHERE r.kind = 'refund'
         ) AS o
         ARRAY JOIN o.credits AS credit
     )
