@@ -125,10 +125,12 @@ impl Decoder {
             Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
         };
         let header = event.header();
+        self.fan_ids.prefetch(header.openid);
         let event_id = match validate(&header, now, &self.validation) {
             Ok(id) => id,
             Err(rejection) => return Outcome::Rejected(rejection),
         };
+        ids.horizon.prefetch(event_id);
         if let Err(rejection) = stream.check(&event) {
             return Outcome::Rejected(rejection);
         }

@@ -184,6 +184,9 @@ impl EventIdWindow {
 /// holds at most 1.5x the horizon's ids.
 const SEGMENTS_PER_HORIZON: i64 = 2;
 
+/// Bytes of one split-block filter block (eight 32-bit words: sbbf-rs's `BUCKET_SIZE`).
+const BLOCK_BYTES: usize = 32;
+
 /// The smallest segment, in ids. A segment that fills before its time is up is followed
 /// by one sized for the rate it filled at.
 const MIN_SEGMENT_IDS: usize = 65_536;
@@ -277,6 +280,20 @@ impl Horizon {
             last.bloom.insert_hash(mix(id));
             last.ids += 1;
             last.newest_ms = last.newest_ms.max(server_time);
+        }
+    }
+
+    /// Starts loading the filter blocks [`Horizon::might_contain`] will probe for `id`
+    /// (one per segment), so the probes overlap instead of waiting in turn.
+    #[inline]
+    pub fn prefetch(&self, id: u128) {
+        let hash = mix(id);
+        for s in &self.segments {
+            // sbbf-rs's block index: fastrange of the hash's upper half over the blocks.
+            let blocks = s.bloom.as_bytes().len() / BLOCK_BYTES;
+            let block = ((hash >> 32) * blocks as u64) >> 32;
+            let bytes = s.bloom.as_bytes().as_ptr();
+            crate::prefetch::line(bytes.wrapping_add(block as usize * BLOCK_BYTES));
         }
     }
 

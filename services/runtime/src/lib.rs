@@ -38,6 +38,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod pii;
 pub mod pipeline;
+pub mod prefetch;
 pub mod retry;
 pub mod secret;
 pub mod segment;

@@ -98,6 +98,19 @@ impl FanIdCache {
         }
     }
 
+    /// Starts loading `openid`'s slot, so the [`FanIdCache::fan_ids`] that follows a few
+    /// steps later finds it in cache.
+    #[inline]
+    pub fn prefetch(&self, openid: &str) {
+        crate::prefetch::line(&self.slots[self.slot(openid.as_bytes())]);
+    }
+
+    #[inline]
+    fn slot(&self, openid: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(openid) as usize & (self.slots.len() - 1)
+    }
+
     /// `(pii.fan_id(openid), pii.optional_fan_id(unionid))`, from the cache when this fan
     /// was seen with this unionid and not evicted since.
     pub fn fan_ids(
@@ -113,7 +126,7 @@ impl FanIdCache {
         }
         let union = unionid.unwrap_or_default();
         let union_tag = self.hasher.hash_one(union.as_bytes());
-        let index = self.hasher.hash_one(open) as usize & (self.slots.len() - 1);
+        let index = self.slot(open);
         let slot = &mut self.slots[index];
         if usize::from(slot.len) == open.len() && &slot.openid[..open.len()] == open {
             if slot.union_tag != union_tag {
