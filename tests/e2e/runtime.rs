@@ -156,6 +156,51 @@ async fn outage_test_clickhouse_down_30s_loses_and_doubles_nothing() -> anyhow::
     Ok(())
 }
 
+/// A backlog read through a small queue keeps the queue full for the whole catch-up: the
+/// source must wait for the busy pipeline instead of pausing, since each pause makes
+/// librdkafka drop what it had prefetched and fetch it from the broker again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_behind_a_full_queue_is_read_without_pausing() -> anyhow::Result<()> {
+    let db = "wx_backlog";
+    let stack = Stack::start("backlog")?;
+    stack.prepare(db, 2).await?;
+    let spec = spec(14, 30_000, 0.0);
+    let (truth, producing) = produce_in_background(&stack.brokers, &spec)?;
+    producing.await??;
+    let (bin, table, stream) = SERVICES[0];
+    let mut service = Service::start(
+        bin,
+        &stack,
+        db,
+        &[
+            // Two chunks of 512 records: full whenever an insert holds the pipeline.
+            ("WXPULSE__BATCH__QUEUE_CAPACITY", "1024"),
+            // hold_before_pause = 5 s, longer than any insert of this test.
+            ("WXPULSE__KAFKA__MAX_POLL_INTERVAL", "300s"),
+        ],
+    )?;
+    let want = truth.events.get(stream).copied().unwrap_or(0);
+    let ch = stack.client(db);
+    let got = wait_for(Duration::from_secs(180), want, || count(&ch, table)).await;
+    assert_eq!(
+        got, want,
+        "{table}: rows in ClickHouse vs distinct events produced"
+    );
+    assert!(service.is_running(), "{bin} exited");
+    let text = service.scrape()?;
+    let consumed = metric(&text, "wxpulse_source_events_consumed_total", &[]).unwrap_or(0.0);
+    assert!(
+        consumed >= want as f64,
+        "{consumed} records consumed for {want} rows"
+    );
+    let paused = metric(&text, "wxpulse_source_paused_seconds_total", &[]).unwrap_or(-1.0);
+    assert_eq!(
+        paused, 0.0,
+        "seconds paused while the pipeline was only busy"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_test_every_malformed_record_is_dead_lettered_with_its_reason() -> anyhow::Result<()>
 {
