@@ -117,16 +117,9 @@ async fn query_lines(stack: &Stack, sql: &str) -> anyhow::Result<Vec<String>> {
 
 /// `wxpulse conversions settle --until <cutoff>` (ms since the epoch, to the second).
 fn settle(stack: &Stack, cutoff: i64) -> anyhow::Result<()> {
-    let status = std::process::Command::new(binary("wxpulse")?)
-        .args([
-            "--brokers",
-            &stack.brokers,
-            "--clickhouse",
-            &stack.clickhouse,
-        ])
-        .args(["--database", DB, "conversions", "settle", "--until"])
+    let status = cli(stack, DB)?
+        .args(["conversions", "settle", "--until"])
         .arg((cutoff / 1_000).to_string())
-        .envs(stack.env())
         .status()?;
     anyhow::ensure!(status.success(), "conversions settle: {status}");
     Ok(())

@@ -2,10 +2,9 @@
 //! data spans, the views as the migrations define them, and the mirror that fills the
 //! dimension tables the views read.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::service::{binary, TEST_PII_KEY};
+use crate::service::{cli, TEST_PII_KEY};
 use crate::stack::Stack;
 
 /// Polls `count` until it returns `want` or `timeout` passes; returns the last value.
@@ -64,15 +63,8 @@ pub async fn last_month(stack: &Stack) -> anyhow::Result<(i64, i64)> {
 /// `fan_follow_events` with `wxpulse dims mirror --once`, as compose's mirror does
 /// continuously: the views that need profiles and follows read them.
 pub fn mirror_profiles(stack: &Stack, database: &str) -> anyhow::Result<()> {
-    let status = Command::new(binary("wxpulse")?)
-        .args([
-            "--brokers",
-            &stack.brokers,
-            "--clickhouse",
-            &stack.clickhouse,
-        ])
-        .args(["--database", database, "dims", "mirror", "--once"])
-        .envs(stack.env())
+    let status = cli(stack, database)?
+        .args(["dims", "mirror", "--once"])
         .env("WXPULSE__PII__KEY", TEST_PII_KEY)
         .status()?;
     anyhow::ensure!(status.success(), "dims mirror: {status}");

@@ -44,6 +44,21 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// `wxpulse --database <database>` against `stack`, as an operator runs it: the brokers
+/// and ClickHouse on its command line, [`Stack::env`] for the rest.
+pub fn cli(stack: &Stack, database: &str) -> anyhow::Result<std::process::Command> {
+    let mut cli = std::process::Command::new(binary("wxpulse")?);
+    cli.args([
+        "--brokers",
+        &stack.brokers,
+        "--clickhouse",
+        &stack.clickhouse,
+    ])
+    .args(["--database", database])
+    .envs(stack.env());
+    Ok(cli)
+}
+
 impl Service {
     /// Starts `name` (e.g. `wxpulse-menu-clicks`) against `stack`, writing to `database`.
     pub fn start(

@@ -152,21 +152,8 @@ async fn a_recreated_topic_is_held_not_skipped_until_reset() -> anyhow::Result<(
 
     // The runbook: stop, reset the partition's ingest state, start.
     assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
-    let status = std::process::Command::new(binary("wxpulse")?)
-        .args([
-            "--brokers",
-            &stack.brokers,
-            "--clickhouse",
-            &stack.clickhouse,
-        ])
-        .args([
-            "--database",
-            db,
-            "ingest",
-            "reset",
-            "--table",
-            "menu_clicks",
-        ])
+    let status = cli(&stack, db)?
+        .args(["ingest", "reset", "--table", "menu_clicks"])
         .status()?;
     assert!(status.success(), "wxpulse ingest reset: {status}");
     service.restart()?;
