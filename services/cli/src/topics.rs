@@ -38,6 +38,9 @@ pub const DIMENSION_TOPICS: [&str; Dimension::COUNT] = {
 /// Dead letters of every service.
 pub const DEAD_LETTER_TOPIC: &str = "wxpulse.dead_letters";
 
+/// Notifications for associates (`wxpulse-notifier`), keyed by associate.
+pub const NOTIFICATION_TOPIC: &str = "wxpulse.notifications";
+
 /// Creates `topics` with `partitions` each (existing ones are left alone).
 pub async fn create(
     cfg: &KafkaConfig,
@@ -84,6 +87,9 @@ pub fn all(partitions: i32) -> Vec<(&'static str, i32, bool)> {
         .iter()
         .map(|t| (*t, partitions, false))
         .chain(DIMENSION_TOPICS.iter().map(|t| (*t, 1, true)))
-        .chain([(DEAD_LETTER_TOPIC, partitions, false)])
+        .chain([
+            (DEAD_LETTER_TOPIC, partitions, false),
+            (NOTIFICATION_TOPIC, partitions, false),
+        ])
         .collect()
 }

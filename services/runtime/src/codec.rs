@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_avro_fast::Schema;
+/// A parsed Avro schema (serde_avro_fast's), for producers that encode with one.
+pub use serde_avro_fast::Schema;
 
 use crate::config::RegistryConfig;
 use crate::secret::Secret;
@@ -113,6 +114,7 @@ pub const EMBEDDED: &[EmbeddedSchema] = &[
         1,
         "dim_associate_contact/v1.avsc"
     ),
+    schema!(21, "wxpulse.notifications-value", 1, "notification/v1.avsc"),
 ];
 
 /// The newest embedded schema of a subject: what producers in this repo write with.

@@ -8,12 +8,14 @@
 mod http;
 pub(crate) mod kafka;
 mod load;
+mod notifier;
 mod sections;
 mod validate;
 
 pub use http::{ClickHouseConfig, RegistryConfig};
 pub use kafka::{ClientProperties, KafkaConfig, PROTECTED_CLIENT_KEYS};
 pub use load::DEFAULT_TOML;
+pub use notifier::{minute_of_day, NotifierConfig, NotifierRules, QuietHours, RuleConfig};
 pub use sections::{
     AttributionConfig, BatchConfig, ChatConfig, Config, ConfigError, DedupConfig, DimensionsConfig,
     GatewayConfig, LogConfig, MetricsConfig, PiiConfig, RetryConfig, SegmentConfig, UnknownAccount,

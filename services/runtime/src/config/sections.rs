@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::http::{ClickHouseConfig, RegistryConfig};
 use super::kafka::KafkaConfig;
+use super::notifier::NotifierConfig;
 use crate::secret::Secret;
 
 /// Why configuration could not be loaded.
@@ -56,6 +57,8 @@ pub struct Config {
     pub chat: ChatConfig,
     /// The callback gateway (`wxpulse-gateway`).
     pub gateway: GatewayConfig,
+    /// Behaviour notifications for associates (`wxpulse-notifier`).
+    pub notifier: NotifierConfig,
 }
 
 /// The callback gateway: where WeChat's callbacks arrive and how long they may wait.

@@ -184,6 +184,7 @@ impl Config {
                 ));
             }
         }
+        errors.extend(self.notifier.problems());
         if self.pii.key.expose().len() < 16 {
             errors.push("pii.key must be at least 16 bytes".into());
         }
