@@ -20,7 +20,7 @@ SERVICES=(menu-clicks qr-scans chat-messages article-reads orders)
 log() { echo "[demo] $*"; }
 
 stop_services() {
-  for s in "${SERVICES[@]}" gateway; do
+  for s in "${SERVICES[@]}" gateway notifier; do
     local pidfile="$STACK_DIR/pids/service-$s.pid"
     [ -f "$pidfile" ] || continue
     local pid
@@ -77,6 +77,15 @@ for s in "${SERVICES[@]}"; do
   log "  wxpulse-$s: pid $!, metrics http://127.0.0.1:$port/metrics"
   port=$((port + 1))
 done
+
+# The notifier tells associates of their fans' behaviour. The demo's month of history is
+# older than the 2 h a live deployment notifies of (notifier.max_age), so the demo lets it
+# notify of the whole month; the per-fan and per-associate limits still apply.
+WXPULSE__METRICS__LISTEN="127.0.0.1:9470" WXPULSE__LOG__FORMAT=json \
+  WXPULSE__NOTIFIER__MAX_AGE=40days WXPULSE__NOTIFIER__LOOKBACK=40days \
+  nohup "$BIN/wxpulse-notifier" >"$STACK_DIR/logs/service-notifier.log" 2>&1 &
+echo $! >"$STACK_DIR/pids/service-notifier.pid"
+log "  wxpulse-notifier: pid $!, writes wxpulse.notifications, metrics http://127.0.0.1:9470/metrics"
 
 # WeChat's side, as an Official Account's server configuration sends it: a few menu clicks
 # of fans of account wxb00a00 through wxpulse-gateway (plaintext mode, SHA-1 signature).
@@ -292,6 +301,21 @@ echo "== Associate first-reply time in WeCom 1:1 chats, by region"
 sql "SELECT region, count() AS replies, round(avg(first_reply_ms) / 60000, 1) AS avg_min,
             round(quantile(0.9)(first_reply_ms) / 60000, 1) AS p90_min
      FROM chat_messages WHERE first_reply_ms IS NOT NULL GROUP BY region ORDER BY replies DESC"
+echo
+echo "== Notifications for associates (wxpulse-notifier: wxpulse.notifications and the notifications table)"
+# The notifier reads the same topics in its own group: wait until it has read them all.
+last=-1
+for _ in $(seq 120); do
+  read_so_far=$(curl -sS "http://127.0.0.1:9470/metrics" 2>/dev/null | awk '/^wxpulse_notifier_records_total/ {s += $2} END {print s + 0}')
+  [ "$read_so_far" = "$last" ] && [ "$read_so_far" != 0 ] && break
+  last=$read_so_far
+  sleep 2
+done
+sql "SELECT rule, count() AS notifications, uniqExact(associate_userid) AS associates,
+            uniqExact(fan_id) AS fans, countIf(deliver_after > server_time) AS deferred_to_morning
+     FROM notifications FINAL GROUP BY rule ORDER BY notifications DESC"
+echo "   held back or sent, by rule and outcome (wxpulse_notifier_notifications_total):"
+curl -sS "http://127.0.0.1:9470/metrics" | grep '^wxpulse_notifier_notifications_total' | grep -v ' 0$' || true
 echo
 echo "== Events written with an unknown dimension value (metric wxpulse_enrich_dimension_missing_total)"
 for p in 9464 9465 9466 9467 9468; do

@@ -116,6 +116,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let wait = config.kafka.drain_timeout;
             catchup.wait(wait.max(std::time::Duration::from_secs(30)))?;
             let consumer = wxpulse_runtime::source::client_config(&config.kafka, &group)
+                .remove("statistics.interval.ms")
                 .create_with_context(run::Rebalances::new(catchup, wait))
                 .context("cannot create the notifier's consumer")?;
             Ok((ledger, consumer))
