@@ -11,6 +11,7 @@ mod gateway;
 mod golden;
 mod late_duplicates;
 mod mirror;
+mod notifications_views;
 mod oversized;
 mod prometheus;
 mod quarantine;

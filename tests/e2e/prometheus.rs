@@ -1,7 +1,7 @@
 //! The monitoring contract against a real Prometheus server (Debian's `prometheus` package,
-//! see deploy/ops/install-prometheus.sh) scraping the four services, the fan-profile
-//! mirror and the gateway, and evaluating the repository's rule files: every metric the dashboards and
-//! rules name must have series,
+//! see deploy/ops/install-prometheus.sh) scraping the services, the fan-profile mirror,
+//! the gateway and the notifier, and evaluating the repository's rule files: every metric
+//! the dashboards and rules name must have series,
 //! every rule must evaluate, and the service-down and insert-error alerts must go pending
 //! when their fault happens.
 
@@ -212,9 +212,13 @@ async fn prometheus_scrapes_every_dashboard_metric_and_fires_alerts() -> anyhow:
         "[[account]]\napp_id = \"wxprom\"\ntoken = \"t\"\n",
         &[],
     )?;
+    // And the notifier: the pipeline dashboard's Notifier row and WxpulseNotifierAbsent
+    // read its own series (it has no wxpulse_source_*/wxpulse_pipeline_* ones).
+    let notifier = Service::start("wxpulse-notifier", &stack, db, &[])?;
     let mut targets: Vec<&str> = services.iter().map(|s| s.metrics.as_str()).collect();
     targets.push(&mirror.metrics);
     targets.push(&gateway.service.metrics);
+    targets.push(&notifier.metrics);
     let prom = Prometheus::start(&targets)?;
     until(30, || {
         ensure!(

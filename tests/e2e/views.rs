@@ -90,7 +90,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
 
     let fixture = FIXTURE.replace("{M}", &month_m).replace("{P}", &month_p);
     let inserts = wxpulse_cli::migrate::statements(&fixture);
-    assert_eq!(inserts.len(), 12);
+    assert_eq!(inserts.len(), 13);
     // Each insert, then all of them again with the same tokens: a service retrying inserts
     // whose acknowledgement it lost. The raw tables and every rollup must count them once.
     for _attempt in 0..2 {
@@ -109,6 +109,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
         ("fan_profiles FINAL", 7),
         ("orders", 6),
         ("associate_contact_events FINAL", 8),
+        ("v_notifications", 1),
     ] {
         assert_eq!(count(&ch, table).await?, n, "{table}");
     }

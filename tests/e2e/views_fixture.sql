@@ -123,4 +123,11 @@ INSERT INTO associate_contact_events (corp_id, userid, contact_id, change, at, s
 INSERT INTO menu_clicks_quarantine (event_id, app_id, fan_id, event_time, category) VALUES
     ('00000000-0000-4000-8000-00000000aa01', 'wxv_q', 301, '{M}-06 09:00:00', 'unknown'),
     ('00000000-0000-4000-8000-00000000aa01', 'wxv_q', 301, '{M}-06 09:00:00', 'unknown'),
-    ('00000000-0000-4000-8000-00000000aa02', 'wxv_q', 302, '{M}-06 09:30:00', 'unknown')
+    ('00000000-0000-4000-8000-00000000aa02', 'wxv_q', 302, '{M}-06 09:30:00', 'unknown');
+
+-- Notifications (0018): zhang was told of F1's purchase o1 ({M}-09); a replay of the
+-- notifier stored it twice (the views count it once). Not followed up: the chat rows here
+-- have no server_time (notifications_views.rs tests the follow-ups).
+INSERT INTO notifications (notification_id, rule, app_id, brand, associate_userid, store_id, fan_id, relationship, event_time, server_time, deliver_after, amount_fen) VALUES
+    ('00000000-0000-4000-8000-0000000bb001', 'purchase', 'wxv_a', 'Acme', 'zhang', 'S1', 101, 'vip', '{M}-09 12:00:00', '{M}-09 12:00:01', '{M}-09 12:00:01', 150000),
+    ('00000000-0000-4000-8000-0000000bb001', 'purchase', 'wxv_a', 'Acme', 'zhang', 'S1', 101, 'vip', '{M}-09 12:00:00', '{M}-09 12:00:01', '{M}-09 12:00:01', 150000)

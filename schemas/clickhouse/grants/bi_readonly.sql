@@ -58,6 +58,8 @@ GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_social_funnel TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_dead_letters_daily TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_quarantine_daily TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_associate_contacts TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_notifications TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_notifications_daily TO wxpulse_bi_readonly;
 
 ALTER TABLE {DATABASE}.v_engagement_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_interaction_mix {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
@@ -83,4 +85,6 @@ ALTER TABLE {DATABASE}.v_social_funnel_monthly {ON_CLUSTER} MODIFY SQL SECURITY 
 ALTER TABLE {DATABASE}.v_social_funnel {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_dead_letters_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_quarantine_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
-ALTER TABLE {DATABASE}.v_associate_contacts {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner
+ALTER TABLE {DATABASE}.v_associate_contacts {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_notifications {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_notifications_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner

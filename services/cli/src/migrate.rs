@@ -57,12 +57,14 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(15, "0015_quarantine.sql"),
     migration!(16, "0016_associate_contacts.sql"),
     migration!(17, "0017_settled_conversions.sql"),
+    migration!(18, "0018_notifications.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
 /// them: (migration, table, sharding key). The views read through them. Tables fed only by
 /// materialized views on the shards are never inserted into through `_all`, so they need no
-/// key; `fan_profiles` is written through `fan_profiles_all`, by fan like the events.
+/// key; `fan_profiles` and `notifications` are written through their `_all`, by fan like
+/// the events.
 pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (1, "menu_clicks", Some("cityHash64(fan_id)")),
     (1, "qr_scans", Some("cityHash64(fan_id)")),
@@ -78,6 +80,7 @@ pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (7, "fan_touches", None),
     (11, "account_brands", None),
     (16, "associate_contact_events", None),
+    (18, "notifications", Some("cityHash64(fan_id)")),
 ];
 
 /// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].
