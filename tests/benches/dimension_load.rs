@@ -49,6 +49,7 @@ fn profile(i: u64) -> DimensionRecord {
         unfollowed_at: None,
         follow_source: Some("ADD_SCENE_QR_CODE".to_string()),
         updated_at: T,
+        birthday: None,
     })
 }
 

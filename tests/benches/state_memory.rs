@@ -142,6 +142,7 @@ fn run(case: &str) -> Result<(), String> {
                     unfollowed_at: None,
                     follow_source: Some("qr".into()),
                     updated_at: T,
+                    birthday: None,
                 };
                 dims.apply(
                     Dimension::FanProfile,

@@ -163,6 +163,7 @@ pub(crate) fn fan(
         unfollowed_at: unfollowed,
         follow_source: Some("search".into()),
         updated_at: 0,
+        birthday: None,
     })
 }
 

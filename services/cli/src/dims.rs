@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wxpulse_runtime::codec;
 use wxpulse_runtime::enrich::{
-    AccountRecord, ArticleRecord, AssociateContactRecord, AssociateRecord, Dimension,
+    AccountRecord, ArticleRecord, AssociateContactRecord, AssociateRecord, Birthday, Dimension,
     DimensionRecord, FanFollowRecord, FanProfileRecord, MenuButtonRecord, QrSceneRecord,
     StoreRecord,
 };
@@ -260,7 +260,8 @@ pub fn count_by_dimension(records: &[DimensionRecord]) -> BTreeMap<&'static str,
     counts
 }
 
-/// A key that would make the record unreachable: empty, or an AppID that splits wrongly.
+/// A key that would make the record unreachable (empty, or an AppID that splits wrongly),
+/// or a fan profile's birthday that is not `"MM-DD"`.
 fn check_key(record: &DimensionRecord) -> Result<(), (&'static str, String)> {
     let non_empty = |field: &'static str, value: &str| {
         if value.trim().is_empty() {
@@ -288,7 +289,14 @@ fn check_key(record: &DimensionRecord) -> Result<(), (&'static str, String)> {
         }
         DimensionRecord::FanProfile(r) => {
             app_id(&r.app_id)?;
-            non_empty("openid", &r.openid)
+            non_empty("openid", &r.openid)?;
+            // Consumers would read a bad one as unknown: say so here, where it can be fixed.
+            match r.birthday.as_deref().filter(|b| !b.is_empty()) {
+                Some(b) => Birthday::parse(b)
+                    .map(drop)
+                    .map_err(|e| ("birthday", e.to_string())),
+                None => Ok(()),
+            }
         }
         DimensionRecord::FanFollow(r) => {
             app_id(&r.app_id)?;

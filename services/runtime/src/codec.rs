@@ -115,6 +115,12 @@ pub const EMBEDDED: &[EmbeddedSchema] = &[
         "dim_associate_contact/v1.avsc"
     ),
     schema!(21, "wxpulse.notifications-value", 1, "notification/v1.avsc"),
+    schema!(
+        22,
+        "wxpulse.dim.fan_profile-value",
+        2,
+        "dim_fan_profile/v2.avsc"
+    ),
 ];
 
 /// The newest embedded schema of a subject: what producers in this repo write with.

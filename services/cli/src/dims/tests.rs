@@ -111,6 +111,55 @@ fn every_bad_record_is_reported_and_none_is_returned() {
 }
 
 #[test]
+fn a_birthday_is_month_and_day_and_anything_else_is_reported() {
+    let text = "app_id,openid,status,birthday\n\
+                    wxb00a00,o1,VIP,02-29\n\
+                    wxb00a00,o2,VIP,\n\
+                    wxb00a00,o3,VIP,1990-03-07\n\
+                    wxb00a00,o4,VIP,04-31\n\
+                    wxb00a00,o5,VIP,3-7\n";
+    let errors = csv(Dimension::FanProfile, text).expect_err("bad birthdays");
+    let found: Vec<(u64, Option<&str>)> = errors
+        .iter()
+        .map(|e| (e.line, e.field.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (4, Some("birthday")),
+            (5, Some("birthday")),
+            (6, Some("birthday"))
+        ],
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0].message.contains("\"MM-DD\""),
+        "{}",
+        errors[0].message
+    );
+    let good = csv(
+        Dimension::FanProfile,
+        &text.lines().take(3).collect::<Vec<_>>().join("\n"),
+    )
+    .expect("valid");
+    let birthdays: Vec<Option<String>> = good
+        .iter()
+        .map(|r| match r {
+            DimensionRecord::FanProfile(p) => p.birthday.clone(),
+            _ => panic!("a fan profile"),
+        })
+        .collect();
+    assert_eq!(birthdays, vec![Some("02-29".to_string()), None]);
+    // JSON: an empty string is no birthday, as an empty CSV cell is.
+    let json = r#"[{"app_id": "wxa", "openid": "o1", "birthday": ""},
+                   {"app_id": "wxa", "openid": "o2", "birthday": "12-31"}]"#;
+    assert!(parse(Dimension::FanProfile, Format::Json, json).is_ok());
+    let json = r#"[{"app_id": "wxa", "openid": "o1", "birthday": "31-12"}]"#;
+    let errors = parse(Dimension::FanProfile, Format::Json, json).expect_err("day-month");
+    assert_eq!(errors[0].field.as_deref(), Some("birthday"));
+}
+
+#[test]
 fn a_bad_json_element_is_reported_with_the_line_it_starts_on() {
     let json = "[\n  {\"store_id\": \"sh01\", \"name\": \"n\", \"city\": \"Shanghai\", \"region\": \"East\", \"tier\": \"1\"},\n  {\"store_id\": \"bj01\",\n   \"name\": \"n\", \"city\": \"Beijing\", \"region\": \"North\"}\n]";
     let errors = parse(Dimension::Store, Format::Json, json).expect_err("no tier");

@@ -14,6 +14,7 @@ fn rows_carry_the_pseudonym_and_tombstones_mark_deletion() {
         unfollowed_at: None,
         follow_source: Some("ADD_SCENE_SEARCH".into()),
         updated_at: 9,
+        birthday: None,
     };
     let at = |time_ms| Origin {
         partition: 1,

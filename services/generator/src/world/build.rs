@@ -8,16 +8,16 @@ use rand::distributions::WeightedIndex;
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use wxpulse_runtime::enrich::{
-    AccountRecord, AccountType, AssociateRecord, CustomerStatus, QrSceneRecord, SceneChannel,
-    StoreRecord,
+    AccountRecord, AccountType, AssociateRecord, Birthday, CustomerStatus, QrSceneRecord,
+    SceneChannel, StoreRecord,
 };
 
 use super::draw::{apportion, expand, standard_normal};
 use super::model::{Account, Brand, Button, Fan, World};
 use super::seed::{
-    ACTIVITY_CAP_Z, ACTIVITY_SIGMA, ARTICLES_PER_PUSH, BACKGROUND_UNFOLLOW, BRANDS, BUTTONS,
-    BUTTON_WEIGHTS, CAMPAIGNS, CITIES, DAY_MS, FIRST_MSGID, FIRST_SCENE_ID, FOLLOW_IN_SPAN,
-    FOLLOW_SOURCES, GIVEN_NAMES, QR_FOLLOW_SOURCE, SCAN_CHANNELS, SEGMENTED_PUSHES,
+    ACTIVITY_CAP_Z, ACTIVITY_SIGMA, ARTICLES_PER_PUSH, BACKGROUND_UNFOLLOW, BIRTHDAY_SHARE, BRANDS,
+    BUTTONS, BUTTON_WEIGHTS, CAMPAIGNS, CITIES, DAY_MS, FIRST_MSGID, FIRST_SCENE_ID,
+    FOLLOW_IN_SPAN, FOLLOW_SOURCES, GIVEN_NAMES, QR_FOLLOW_SOURCE, SCAN_CHANNELS, SEGMENTED_PUSHES,
     SKILL_SCAN_SIGMA, STATUSES, SURNAMES, UNKNOWN_SCENE_ID, VIP_OF_SEGMENTED,
 };
 use crate::spec::Spec;
@@ -89,6 +89,14 @@ impl World {
             world.add_fans(a, spec, &mut rng, start, end);
             let mine: Vec<_> = kinds.by_ref().take(n).collect();
             world.add_pushes(a, &mine, &mut rng, start, end, &mut next_msgid);
+        }
+        // Birthdays from their own stream ("birthday"), so the rest of the world is the
+        // same with or without them: any day of a leap year, 02-29 included.
+        let mut birthdays = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x6269_7274_6864_6179);
+        for fan in world.fans.iter_mut().flatten().flatten() {
+            if birthdays.gen_bool(BIRTHDAY_SHARE) {
+                fan.birthday = Some(day_of_leap_year(birthdays.gen_range(0..366)));
+            }
         }
         // Propensities from their own stream ("activity"): the profiles do not depend on them.
         let mut activity = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x6163_7469_7669_7479);
@@ -358,6 +366,7 @@ impl World {
                     unfollowed_at,
                     source: FOLLOW_SOURCES[source_pick.sample(rng)].0,
                     follow_scene: None,
+                    birthday: None,
                 })
             })
             .collect();
@@ -387,4 +396,17 @@ impl World {
         }
         self.fans.push(fans);
     }
+}
+
+/// Day `n` (0-based, below 366) of a leap year as a birthday.
+pub(super) fn day_of_leap_year(n: u16) -> Birthday {
+    const DAYS: [u16; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mut rest = n % 366;
+    for (month, days) in (1..=12u8).zip(DAYS) {
+        if rest < days {
+            return Birthday::new(month, rest as u8 + 1).expect("a day of the month");
+        }
+        rest -= days;
+    }
+    unreachable!("a leap year has 366 days")
 }

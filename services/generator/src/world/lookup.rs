@@ -64,6 +64,7 @@ impl World {
                     unfollowed_at: f.unfollowed_at,
                     follow_source: Some(f.source.to_string()),
                     updated_at: self.as_of,
+                    birthday: f.birthday.map(|b| b.to_string()),
                 }))
             }));
         }

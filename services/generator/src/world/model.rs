@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use rand::distributions::WeightedIndex;
 use wxpulse_runtime::enrich::{
-    AccountRecord, ArticleRecord, AssociateRecord, CustomerStatus, MenuCategory, QrSceneRecord,
-    SceneChannel, StoreRecord,
+    AccountRecord, ArticleRecord, AssociateRecord, Birthday, CustomerStatus, MenuCategory,
+    QrSceneRecord, SceneChannel, StoreRecord,
 };
 use wxpulse_runtime::events::MenuEvent;
 
@@ -70,6 +70,8 @@ pub struct Fan {
     /// For a QR follow during the span: the scene scanned, index into [`World::scenes`]
     /// (the generator's `SUBSCRIBE` scan at `followed_at` carries it).
     pub follow_scene: Option<usize>,
+    /// Birthday, when the CRM holds it.
+    pub birthday: Option<Birthday>,
 }
 
 impl Fan {

@@ -257,6 +257,10 @@ pub(super) const FOLLOW_IN_SPAN: f64 = 0.10;
 /// Share of fans who unfollow at a random time of the span, pushes aside.
 pub(super) const BACKGROUND_UNFOLLOW: f64 = 0.003;
 
+/// Share of profiled fans whose birthday the CRM holds (`dim_fan_profile` v2): not a seed
+/// figure, enough for the demo's birthday list to have rows every day.
+pub(super) const BIRTHDAY_SHARE: f64 = 0.6;
+
 /// Share of the fans a push reaches who unfollow within 24 h of it (seed 000: 0.4%).
 pub const UNFOLLOW_AFTER_PUSH: f64 = 0.004;
 

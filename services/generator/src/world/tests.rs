@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
-use wxpulse_runtime::enrich::{CustomerStatus, SceneChannel};
+use wxpulse_runtime::enrich::{Birthday, CustomerStatus, DimensionRecord, SceneChannel};
 
 use super::seed::FOLLOW_SOURCES;
 use super::*;
@@ -265,5 +265,32 @@ fn unknown_keys_are_unknown() {
         assert!(world.button_category(app_id, &b.key).is_some());
         let scene = world.pick_scene(1, &mut rng);
         assert!(world.scene_channel(&scene.scene).is_some());
+    }
+}
+
+#[test]
+fn a_share_of_profiles_carry_a_birthday_drawn_from_its_own_stream() {
+    let days: HashSet<String> = (0..366)
+        .map(|n| build::day_of_leap_year(n).to_string())
+        .collect();
+    assert_eq!(days.len(), 366);
+    assert!(days.contains("02-29") && days.contains("12-31") && days.contains("01-01"));
+    let world = World::new(&spec());
+    let fans: Vec<&Fan> = world.fans.iter().flatten().flatten().collect();
+    let with = fans.iter().filter(|f| f.birthday.is_some()).count();
+    let share = with as f64 / fans.len() as f64;
+    assert!((share - seed::BIRTHDAY_SHARE).abs() < 0.03, "{share}");
+    let records = world.dimension_records();
+    let carried = records
+        .iter()
+        .filter(|r| matches!(r, DimensionRecord::FanProfile(p) if p.birthday.is_some()))
+        .count();
+    assert_eq!(carried, with, "every birthday is on its fan's record");
+    for r in &records {
+        if let DimensionRecord::FanProfile(p) = r {
+            if let Some(b) = &p.birthday {
+                assert!(Birthday::parse(b).is_ok(), "{b}");
+            }
+        }
     }
 }

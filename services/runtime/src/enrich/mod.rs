@@ -7,6 +7,7 @@
 //! from its dimension yields `None`, counts in `wxpulse_enrich_dimension_missing_total`,
 //! and the row gets [`UNKNOWN`]; once the record arrives, later events pick it up.
 
+pub mod birthday;
 pub mod follow;
 pub mod records;
 pub mod reported;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use prometheus::IntCounter;
 
 use crate::pii::{FanId, Pseudonymizer};
+pub use birthday::{Birthday, NotABirthday};
 pub use records::*;
 pub use reported::{
     split_contact_key, split_follow_key, AssociateContactRecord, ContactChange, FanFollowRecord,

@@ -366,7 +366,7 @@ impl CustomerStatus {
     }
 }
 
-/// A fan's CRM binding (`dim_fan_profile` v1); key `app_id|openid`. The openid is raw
+/// A fan's CRM binding (`dim_fan_profile` v2); key `app_id|openid`. The openid is raw
 /// here (the CRM's own data); services keep only its pseudonym.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FanProfileRecord {
@@ -395,6 +395,11 @@ pub struct FanProfileRecord {
     /// When the source system changed it, ms.
     #[serde(default)]
     pub updated_at: i64,
+    /// Birthday, `"MM-DD"` without a year (v2; personal data, not an identifier). Read
+    /// through [`Birthday::parse`](crate::enrich::Birthday::parse): a value of another
+    /// form is an unknown birthday, never an error.
+    #[serde(default)]
+    pub birthday: Option<String>,
 }
 
 /// Any dimension record, keyed: what the loader publishes and the follower applies.

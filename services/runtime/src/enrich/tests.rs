@@ -86,6 +86,7 @@ fn reported_follows_merge_with_the_crm_profile_by_the_later_time() {
             unfollowed_at: None,
             follow_source: None,
             updated_at: 0,
+            birthday: None,
         })
     };
     let reported = |openid: &str, kind, at| {
@@ -187,6 +188,7 @@ fn fan_profiles_are_keyed_by_pseudonym_never_by_raw_openid() {
         unfollowed_at: None,
         follow_source: None,
         updated_at: 0,
+        birthday: None,
     });
     d.apply(Dimension::FanProfile, &profile.key(), Some(profile));
     let id = Pseudonymizer::new(b"k").fan_id("oRAW");
@@ -237,4 +239,75 @@ fn equal_values_share_one_allocation() {
     }
     let (a, b) = (d.store("s1").expect("s1"), d.store("s2").expect("s2"));
     assert!(Arc::ptr_eq(&a.region, &b.region));
+}
+
+#[test]
+fn a_fan_profile_reads_from_v1_and_v2_and_a_bad_birthday_is_no_error() {
+    let schema_of = |version: u32| {
+        let s = crate::codec::EMBEDDED
+            .iter()
+            .find(|s| s.subject == "wxpulse.dim.fan_profile-value" && s.version == version)
+            .expect("embedded");
+        (s.id, crate::codec::parse(s.json).expect("parses"))
+    };
+    let ((id1, v1), (id2, v2)) = (schema_of(1), schema_of(2));
+    assert_eq!((id1, id2), (17, 22));
+    assert_eq!(
+        crate::codec::latest("wxpulse.dim.fan_profile-value").map(|s| s.id),
+        Some(22),
+        "producers write v2"
+    );
+    let record = |birthday: Option<&str>| FanProfileRecord {
+        app_id: "wxa".into(),
+        openid: "o1".into(),
+        status: CustomerStatus::Customer,
+        member_tier: None,
+        associate_userid: Some("zhang".into()),
+        followed_at: Some(1),
+        unfollowed_at: None,
+        follow_source: None,
+        updated_at: 5,
+        birthday: birthday.map(str::to_string),
+    };
+    // What a v1 producer wrote: the v1 schema's fields only.
+    #[derive(serde::Serialize)]
+    struct V1<'a> {
+        app_id: &'a str,
+        openid: &'a str,
+        status: CustomerStatus,
+        member_tier: Option<&'a str>,
+        associate_userid: Option<&'a str>,
+        followed_at: Option<i64>,
+        unfollowed_at: Option<i64>,
+        follow_source: Option<&'a str>,
+        updated_at: i64,
+    }
+    let old = V1 {
+        app_id: "wxa",
+        openid: "o1",
+        status: CustomerStatus::Customer,
+        member_tier: None,
+        associate_userid: Some("zhang"),
+        followed_at: Some(1),
+        unfollowed_at: None,
+        follow_source: None,
+        updated_at: 5,
+    };
+    let mut framed = Vec::new();
+    crate::codec::encode_into(&old, id1, &v1, &mut framed).expect("v1 encodes");
+    let read = DimensionRecord::decode(Dimension::FanProfile, &framed[5..], &v1).expect("v1");
+    assert_eq!(read, DimensionRecord::FanProfile(record(None)));
+    let mut d = dims();
+    for birthday in [Some("02-29"), Some("not a day"), Some(""), None] {
+        let r = DimensionRecord::FanProfile(record(birthday));
+        let framed = r.encode().expect("v2 encodes");
+        assert_eq!(framed[1..5], 22u32.to_be_bytes());
+        let back = DimensionRecord::decode(Dimension::FanProfile, &framed[5..], &v2).expect("v2");
+        assert_eq!(back, r);
+        // The follower stores what the services need; a bad birthday stops nothing.
+        d.apply(Dimension::FanProfile, &back.key(), Some(back));
+        let id = Pseudonymizer::new(b"k").fan_id("o1");
+        assert_eq!(d.fan(id).expect("applied").status, CustomerStatus::Customer);
+    }
+    assert_eq!(birthday::stored(Some("not a day")), "");
 }
