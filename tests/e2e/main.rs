@@ -5,6 +5,7 @@
 mod chaos;
 mod conversions;
 mod event_files;
+mod fans_to_act_on;
 mod faults;
 mod foundation;
 mod gateway;

@@ -441,7 +441,6 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
         );
     }
 
-    // The business dashboard reads these views: every variable and panel query, with the
     // Conversions (0007), last touch: o1 -> wang's chat (the latest of its 7 touches), its
     // refund follows; o2 -> push 9002's art-3; o3 -> zhang's reply; o4 -> zhang's code
     // (F2's scan); o5 -> li's share code.
@@ -568,6 +567,7 @@ async fn views_return_the_hand_computed_figures_and_retries_count_once() -> anyh
         let want = match *view {
             "v_dead_letters_daily" => "\t\n",
             "v_quarantine_daily" => "wxv_q\t\n",
+            "v_birthdays_upcoming" | "v_replenishment_due" => "", // no row: fans_to_act_on.rs
             // Accounts wxv_b has rows in: its menu click only.
             "v_engagement_daily" | "v_interaction_mix" | "v_menu_categories"
             | "v_monthly_active" => "wxv_a\tAcme\nwxv_b\tBeta\n",

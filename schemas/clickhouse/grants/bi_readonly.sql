@@ -13,7 +13,9 @@
 --
 -- Views run as their owner (SQL SECURITY DEFINER), so a BI user needs SELECT on the views
 -- only, never on the rollups or raw tables behind them. The owner may read the database but
--- cannot log in (HOST NONE). No v_* view has a fan id column.
+-- cannot log in (HOST NONE). No v_* view has a fan id column but the two lists of fans to
+-- act on (v_birthdays_upcoming, v_replenishment_due, migration 0019): their fan_id is the
+-- pseudonym, never the openid, and the first also shows the fan's birthday (VIEWS.md).
 
 CREATE USER IF NOT EXISTS wxpulse_views_owner {ON_CLUSTER} HOST NONE;
 
@@ -60,6 +62,8 @@ GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_quarantine_daily TO wxpulse_bi_readonl
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_associate_contacts TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_notifications TO wxpulse_bi_readonly;
 GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_notifications_daily TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_birthdays_upcoming TO wxpulse_bi_readonly;
+GRANT {ON_CLUSTER} SELECT ON {DATABASE}.v_replenishment_due TO wxpulse_bi_readonly;
 
 ALTER TABLE {DATABASE}.v_engagement_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_interaction_mix {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
@@ -87,4 +91,6 @@ ALTER TABLE {DATABASE}.v_dead_letters_daily {ON_CLUSTER} MODIFY SQL SECURITY DEF
 ALTER TABLE {DATABASE}.v_quarantine_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_associate_contacts {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
 ALTER TABLE {DATABASE}.v_notifications {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
-ALTER TABLE {DATABASE}.v_notifications_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner
+ALTER TABLE {DATABASE}.v_notifications_daily {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_birthdays_upcoming {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner;
+ALTER TABLE {DATABASE}.v_replenishment_due {ON_CLUSTER} MODIFY SQL SECURITY DEFINER DEFINER = wxpulse_views_owner

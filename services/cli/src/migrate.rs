@@ -58,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(16, "0016_associate_contacts.sql"),
     migration!(17, "0017_settled_conversions.sql"),
     migration!(18, "0018_notifications.sql"),
+    migration!(19, "0019_fans_to_act_on.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

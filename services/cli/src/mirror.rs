@@ -35,7 +35,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use wxpulse_runtime::codec::Registry;
 use wxpulse_runtime::config::Config;
-use wxpulse_runtime::enrich::{Dimension, DimensionRecord, FanFollowRecord, FanProfileRecord};
+use wxpulse_runtime::enrich::{
+    birthday, Dimension, DimensionRecord, FanFollowRecord, FanProfileRecord,
+};
 use wxpulse_runtime::pii::Pseudonymizer;
 use wxpulse_runtime::retry::Backoff;
 
@@ -61,6 +63,8 @@ pub struct ProfileRow {
     pub is_deleted: u8,
     pub kafka_partition: i32,
     pub kafka_offset: i64,
+    /// `"MM-DD"`, or empty: unknown, or not a birthday (migration 0019).
+    pub birthday: String,
 }
 
 /// A row of `fan_follow_events`: a follow or unfollow the gateway reported.
@@ -132,6 +136,7 @@ pub fn row(
             is_deleted: 0,
             kafka_partition: origin.partition,
             kafka_offset: origin.offset,
+            birthday: birthday::stored(r.birthday.as_deref()),
         }),
         None => {
             let (app_id, openid) = key.split_once('|')?;
@@ -148,6 +153,7 @@ pub fn row(
                 is_deleted: 1,
                 kafka_partition: origin.partition,
                 kafka_offset: origin.offset,
+                birthday: String::new(),
             })
         }
     }

@@ -397,3 +397,26 @@ fn statements_split_and_drop_comments() {
         vec!["CREATE TABLE a (x UInt8) ENGINE = Memory", "SELECT 1"]
     );
 }
+
+#[test]
+fn the_birthday_column_reaches_the_distributed_fan_profiles_on_a_cluster() {
+    let m19 = MIGRATIONS.iter().find(|m| m.version == 19).expect("0019");
+    let sql = rendered(m19, "wxpulse", Some("wx"));
+    let alters: Vec<&String> = sql
+        .iter()
+        .filter(|s| s.contains("ADD COLUMN IF NOT EXISTS birthday String DEFAULT ''"))
+        .collect();
+    assert_eq!(alters.len(), 2, "{sql:#?}");
+    assert!(alters[0].starts_with("ALTER TABLE fan_profiles ON CLUSTER 'wx'"));
+    assert!(alters[1].starts_with("ALTER TABLE fan_profiles_all ON CLUSTER 'wx'"));
+    for view in ["v_birthdays_upcoming", "v_replenishment_due"] {
+        let def = latest_definition(view);
+        assert!(
+            def.contains("toDate(now(), 'Asia/Shanghai') AS today"),
+            "{view}"
+        );
+        assert!(!def.contains("today()"), "{view}: the server's day");
+    }
+    let single = rendered(m19, "wxpulse", None);
+    assert!(single.iter().all(|s| !s.contains("_all")), "{single:#?}");
+}

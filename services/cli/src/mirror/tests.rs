@@ -28,6 +28,7 @@ fn rows_carry_the_pseudonym_and_tombstones_mark_deletion() {
     let t = row(&pii, "wxa|oRAW", None, at(100)).expect("tombstone");
     assert_eq!((t.fan_id, t.updated_at, t.is_deleted), (r.fan_id, 100, 1));
     assert!(row(&pii, "no-separator", None, at(1)).is_none());
+    assert_eq!((r.birthday.as_str(), t.birthday.as_str()), ("", ""));
     assert!(!format!("{r:?}{t:?}").contains("oRAW"));
 }
 
@@ -58,4 +59,38 @@ fn a_reported_follow_is_a_history_row_whose_source_counts_only_when_told() {
         1
     );
     assert!(!format!("{r:?}").contains("oRAW"));
+}
+
+#[test]
+fn a_birthday_is_copied_and_one_not_of_the_form_mm_dd_is_unknown() {
+    let pii = Pseudonymizer::new(b"k");
+    let origin = Origin {
+        partition: 0,
+        offset: 1,
+        time_ms: 2,
+    };
+    let with = |birthday: Option<&str>| FanProfileRecord {
+        app_id: "wxa".into(),
+        openid: "oRAW".into(),
+        status: CustomerStatus::Customer,
+        member_tier: None,
+        associate_userid: None,
+        followed_at: None,
+        unfollowed_at: None,
+        follow_source: None,
+        updated_at: 9,
+        birthday: birthday.map(str::to_string),
+    };
+    for (given, stored) in [
+        (Some("02-29"), "02-29"),
+        (Some("12-01"), "12-01"),
+        (None, ""),
+        (Some(""), ""),
+        (Some("1990-12-01"), ""),
+        (Some("02-30"), ""),
+        (Some("garbage"), ""),
+    ] {
+        let r = row(&pii, "wxa|oRAW", Some(with(given)), origin).expect("row");
+        assert_eq!(r.birthday, stored, "{given:?}");
+    }
 }
