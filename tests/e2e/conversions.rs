@@ -22,7 +22,7 @@ use wxpulse_runtime::events::*;
 const DB: &str = "wx_conversions";
 
 #[allow(clippy::too_many_arguments)]
-fn order(
+pub(crate) fn order(
     n: u32,
     openid: &str,
     order_id: &str,

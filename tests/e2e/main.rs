@@ -12,6 +12,7 @@ mod gateway;
 mod golden;
 mod late_duplicates;
 mod mirror;
+mod notifications;
 mod notifications_views;
 mod oversized;
 mod prometheus;

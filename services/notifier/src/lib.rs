@@ -29,8 +29,10 @@ pub mod ledger;
 pub mod limits;
 pub mod metrics;
 pub mod notification;
+mod output;
 pub mod rules;
 mod run;
+pub mod scheduled;
 pub mod waits;
 
 pub use run::STREAMS;

@@ -126,7 +126,41 @@ pub fn reasons(c: &Candidate, reply_target_min: u64) -> (String, String) {
             format!("{who_zh}刚刚申请退款，金额 ¥{}", yuan(c.amount_fen)),
             format!("{who_en} just refunded ¥{}", yuan(c.amount_fen)),
         ),
+        Rule::TierChange => (
+            format!(
+                "您的粉丝关系由{}变为{}",
+                relationship_zh(&c.detail),
+                relationship_zh(c.relationship.as_str())
+            ),
+            format!(
+                "Your fan moved from {} to {}",
+                c.detail,
+                c.relationship.as_str()
+            ),
+        ),
+        Rule::Birthday => (
+            format!("{who_zh}的生日（{}）快到了", c.detail),
+            format!("{who_en}'s birthday ({}) is coming up", c.detail),
+        ),
+        Rule::Replenishment => {
+            let (usual, since) = c.detail.split_once('|').unwrap_or((&c.detail, "?"));
+            (
+                format!("{who_zh}通常每{usual}天回购一次，距上次购买已{since}天"),
+                format!(
+                    "{who_en} usually buys again every {usual} days; the last purchase was {since} days ago"
+                ),
+            )
+        }
         Rule::Other => (String::new(), String::new()),
+    }
+}
+
+fn relationship_zh(r: &str) -> &'static str {
+    match r {
+        "prospect" => "潜在客户",
+        "customer" => "客户",
+        "vip" => "VIP客户",
+        _ => "未知",
     }
 }
 
@@ -245,6 +279,7 @@ mod tests {
             amount_fen: 129_950,
             article_id: String::new(),
             scene: String::new(),
+            detail: String::new(),
         }
     }
 

@@ -24,6 +24,12 @@ pub enum Rule {
     Purchase,
     /// A refund by one of the associate's fans.
     Refund,
+    /// The fan's relationship changed in the CRM's profile.
+    TierChange,
+    /// The fan's birthday is near.
+    Birthday,
+    /// The fan's usual time between purchases has passed.
+    Replenishment,
     /// A rule this build does not emit (read back from the topic).
     #[serde(other)]
     Other,
@@ -31,12 +37,15 @@ pub enum Rule {
 
 impl Rule {
     /// The rules this build emits.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 8] = [
         Rule::InStoreScan,
         Rule::HighIntentRead,
         Rule::UnansweredMessage,
         Rule::Purchase,
         Rule::Refund,
+        Rule::TierChange,
+        Rule::Birthday,
+        Rule::Replenishment,
     ];
 
     /// The stored name (`rule` column, metric label, config section).
@@ -47,6 +56,9 @@ impl Rule {
             Rule::UnansweredMessage => "unanswered_message",
             Rule::Purchase => "purchase",
             Rule::Refund => "refund",
+            Rule::TierChange => "tier_change",
+            Rule::Birthday => "birthday",
+            Rule::Replenishment => "replenishment",
             Rule::Other => "other",
         }
     }
@@ -60,6 +72,9 @@ impl Rule {
             Rule::UnansweredMessage => Some(&r.unanswered_message),
             Rule::Purchase => Some(&r.purchase),
             Rule::Refund => Some(&r.refund),
+            Rule::TierChange => Some(&r.tier_change),
+            Rule::Birthday => Some(&r.birthday),
+            Rule::Replenishment => Some(&r.replenishment),
             Rule::Other => None,
         }
     }
@@ -87,6 +102,9 @@ pub struct Candidate {
     pub article_id: String,
     /// QR scene (in-store scan).
     pub scene: String,
+    /// What the reason text needs besides (tier change: the previous relationship;
+    /// birthday: "MM-DD"; replenishment: "<usual days>|<days since the last purchase>").
+    pub detail: String,
 }
 
 /// Why an event tells nobody, for the outcome metric.
@@ -130,6 +148,7 @@ fn base(
         amount_fen: 0,
         article_id: String::new(),
         scene: String::new(),
+        detail: String::new(),
     }
 }
 

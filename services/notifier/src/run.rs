@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wxpulse_runtime::codec::{self, Registry};
 use wxpulse_runtime::config::Config;
-use wxpulse_runtime::enrich::{follow::Feed, Dimensions};
+use wxpulse_runtime::enrich::follow::{Feed, Update};
+use wxpulse_runtime::enrich::{DimensionRecord, Dimensions};
 use wxpulse_runtime::events::{ArticleRead, ChatMessage, Order, QrScan};
 use wxpulse_runtime::pii::Pseudonymizer;
 use wxpulse_runtime::retry::Backoff;
@@ -28,6 +29,7 @@ use crate::limits::{decide, Quiet, Sent, SentNote, Verdict};
 use crate::metrics::NotifierMetrics;
 use crate::notification::{self, Notification, NotificationRow, Trigger};
 use crate::rules::{self, Candidate, Rule, Skip};
+use crate::scheduled::{self, Due};
 use crate::waits::{Wait, Waits};
 
 /// The streams the notifier reads.
@@ -122,10 +124,11 @@ pub struct Engine {
     pub handle: tokio::runtime::Handle,
 }
 
-struct Pending {
-    notification: Notification,
-    row: NotificationRow,
-    source: (String, i32),
+/// A notification decided but not yet stored and sent.
+pub(crate) struct Pending {
+    pub(crate) notification: Notification,
+    pub(crate) row: NotificationRow,
+    pub(crate) source: (String, i32),
 }
 
 struct State {
@@ -134,6 +137,7 @@ struct State {
     positions: HashMap<(String, i32), i64>,
     pending: Vec<Pending>,
     last_commit: Instant,
+    last_scheduled: Option<Instant>,
 }
 
 fn now_ms() -> i64 {
@@ -157,12 +161,25 @@ impl Notifier {
             positions: HashMap::new(),
             pending: Vec::new(),
             last_commit: Instant::now(),
+            last_scheduled: None,
         };
         while !self.engine.shutdown.is_cancelled() {
+            let owner = self.owns_schedule();
             while let Ok(batch) = self.engine.feed.updates.try_recv() {
                 for u in batch {
+                    if owner {
+                        self.engine.profile_update(&mut st, &u);
+                    }
                     self.engine.dims.apply(u.dimension, &u.key, u.record);
                 }
+            }
+            if owner
+                && st
+                    .last_scheduled
+                    .is_none_or(|t| t.elapsed() >= n.scheduled_every)
+            {
+                self.engine.scheduled(&mut st);
+                st.last_scheduled = Some(Instant::now());
             }
             let deadline = Instant::now() + Duration::from_millis(200);
             let mut read = 0;
@@ -194,9 +211,62 @@ impl Notifier {
         }
         self.engine.flush(&self.consumer, &mut st)
     }
+
+    /// Profile changes and the scheduled rules are told by one instance: the owner of
+    /// partition 0 of the order topic.
+    fn owns_schedule(&self) -> bool {
+        self.consumer
+            .context()
+            .assigned
+            .lock()
+            .is_ok_and(|a| a.contains(&(EventStream::Orders.topic().to_string(), 0)))
+    }
 }
 
 impl Engine {
+    fn profile_update(&mut self, st: &mut State, u: &Update) {
+        let Some(DimensionRecord::FanProfile(r)) = &u.record else {
+            return;
+        };
+        let fan_id = self.pii.fan_id(&r.openid);
+        let cfg = self.config.clone();
+        if let Some(due) = scheduled::tier_change(&cfg.notifier, fan_id, r, &self.dims, now_ms()) {
+            self.due(st, due);
+        }
+    }
+
+    fn scheduled(&mut self, st: &mut State) {
+        let cfg = self.config.clone();
+        let found = self.handle.block_on(scheduled::due_today(
+            &cfg.notifier,
+            &self.client,
+            &self.dims,
+            now_ms(),
+        ));
+        match found {
+            Ok(list) => {
+                for due in list {
+                    self.due(st, due);
+                }
+            }
+            Err(e) => {
+                self.metrics.errors.with_label_values(&["clickhouse"]).inc();
+                tracing::warn!(error = %e, "scheduled rules' views unreadable; next poll retries");
+            }
+        }
+    }
+
+    fn due(&mut self, st: &mut State, due: Result<Due, Skip>) {
+        match due {
+            Ok(d) => {
+                let trigger = (d.key, d.source.to_string(), 0, -1);
+                self.send(st, &d.candidate, d.key, &d.app_id, trigger);
+            }
+            Err(Skip::NoAssociate) => self.count(None, "no_associate"),
+            Err(_) => {}
+        }
+    }
+
     fn record(&mut self, st: &mut State, m: &BorrowedMessage<'_>) {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         st.positions
@@ -321,6 +391,7 @@ impl Engine {
             amount_fen: 0,
             article_id: String::new(),
             scene: String::new(),
+            detail: String::new(),
         };
         let topic = EventStream::ChatMessages.topic().to_string();
         let trigger = (w.message_id, topic, w.partition, w.offset);
@@ -390,10 +461,16 @@ impl Engine {
             });
         }
         self.count(Some(c.rule), verdict.outcome(deliver_after > c.server_time));
+        // Events are owned with their partition; the rest with partition 0 of the orders.
+        let source = if EventStream::of_topic(&topic).is_some() {
+            (topic, partition)
+        } else {
+            (EventStream::Orders.topic().to_string(), 0)
+        };
         st.pending.push(Pending {
             notification: note,
             row,
-            source: (topic, partition),
+            source,
         });
     }
 
@@ -446,82 +523,5 @@ impl Engine {
         }
         st.last_commit = Instant::now();
         Ok(())
-    }
-
-    /// Inserts the rows, retrying until it succeeds; `false` on shutdown.
-    fn store(&self, pending: &[Pending]) -> bool {
-        let mut backoff = Backoff::new(&self.config.retry);
-        loop {
-            let attempt = self.handle.block_on(async {
-                let mut insert = self
-                    .client
-                    .insert::<NotificationRow>("notifications")
-                    .await?;
-                for p in pending {
-                    insert.write(&p.row).await?;
-                }
-                insert.end().await
-            });
-            match attempt {
-                Ok(()) => return true,
-                Err(e) => {
-                    self.metrics.errors.with_label_values(&["clickhouse"]).inc();
-                    tracing::warn!(error = %e, rows = pending.len(), "notifications insert failed; retrying");
-                }
-            }
-            if self.shutdown.is_cancelled() {
-                return false;
-            }
-            std::thread::sleep(backoff.next_delay());
-        }
-    }
-
-    /// Produces the records and waits for every acknowledgement, retrying failures;
-    /// `false` on shutdown.
-    fn produce(&self, pending: &[Pending]) -> anyhow::Result<bool> {
-        let topic = &self.config.notifier.topic;
-        let (schema_id, schema) = &self.schema;
-        let mut left: Vec<usize> = (0..pending.len()).collect();
-        let mut backoff = Backoff::new(&self.config.retry);
-        while !left.is_empty() {
-            let mut waiting = Vec::new();
-            for &i in &left {
-                let note = &pending[i].notification;
-                let mut payload = Vec::with_capacity(512);
-                codec::encode_into(note, *schema_id, schema, &mut payload)
-                    .context("notification does not fit its schema")?;
-                let record = FutureRecord::to(topic)
-                    .key(note.associate_userid.as_str())
-                    .payload(&payload);
-                match self.producer.send_result(record) {
-                    Ok(delivery) => waiting.push((i, delivery)),
-                    Err((e, _)) => tracing::warn!(error = %e, "notification not queued; retrying"),
-                }
-            }
-            let delivered: HashSet<usize> = self.handle.block_on(async {
-                let mut ok = HashSet::new();
-                for (i, delivery) in waiting {
-                    match delivery.await {
-                        Ok(Ok(_)) => {
-                            ok.insert(i);
-                        }
-                        Ok(Err((e, _))) => {
-                            tracing::warn!(error = %e, "notification not delivered; retrying")
-                        }
-                        Err(_) => tracing::warn!("delivery report lost; retrying"),
-                    }
-                }
-                ok
-            });
-            left.retain(|i| !delivered.contains(i));
-            if !left.is_empty() {
-                self.metrics.errors.with_label_values(&["kafka"]).inc();
-                if self.shutdown.is_cancelled() {
-                    return Ok(false);
-                }
-                std::thread::sleep(backoff.next_delay());
-            }
-        }
-        Ok(true)
     }
 }

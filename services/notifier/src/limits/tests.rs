@@ -26,6 +26,7 @@ fn candidate(rule: Rule, fan: u64, associate: &str, server_time: i64) -> Candida
         amount_fen: 0,
         article_id: String::new(),
         scene: String::new(),
+        detail: String::new(),
     }
 }
 

@@ -42,6 +42,12 @@ pub struct NotifierConfig {
     pub idle_after: Duration,
     /// Most waiting messages held (all partitions); past it the oldest are told at once.
     pub max_waits: usize,
+    /// A birthday this many days ahead (Asia/Shanghai dates) tells the associate.
+    pub birthday_days_ahead: u16,
+    /// How often the scheduled rules (birthday, replenishment) read their ClickHouse
+    /// views (`v_birthdays_upcoming`, `v_replenishment_due`).
+    #[serde(with = "humantime_serde")]
+    pub scheduled_every: Duration,
     /// Page of the associate's WeCom sidebar or mini-program a notification opens.
     pub link_page: String,
     /// Each rule's switches and limits.
@@ -62,6 +68,12 @@ pub struct NotifierRules {
     pub purchase: RuleConfig,
     /// A refund by one of the associate's fans.
     pub refund: RuleConfig,
+    /// The fan's relationship (prospect, customer, VIP) changed in the CRM's profile.
+    pub tier_change: RuleConfig,
+    /// The fan's birthday is `birthday_days_ahead` days away.
+    pub birthday: RuleConfig,
+    /// The fan's usual time between purchases has passed since their last one.
+    pub replenishment: RuleConfig,
 }
 
 /// What a notification does during the quiet hours.
@@ -103,7 +115,7 @@ pub fn minute_of_day(hhmm: &str) -> Option<u32> {
 
 impl NotifierConfig {
     /// The rules by name, for validation and metrics.
-    pub fn named_rules(&self) -> [(&'static str, &RuleConfig); 5] {
+    pub fn named_rules(&self) -> [(&'static str, &RuleConfig); 8] {
         let r = &self.rules;
         [
             ("in_store_scan", &r.in_store_scan),
@@ -111,6 +123,9 @@ impl NotifierConfig {
             ("unanswered_message", &r.unanswered_message),
             ("purchase", &r.purchase),
             ("refund", &r.refund),
+            ("tier_change", &r.tier_change),
+            ("birthday", &r.birthday),
+            ("replenishment", &r.replenishment),
         ]
     }
 
@@ -138,6 +153,12 @@ impl NotifierConfig {
                 self.lookback.as_secs(),
                 self.max_age.as_secs()
             ));
+        }
+        if self.scheduled_every.is_zero() || self.birthday_days_ahead > 30 {
+            errors.push(
+                "notifier.scheduled_every must be > 0 and notifier.birthday_days_ahead <= 30 (the view's horizon)"
+                    .into(),
+            );
         }
         if self.reply_target.is_zero() || self.idle_after.is_zero() || self.max_waits == 0 {
             errors.push(
