@@ -24,6 +24,26 @@ pub const EVENT_TOPICS: &[&str] = &[
     EventStream::Orders.topic(),
 ];
 
+/// Overflow topics of the hot-key lane (`[overflow]`): a primary service diverts a key's
+/// records past `overflow.max_per_window` in a window of its partition to `<topic>.overflow`,
+/// which the same service binary consumes with `overflow.lane = "overflow"`. Every event
+/// stream but chat messages (reply pairing needs each conversation in order); partitioned
+/// like the event topics, not compacted.
+pub const OVERFLOW_TOPICS: &[&str] = &[
+    "wxpulse.menu_clicks.overflow",
+    "wxpulse.qr_scans.overflow",
+    "wxpulse.article_reads.overflow",
+    "wxpulse.orders.overflow",
+];
+
+/// The overflow topic of the event topic `topic`, if its stream has an overflow lane.
+pub fn overflow_topic(topic: &str) -> Option<&'static str> {
+    OVERFLOW_TOPICS
+        .iter()
+        .find(|o| o.strip_suffix(".overflow") == Some(topic))
+        .copied()
+}
+
 /// Compacted dimension topics, one per [`Dimension`].
 pub const DIMENSION_TOPICS: [&str; Dimension::COUNT] = {
     let mut topics = [""; Dimension::COUNT];
@@ -81,10 +101,12 @@ pub async fn create(
     Ok(created)
 }
 
-/// Every wxpulse topic: events with `partitions`, dimensions compacted with one.
+/// Every wxpulse topic: events and their overflow topics with `partitions`, dimensions
+/// compacted with one.
 pub fn all(partitions: i32) -> Vec<(&'static str, i32, bool)> {
     EVENT_TOPICS
         .iter()
+        .chain(OVERFLOW_TOPICS)
         .map(|t| (*t, partitions, false))
         .chain(DIMENSION_TOPICS.iter().map(|t| (*t, 1, true)))
         .chain([
@@ -92,4 +114,45 @@ pub fn all(partitions: i32) -> Vec<(&'static str, i32, bool)> {
             (NOTIFICATION_TOPIC, partitions, false),
         ])
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_topics_are_the_event_topics_but_chat_with_the_suffix() {
+        let with_lane: Vec<String> = EventStream::ALL
+            .into_iter()
+            .filter(|s| *s != EventStream::ChatMessages)
+            .map(|s| format!("{}.overflow", s.topic()))
+            .collect();
+        assert_eq!(OVERFLOW_TOPICS, with_lane.as_slice());
+        for s in EventStream::ALL {
+            let want = (s != EventStream::ChatMessages).then(|| format!("{}.overflow", s.topic()));
+            assert_eq!(overflow_topic(s.topic()).map(str::to_string), want);
+        }
+        assert_eq!(overflow_topic("wxpulse.menu_clicks.overflow"), None);
+    }
+
+    #[test]
+    fn all_creates_each_topic_once_with_overflow_partitioned_like_its_events() {
+        let topics = all(12);
+        let mut names: Vec<&str> = topics.iter().map(|(t, _, _)| *t).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), topics.len(), "a topic listed twice");
+        for t in EVENT_TOPICS.iter().chain(OVERFLOW_TOPICS) {
+            assert!(
+                topics.contains(&(*t, 12, false)),
+                "{t} missing or misconfigured"
+            );
+        }
+        for t in DIMENSION_TOPICS {
+            assert!(
+                topics.contains(&(t, 1, true)),
+                "{t} missing or not compacted"
+            );
+        }
+    }
 }
