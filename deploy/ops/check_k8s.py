@@ -9,6 +9,12 @@ For every consumer Deployment: the binary and topic come from the contract; prob
 under the agreed env names; it has a PodDisruptionBudget (maxUnavailable 1), a Service,
 and a KEDA ScaledObject on its own consumer group and topic whose bootstrap servers are
 the services' own and whose maxReplicaCount does not exceed the topic's partitions.
+An overflow lane (env WXPULSE__OVERFLOW__LANE=overflow) is such a consumer too, checked
+against its row of the contract's overflow-lane table: named `<binary>-overflow`, on
+`<topic>.overflow` under group `wxpulse-<service>-overflow`; every lane of the table is
+there, and exactly the primaries of those streams divert (WXPULSE__OVERFLOW__ENABLED=true in
+their own env, never in the shared ConfigMap: chat-messages refuses it), so no diverted
+record waits for a lane that is not deployed.
 The fan-profile mirror (`wxpulse dims mirror`, its row in the contract) must be there too,
 with the same pod checks, a PodDisruptionBudget and a Service, the contract's fixed
 replica count and no autoscaler.
@@ -41,6 +47,25 @@ def contract_services() -> dict[str, str]:
     if not out:
         sys.exit(f"no service binaries found in {CONTRACT}")
     return out
+
+
+def contract_overflow_lanes() -> dict[str, dict[str, str]]:
+    """Deployment -> binary, topic, group, from the overflow-lane table of docs/CONTRACT.md."""
+    pattern = (r"^\|\s*[a-z-]+\s*\|\s*`(wxpulse-[a-z-]+-overflow)`\s*\|\s*`(wxpulse-[a-z-]+)`\s*\|[^|]*\|"
+               r"\s*`(wxpulse\.[a-z_]+\.overflow)`\s*\|\s*`(wxpulse-[a-z-]+-overflow)`\s*\|")
+    out = {}
+    for line in open(CONTRACT, encoding="utf-8"):
+        m = re.match(pattern, line)
+        if m:
+            out[m.group(1)] = dict(zip(("binary", "topic", "group"), m.groups()[1:], strict=True))
+    if not out:
+        sys.exit(f"no overflow lanes found in {CONTRACT}")
+    return out
+
+
+def env_value(container: dict, name: str) -> str | None:
+    """A literal env var of the container (None if absent or taken from a reference)."""
+    return next((e.get("value") for e in container.get("env", []) if e["name"] == name), None)
 
 
 def contract_mirror() -> dict[str, str]:
@@ -133,6 +158,13 @@ def check(docs: list[dict], partitions: int) -> list[str]:
         return ["no ConfigMap wxpulse-env"]
     brokers = env_cm["data"].get("WXPULSE__KAFKA__BROKERS")
     services = contract_services()
+    lanes = contract_overflow_lanes()
+    for key in ("WXPULSE__OVERFLOW__ENABLED", "WXPULSE__OVERFLOW__LANE"):
+        if key in env_cm["data"]:
+            problems.append(f"ConfigMap wxpulse-env sets {key}: it belongs in the Deployments that need it "
+                            f"(the shared value would reach chat-messages, which refuses it)")
+    found_lanes: set[str] = set()
+    diverting: set[str] = set()
 
     consumers = [d for d in by_kind.get("Deployment", [])
                  if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "consumer"]
@@ -146,16 +178,29 @@ def check(docs: list[dict], partitions: int) -> list[str]:
             problems.append(f"{where}: sets spec.replicas, which fights the KEDA-managed HPA")
         c = pod["containers"][0]
         binary = (c.get("command") or [""])[0]
-        found_binaries.add(binary)
         if binary not in services:
             problems.append(f"{where}: runs {binary!r}, not a service binary of the contract")
             continue
-        if name != binary:
-            problems.append(f"{where}: should be named after its binary {binary}")
-        check_pod(dep, configmaps, problems)
-
         service = binary.removeprefix("wxpulse-")
         topic = services[binary]
+        if env_value(c, "WXPULSE__OVERFLOW__LANE") == "overflow":
+            lane = lanes.get(name)
+            if lane is None or lane["binary"] != binary:
+                problems.append(f"{where}: an overflow lane of {binary} that docs/CONTRACT.md does not list "
+                                f"(expected {binary}-overflow, for a stream with a lane)")
+                continue
+            found_lanes.add(name)
+            if env_value(c, "WXPULSE__OVERFLOW__ENABLED") == "true":
+                problems.append(f"{where}: an overflow lane must not divert (WXPULSE__OVERFLOW__ENABLED)")
+            service, topic = f"{service}-overflow", lane["topic"]
+        else:
+            found_binaries.add(binary)
+            if name != binary:
+                problems.append(f"{where}: should be named after its binary {binary}")
+            if env_value(c, "WXPULSE__OVERFLOW__ENABLED") == "true":
+                diverting.add(binary)
+        check_pod(dep, configmaps, problems)
+
         check_disruption(dep, by_kind, problems)
         scaled = [s for s in by_kind.get("ScaledObject", []) if s["spec"]["scaleTargetRef"]["name"] == name]
         if len(scaled) != 1:
@@ -182,6 +227,17 @@ def check(docs: list[dict], partitions: int) -> list[str]:
         auth = triggers[0].get("authenticationRef", {}).get("name")
         if auth and not any(t["metadata"]["name"] == auth for t in by_kind.get("TriggerAuthentication", [])):
             problems.append(f"ScaledObject {name}: TriggerAuthentication {auth} is not in the build")
+
+    for name, lane in sorted(lanes.items()):
+        if name not in found_lanes:
+            problems.append(f"no overflow lane Deployment {name} ({lane['binary']} with WXPULSE__OVERFLOW__LANE=overflow)")
+    with_lane = {lane["binary"] for lane in lanes.values()}
+    for binary in sorted(with_lane - diverting):
+        problems.append(f"Deployment {binary}: its stream has an overflow lane but it does not divert "
+                        f"(WXPULSE__OVERFLOW__ENABLED=\"true\" in its env)")
+    for binary in sorted(diverting - with_lane):
+        problems.append(f"Deployment {binary}: diverts hot keys (WXPULSE__OVERFLOW__ENABLED) but its stream has no "
+                        f"overflow lane in docs/CONTRACT.md")
 
     check_mirror(by_kind, configmaps, problems)
     missing = set(services) - found_binaries
