@@ -321,6 +321,8 @@ impl Stream for ChatMessages {
     const TOPIC: &'static str = EventStream::ChatMessages.topic();
     const TABLE: &'static str = EventStream::ChatMessages.table();
     const RECORD: &'static str = EventStream::ChatMessages.record();
+    /// Reply pairing needs each conversation's messages in order, in one place.
+    const OVERFLOW: bool = false;
     const DIMENSIONS: &'static [Dimension] = &[Dimension::Associate, Dimension::Store];
     type Event<'a> = ChatMessage<'a>;
     type Row = ChatMessageRow;

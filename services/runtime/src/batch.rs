@@ -13,6 +13,9 @@ pub struct Batch<R, L> {
     pub rows: Vec<R>,
     /// Dead letters on their way; delivered before the rows are inserted.
     pub dead_letters: Vec<L>,
+    /// Records of hot keys on their way to the overflow lane; delivered before the rows
+    /// are inserted, so no commit covers one that is not there.
+    pub diverted: Vec<crate::overflow::Diverted>,
     /// Rows of accounts the dimension does not hold (`unknown_account = quarantine`),
     /// inserted into the table's quarantine twin before the rows.
     pub quarantined: Vec<R>,
@@ -37,6 +40,7 @@ impl<R, L> Batch<R, L> {
         Batch {
             rows: Vec::new(),
             dead_letters: Vec::new(),
+            diverted: Vec::new(),
             quarantined: Vec::new(),
             first_offset: -1,
             last_offset: -1,

@@ -18,8 +18,8 @@ pub use load::DEFAULT_TOML;
 pub use notifier::{minute_of_day, NotifierConfig, NotifierRules, QuietHours, RuleConfig};
 pub use sections::{
     AttributionConfig, BatchConfig, ChatConfig, Config, ConfigError, DedupConfig, DimensionsConfig,
-    GatewayConfig, LogConfig, MetricsConfig, PiiConfig, RetryConfig, SegmentConfig, UnknownAccount,
-    ValidationConfig, MAX_ATTRIBUTION_WINDOW, MAX_REPLY_WINDOW,
+    GatewayConfig, Lane, LogConfig, MetricsConfig, OverflowConfig, PiiConfig, RetryConfig,
+    SegmentConfig, UnknownAccount, ValidationConfig, MAX_ATTRIBUTION_WINDOW, MAX_REPLY_WINDOW,
 };
 
 #[cfg(test)]

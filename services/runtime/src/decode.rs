@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use crate::codec::{self, Registry, Writer};
+use crate::config::Lane;
 use crate::config::{Config, UnknownAccount, ValidationConfig};
 use crate::dedup::{Age, EventIds, Seen};
 use crate::dlq::{DeadLetterReason, Rejection};
 use crate::enrich::Dimensions;
 use crate::events::Interaction;
 use crate::pii::{FanIdCache, Pseudonymizer};
-use crate::segment::{FanStates, Thresholds};
+use crate::segment::{FanStates, Segment, Thresholds};
 use crate::source::Record;
 use crate::stream::{Context, Meta, Stream};
 use crate::validate::validate;
@@ -27,6 +28,14 @@ pub(crate) enum Outcome<R> {
     /// Of an account the dimension does not hold, under `unknown_account = quarantine`:
     /// the row goes to the stream table's quarantine twin (its id is taken: it is written).
     Quarantined(R, i64),
+    /// Of a hot key: valid, first-seen and segmented here, its row is built by the overflow
+    /// lane (see `overflow.rs`); its id is taken.
+    Diverted {
+        /// The event id, the overflow record's key.
+        event_id: u128,
+        /// Its segment, carried in a header.
+        segment: Segment,
+    },
 }
 
 /// Decodes records of one topic into rows.
@@ -44,6 +53,8 @@ pub struct Decoder {
     /// Records of a topic share a few schema ids: a one-entry cache skips the registry's
     /// lock and reference count per record.
     last: Option<(u32, Arc<Writer>)>,
+    /// The overflow lane takes each record's segment from the primary (its header).
+    lane: Lane,
 }
 
 impl Decoder {
@@ -58,6 +69,7 @@ impl Decoder {
             thresholds: Thresholds::new(cfg.segment.new_for, cfg.segment.dormant_after),
             app_ids: hashbrown::HashMap::new(),
             last: None,
+            lane: cfg.overflow.lane,
         }
     }
 
@@ -84,6 +96,9 @@ impl Decoder {
         self.last.as_ref().map(|(_, w)| w.as_ref())
     }
 
+    /// `divert`: the record's key is hot (`overflow.rs`): a valid, first-seen event of a
+    /// known account is segmented but its row left to the overflow lane.
+    #[allow(clippy::too_many_arguments)] // the partition's states, borrowed separately
     pub(crate) fn decode_row<S: Stream>(
         &mut self,
         stream: &mut S,
@@ -92,6 +107,7 @@ impl Decoder {
         fans: &mut FanStates,
         dims: &Dimensions,
         now: i64,
+        divert: bool,
     ) -> Outcome<S::Row> {
         use DeadLetterReason as R;
         let Some(payload) = record.payload.as_deref() else {
@@ -165,13 +181,20 @@ impl Decoder {
             None => dims.unknown(),
         };
         let profile = dims.fan(meta.fan_id);
+        let segment = match (self.lane, record.carried) {
+            (Lane::Overflow, Some(carried)) => carried,
+            _ => fans.segment(meta.fan_id, header.client_time, profile, self.thresholds),
+        };
+        if divert && !unknown {
+            return Outcome::Diverted { event_id, segment };
+        }
         let cx = Context {
             meta,
             app_id: self.app_id(header.app_id),
             brand,
             event_time: header.client_time,
             server_time: header.server_time,
-            segment: fans.segment(meta.fan_id, header.client_time, profile, self.thresholds),
+            segment,
             dims,
         };
         let row = stream.row(&event, &cx);
@@ -199,7 +222,7 @@ pub mod bench {
         now: i64,
         rows: &mut Vec<S::Row>,
     ) -> bool {
-        match decoder.decode_row(stream, record, ids, fans, dims, now) {
+        match decoder.decode_row(stream, record, ids, fans, dims, now, false) {
             Outcome::Row(row, _) => {
                 rows.push(row);
                 true
@@ -308,13 +331,23 @@ mod tests {
                     timestamp: -1,
                     key: None,
                     payload,
+                    carried: None,
                 };
-                match decoder.decode_row(&mut Clicks, &record, &mut ids, &mut fans, &dims, NOW) {
+                match decoder.decode_row(
+                    &mut Clicks,
+                    &record,
+                    &mut ids,
+                    &mut fans,
+                    &dims,
+                    NOW,
+                    false,
+                ) {
                     Outcome::Row(row, _) => Ok(Some(row.fan_id)),
                     Outcome::Quarantined(..) => Ok(Some(QUARANTINED)),
                     Outcome::Duplicate(_) => Ok(None),
                     Outcome::Suspect(..) => panic!("nothing left the window"),
                     Outcome::Rejected(r) => Err(r.reason),
+                    Outcome::Diverted { .. } => panic!("nothing is diverted here"),
                 }
             })
             .collect()

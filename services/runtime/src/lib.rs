@@ -36,6 +36,7 @@ pub mod enrich;
 pub mod events;
 pub mod kafka;
 pub mod metrics;
+pub mod overflow;
 pub mod pii;
 pub mod pipeline;
 pub mod prefetch;

@@ -44,6 +44,12 @@ pub struct Metrics {
     pub insert_errors: IntCounterVec,
     /// now − server_time of the newest event written.
     pub freshness_seconds: Gauge,
+    /// Records of hot keys diverted to the overflow lane.
+    pub overflow_events: IntCounter,
+    /// Keys over the hot-key limit in their partition's current window.
+    pub overflow_keys: IntGauge,
+    /// Failed deliveries of diverted records (each retried until acknowledged).
+    pub overflow_errors: IntCounter,
     /// Unix time of the last successful insert.
     pub last_write_timestamp: Gauge,
     /// Dead-lettered records by reason.
@@ -216,6 +222,18 @@ impl Metrics {
                     "Failed insert attempts by class."
                 ),
                 &["table", "class"]
+            )),
+            overflow_events: make!(IntCounter::new(
+                "wxpulse_overflow_events_total",
+                "Records of hot keys diverted to the overflow lane."
+            )),
+            overflow_keys: make!(IntGauge::new(
+                "wxpulse_overflow_keys",
+                "Keys over the hot-key limit in their partition's current window."
+            )),
+            overflow_errors: make!(IntCounter::new(
+                "wxpulse_overflow_delivery_errors_total",
+                "Failed deliveries of diverted records; each is retried until acknowledged."
             )),
             freshness_seconds: make!(Gauge::new(
                 "wxpulse_sink_freshness_seconds",

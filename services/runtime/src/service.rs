@@ -9,10 +9,11 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::codec::Registry;
-use crate::config::Config;
+use crate::config::{Config, Lane};
 use crate::dlq::DeadLetterSink;
 use crate::enrich::{follow, Dimension, Dimensions};
 use crate::metrics::{self, Metrics};
+use crate::overflow::{self, OverflowSink};
 use crate::pii::Pseudonymizer;
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
@@ -109,17 +110,35 @@ fn init_logs(config: &Config) {
 
 /// Runs one service to completion.
 pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()> {
+    let lane = config.overflow.lane;
+    if (config.overflow.enabled || lane == Lane::Overflow) && !S::OVERFLOW {
+        anyhow::bail!(
+            "{} cannot use the overflow lane (overflow.enabled / overflow.lane): its rows need \
+             every record of a partition in order",
+            S::SERVICE
+        );
+    }
+    let topic = non_empty_or(&config.kafka.topic, S::TOPIC);
+    let group = non_empty_or(&config.kafka.group_id, &format!("wxpulse-{}", S::SERVICE));
+    // The overflow lane: the same stream, from `<topic>.overflow`, under its own group and
+    // service label.
+    let (topic, group, name) = match lane {
+        Lane::Primary => (topic, group, S::SERVICE.to_string()),
+        Lane::Overflow => (
+            overflow::topic_of(&topic),
+            format!("{group}-overflow"),
+            format!("{}-overflow", S::SERVICE),
+        ),
+    };
     let shutdown = shutdown::on_signals();
-    let metrics = Metrics::new(S::SERVICE);
+    let metrics = Metrics::new(&name);
     metrics.set_stuck_after(config.batch.stuck_after);
     stream
         .register_metrics(metrics.registry())
         .context("cannot register the stream's own metrics")?;
     let listen = config.metrics.listen.parse().context("metrics.listen")?;
     let addr = metrics::serve(metrics.clone(), listen, shutdown.clone()).await?;
-    let topic = non_empty_or(&config.kafka.topic, S::TOPIC);
-    let group = non_empty_or(&config.kafka.group_id, &format!("wxpulse-{}", S::SERVICE));
-    tracing::info!(service = S::SERVICE, %topic, %group, metrics = %addr, "starting");
+    tracing::info!(service = %name, %topic, %group, metrics = %addr, "starting");
 
     connect(&config).await?;
     let sink = Sink::new(&config.clickhouse, config.retry.clone(), S::TABLE, &topic)?;
@@ -141,6 +160,14 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         &config,
         &metrics.dead_letters_undeliverable,
     )?;
+    let diverting = lane == Lane::Primary && config.overflow.enabled;
+    let overflow = match diverting {
+        true => Some(
+            OverflowSink::create(&config, &topic, metrics.overflow_errors.clone())
+                .context("cannot create the overflow lane's producer")?,
+        ),
+        false => None,
+    };
     let mut dims = Dimensions::new(
         Pseudonymizer::new(config.pii.key.expose().as_bytes()),
         Dimension::ALL.map(|d| metrics.dimension_missing.with_label_values(&[d.as_str()])),
@@ -193,6 +220,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         dims,
         sink,
         dead_letters,
+        overflow,
     );
     pipeline.run(source, feed, shutdown).await;
     Ok(())

@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::retry::Backoff;
 use crate::tls::TlsError;
 
+mod diverted;
 mod errors;
 
 pub use errors::{classify, ErrorClass};

@@ -54,6 +54,8 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// Value; `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
+    /// The segment a diverted record carries from the primary (overflow lane only).
+    pub carried: Option<crate::segment::Segment>,
 }
 
 /// The right to write one partition under one assignment epoch; cancelled when the
@@ -483,6 +485,7 @@ fn poll_loop(
                     timestamp: m.timestamp().to_millis().unwrap_or(-1),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
+                    carried: crate::overflow::carried_segment(&m),
                 });
                 consumed.inc();
                 if chunk.len() < CHUNK {

@@ -10,6 +10,7 @@ fn record(offset: i64) -> Vec<Record> {
         timestamp: -1,
         key: None,
         payload: None,
+        carried: None,
     }]
 }
 

@@ -23,6 +23,10 @@ pub trait Stream: Send + 'static {
     /// Full name of the Avro record the topic carries; writer schemas of another record
     /// are dead-lettered as undecodable.
     const RECORD: &'static str;
+    /// Whether hot keys may be diverted to the overflow lane (`overflow.rs`): only when a
+    /// row depends on nothing but its event, the dimensions and the fan's segment — no
+    /// per-partition state of the stream's own that needs every record in order.
+    const OVERFLOW: bool = true;
     /// Dimensions the stream looks up itself. Account (brand) and fan profile
     /// (segmentation) are joined by the runtime for every stream.
     const DIMENSIONS: &'static [Dimension];

@@ -59,6 +59,38 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Behaviour notifications for associates (`wxpulse-notifier`).
     pub notifier: NotifierConfig,
+    /// The hot-key overflow lane.
+    pub overflow: OverflowConfig,
+}
+
+/// Which records a consumer service processes: its topic's (`primary`), or the hot keys'
+/// diverted to `<topic>.overflow` (`overflow`, the same binary under its own group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// Consumes the stream's topic; diverts hot keys when `overflow.enabled`.
+    Primary,
+    /// Consumes `<topic>.overflow`: rows of diverted records, segments from their headers.
+    Overflow,
+}
+
+/// The hot-key overflow lane: one bot fan or scripted storm must not stall its partition
+/// (and, through backpressure, the service). A key's records past `max_per_window` within
+/// a window of `window_records` consecutive offsets of its partition go to
+/// `<topic>.overflow`, where other consumers build their rows in parallel. Counted in
+/// offsets, not seconds, so the decision is a pure function of the log: a replay after a
+/// crash diverts exactly the records it diverted before.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverflowConfig {
+    /// The primary diverts hot keys (the overflow topics must exist and the lane run).
+    pub enabled: bool,
+    /// Which lane this process is.
+    pub lane: Lane,
+    /// Offsets per counting window of a partition.
+    pub window_records: u32,
+    /// Records of one key a window keeps in the primary; the rest are diverted.
+    pub max_per_window: u32,
 }
 
 /// The callback gateway: where WeChat's callbacks arrive and how long they may wait.

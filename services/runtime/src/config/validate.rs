@@ -131,6 +131,16 @@ impl Config {
         if self.segment.max_fans == 0 || self.segment.max_dormant_fans == 0 {
             errors.push("segment.max_fans and segment.max_dormant_fans must be > 0".into());
         }
+        if self.overflow.window_records == 0
+            || self.overflow.max_per_window == 0
+            || self.overflow.max_per_window >= self.overflow.window_records
+        {
+            errors.push(
+                "overflow.window_records and overflow.max_per_window must be > 0, and \
+                 max_per_window < window_records"
+                    .into(),
+            );
+        }
         if self.dedup.max_ids == 0 {
             errors.push("dedup.max_ids must be > 0".into());
         }

@@ -61,6 +61,7 @@ impl<S: Stream> Pipeline<S> {
         let sink = self.sink.clone();
         let metrics = self.metrics.clone();
         let dead_letter_sink = self.dead_letters.clone();
+        let overflow = self.overflow.clone();
         let quarantine_table = crate::sink::quarantine_table(self.sink.table());
         let in_flight = self.metrics.flush_started(partition);
         let done = self.flushed_tx.clone();
@@ -69,6 +70,7 @@ impl<S: Stream> Pipeline<S> {
             let Batch {
                 rows,
                 dead_letters,
+                diverted,
                 quarantined,
                 last_offset,
                 bytes,
@@ -77,6 +79,12 @@ impl<S: Stream> Pipeline<S> {
             } = batch;
             let letters: Vec<DeadLetterRow> = dead_letters.iter().map(|p| p.row.clone()).collect();
             let mut ok = dead_letter_sink.deliver_all(dead_letters, &cancel).await;
+            if ok && !diverted.is_empty() {
+                ok = match &overflow {
+                    Some(overflow) => overflow.deliver_all(diverted, &cancel).await,
+                    None => false,
+                };
+            }
             if ok && !letters.is_empty() {
                 // Queryable in ClickHouse too; keyed by source record, so a replay of the
                 // batch under its token (or a redelivery) adds nothing.

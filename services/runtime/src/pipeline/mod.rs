@@ -20,6 +20,7 @@
 //! are `batch.rs`'s.
 
 mod flush;
+mod hot;
 mod parking;
 mod restore;
 
@@ -40,6 +41,7 @@ use crate::dlq::{self, DeadLetter, DeadLetterReason, DeadLetterSink};
 use crate::enrich::follow::{Feed, Update};
 use crate::enrich::{Dimension, Dimensions};
 use crate::metrics::Metrics;
+use crate::overflow::{HotKeys, OverflowSink, Verdict};
 use crate::segment::{FanBudget, FanLimits, FanStates};
 use crate::sink::Sink;
 use crate::source::{Control, Lease, Record, SourceHandle};
@@ -65,6 +67,11 @@ struct PartitionState<R> {
     held: bool,
     /// Resets of the partition's ingest state: part of every dedup token.
     incarnation: u64,
+    /// Counts of the keys in the current window, when hot keys are diverted.
+    hot: HotKeys,
+    /// The window's counts before its first record are being read from Kafka: records
+    /// park meanwhile (see `hot.rs`).
+    warming: bool,
 }
 
 /// Reported by a flush task.
@@ -76,6 +83,14 @@ struct Flushed {
     rows: usize,
     bytes: usize,
     newest_server_time: i64,
+}
+
+/// The counts of a partition's window before its first record here, read from Kafka.
+struct Warmed {
+    partition: i32,
+    epoch: u64,
+    window_start: i64,
+    counts: std::collections::HashMap<u64, u32>,
 }
 
 /// ClickHouse's answer about a suspect event id.
@@ -113,6 +128,10 @@ pub struct Pipeline<S: Stream> {
     newest_written_server_time: i64,
     /// `segment.max_fans` and `max_dormant_fans`, shared by the partitions' fan states.
     fan_budget: FanBudget,
+    /// Where hot keys' records go, when `overflow.enabled` on the primary lane.
+    overflow: Option<OverflowSink>,
+    warmed_tx: mpsc::UnboundedSender<Warmed>,
+    warmed_rx: mpsc::UnboundedReceiver<Warmed>,
 }
 
 fn now_ms() -> i64 {
@@ -133,6 +152,7 @@ impl<S: Stream> Pipeline<S> {
         dims: Dimensions,
         sink: Sink,
         dead_letters: DeadLetterSink,
+        overflow: Option<OverflowSink>,
     ) -> Self {
         for d in Dimension::ALL {
             metrics.dimension_missing.with_label_values(&[d.as_str()]);
@@ -163,6 +183,7 @@ impl<S: Stream> Pipeline<S> {
         let (flushed_tx, flushed_rx) = mpsc::unbounded_channel();
         let (schema_tx, schema_rx) = mpsc::unbounded_channel();
         let (settled_tx, settled_rx) = mpsc::unbounded_channel();
+        let (warmed_tx, warmed_rx) = mpsc::unbounded_channel();
         // Interned once: every row references it without an allocation.
         let topic: &'static str = Box::leak(topic.into_boxed_str());
         Pipeline {
@@ -187,6 +208,9 @@ impl<S: Stream> Pipeline<S> {
             probe: None,
             shutdown: CancellationToken::new(),
             newest_written_server_time: 0,
+            overflow,
+            warmed_tx,
+            warmed_rx,
         }
     }
 
@@ -210,6 +234,7 @@ impl<S: Stream> Pipeline<S> {
                 Some(flushed) = self.flushed_rx.recv() => self.on_flushed(flushed, &source),
                 Some(id) = self.schema_rx.recv() => self.on_schema(id),
                 Some(settled) = self.settled_rx.recv() => self.on_settled(settled),
+                Some(warmed) = self.warmed_rx.recv() => self.on_warmed(warmed),
                 Some(updates) = feed.updates.recv() => self.on_dimensions(updates),
                 Some(chunk) = source.records.recv(), if intake_open => self.on_chunk(chunk),
                 _ = ticker.tick() => self.on_tick(),
@@ -313,6 +338,22 @@ impl<S: Stream> Pipeline<S> {
             }
             Admission::Process => {}
         }
+        let divert = match self.overflow.is_some() {
+            false => false,
+            true => match state.hot.decide(record.offset, record.key.as_deref()) {
+                Verdict::Keep => false,
+                Verdict::Divert => true,
+                Verdict::Cold { window_start } => {
+                    // Counted in the log first, so a replay diverts what this one would.
+                    let partition = record.partition;
+                    let offset = record.offset;
+                    state.parked_bytes += bytes;
+                    state.parked.push_back(record);
+                    self.warm_up(partition, window_start, offset);
+                    return;
+                }
+            },
+        };
         let outcome = self.decoder.decode_row(
             &mut self.stream,
             &record,
@@ -320,6 +361,7 @@ impl<S: Stream> Pipeline<S> {
             &mut state.fans,
             &self.dims,
             now,
+            divert,
         );
         if let Outcome::Suspect(id, server_time) = outcome {
             // Nothing of it is taken in yet: it waits, first in line, for ClickHouse.
@@ -355,6 +397,13 @@ impl<S: Stream> Pipeline<S> {
                     .inc();
             }
             Outcome::Suspect(..) => {}
+            Outcome::Diverted { event_id, segment } => {
+                if let Some(overflow) = &self.overflow {
+                    self.metrics.overflow_events.inc();
+                    let diverted = overflow.send(&record, self.topic, event_id, &segment);
+                    state.ledger.open().diverted.push(diverted);
+                }
+            }
             Outcome::Rejected(rejection) => {
                 self.metrics
                     .dead_letters
@@ -403,6 +452,8 @@ impl<S: Stream> Pipeline<S> {
         self.metrics.horizon_bytes.set(bytes as i64);
         let parked: usize = self.partitions.values().map(|p| p.parked.len()).sum();
         self.metrics.parked_records.set(parked as i64);
+        let hot: usize = self.partitions.values().map(|p| p.hot.over()).sum();
+        self.metrics.overflow_keys.set(hot as i64);
         let held = self.partitions.values().filter(|p| p.held).count();
         self.metrics.offset_resets.set(held as i64);
         if self.newest_written_server_time > 0 {

@@ -87,7 +87,7 @@ impl<S: Stream> Pipeline<S> {
 
     /// Re-admits `partition`'s parked records in order; any that still cannot be decided
     /// parks again, with everything after it.
-    fn unpark(&mut self, partition: i32) {
+    pub(super) fn unpark(&mut self, partition: i32) {
         let now = now_ms();
         let Some(state) = self.partitions.get_mut(&partition) else {
             return;

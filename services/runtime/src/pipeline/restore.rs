@@ -92,11 +92,29 @@ impl<S: Stream> Pipeline<S> {
                 ids.restore(id, t, t >= in_window)
             })
             .await?;
-        let fan_months = if wm.offset >= 0 {
+        let mut fan_months = if wm.offset >= 0 {
             self.sink.fan_months(partition).await?
         } else {
             Vec::new()
         };
+        // The hot fans' diverted rows were written by the overflow lane (overflow.rs).
+        let overflow_topic = self.overflow.as_ref().map(|o| o.topic().to_string());
+        if let (Some(lane), true) = (&overflow_topic, wm.offset >= 0) {
+            let diverted = self
+                .sink
+                .for_each_diverted_event_id(lane, partition, newest - remembered, |id, t| {
+                    ids.restore(id, t, t >= in_window)
+                })
+                .await?;
+            let months = self.sink.diverted_fan_months(lane, partition).await?;
+            tracing::info!(
+                partition,
+                ids = diverted,
+                fan_months = months.len(),
+                "hot fans' rows written by the overflow lane restored"
+            );
+            fan_months.extend(months);
+        }
         let history = History {
             client: self.sink.client(),
             table: self.sink.table(),
@@ -137,6 +155,8 @@ impl<S: Stream> Pipeline<S> {
             parked_bytes: 0,
             held,
             incarnation,
+            hot: crate::overflow::HotKeys::new(&self.cfg.overflow),
+            warming: false,
         })
     }
 

@@ -1,0 +1,66 @@
+//! What the overflow lane wrote for one primary partition's hot fans: the primary's
+//! restore adds it to the partition's own state, so a hot fan's month count and its
+//! diverted event ids survive a restart of the primary (see `overflow.rs`). Rows the lane
+//! has not written yet (it lags) are not seen: a restart then under-counts the running
+//! `month_interactions` of the fan's later rows, and an upstream retry of such an event
+//! is caught by the lane's own dedup only if it is diverted again.
+
+use super::{FanMonth, Sink, WrittenIdRow};
+
+/// The fans of the primary's partition: a hot fan always has rows there (its first
+/// `max_per_window` records of a window stay).
+const PARTITION_FANS: &str = "SELECT DISTINCT fan_id FROM fan_stream_months \
+     WHERE kafka_topic = ? AND kafka_partition = ?";
+
+impl Sink {
+    /// Per-fan, per-month aggregates of the rows the overflow lane (`overflow_topic`) wrote
+    /// for fans of this sink's `partition`.
+    pub async fn diverted_fan_months(
+        &self,
+        overflow_topic: &str,
+        partition: i32,
+    ) -> Result<Vec<FanMonth>, clickhouse::error::Error> {
+        self.client
+            .query(&format!(
+                "SELECT fan_id, month, sum(interactions) AS interactions, \
+                 toInt64(toUnixTimestamp64Milli(max(last_event_time))) AS last_event_time \
+                 FROM fan_stream_months WHERE kafka_topic = ? AND fan_id IN ({PARTITION_FANS}) \
+                 GROUP BY fan_id, month"
+            ))
+            .bind(overflow_topic)
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch_all()
+            .await
+    }
+
+    /// Streams the event ids (with server time) the overflow lane wrote since `since_ms`
+    /// for fans of `partition`.
+    pub async fn for_each_diverted_event_id(
+        &self,
+        overflow_topic: &str,
+        partition: i32,
+        since_ms: i64,
+        mut each: impl FnMut(u128, i64),
+    ) -> Result<usize, clickhouse::error::Error> {
+        let mut cursor = self
+            .client
+            .query(&format!(
+                "SELECT event_id, toUnixTimestamp64Milli(server_time) AS server_ms FROM {} \
+                 WHERE kafka_topic = ? AND server_time >= fromUnixTimestamp64Milli(toInt64(?)) \
+                 AND fan_id IN ({PARTITION_FANS})",
+                self.table
+            ))
+            .bind(overflow_topic)
+            .bind(since_ms)
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch::<WrittenIdRow>()?;
+        let mut n = 0;
+        while let Some(row) = cursor.next().await? {
+            each(row.event_id.as_u128(), row.server_ms);
+            n += 1;
+        }
+        Ok(n)
+    }
+}
