@@ -10,6 +10,7 @@ mod faults;
 mod foundation;
 mod gateway;
 mod golden;
+mod hot_keys;
 mod late_duplicates;
 mod mirror;
 mod notifications;

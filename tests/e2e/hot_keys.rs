@@ -1,0 +1,579 @@
+//! The hot-key overflow lane (issue 17 part 2): one bot fan sends 30 % of the menu clicks,
+//! with exact copies of its events re-sent, while `wxpulse-menu-clicks` diverts its
+//! records past `max_per_window` per window of offsets to `wxpulse.menu_clicks.overflow`
+//! and a second `wxpulse-menu-clicks` (`overflow.lane = "overflow"`) writes them. The
+//! primary is SIGKILLed while events flow and restarted after the lane caught up (copies
+//! of events it had diverted then arrive), and the lane is SIGKILLed and restarted too.
+//!
+//! Everything expected is computed here from what was produced, without wxpulse's code:
+//! which records the rule diverts (from the offsets read back from the broker), each row's
+//! category, relationship, lifecycle and running month count (the fan's events in order),
+//! and every figure of the BI views menu clicks feed. The table must hold one row per
+//! event id, the lane's rows exactly the diverted events of the hot fan, and the views the
+//! ground truth.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use wxpulse_cli::produce::Outgoing;
+use wxpulse_e2e::*;
+use wxpulse_runtime::enrich::{CustomerStatus, MenuCategory};
+
+use crate::golden::{account, button, click, event_id, fan, publish, send, D};
+
+const DB: &str = "wx_hot_keys";
+const TOPIC: &str = "wxpulse.menu_clicks";
+const OVERFLOW: &str = "wxpulse.menu_clicks.overflow";
+const PARTITIONS: i32 = 4;
+const APP: &str = "wxhot";
+const HOT: &str = "oHOT_BOT";
+/// Fans besides the hot one.
+const FANS: usize = 120;
+/// Distinct events produced (copies come on top).
+const EVENTS: u32 = 4_000;
+/// Share of the events sent by the hot fan.
+const HOT_SHARE: f64 = 0.3;
+const WINDOW_RECORDS: i64 = 200;
+const MAX_PER_WINDOW: u32 = 20;
+/// segment.new_for (default).
+const NEW_FOR: i64 = 30 * D;
+/// (event key, category as stored).
+const BUTTONS: [(&str, &str, MenuCategory); 3] = [
+    ("SHOP", "ecommerce", MenuCategory::Ecommerce),
+    ("STORY", "brand_info", MenuCategory::BrandInfo),
+    ("MEMBER", "crm", MenuCategory::Crm),
+];
+
+/// A fan of the test: its profile as published (none: relationship unknown).
+struct Fan {
+    openid: String,
+    profile: Option<(CustomerStatus, &'static str, i64)>,
+}
+
+impl Fan {
+    fn relationship(&self) -> &'static str {
+        self.profile.map_or("unknown", |(_, r, _)| r)
+    }
+
+    /// Lifecycle at `t` for a fan with no unfollow and no gap of 60 days: new within
+    /// `new_for` of the follow, else active.
+    fn lifecycle(&self, t: i64) -> &'static str {
+        match self.profile {
+            Some((_, _, followed)) if t < followed + NEW_FOR => "new",
+            _ => "active",
+        }
+    }
+}
+
+/// One distinct event: number (its event id), fan index (0 = hot), button, client time.
+#[derive(Clone, Copy)]
+struct Event {
+    n: u32,
+    fan: usize,
+    button: usize,
+    t: i64,
+}
+
+fn outgoing(fans: &[Fan], e: &Event) -> Outgoing {
+    let t = e.t;
+    click(
+        e.n,
+        APP,
+        &fans[e.fan].openid,
+        BUTTONS[e.button].0,
+        t,
+        t + 700,
+    )
+}
+
+/// The fans: the hot one (a VIP who followed so that the stream crosses the end of its
+/// "new" month), and `FANS` others of every relationship, some without a profile.
+fn fans(boundary: i64, t0: i64) -> Vec<Fan> {
+    let mut fans = vec![Fan {
+        openid: HOT.into(),
+        profile: Some((CustomerStatus::Vip, "vip", boundary - NEW_FOR)),
+    }];
+    for j in 0..FANS {
+        let followed = if j % 5 == 0 {
+            boundary - NEW_FOR
+        } else {
+            t0 - 400 * D
+        };
+        let profile = match j % 4 {
+            0 => Some((CustomerStatus::Prospect, "prospect", followed)),
+            1 => Some((CustomerStatus::Customer, "customer", followed)),
+            2 => Some((CustomerStatus::Vip, "vip", followed)),
+            _ => None,
+        };
+        fans.push(Fan {
+            openid: format!("oFAN_{j:03}"),
+            profile,
+        });
+    }
+    fans
+}
+
+/// Every record of `topic` as (partition, offset, payload), read from the beginning.
+fn read_log(brokers: &str, topic: &str) -> anyhow::Result<Vec<(i32, i64, Vec<u8>)>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "e2e-hot-keys-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut end = 0;
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        end += high - low;
+    }
+    consumer.assign(&tpl)?;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (out.len() as i64) < end {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "read {} of {end} records of {topic}",
+            out.len()
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m?;
+            out.push((
+                m.partition(),
+                m.offset(),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    out.sort_by_key(|(p, o, _)| (*p, *o));
+    Ok(out)
+}
+
+/// The event numbers the rule diverts, each partition's records in offset order: a
+/// record is diverted when its key already has `MAX_PER_WINDOW` records among the records
+/// of its window `[k·WINDOW_RECORDS, (k+1)·WINDOW_RECORDS)` before it (copies count: they
+/// are records of the key). A copy of an event already seen is dropped, wherever it goes.
+/// Returns (diverted events, kept events per partition).
+fn rule(
+    log: &[(i32, i64, Vec<u8>)],
+    events_by_payload: &HashMap<Vec<u8>, (u32, usize)>,
+) -> (BTreeSet<u32>, BTreeMap<i32, u64>) {
+    let mut counts: HashMap<(i32, i64, usize), u32> = HashMap::new();
+    let mut seen = BTreeSet::new();
+    let mut diverted = BTreeSet::new();
+    let mut kept: BTreeMap<i32, u64> = BTreeMap::new();
+    for (partition, offset, payload) in log {
+        let (n, fan) = events_by_payload[payload];
+        let window = offset.div_euclid(WINDOW_RECORDS);
+        let c = counts.entry((*partition, window, fan)).or_insert(0);
+        let divert = *c >= MAX_PER_WINDOW;
+        *c += 1;
+        if !seen.insert(n) {
+            continue;
+        }
+        if divert {
+            diverted.insert(n);
+        } else {
+            *kept.entry(*partition).or_insert(0) += 1;
+        }
+    }
+    (diverted, kept)
+}
+
+/// Polls `f` until it returns at least `want` (or `patience` passes); the last value.
+async fn at_least<F, Fut>(patience: Duration, want: u64, mut f: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
+    let deadline = Instant::now() + patience;
+    let mut last = 0;
+    while Instant::now() < deadline {
+        if let Ok(n) = f().await {
+            last = n;
+            if n >= want {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last
+}
+
+async fn count_where(ch: &clickhouse::Client, filter: &str) -> anyhow::Result<u64> {
+    Ok(ch
+        .query(&format!("SELECT count() FROM menu_clicks WHERE {filter}"))
+        .fetch_one()
+        .await?)
+}
+
+/// Distinct events in `topic`'s log.
+fn distinct_in(
+    stack: &Stack,
+    topic: &str,
+    events_by_payload: &HashMap<Vec<u8>, (u32, usize)>,
+) -> anyhow::Result<u64> {
+    let log = read_log(&stack.brokers, topic)?;
+    let ids: BTreeSet<u32> = log
+        .iter()
+        .filter_map(|(_, _, p)| events_by_payload.get(p).map(|(n, _)| *n))
+        .collect();
+    Ok(ids.len() as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_fan_is_diverted_to_the_overflow_lane_and_every_view_still_equals_the_truth(
+) -> anyhow::Result<()> {
+    let stack = Stack::start("hot_keys")?;
+    stack.prepare(DB, PARTITIONS).await?;
+    // Created here as `wxpulse topics create` does (a no-op when it already has).
+    wxpulse_cli::topics::create(&stack.kafka(), &[(OVERFLOW, PARTITIONS, false)], 1).await?;
+    let t0 = last_month(&stack).await?.0 + D;
+    // Fans following at boundary - 30 days are "new" until it: the stream crosses it.
+    let boundary = t0 + 3 * D + 1_234;
+    let fans = fans(boundary, t0);
+
+    let mut dims = vec![account(APP, "Maison")];
+    for (key, _, category) in BUTTONS {
+        dims.push(button(APP, key, category, key));
+    }
+    for f in &fans {
+        if let Some((status, _, followed)) = f.profile {
+            dims.push(fan(APP, &f.openid, status, followed, None));
+        }
+    }
+    publish(&stack, dims).await?;
+
+    // The stream: events 2 days long around the boundary, 30 % from the hot fan.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let step = 2 * D / i64::from(EVENTS);
+    let events: Vec<Event> = (0..EVENTS)
+        .map(|i| Event {
+            n: i + 1,
+            fan: if rng.gen_bool(HOT_SHARE) {
+                0
+            } else {
+                1 + rng.gen_range(0..FANS)
+            },
+            button: rng.gen_range(0..BUTTONS.len()),
+            t: t0 + 2 * D + i64::from(i) * step,
+        })
+        .collect();
+    let mut events_by_payload = HashMap::new();
+    for e in &events {
+        let payload = outgoing(&fans, e).payload.expect("a payload");
+        events_by_payload.insert(payload, (e.n, e.fan));
+    }
+    let hot_events: Vec<Event> = events.iter().filter(|e| e.fan == 0).copied().collect();
+    let half = EVENTS as usize / 2;
+    // Phase 1: the first half; every 40th record is followed by a copy of the hot fan's
+    // latest event (an upstream retry seconds later).
+    let mut phase1 = Vec::new();
+    let mut copies = 0;
+    let mut latest_hot = None;
+    for (i, e) in events[..half].iter().enumerate() {
+        phase1.push(outgoing(&fans, e));
+        if e.fan == 0 {
+            latest_hot = Some(*e);
+        }
+        if i % 40 == 39 {
+            if let Some(h) = latest_hot.take() {
+                phase1.push(outgoing(&fans, &h));
+                copies += 1;
+            }
+        }
+    }
+    // Phase 2 (in two parts): the second half, with copies of the hot fan's phase-1
+    // events (most of them diverted before the primary's crash) and of other fans'.
+    let early_hot: Vec<Event> = hot_events
+        .iter()
+        .filter(|e| (e.n as usize) <= half)
+        .copied()
+        .collect();
+    let mut phase2 = Vec::new();
+    for (i, e) in events[half..].iter().enumerate() {
+        phase2.push(outgoing(&fans, e));
+        if i % 25 == 0 {
+            phase2.push(outgoing(
+                &fans,
+                &early_hot[rng.gen_range(0..early_hot.len())],
+            ));
+            copies += 1;
+        }
+        if i % 150 == 0 {
+            let other = events[rng.gen_range(0..half)];
+            phase2.push(outgoing(&fans, &other));
+            copies += 1;
+        }
+    }
+    let phase2b = phase2.split_off(phase2.len() / 2);
+    eprintln!(
+        "{} events, {} of the hot fan, {copies} copies",
+        events.len(),
+        hot_events.len()
+    );
+
+    let overflow = [
+        ("WXPULSE__OVERFLOW__ENABLED", "true"),
+        ("WXPULSE__OVERFLOW__WINDOW_RECORDS", "200"),
+        ("WXPULSE__OVERFLOW__MAX_PER_WINDOW", "20"),
+    ];
+    let mut primary = Service::start("wxpulse-menu-clicks", &stack, DB, &overflow)?;
+    let mut lane = Service::start(
+        "wxpulse-menu-clicks",
+        &stack,
+        DB,
+        &[
+            ("WXPULSE__OVERFLOW__LANE", "overflow"),
+            ("WXPULSE__OVERFLOW__WINDOW_RECORDS", "200"),
+            ("WXPULSE__OVERFLOW__MAX_PER_WINDOW", "20"),
+        ],
+    )?;
+    owns_partitions(&primary, Duration::from_secs(90)).await;
+    owns_partitions(&lane, Duration::from_secs(90)).await;
+    let ch = stack.client(DB);
+    let in_lane = format!("kafka_topic = '{OVERFLOW}'");
+
+    // 1. The first half; the primary is SIGKILLed once some of it is written.
+    send(&stack, phase1).await?;
+    let written = at_least(Duration::from_secs(60), 1_000, || count(&ch, "menu_clicks")).await;
+    primary.kill();
+    eprintln!("primary SIGKILLed with {written} rows written");
+
+    // 2. More events while it is down; it comes back once the lane has written all it
+    //    was given (the primary's restore reads the lane's rows of its hot fans).
+    send(&stack, phase2).await?;
+    let diverted_so_far = distinct_in(&stack, OVERFLOW, &events_by_payload)?;
+    let got = at_least(Duration::from_secs(60), diverted_so_far, || {
+        count_where(&ch, &in_lane)
+    })
+    .await;
+    assert_eq!(
+        got, diverted_so_far,
+        "the lane writes every event diverted before the crash"
+    );
+    assert!(diverted_so_far > 0, "nothing was diverted before the crash");
+    primary.restart()?;
+
+    // 3. The lane is SIGKILLed once it writes again, and restarted after the rest is sent.
+    let _ = at_least(Duration::from_secs(60), diverted_so_far + 1, || {
+        count_where(&ch, &in_lane)
+    })
+    .await;
+    lane.kill();
+    send(&stack, phase2b).await?;
+    lane.restart()?;
+
+    // Everything written; the time each partition of each lane completed (printed only:
+    // the freshness of the other partitions is the benchmark's to measure).
+    let log = read_log(&stack.brokers, TOPIC)?;
+    let (diverted, kept) = rule(&log, &events_by_payload);
+    let started = Instant::now();
+    let mut done: BTreeMap<(String, i32), Duration> = BTreeMap::new();
+    let deadline = started + Duration::from_secs(180);
+    let mut total = 0;
+    while Instant::now() < deadline {
+        let rows: Vec<(String, i32, u64)> = ch
+            .query("SELECT toString(kafka_topic), kafka_partition, count() FROM menu_clicks GROUP BY ALL")
+            .fetch_all()
+            .await
+            .unwrap_or_default();
+        total = rows.iter().map(|r| r.2).sum::<u64>();
+        for (topic, partition, n) in rows {
+            let complete = topic == TOPIC && kept.get(&partition) == Some(&n);
+            if complete {
+                done.entry((topic, partition)).or_insert(started.elapsed());
+            }
+        }
+        if total >= u64::from(EVENTS) {
+            tokio::time::sleep(Duration::from_millis(1_500)).await; // any overshoot
+            total = count(&ch, "menu_clicks").await?;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "after the lane's restart: complete primary partitions {done:?}, all rows after {:?}",
+        started.elapsed()
+    );
+
+    // One row per event id.
+    assert_eq!(total, u64::from(EVENTS), "rows in menu_clicks");
+    let distinct: u64 = ch
+        .query("SELECT uniqExact(event_id) FROM menu_clicks")
+        .fetch_one()
+        .await?;
+    assert_eq!(distinct, u64::from(EVENTS), "distinct event ids");
+
+    // Each row: the lane it came through (the rule's diversions, all the hot fan's) and
+    // its segment as a run without the lane gives it (the fan's events in order).
+    assert!(!diverted.is_empty());
+    assert!(
+        diverted.iter().all(|n| events[*n as usize - 1].fan == 0),
+        "the rule diverts only the hot fan"
+    );
+    let mut expected = BTreeMap::new();
+    let mut month_count = vec![0u32; fans.len()];
+    for e in &events {
+        let f = &fans[e.fan];
+        month_count[e.fan] += 1;
+        let topic = if diverted.contains(&e.n) {
+            OVERFLOW
+        } else {
+            TOPIC
+        };
+        expected.insert(
+            event_id(e.n),
+            format!(
+                "{topic}|{}|{}|{}|{}",
+                BUTTONS[e.button].1,
+                f.relationship(),
+                f.lifecycle(e.t),
+                month_count[e.fan]
+            ),
+        );
+    }
+    let got: BTreeMap<String, String> = ch
+        .query(
+            "SELECT toString(event_id), arrayStringConcat([toString(kafka_topic), toString(category), \
+             toString(relationship), toString(lifecycle), toString(month_interactions)], '|') \
+             FROM menu_clicks",
+        )
+        .fetch_all::<(String, String)>()
+        .await?
+        .into_iter()
+        .collect();
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(id, want)| got.get(*id) != Some(*want))
+        .map(|(id, want)| format!("{id}: want {want}, got {:?}", got.get(id)))
+        .collect();
+    let hot_in_lane = got.values().filter(|v| v.starts_with(OVERFLOW)).count();
+    eprintln!(
+        "{} of the hot fan's {} events diverted by the rule; {hot_in_lane} rows came through the lane",
+        diverted.len(),
+        hot_events.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} rows differ from the expectation, e.g.:\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(15)].join("\n")
+    );
+
+    // The BI views menu clicks feed, against the ground truth.
+    let fan_ids: Vec<u64> = fans.iter().map(|f| expected_fan_id(&f.openid)).collect();
+    type Cell = (i64, String, String, String);
+    let mut daily: BTreeMap<Cell, (u64, BTreeSet<u64>)> = BTreeMap::new();
+    let mut categories: BTreeMap<String, (u64, BTreeSet<u64>)> = BTreeMap::new();
+    let mut per_fan: BTreeMap<u64, u64> = BTreeMap::new();
+    for e in &events {
+        let f = &fans[e.fan];
+        let day = (e.t + 8 * 3_600_000).div_euclid(D);
+        let cell = daily
+            .entry((
+                day,
+                BUTTONS[e.button].1.to_string(),
+                f.relationship().to_string(),
+                f.lifecycle(e.t).to_string(),
+            ))
+            .or_default();
+        cell.0 += 1;
+        cell.1.insert(fan_ids[e.fan]);
+        let c = categories
+            .entry(BUTTONS[e.button].1.to_string())
+            .or_default();
+        c.0 += 1;
+        c.1.insert(fan_ids[e.fan]);
+        *per_fan.entry(fan_ids[e.fan]).or_default() += 1;
+    }
+    let want: Vec<(i64, String, String, String, u64, u64)> = daily
+        .into_iter()
+        .map(|((d, c, r, l), (n, f))| (d, c, r, l, n, f.len() as u64))
+        .collect();
+    let got: Vec<(i64, String, String, String, u64, u64)> = ch
+        .query(
+            "SELECT toInt64(dateDiff('day', toDate('1970-01-01'), day)), toString(category), \
+             toString(relationship), toString(lifecycle), toUInt64(events), toUInt64(fans) \
+             FROM v_engagement_daily WHERE app_id = ? AND stream = 'menu_click' ORDER BY ALL",
+        )
+        .bind(APP)
+        .fetch_all()
+        .await?;
+    assert_eq!(got, want, "v_engagement_daily");
+    let want: Vec<(String, u64, u64)> = categories
+        .into_iter()
+        .map(|(c, (n, f))| (c, n, f.len() as u64))
+        .collect();
+    let got: Vec<(String, u64, u64)> = ch
+        .query(
+            "SELECT toString(category), toUInt64(clicks), toUInt64(fans) FROM v_menu_categories \
+             WHERE app_id = ? ORDER BY category",
+        )
+        .bind(APP)
+        .fetch_all()
+        .await?;
+    assert_eq!(got, want, "v_menu_categories");
+    let got: Vec<(u64, u64)> = ch
+        .query(
+            "SELECT toUInt64(events), toUInt64(fans) FROM v_interaction_mix \
+             WHERE app_id = ? AND stream = 'menu_click'",
+        )
+        .bind(APP)
+        .fetch_all()
+        .await?;
+    assert_eq!(
+        got,
+        vec![(u64::from(EVENTS), per_fan.len() as u64)],
+        "v_interaction_mix"
+    );
+    let active = per_fan.values().filter(|n| **n > 4).count() as u64;
+    let got: Vec<(String, u64, u64)> = ch
+        .query(
+            "SELECT population, toUInt64(interacting_fans), toUInt64(monthly_active_fans) \
+             FROM v_monthly_active WHERE app_id = ?",
+        )
+        .bind(APP)
+        .fetch_all()
+        .await?;
+    assert_eq!(
+        got,
+        vec![("interacting_fans".to_string(), per_fan.len() as u64, active)],
+        "v_monthly_active"
+    );
+    let got: BTreeMap<u64, u64> = ch
+        .query(
+            "SELECT fan_id, toUInt64(sum(menu_clicks)) FROM fan_activity_monthly \
+             WHERE app_id = ? GROUP BY fan_id",
+        )
+        .bind(APP)
+        .fetch_all::<(u64, u64)>()
+        .await?
+        .into_iter()
+        .collect();
+    assert_eq!(got, per_fan, "fan_activity_monthly: each fan's clicks");
+    assert_eq!(count(&ch, "dead_letters").await?, 0, "dead letters");
+
+    // The metrics: the (restarted) primary diverted, the lane reports as its own service.
+    let text = primary.scrape()?;
+    let diverted_metric = metric(&text, "wxpulse_overflow_events_total", &[]).unwrap_or(0.0);
+    assert!(
+        diverted_metric > 0.0,
+        "wxpulse_overflow_events_total of the primary: {diverted_metric}"
+    );
+    let text = lane.scrape()?;
+    let lane_written = metric(
+        &text,
+        "wxpulse_sink_events_written_total",
+        &["service=\"menu-clicks-overflow\""],
+    )
+    .unwrap_or(0.0);
+    assert!(
+        lane_written > 0.0,
+        "the lane's rows written, service=\"menu-clicks-overflow\": {lane_written}"
+    );
+    Ok(())
+}
