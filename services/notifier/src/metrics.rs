@@ -34,7 +34,7 @@ impl NotifierMetrics {
             registry.register(Box::new(g.clone()))?;
             Ok::<_, prometheus::Error>(g)
         };
-        Ok(NotifierMetrics {
+        let metrics = NotifierMetrics {
             notifications: counter(
                 "wxpulse_notifier_notifications_total",
                 "Notifications by rule and outcome (sent, deferred, replayed, fan_limited, associate_limited, quiet_hours, stale, no_associate)",
@@ -63,6 +63,12 @@ impl NotifierMetrics {
                 "Failed attempts to store (clickhouse) or send (kafka) notifications; retried",
                 &["output"],
             )?,
-        })
+        };
+        // Present at zero from the start, so a dashboard's rate() and an alert see the
+        // first failure instead of a series appearing.
+        for output in ["clickhouse", "kafka"] {
+            metrics.errors.with_label_values(&[output]);
+        }
+        Ok(metrics)
     }
 }

@@ -130,7 +130,8 @@ fn active(dims: &Dimensions, userid: &Arc<str>) -> Option<Arc<str>> {
     }
 }
 
-fn base(
+/// A candidate with only the fields every rule has; rules add their own.
+pub(crate) fn base(
     rule: Rule,
     associate: Arc<str>,
     fan_id: FanId,

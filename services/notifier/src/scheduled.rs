@@ -15,7 +15,7 @@ use wxpulse_runtime::enrich::{CustomerStatus, Dimensions, FanProfileRecord};
 use wxpulse_runtime::pii::FanId;
 use wxpulse_runtime::reexports::clickhouse;
 
-use crate::rules::{fires_for, Candidate, Rule, Skip};
+use crate::rules::{base, fires_for, Candidate, Rule, Skip};
 
 /// Namespace of the trigger keys of rules without an event id.
 const KEYS: Uuid = Uuid::from_u128(0x3c9e_51a7_0f42_4b8d_a6e3_9d1b_c2f0_7e55);
@@ -39,27 +39,6 @@ fn status(relationship: &str) -> CustomerStatus {
         "customer" => CustomerStatus::Customer,
         "vip" => CustomerStatus::Vip,
         _ => CustomerStatus::Other,
-    }
-}
-
-fn candidate(
-    rule: Rule,
-    associate: Arc<str>,
-    fan_id: FanId,
-    status: CustomerStatus,
-    at: i64,
-) -> Candidate {
-    Candidate {
-        rule,
-        associate,
-        fan_id,
-        relationship: status,
-        event_time: at,
-        server_time: at,
-        amount_fen: 0,
-        article_id: String::new(),
-        scene: String::new(),
-        detail: String::new(),
     }
 }
 
@@ -101,7 +80,7 @@ pub fn tier_change(
     } else {
         now_ms
     };
-    let mut c = candidate(Rule::TierChange, associate, fan_id, record.status, at);
+    let mut c = base(Rule::TierChange, associate, fan_id, record.status, at, at);
     c.detail = old.status.as_str().to_string();
     let key = Uuid::new_v5(
         &KEYS,
@@ -171,7 +150,7 @@ pub async fn due_today(
                 out.push(Err(Skip::NoAssociate));
                 continue;
             };
-            let mut c = candidate(Rule::Birthday, associate, r.fan_id, s, now_ms);
+            let mut c = base(Rule::Birthday, associate, r.fan_id, s, now_ms, now_ms);
             c.detail = r.birthday;
             let key = Uuid::new_v5(
                 &KEYS,
@@ -203,7 +182,7 @@ pub async fn due_today(
                 out.push(Err(Skip::NoAssociate));
                 continue;
             };
-            let mut c = candidate(Rule::Replenishment, associate, r.fan_id, s, now_ms);
+            let mut c = base(Rule::Replenishment, associate, r.fan_id, s, now_ms, now_ms);
             c.detail = format!("{:.0}|{}", r.typical_interval_days, r.days_since);
             let key = Uuid::new_v5(
                 &KEYS,
