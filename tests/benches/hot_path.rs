@@ -43,6 +43,7 @@ fn records(topic: &str, spec: &Spec) -> Vec<Record> {
             timestamp: -1,
             key: Some(o.key),
             payload: o.payload,
+            carried: None,
         })
         .collect()
 }

@@ -35,7 +35,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, KafkaConfig, OverflowConfig, RetryConfig};
 use crate::retry::Backoff;
 use crate::segment::{Lifecycle, Relationship, Segment};
-use crate::source::Record;
 
 /// Header of a diverted record: the segment the primary computed, `relationship,lifecycle,
 /// month_interactions`.
@@ -83,6 +82,8 @@ pub struct HotKeys {
     /// The last record decided: a record parked after its decision (a suspect event id)
     /// comes back and must not count twice.
     last: Option<(i64, Verdict)>,
+    /// A key that went over the limit with the last decision: logged once per window.
+    crossed: Option<u64>,
 }
 
 impl HotKeys {
@@ -95,6 +96,7 @@ impl HotKeys {
             counts: hashbrown::HashMap::new(),
             over: 0,
             last: None,
+            crossed: None,
         }
     }
 
@@ -137,6 +139,7 @@ impl HotKeys {
         *n = n.saturating_add(1);
         if *n == self.max.saturating_add(1) {
             self.over += 1;
+            self.crossed = Some(hash);
         }
         verdict
     }
@@ -157,6 +160,16 @@ impl HotKeys {
                 self.over += 1;
             }
         }
+    }
+
+    /// The key hash that went over the limit with the last decision, once.
+    pub fn take_crossed(&mut self) -> Option<u64> {
+        self.crossed.take()
+    }
+
+    /// First offset of the counted window (-1: none yet).
+    pub fn window_start(&self) -> i64 {
+        self.window_start
     }
 
     /// Keys over the limit in the current window.
@@ -286,6 +299,17 @@ pub struct Diverted {
     timestamp: i64,
 }
 
+/// Where a diverted record was read: its [`SOURCE_HEADER`].
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Primary topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
 /// Produces diverted records to `<topic>.overflow`.
 #[derive(Clone)]
 pub struct OverflowSink {
@@ -320,11 +344,13 @@ impl OverflowSink {
         &self.topic
     }
 
-    /// Hands `record` (event `event_id`, segmented as `segment`) to the producer.
+    /// Hands the record at `source` (its `payload` and Kafka `timestamp`; event
+    /// `event_id`, segmented as `segment`) to the producer.
     pub fn send(
         &self,
-        record: &Record,
-        source_topic: &str,
+        source: Source<'_>,
+        payload: &[u8],
+        timestamp: i64,
         event_id: u128,
         segment: &Segment,
     ) -> Diverted {
@@ -335,10 +361,10 @@ impl OverflowSink {
         let mut diverted = Diverted {
             delivery: None,
             key,
-            value: record.payload.clone().unwrap_or_default(),
+            value: payload.to_vec(),
             segment: encode_segment(segment),
-            source: format!("{source_topic}/{}/{}", record.partition, record.offset),
-            timestamp: record.timestamp,
+            source: format!("{}/{}/{}", source.topic, source.partition, source.offset),
+            timestamp,
         };
         diverted.delivery = Some(self.produce(&diverted));
         diverted

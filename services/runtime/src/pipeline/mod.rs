@@ -342,7 +342,18 @@ impl<S: Stream> Pipeline<S> {
             false => false,
             true => match state.hot.decide(record.offset, record.key.as_deref()) {
                 Verdict::Keep => false,
-                Verdict::Divert => true,
+                Verdict::Divert => {
+                    if let Some(key_hash) = state.hot.take_crossed() {
+                        tracing::warn!(
+                            partition = record.partition,
+                            offset = record.offset,
+                            key_hash = format!("{key_hash:016x}"),
+                            window_start = state.hot.window_start(),
+                            "hot key diverted to the overflow lane for the rest of its window"
+                        );
+                    }
+                    true
+                }
                 Verdict::Cold { window_start } => {
                     // Counted in the log first, so a replay diverts what this one would.
                     let partition = record.partition;
@@ -400,7 +411,14 @@ impl<S: Stream> Pipeline<S> {
             Outcome::Diverted { event_id, segment } => {
                 if let Some(overflow) = &self.overflow {
                     self.metrics.overflow_events.inc();
-                    let diverted = overflow.send(&record, self.topic, event_id, &segment);
+                    let source = crate::overflow::Source {
+                        topic: self.topic,
+                        partition: record.partition,
+                        offset: record.offset,
+                    };
+                    let payload = record.payload.as_deref().unwrap_or_default();
+                    let diverted =
+                        overflow.send(source, payload, record.timestamp, event_id, &segment);
                     state.ledger.open().diverted.push(diverted);
                 }
             }
