@@ -377,6 +377,45 @@ async fn birthdays_and_replenishments_due_are_listed_exactly() -> anyhow::Result
     .await?;
     assert_eq!(today_due.len(), 3, "{today_due:#?}");
 
+    // The notifier's scheduled rules tell exactly those fans' associates, once: polling
+    // every 2 s, through a SIGKILL and a restart (the orders it also reads are days old,
+    // past its max_age, so nothing else is told).
+    let field = |l: &str, i: usize| l.split('|').nth(i).unwrap_or_default().to_string();
+    let mut want: Vec<String> = in_3
+        .iter()
+        .map(|l| format!("birthday {} {}", field(l, 2), field(l, 1)))
+        .chain(
+            today_due
+                .iter()
+                .map(|l| format!("replenishment {} {}", field(l, 2), field(l, 1))),
+        )
+        .collect();
+    want.sort();
+    assert!(want.iter().any(|w| w.starts_with("birthday")), "{want:#?}");
+    let env = [("WXPULSE__NOTIFIER__SCHEDULED_EVERY", "2s")];
+    let mut notifier = Service::start("wxpulse-notifier", &stack, DB, &env)?;
+    let told = || count(&ch, "notifications");
+    let got = wait_for(Duration::from_secs(90), want.len() as u64, told).await;
+    assert_eq!(got, want.len() as u64, "scheduled notifications stored");
+    // More polls, a SIGKILL and a restart that polls at once: nothing told twice.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    notifier.restart()?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let stored: Vec<String> = ch
+        .query(
+            "SELECT concat(rule, ' ', associate_userid, ' ', toString(fan_id)) \
+             FROM notifications ORDER BY rule, associate_userid, fan_id",
+        )
+        .fetch_all()
+        .await?;
+    let mut stored_sorted = stored.clone();
+    stored_sorted.sort();
+    assert_eq!(
+        stored_sorted, want,
+        "one notification per fan due, no copies"
+    );
+    let _ = notifier.terminate(Duration::from_secs(10));
+
     let _ = orders_service.terminate(Duration::from_secs(10));
     Ok(())
 }

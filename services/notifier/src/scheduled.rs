@@ -107,7 +107,7 @@ struct BirthdayRow {
     associate_userid: String,
     relationship: String,
     birthday: String,
-    next_birthday: String,
+    next_birthday_day: String,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -119,7 +119,7 @@ struct ReplenishmentRow {
     relationship: String,
     typical_interval_days: f64,
     days_since: i32,
-    due_date: String,
+    due_day: String,
 }
 
 /// Fans whose birthday is `birthday_days_ahead` days away (Asia/Shanghai), and fans whose
@@ -135,7 +135,7 @@ pub async fn due_today(
     if cfg.rules.birthday.enabled {
         let rows: Vec<BirthdayRow> = client
             .query(
-                "SELECT app_id, fan_id, associate_userid, relationship, birthday, toString(next_birthday) \
+                "SELECT app_id, fan_id, associate_userid, relationship, birthday, toString(next_birthday) AS next_birthday_day \
                  FROM v_birthdays_upcoming WHERE days_until = ?",
             )
             .bind(cfg.birthday_days_ahead)
@@ -154,7 +154,7 @@ pub async fn due_today(
             c.detail = r.birthday;
             let key = Uuid::new_v5(
                 &KEYS,
-                format!("birthday|{}|{}|{}", r.app_id, r.fan_id, r.next_birthday).as_bytes(),
+                format!("birthday|{}|{}|{}", r.app_id, r.fan_id, r.next_birthday_day).as_bytes(),
             );
             out.push(Ok(Due {
                 candidate: c,
@@ -169,7 +169,7 @@ pub async fn due_today(
             .query(
                 "SELECT app_id, fan_id, associate_userid, relationship, typical_interval_days, \
                  toInt32(dateDiff('day', toDate(last_purchase, 'Asia/Shanghai'), toDate(now(), 'Asia/Shanghai'))) AS days_since, \
-                 toString(due_date) FROM v_replenishment_due WHERE due_date = toDate(now(), 'Asia/Shanghai')",
+                 toString(due_date) AS due_day FROM v_replenishment_due WHERE due_date = toDate(now(), 'Asia/Shanghai')",
             )
             .fetch_all()
             .await?;
@@ -186,7 +186,7 @@ pub async fn due_today(
             c.detail = format!("{:.0}|{}", r.typical_interval_days, r.days_since);
             let key = Uuid::new_v5(
                 &KEYS,
-                format!("replenishment|{}|{}|{}", r.app_id, r.fan_id, r.due_date).as_bytes(),
+                format!("replenishment|{}|{}|{}", r.app_id, r.fan_id, r.due_day).as_bytes(),
             );
             out.push(Ok(Due {
                 candidate: c,
