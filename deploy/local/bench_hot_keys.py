@@ -3,13 +3,15 @@
 
     deploy/local/bench_hot_keys.sh [--events 200000] [--hot-share 0.3] [--partitions 4]
                                    [--window-records 10000] [--max-per-window 1000]
-                                   [--modes off,on] [--bin-dir target/release] [--keep]
+                                   [--rate 0] [--modes off,on] [--bin-dir target/release] [--keep]
 
 One fan sends --hot-share of the menu clicks (keys app_id|openid, so all its clicks are in
 one partition); the rest come from --fans fans. For each mode, on a fresh private stack
 (stack.sh up on free ports in a temp dir, nothing else installed): the account and menu
-buttons of deploy/local/dims are loaded, the whole stream is produced first with
-`wxpulse events load` (a backlog), then the services start and are timed:
+buttons of deploy/local/dims are loaded, then either the whole stream is produced first
+with `wxpulse events load` (a backlog; the services then start and are timed), or, with
+--rate, the services start and the stream is produced live at --rate events/s, each
+second's events one `wxpulse events load` stamped with the wall clock; the modes:
   off: one wxpulse-menu-clicks (overflow.enabled = false);
   on:  one wxpulse-menu-clicks with overflow.enabled = true and one with
        overflow.lane = overflow (the same binary, its own group).
@@ -18,7 +20,8 @@ and the consumer lag each process reports (wxpulse_source_consumer_lag_events). 
 per source partition: events, when all of its rows were in ClickHouse (for the hot
 partition with the lane: its primary rows and the lane's rows), the peak lag and the lag at
 a few instants. The lane's rows are attributed to the hot partition (checked: they are the
-hot fan's only). Done is decided by ClickHouse counts: every event exactly once.
+hot fan's only). Live, it also prints each partition's freshness (ingested_at -
+server_time: p50, p99, max). Done is decided by ClickHouse counts: every event exactly once.
 A benchmark, not a test: exits 0 whatever the figures, 1 if something broke.
 """
 import argparse
@@ -27,6 +30,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -64,32 +68,35 @@ def partition_of(key, partitions):
     return zlib.crc32(key.encode()) % partitions
 
 
-def write_stream(path, args):
-    """The JSON Lines file of menu clicks; returns (events per partition, hot partition)."""
+def draw_stream(args):
+    """Who clicks what, in order: [(openid, event key)], events per partition, hot partition."""
     buttons = [r["event_key"] for r in csv.DictReader(open(LOCAL / "dims" / "menu_button.csv"))
                if r["app_id"] == APP]
     rng = random.Random(17)
-    n = args.events
-    now = int(time.time() * 1000)
-    start, step = now - 3_600_000, 3_000_000 / n  # an hour ago, over 50 minutes
-    per_partition = [0] * args.partitions
+    events, per_partition = [], [0] * args.partitions
+    for _ in range(args.events):
+        openid = HOT if rng.random() < args.hot_share else f"oBENCH_{rng.randrange(args.fans):06d}"
+        events.append((openid, rng.choice(buttons)))
+        per_partition[partition_of(f"{APP}|{openid}", args.partitions)] += 1
+    return events, per_partition, partition_of(f"{APP}|{HOT}", args.partitions)
+
+
+def write_lines(path, events, first, start_ms, step_ms):
+    """events[i] as JSON Lines, event i + first received at start_ms + i * step_ms."""
     with open(path, "w") as f:
-        for i in range(n):
-            openid = HOT if rng.random() < args.hot_share else f"oBENCH_{rng.randrange(args.fans):06d}"
-            server = int(start + i * step)
+        for i, (openid, key) in enumerate(events):
+            server = int(start_ms + i * step_ms)
             f.write(json.dumps({
-                "event_id": f"00000000-0000-4000-8000-{i:012x}", "app_id": APP, "openid": openid,
+                "event_id": f"00000000-0000-4000-8000-{i + first:012x}", "app_id": APP, "openid": openid,
                 "client_time": server - 500, "server_time": server, "event": "CLICK",
-                "event_key": rng.choice(buttons)}) + "\n")
-            per_partition[partition_of(f"{APP}|{openid}", args.partitions)] += 1
-    return per_partition, partition_of(f"{APP}|{HOT}", args.partitions)
+                "event_key": key}) + "\n")
 
 
 class Run:
     """One mode on its own stack."""
 
-    def __init__(self, args, mode, stream):
-        self.args, self.mode, self.stream = args, mode, stream
+    def __init__(self, args, mode, events, work):
+        self.args, self.mode, self.events, self.work = args, mode, events, work
         self.dir = Path(tempfile.mkdtemp(prefix=f"wxpulse-bench-hot-{mode}-"))
         self.kafka_port, self.ch_port = free_port(), free_port()
         self.brokers, self.ch = f"127.0.0.1:{self.kafka_port}", f"http://127.0.0.1:{self.ch_port}"
@@ -131,10 +138,19 @@ class Run:
         self.run(*self.cli, "topics", "create", "--partitions", str(self.args.partitions))
         for dim in ("account", "menu_button"):
             self.run(*self.cli, "dims", "load", "--dimension", dim, "--file", str(LOCAL / "dims" / f"{dim}.csv"))
+        if self.args.rate:
+            print(f"  [{self.mode}] stack {self.dir}")
+            return
         t0 = time.monotonic()
-        self.run(*self.cli, "events", "load", "--stream", "menu_clicks", "--file", str(self.stream))
+        stream = self.work / "backlog.jsonl"
+        now = int(time.time() * 1000)  # received over the 50 minutes up to 10 minutes ago
+        write_lines(stream, self.events, 0, now - 3_600_000, 3_000_000 / len(self.events))
+        self.load(stream)
         print(f"  [{self.mode}] stack {self.dir}; {self.args.events:,} events produced in "
               f"{time.monotonic() - t0:.1f} s")
+
+    def load(self, path):
+        self.run(*self.cli, "events", "load", "--stream", "menu_clicks", "--file", str(path))
 
     def start(self, name, **settings):
         self.metrics[name] = f"127.0.0.1:{free_port()}"
@@ -178,16 +194,22 @@ class Run:
             self.start("lane", lane="overflow")
         t0 = time.monotonic()
         samples = []  # (t, rows, lags)
-        last_change, last_total = t0, -1
-        while True:
+
+        def sample():
             for name, p in self.procs.items():
                 if p.poll() is not None:
                     raise RuntimeError(f"{name} exited with {p.returncode} (log: {self.dir / 'logs'})")
+            rows = self.rows()
+            samples.append((time.monotonic() - t0, rows, self.lags()))
+            return sum(rows.values())
+
+        if self.args.rate:
+            self.produce_live(sample)
+        last_change, last_total = time.monotonic(), -1
+        while True:
             time.sleep(0.5)
+            total = sample()
             now = time.monotonic()
-            rows, lags = self.rows(), self.lags()
-            samples.append((now - t0, rows, lags))
-            total = sum(rows.values())
             if total != last_total:
                 last_change, last_total = now, total
             if total >= self.args.events:
@@ -203,6 +225,57 @@ class Run:
             print(f"  ! [{self.mode}] {total:,} rows, {ids:,} distinct event ids, {self.args.events:,} "
                   f"produced; the lane's rows are of {lane_fans} fans")
         return samples, ok
+
+    def wait_owned(self):
+        """Until every process owns a partition (joined its group, loaded the dimensions)."""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            owned = []
+            for addr in self.metrics.values():
+                try:
+                    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=2) as r:
+                        text = r.read().decode()
+                except OSError:
+                    text = ""
+                owned.append(any(ln.startswith("wxpulse_source_assigned_partitions")
+                                 and float(ln.rsplit(" ", 1)[1]) > 0 for ln in text.splitlines()))
+            if all(owned):
+                return
+            time.sleep(0.5)
+        raise RuntimeError("the services own no partition after 90 s")
+
+    def produce_live(self, sample):
+        """--rate events a second, each second's as one `wxpulse events load`, stamped with
+        the wall clock (server_time) so that ingested_at - server_time is the freshness."""
+        self.wait_owned()
+        rate, n = self.args.rate, len(self.events)
+        start, behind = time.time(), 0.0
+        for c, first in enumerate(range(0, n, rate)):
+            wait = start + c - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            behind = max(behind, -wait)
+            chunk = self.events[first:first + rate]
+            path = self.work / f"live-{self.mode}.jsonl"
+            write_lines(path, chunk, first, int(time.time() * 1000), 1000 / len(chunk))
+            self.load(path)
+            sample()
+        took = time.time() - start
+        print(f"  [{self.mode}] {n:,} events produced live in {took:.1f} s ({n / took:,.0f}/s; "
+              f"at most {behind:.1f} s behind schedule)")
+
+    def freshness(self):
+        """Per (topic, partition): rows, p50, p99 and max of ingested_at - server_time, ms."""
+        out = {}
+        for ln in self.sql(
+                "SELECT kafka_topic, kafka_partition, count(), "
+                "quantileExact(0.5)(d), quantileExact(0.99)(d), max(d) FROM "
+                "(SELECT kafka_topic, kafka_partition, "
+                "toInt64(toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(server_time)) AS d "
+                "FROM menu_clicks) GROUP BY kafka_topic, kafka_partition FORMAT TSV").splitlines():
+            topic, partition, *figures = ln.split("\t")
+            out[(topic, int(partition))] = tuple(map(int, figures))
+        return out
 
     def stop(self):
         for p in self.procs.values():
@@ -266,6 +339,18 @@ def report(mode, samples, per_partition, hot):
     return hot_done, max(others)
 
 
+def live_report(mode, fresh, hot):
+    """Freshness (ingested_at - server_time) per partition; returns (hot p99, others' worst p99)."""
+    print(f"  freshness, ms (ingested_at - server_time), lane {mode}:")
+    print(f"  {'partition':<14}{'rows':>9}{'p50':>9}{'p99':>9}{'max':>9}")
+    for (topic, p), (n, p50, p99, top) in sorted(fresh.items()):
+        name = (f"{p}{' (hot)' if p == hot else ''}" if topic == TOPIC else f"overflow {p}")
+        print(f"  {name:<14}{n:>9,}{p50:>9,}{p99:>9,}{top:>9,}")
+    hot_p99 = max(f[2] for k, f in fresh.items() if k == (TOPIC, hot) or k[0] == OVERFLOW)
+    others = max(f[2] for k, f in fresh.items() if k[0] == TOPIC and k[1] != hot)
+    return hot_p99, others
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000)
@@ -275,6 +360,8 @@ def main():
     ap.add_argument("--window-records", type=int, default=10_000)
     ap.add_argument("--max-per-window", type=int, default=1_000)
     ap.add_argument("--modes", default="off,on")
+    ap.add_argument("--rate", type=int, default=0,
+                    help="events/s produced while the services run (default 0: a backlog first)")
     ap.add_argument("--bin-dir", default=str(REPO / "target" / "release"))
     ap.add_argument("--keep", action="store_true", help="leave the stacks up (and their data)")
     ap.add_argument("--no-header-index", action="store_true",
@@ -284,29 +371,34 @@ def main():
         if not (Path(args.bin_dir) / b).exists():
             sys.exit(f"{args.bin_dir}/{b} missing: cargo build --release -p wxpulse-cli -p wxpulse-menu-clicks")
     work = Path(tempfile.mkdtemp(prefix="wxpulse-bench-hot-"))
-    stream = work / "menu_clicks.jsonl"
-    per_partition, hot = write_stream(stream, args)
+    events, per_partition, hot = draw_stream(args)
     print(f"{args.events:,} menu clicks, {args.hot_share:.0%} from one fan ({APP}|{HOT}, partition {hot}); "
           f"events per partition {per_partition}; window {args.window_records:,} offsets, "
           f"{args.max_per_window:,} per key; binaries {args.bin_dir}")
     broken, summary = False, {}
     for mode in args.modes.split(","):
-        run = Run(args, mode, stream)
+        run = Run(args, mode, events, work)
         try:
             run.setup()
             samples, ok = run.measure()
             broken |= not ok
             summary[mode] = report(mode, samples, per_partition, hot)
+            if args.rate:
+                summary[mode] = live_report(mode, run.freshness(), hot)
         except (RuntimeError, OSError) as e:
             print(f"  ! [{mode}] {e}")
             broken = True
         finally:
             run.stop()
-    if summary:
+    if summary and args.rate:
+        print(f"\n== summary: freshness p99 at {args.rate:,} events/s (ms, ingested_at - server_time)")
+        for mode, (hot_p99, others) in summary.items():
+            print(f"  lane {mode:<3}  hot partition (and its lane) {hot_p99:7,}   other partitions (worst) {others:7,}")
+    elif summary:
         print("\n== summary: seconds from service start until all rows of a partition are in ClickHouse")
         for mode, (hot_done, others) in summary.items():
             print(f"  lane {mode:<3}  hot partition {hot_done:6.1f} s   other partitions (slowest) {others:6.1f} s")
-    os.remove(stream)
+    shutil.rmtree(work, ignore_errors=True)
     return 1 if broken else 0
 
 
