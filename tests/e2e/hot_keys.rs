@@ -228,9 +228,8 @@ fn distinct_in(
 async fn a_hot_fan_is_diverted_to_the_overflow_lane_and_every_view_still_equals_the_truth(
 ) -> anyhow::Result<()> {
     let stack = Stack::start("hot_keys")?;
+    // Creates wxpulse.menu_clicks.overflow with the others, as `wxpulse topics create` does.
     stack.prepare(DB, PARTITIONS).await?;
-    // Created here as `wxpulse topics create` does (a no-op when it already has).
-    wxpulse_cli::topics::create(&stack.kafka(), &[(OVERFLOW, PARTITIONS, false)], 1).await?;
     let t0 = last_month(&stack).await?.0 + D;
     // Fans following at boundary - 30 days are "new" until it: the stream crosses it.
     let boundary = t0 + 3 * D + 1_234;
