@@ -59,6 +59,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(17, "0017_settled_conversions.sql"),
     migration!(18, "0018_notifications.sql"),
     migration!(19, "0019_fans_to_act_on.sql"),
+    migration!(20, "0020_open_conversions_once.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
@@ -151,8 +152,12 @@ pub fn distributed_tables(version: u32, database: &str, cluster: &str) -> Vec<St
 }
 
 /// On a cluster, a column added to a table with a Distributed `<name>_all` must also be
-/// added to `<name>_all`, which copied the columns when it was created.
+/// added to `<name>_all`, which copied the columns when it was created. Only column ALTERs:
+/// a Distributed table has no data parts, so no index or projection to add or materialize.
 pub fn distributed_alter(rendered: &str) -> Option<String> {
+    if !rendered.contains(" COLUMN ") {
+        return None;
+    }
     DISTRIBUTED.iter().find_map(|(_, t, _)| {
         let prefix = format!("ALTER TABLE {t} ON CLUSTER");
         rendered.starts_with(&prefix).then(|| {

@@ -420,3 +420,29 @@ fn the_birthday_column_reaches_the_distributed_fan_profiles_on_a_cluster() {
     let single = rendered(m19, "wxpulse", None);
     assert!(single.iter().all(|s| !s.contains("_all")), "{single:#?}");
 }
+
+#[test]
+fn projections_and_indexes_stay_off_the_distributed_tables() {
+    // A Distributed table has no parts: only column ALTERs are repeated on `<name>_all`.
+    for version in [12, 20] {
+        let m = MIGRATIONS
+            .iter()
+            .find(|m| m.version == version)
+            .expect("migration");
+        let sql = rendered(m, "wxpulse", Some("wx"));
+        assert!(
+            sql.iter()
+                .all(|s| !(s.starts_with("ALTER TABLE") && s.contains("_all ON CLUSTER"))),
+            "{sql:#?}"
+        );
+    }
+    let m20 = MIGRATIONS.iter().find(|m| m.version == 20).expect("0020");
+    let sql = rendered(m20, "wxpulse", Some("wx"));
+    assert!(sql[0].starts_with(
+        "ALTER TABLE fan_touches ON CLUSTER 'wx'\n    ADD PROJECTION IF NOT EXISTS fan_touches_by_time"
+    ));
+    assert!(sql[1].starts_with("ALTER TABLE fan_touches ON CLUSTER 'wx' MATERIALIZE PROJECTION"));
+    // The open touch join reads every shard's touches and orders.
+    let credited = latest_definition("order_purchases_open_credited");
+    assert!(credited.contains("FROM fan_touches{ALL}"), "{credited}");
+}
