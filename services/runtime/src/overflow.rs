@@ -47,6 +47,63 @@ pub fn topic_of(topic: &str) -> String {
     format!("{topic}.overflow")
 }
 
+/// The overflow lane's consumer group for a primary consuming as `group`.
+pub fn lane_group_of(group: &str) -> String {
+    format!("{group}-overflow")
+}
+
+/// Records of the overflow `topic` the lane (`group`) has not committed yet: what it has
+/// not written. Blocking. A partition the group never committed counts from its start.
+pub fn lane_backlog(
+    consumer: &BaseConsumer,
+    topic: &str,
+    ends: &[(i32, i64, i64)],
+) -> Result<i64, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for (p, _, _) in ends {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let mut behind = 0;
+    for (p, low, high) in ends {
+        let done = match committed.find_partition(topic, *p).map(|e| e.offset()) {
+            Some(Offset::Offset(next)) => next.max(*low),
+            _ => *low,
+        };
+        behind += (high - done).max(0);
+    }
+    Ok(behind)
+}
+
+/// Each partition of `topic` with its low and high watermarks. Blocking.
+pub fn topic_ends(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut ends = Vec::new();
+    for t in metadata.topics() {
+        if let Some(e) = t.error() {
+            return Err(KafkaError::MetadataFetch(e.into()));
+        }
+        for p in t.partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+            ends.push((p.id(), low, high));
+        }
+    }
+    Ok(ends)
+}
+
+/// A group-less-looking client of the lane's `group` that only reads its committed
+/// offsets (it never subscribes, so it never joins the group).
+pub fn lane_reader(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, KafkaError> {
+    let mut config: ClientConfig = crate::kafka::consumer_config(kafka, group);
+    config
+        .remove("statistics.interval.ms")
+        .set("enable.auto.commit", "false");
+    config.create()
+}
+
 /// A record key's identity in the counts: a fixed-seed hash, so two processes (and a
 /// replay) count the same keys together.
 pub fn key_hash(key: &[u8]) -> u64 {
@@ -315,15 +372,19 @@ pub struct Source<'a> {
 pub struct OverflowSink {
     producer: FutureProducer,
     topic: Arc<str>,
+    /// The lane's consumer group, whose progress a primary's restore waits for.
+    lane_group: Arc<str>,
     retry: RetryConfig,
     errors: prometheus::IntCounter,
 }
 
 impl OverflowSink {
-    /// An idempotent producer for the overflow topic of `topic`.
+    /// An idempotent producer for the overflow topic of `topic`, whose lane consumes as
+    /// `<group>-overflow`.
     pub fn create(
         cfg: &Config,
         topic: &str,
+        group: &str,
         errors: prometheus::IntCounter,
     ) -> Result<Self, KafkaError> {
         let producer = crate::kafka::client_config(&cfg.kafka)
@@ -334,6 +395,7 @@ impl OverflowSink {
         Ok(OverflowSink {
             producer,
             topic: Arc::from(topic_of(topic)),
+            lane_group: Arc::from(lane_group_of(group)),
             retry: cfg.retry.clone(),
             errors,
         })
@@ -342,6 +404,11 @@ impl OverflowSink {
     /// The topic diverted records go to.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The lane's consumer group.
+    pub fn lane_group(&self) -> &str {
+        &self.lane_group
     }
 
     /// Hands the record at `source` (its `payload` and Kafka `timestamp`; event

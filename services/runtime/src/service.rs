@@ -126,7 +126,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         Lane::Primary => (topic, group, S::SERVICE.to_string()),
         Lane::Overflow => (
             overflow::topic_of(&topic),
-            format!("{group}-overflow"),
+            overflow::lane_group_of(&group),
             format!("{}-overflow", S::SERVICE),
         ),
     };
@@ -163,7 +163,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
     let diverting = lane == Lane::Primary && config.overflow.enabled;
     let overflow = match diverting {
         true => Some(
-            OverflowSink::create(&config, &topic, metrics.overflow_errors.clone())
+            OverflowSink::create(&config, &topic, &group, metrics.overflow_errors.clone())
                 .context("cannot create the overflow lane's producer")?,
         ),
         false => None,

@@ -1,10 +1,14 @@
 //! Hot keys on the primary lane (see `overflow.rs`): before a new owner decides its first
 //! record of a partition, a task counts the keys of that record's window from Kafka, so
 //! its decisions are the ones any earlier owner made. The partition's records park
-//! meanwhile; other partitions go on.
+//! meanwhile; other partitions go on. And before it restores the partition's state from
+//! ClickHouse, the lane must have written what was diverted so far.
+
+use std::time::{Duration, Instant};
 
 use super::{Pipeline, Warmed};
 use crate::retry::Backoff;
+use crate::source::Lease;
 use crate::stream::Stream;
 
 impl<S: Stream> Pipeline<S> {
@@ -66,6 +70,84 @@ impl<S: Stream> Pipeline<S> {
                 }
             }
         });
+    }
+
+    /// Waits until the overflow lane has written every record diverted so far (its group
+    /// has committed up to the overflow topic's current end): a hot fan's diverted event
+    /// ids and month counts are restored from the rows the lane wrote, and one still in
+    /// the lane's backlog would be missed — a later copy of it kept here would be written
+    /// twice. Usually the lane is seconds behind; a lane that is down holds the restore
+    /// (logged, and `WxpulseOverflowLaneLagging` fires). `false`: the lease ended or the
+    /// service is stopping first.
+    pub(super) async fn wait_for_lane(&self, lease: &Lease) -> bool {
+        let Some(overflow) = &self.overflow else {
+            return true;
+        };
+        let (kafka, topic, group) = (
+            self.cfg.kafka.clone(),
+            overflow.topic().to_string(),
+            overflow.lane_group().to_string(),
+        );
+        let partition = lease.partition;
+        let started = Instant::now();
+        let mut warned = false;
+        let reader = {
+            let (kafka, group) = (kafka.clone(), group.clone());
+            tokio::task::spawn_blocking(move || crate::overflow::lane_reader(&kafka, &group))
+        };
+        let reader = match reader.await {
+            Ok(Ok(reader)) => std::sync::Arc::new(reader),
+            Ok(Err(e)) => {
+                tracing::error!(partition, error = %e, "cannot create the overflow lane's offset reader");
+                return false;
+            }
+            Err(_) => return false,
+        };
+        let mut ends = None;
+        let mut complained: Option<Instant> = None;
+        loop {
+            let (r, t, known) = (reader.clone(), topic.clone(), ends.clone());
+            let checked = tokio::task::spawn_blocking(move || {
+                let ends = match known {
+                    Some(ends) => ends,
+                    None => crate::overflow::topic_ends(&r, &t)?,
+                };
+                let behind = crate::overflow::lane_backlog(&r, &t, &ends)?;
+                Ok::<_, rdkafka::error::KafkaError>((ends, behind))
+            })
+            .await;
+            match checked {
+                Ok(Ok((_, 0))) => {
+                    if warned {
+                        tracing::info!(
+                            partition,
+                            waited_s = started.elapsed().as_secs(),
+                            "the overflow lane caught up; restoring"
+                        );
+                    }
+                    return true;
+                }
+                Ok(Ok((e, behind))) => {
+                    ends = Some(e);
+                    if !warned && started.elapsed() > Duration::from_secs(10) {
+                        warned = true;
+                        tracing::warn!(partition, behind, lane_group = %group, overflow_topic = %topic, "waiting for the overflow lane to write what was diverted before restoring");
+                    }
+                }
+                Ok(Err(e)) => {
+                    if complained.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+                        complained = Some(Instant::now());
+                        tracing::warn!(partition, error = %e, overflow_topic = %topic, "cannot read the overflow lane's progress (does the overflow topic exist?); retrying");
+                    }
+                }
+                Err(_) => return false,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = lease.token.cancelled() => return false,
+                _ = self.shutdown.cancelled() => return false,
+            }
+        }
     }
 
     /// The window's counts arrived: the partition's records go on.

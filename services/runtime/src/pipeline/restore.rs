@@ -74,6 +74,9 @@ impl<S: Stream> Pipeline<S> {
         };
         // A repair moves the watermark.
         let wm = self.sink.watermark(partition).await?;
+        if !self.wait_for_lane(lease).await {
+            anyhow::bail!("gave up waiting for the overflow lane");
+        }
         let mut ids =
             EventIds::configured(&self.cfg.dedup, self.metrics.ids_evicted.clone(), wm.offset);
         let remembered = window_ms.max(self.cfg.dedup.horizon.as_millis() as i64);
