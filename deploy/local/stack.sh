@@ -294,6 +294,20 @@ start_component() {
   done
   echo "$port" >"$(portfile "$c")"
   log "$c: up (pid $pid, 127.0.0.1:$port)"
+  if [ "$c" = kafka ] && [ "$KAFKA_STORAGE" = sqlite ]; then kafka_index_headers; fi
+}
+
+# Tansu 0.6's sqlite schema has no index on its record-header table, so every fetch scans
+# every header stored: the overflow topics (two headers per diverted record) stall it at
+# tens of thousands of records (deploy/local/bench_hot_keys.sh). A broker would index it.
+kafka_index_headers() {
+  "$VENV/bin/python" - "$STACK_DIR/kafka/kafka.db" <<'PY' || log "WARNING: could not index tansu's header table"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30)
+if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'header'").fetchone():
+    db.execute("CREATE INDEX IF NOT EXISTS wxpulse_header_record ON header (topition, offset_id)")
+    db.commit()
+PY
 }
 
 # stop_pid NAME PID: SIGTERM its process group, SIGKILL after 10 s.
