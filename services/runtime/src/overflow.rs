@@ -141,7 +141,15 @@ pub struct HotKeys {
     last: Option<(i64, Verdict)>,
     /// A key that went over the limit with the last decision: logged once per window.
     crossed: Option<u64>,
+    /// Keys diverted since these counts were made (the partition's restore): a suspect
+    /// event id of one of them may be in the lane's backlog. Past [`MAX_DIVERTED_KEYS`]
+    /// every key counts as diverted.
+    diverted: hashbrown::HashSet<u64>,
 }
+
+/// Keys remembered as diverted per partition; a storm of more distinct hot keys makes
+/// every suspect wait for the lane (exact, only slower).
+pub const MAX_DIVERTED_KEYS: usize = 100_000;
 
 impl HotKeys {
     /// Counts of no window yet: the first record is [`Verdict::Cold`].
@@ -154,6 +162,7 @@ impl HotKeys {
             over: 0,
             last: None,
             crossed: None,
+            diverted: hashbrown::HashSet::new(),
         }
     }
 
@@ -193,6 +202,9 @@ impl HotKeys {
         } else {
             Verdict::Keep
         };
+        if verdict == Verdict::Divert && self.diverted.len() <= MAX_DIVERTED_KEYS {
+            self.diverted.insert(hash);
+        }
         *n = n.saturating_add(1);
         if *n == self.max.saturating_add(1) {
             self.over += 1;
@@ -217,6 +229,14 @@ impl HotKeys {
                 self.over += 1;
             }
         }
+    }
+
+    /// Whether records of `key` were diverted since these counts were made.
+    pub fn diverted_key(&self, key: Option<&[u8]>) -> bool {
+        if self.diverted.len() > MAX_DIVERTED_KEYS {
+            return true;
+        }
+        key.is_some_and(|k| self.diverted.contains(&key_hash(k)))
     }
 
     /// The key hash that went over the limit with the last decision, once.

@@ -97,3 +97,20 @@ fn the_segment_travels_in_a_header_unchanged() {
     assert_eq!(decode_segment(b"vip,active,1,2"), None);
     assert_eq!(decode_segment(b"boss,active,1"), None);
 }
+
+#[test]
+fn a_key_once_diverted_is_remembered_across_windows() {
+    let c = cfg(10, 1);
+    let mut hot = HotKeys::new(&c);
+    hot.warm(0, &HashMap::new());
+    assert_eq!(hot.decide(0, Some(b"bot")), Verdict::Keep);
+    assert!(!hot.diverted_key(Some(b"bot")));
+    assert_eq!(hot.decide(1, Some(b"bot")), Verdict::Divert);
+    assert_eq!(hot.decide(12, Some(b"fan")), Verdict::Keep);
+    assert!(
+        hot.diverted_key(Some(b"bot")),
+        "a new window keeps what was diverted"
+    );
+    assert!(!hot.diverted_key(Some(b"fan")));
+    assert!(!hot.diverted_key(None));
+}

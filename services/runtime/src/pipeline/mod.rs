@@ -377,9 +377,11 @@ impl<S: Stream> Pipeline<S> {
         if let Outcome::Suspect(id, server_time) = outcome {
             // Nothing of it is taken in yet: it waits, first in line, for ClickHouse.
             let partition = record.partition;
+            // Its original may be a diverted record the lane has not written yet.
+            let lane = self.overflow.is_some() && state.hot.diverted_key(record.key.as_deref());
             state.parked_bytes += bytes;
             state.parked.push_back(record);
-            self.look_up(partition, id, server_time);
+            self.look_up(partition, id, server_time, lane);
             return;
         }
         state.ledger.admit(record.offset, record.timestamp, bytes);

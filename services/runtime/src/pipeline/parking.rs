@@ -101,8 +101,10 @@ impl<S: Stream> Pipeline<S> {
 
     /// Starts a task that asks ClickHouse whether suspect `id` is written (with a server
     /// time within the horizon of `server_time`), until it answers or the lease ends; one
-    /// lookup per partition at a time.
-    pub(super) fn look_up(&mut self, partition: i32, id: u128, server_time: i64) {
+    /// lookup per partition at a time. `lane`: its key was diverted since the partition
+    /// was restored, so "not written" counts only once the overflow lane has written what
+    /// was diverted before the question (its original may be in the lane's backlog).
+    pub(super) fn look_up(&mut self, partition: i32, id: u128, server_time: i64, lane: bool) {
         let Some(state) = self.partitions.get_mut(&partition) else {
             return;
         };
@@ -117,9 +119,34 @@ impl<S: Stream> Pipeline<S> {
         let metrics = self.metrics.clone();
         let done = self.settled_tx.clone();
         let mut backoff = Backoff::new(&self.cfg.retry);
+        let mut lane = self
+            .overflow
+            .as_ref()
+            .filter(|_| lane)
+            .map(|o| super::hot::Lane::of(&self.cfg, o));
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
                 match sink.written_event_ids(&[id], since).await {
+                    Ok(found) if found.is_empty() && lane.is_some() => {
+                        let waited = match &lane {
+                            Some(l) => {
+                                l.caught_up(
+                                    partition,
+                                    "settling a suspect event id",
+                                    &stop,
+                                    &shutdown,
+                                )
+                                .await
+                            }
+                            None => true,
+                        };
+                        if !waited {
+                            return;
+                        }
+                        lane = None; // asked again now that the lane has caught up
+                        continue;
+                    }
                     Ok(found) => {
                         let written = found.first().map(|(_, t)| *t);
                         let _ = done.send(Settled {
