@@ -225,6 +225,26 @@ impl ClientContext for Diagnostics {
     }
 }
 
+/// The outcome of a produce handed to librdkafka (or refused at once): `None` when
+/// `cancel` fires first; a lost delivery report reads as [`KafkaError::Canceled`].
+pub async fn delivered(
+    delivery: Option<Result<rdkafka::producer::DeliveryFuture, KafkaError>>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Option<Result<(), KafkaError>> {
+    match delivery {
+        Some(Ok(delivery)) => tokio::select! {
+            r = delivery => Some(match r {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(e),
+                Err(_) => Err(KafkaError::Canceled),
+            }),
+            _ = cancel.cancelled() => None,
+        },
+        Some(Err(e)) => Some(Err(e)),
+        None => Some(Err(KafkaError::Canceled)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -484,17 +484,8 @@ impl OverflowSink {
         for mut d in records {
             let mut backoff = Backoff::new(&self.retry);
             loop {
-                let attempt = match d.delivery.take() {
-                    Some(Ok(delivery)) => tokio::select! {
-                        r = delivery => match r {
-                            Ok(Ok(_)) => Ok(()),
-                            Ok(Err((e, _))) => Err(e),
-                            Err(_) => Err(KafkaError::Canceled),
-                        },
-                        _ = cancel.cancelled() => return false,
-                    },
-                    Some(Err(e)) => Err(e),
-                    None => Err(KafkaError::Canceled),
+                let Some(attempt) = crate::kafka::delivered(d.delivery.take(), cancel).await else {
+                    return false;
                 };
                 let Err(error) = attempt else {
                     break;

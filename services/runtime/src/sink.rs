@@ -173,6 +173,19 @@ struct IntentRow<'a> {
     last_record_time: i64,
 }
 
+/// Feeds each (event id, server time ms) of `cursor` to `each`; how many there were.
+async fn each_written_id(
+    mut cursor: clickhouse::query::RowCursor<WrittenIdRow>,
+    mut each: impl FnMut(u128, i64),
+) -> Result<usize, clickhouse::error::Error> {
+    let mut n = 0;
+    while let Some(row) = cursor.next().await? {
+        each(row.event_id.as_u128(), row.server_ms);
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[derive(Row, Deserialize)]
 struct WrittenIdRow {
     #[serde(with = "clickhouse::serde::uuid")]
@@ -505,9 +518,9 @@ impl Sink {
         &self,
         partition: i32,
         since_ms: i64,
-        mut each: impl FnMut(u128, i64),
+        each: impl FnMut(u128, i64),
     ) -> Result<usize, clickhouse::error::Error> {
-        let mut cursor = self
+        let cursor = self
             .client
             .query(&format!(
                 "SELECT event_id, toUnixTimestamp64Milli(server_time) AS server_ms FROM {} \
@@ -519,12 +532,7 @@ impl Sink {
             .bind(partition)
             .bind(since_ms)
             .fetch::<WrittenIdRow>()?;
-        let mut n = 0;
-        while let Some(row) = cursor.next().await? {
-            each(row.event_id.as_u128(), row.server_ms);
-            n += 1;
-        }
-        Ok(n)
+        each_written_id(cursor, each).await
     }
 
     /// Which of `ids` are written with a server time since `since_ms`, and when: the exact

@@ -162,17 +162,8 @@ impl DeadLetterSink {
         let mut backoff = Backoff::new(&self.retry);
         let mut shrunk = false;
         loop {
-            let attempt = match p.delivery.take() {
-                Some(Ok(delivery)) => tokio::select! {
-                    r = delivery => match r {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(e),
-                        Err(_) => Err(KafkaError::Canceled),
-                    },
-                    _ = cancel.cancelled() => return false,
-                },
-                Some(Err(e)) => Err(e),
-                None => Err(KafkaError::Canceled),
+            let Some(attempt) = crate::kafka::delivered(p.delivery.take(), cancel).await else {
+                return false;
             };
             let Err(error) = attempt else {
                 return true;

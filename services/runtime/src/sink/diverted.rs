@@ -5,7 +5,7 @@
 //! `month_interactions` of the fan's later rows, and an upstream retry of such an event
 //! is caught by the lane's own dedup only if it is diverted again.
 
-use super::{FanMonth, Sink, WrittenIdRow};
+use super::{each_written_id, FanMonth, Sink, WrittenIdRow};
 
 /// The fans of the primary's partition: a hot fan always has rows there (its first
 /// `max_per_window` records of a window stay).
@@ -41,9 +41,9 @@ impl Sink {
         overflow_topic: &str,
         partition: i32,
         since_ms: i64,
-        mut each: impl FnMut(u128, i64),
+        each: impl FnMut(u128, i64),
     ) -> Result<usize, clickhouse::error::Error> {
-        let mut cursor = self
+        let cursor = self
             .client
             .query(&format!(
                 "SELECT event_id, toUnixTimestamp64Milli(server_time) AS server_ms FROM {} \
@@ -56,11 +56,6 @@ impl Sink {
             .bind(&self.topic)
             .bind(partition)
             .fetch::<WrittenIdRow>()?;
-        let mut n = 0;
-        while let Some(row) = cursor.next().await? {
-            each(row.event_id.as_u128(), row.server_ms);
-            n += 1;
-        }
-        Ok(n)
+        each_written_id(cursor, each).await
     }
 }
