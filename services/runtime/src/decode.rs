@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use crate::codec::{self, Registry, Writer};
-use crate::config::Lane;
-use crate::config::{Config, UnknownAccount, ValidationConfig};
+use crate::config::{Config, Lane, UnknownAccount, ValidationConfig};
 use crate::dedup::{Age, EventIds, Seen};
 use crate::dlq::{DeadLetterReason, Rejection};
 use crate::enrich::Dimensions;

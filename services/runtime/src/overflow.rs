@@ -94,8 +94,8 @@ pub fn topic_ends(
     Ok(ends)
 }
 
-/// A group-less-looking client of the lane's `group` that only reads its committed
-/// offsets (it never subscribes, so it never joins the group).
+/// A client of the lane's `group` that only reads its committed offsets: it never
+/// subscribes, so it never joins the group.
 pub fn lane_reader(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, KafkaError> {
     let mut config: ClientConfig = crate::kafka::consumer_config(kafka, group);
     config
@@ -330,20 +330,8 @@ pub fn encode_segment(s: &Segment) -> String {
 pub fn decode_segment(value: &[u8]) -> Option<Segment> {
     let text = std::str::from_utf8(value).ok()?;
     let mut parts = text.split(',');
-    let relationship = match parts.next()? {
-        "prospect" => Relationship::Prospect,
-        "customer" => Relationship::Customer,
-        "vip" => Relationship::Vip,
-        "unknown" => Relationship::Unknown,
-        _ => return None,
-    };
-    let lifecycle = match parts.next()? {
-        "new" => Lifecycle::New,
-        "active" => Lifecycle::Active,
-        "dormant" => Lifecycle::Dormant,
-        "churned" => Lifecycle::Churned,
-        _ => return None,
-    };
+    let relationship = Relationship::parse(parts.next()?)?;
+    let lifecycle = Lifecycle::parse(parts.next()?)?;
     let month_interactions = parts.next()?.parse().ok()?;
     if parts.next().is_some() {
         return None;

@@ -160,13 +160,13 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         &config,
         &metrics.dead_letters_undeliverable,
     )?;
-    let diverting = lane == Lane::Primary && config.overflow.enabled;
-    let overflow = match diverting {
-        true => Some(
+    let overflow = if lane == Lane::Primary && config.overflow.enabled {
+        Some(
             OverflowSink::create(&config, &topic, &group, metrics.overflow_errors.clone())
                 .context("cannot create the overflow lane's producer")?,
-        ),
-        false => None,
+        )
+    } else {
+        None
     };
     let mut dims = Dimensions::new(
         Pseudonymizer::new(config.pii.key.expose().as_bytes()),

@@ -338,9 +338,8 @@ impl<S: Stream> Pipeline<S> {
             }
             Admission::Process => {}
         }
-        let divert = match self.overflow.is_some() {
-            false => false,
-            true => match state.hot.decide(record.offset, record.key.as_deref()) {
+        let divert = self.overflow.is_some()
+            && match state.hot.decide(record.offset, record.key.as_deref()) {
                 Verdict::Keep => false,
                 Verdict::Divert => {
                     if let Some(key_hash) = state.hot.take_crossed() {
@@ -363,8 +362,7 @@ impl<S: Stream> Pipeline<S> {
                     self.warm_up(partition, window_start, offset);
                     return;
                 }
-            },
-        };
+            };
         let outcome = self.decoder.decode_row(
             &mut self.stream,
             &record,

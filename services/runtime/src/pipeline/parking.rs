@@ -128,26 +128,14 @@ impl<S: Stream> Pipeline<S> {
         tokio::spawn(async move {
             loop {
                 match sink.written_event_ids(&[id], since).await {
-                    Ok(found) if found.is_empty() && lane.is_some() => {
-                        let waited = match &lane {
-                            Some(l) => {
-                                l.caught_up(
-                                    partition,
-                                    "settling a suspect event id",
-                                    &stop,
-                                    &shutdown,
-                                )
-                                .await
-                            }
-                            None => true,
-                        };
-                        if !waited {
-                            return;
-                        }
-                        lane = None; // asked again now that the lane has caught up
-                        continue;
-                    }
                     Ok(found) => {
+                        if let Some(l) = lane.take().filter(|_| found.is_empty()) {
+                            let what = "settling a suspect event id";
+                            if !l.caught_up(partition, what, &stop, &shutdown).await {
+                                return;
+                            }
+                            continue; // asked again now that the lane has caught up
+                        }
                         let written = found.first().map(|(_, t)| *t);
                         let _ = done.send(Settled {
                             partition,

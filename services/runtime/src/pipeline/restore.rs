@@ -74,9 +74,6 @@ impl<S: Stream> Pipeline<S> {
         };
         // A repair moves the watermark.
         let wm = self.sink.watermark(partition).await?;
-        if !self.wait_for_lane(lease).await {
-            anyhow::bail!("gave up waiting for the overflow lane");
-        }
         let mut ids =
             EventIds::configured(&self.cfg.dedup, self.metrics.ids_evicted.clone(), wm.offset);
         let remembered = window_ms.max(self.cfg.dedup.horizon.as_millis() as i64);
@@ -100,9 +97,13 @@ impl<S: Stream> Pipeline<S> {
         } else {
             Vec::new()
         };
-        // The hot fans' diverted rows were written by the overflow lane (overflow.rs).
-        let overflow_topic = self.overflow.as_ref().map(|o| o.topic().to_string());
-        if let (Some(lane), true) = (&overflow_topic, wm.offset >= 0) {
+        // The hot fans' diverted rows were written by the overflow lane (overflow.rs), once
+        // it has written everything diverted so far.
+        if let Some(overflow) = self.overflow.as_ref().filter(|_| wm.offset >= 0) {
+            if !self.wait_for_lane(lease).await {
+                anyhow::bail!("gave up waiting for the overflow lane");
+            }
+            let lane = overflow.topic();
             let diverted = self
                 .sink
                 .for_each_diverted_event_id(lane, partition, newest - remembered, |id, t| {

@@ -30,6 +30,13 @@ impl Relationship {
         }
     }
 
+    /// From its stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Prospect, Self::Customer, Self::Vip, Self::Unknown]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+
     /// From the fan's profile.
     pub fn of(profile: Option<&FanProfile>) -> Self {
         match profile.map(|p| p.status) {
@@ -64,6 +71,13 @@ impl Lifecycle {
             Lifecycle::Dormant => "dormant",
             Lifecycle::Churned => "churned",
         }
+    }
+
+    /// From its stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::New, Self::Active, Self::Dormant, Self::Churned]
+            .into_iter()
+            .find(|l| l.as_str() == name)
     }
 }
 

@@ -1,9 +1,8 @@
 //! What the overflow lane wrote for one primary partition's hot fans: the primary's
 //! restore adds it to the partition's own state, so a hot fan's month count and its
-//! diverted event ids survive a restart of the primary (see `overflow.rs`). Rows the lane
-//! has not written yet (it lags) are not seen: a restart then under-counts the running
-//! `month_interactions` of the fan's later rows, and an upstream retry of such an event
-//! is caught by the lane's own dedup only if it is diverted again.
+//! diverted event ids survive a restart of the primary (see `overflow.rs`). The restore
+//! reads it only after the lane has caught up (`pipeline/hot.rs`), so nothing diverted
+//! before is missing.
 
 use super::{each_written_id, FanMonth, Sink, WrittenIdRow};
 
