@@ -2,6 +2,7 @@
 //! adapter), real service binaries. Each test starts its own stack on free ports.
 //! Run serially: `cargo test -p wxpulse-e2e -- --test-threads=1` (make test does).
 
+mod broker_stall;
 mod chaos;
 mod conversions;
 mod event_files;

@@ -173,6 +173,19 @@ impl Stack {
         Ok(())
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) a component's process group: a broker or
+    /// server that stops answering without closing its connections, as an overloaded one does.
+    pub fn freeze_component(&self, component: &str, frozen: bool) -> anyhow::Result<()> {
+        let pidfile = self.dir.join("pids").join(format!("{component}.pid"));
+        let pid = std::fs::read_to_string(&pidfile)
+            .with_context(|| format!("{component} is not running ({})", pidfile.display()))?;
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        Command::new("kill")
+            .args([signal, "--", &format!("-{}", pid.trim())])
+            .status()?;
+        Ok(())
+    }
+
     /// The Kafka settings of this stack's clients (these brokers; SASL on a secure stack).
     pub fn kafka(&self) -> wxpulse_runtime::config::KafkaConfig {
         if self.secure {

@@ -88,7 +88,16 @@ async fn a_generated_month_reproduces_the_report_in_every_view() -> anyhow::Resu
             bin,
             &stack,
             DB,
-            &[("WXPULSE__BATCH__MAX_AGE", "1s")],
+            // Nothing is killed here, so no short session is needed, and the loaded broker
+            // stalls: a member expired by a stall can leave Tansu 0.6's group without an
+            // owner for good (tests/e2e/broker_stall.rs). The stall that stranded
+            // article-reads in CI outlasted a 6 s session; Kafka's default is 45 s.
+            &[
+                ("WXPULSE__BATCH__MAX_AGE", "1s"),
+                ("WXPULSE__KAFKA__SESSION_TIMEOUT", "45s"),
+                // librdkafka wants max.poll.interval.ms ≥ session.timeout.ms.
+                ("WXPULSE__KAFKA__MAX_POLL_INTERVAL", "90s"),
+            ],
         )?);
     }
     let ch = stack.client(DB);
