@@ -165,6 +165,16 @@ for _ in $(seq 300); do
   sleep 1
 done
 log "ClickHouse holds $got"
+if ! [ "$got" -ge "$expected" ] 2>/dev/null; then
+  log "WARNING: $got of $expected events after 300 s; the reports below are incomplete."
+  log "  Service logs: $STACK_DIR/logs/service-*.log. A log with SESSTMOUT and no"
+  log "  'partitions assigned' after it means the broker stalled past the group session and"
+  log "  Tansu 0.6 left the group without an owner (README, local stack): restart the broker"
+  log "  with '$LOCAL_DIR/stack.sh stop kafka && $LOCAL_DIR/stack.sh start kafka'; nothing is lost."
+  for f in "$STACK_DIR"/logs/service-*.log; do
+    grep -q SESSTMOUT "$f" 2>/dev/null && log "  SESSTMOUT in $f"
+  done
+fi
 
 echo
 echo "== Events per account and stream"
