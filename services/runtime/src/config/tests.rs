@@ -20,6 +20,27 @@ fn defaults_load_and_validate() {
 }
 
 #[test]
+fn a_session_longer_than_the_poll_interval_is_refused_at_startup() {
+    // A longer session for a broker that stalls, without raising the poll interval: said
+    // with the settings' names before any connection, not by librdkafka after one.
+    let err = Config::load(
+        None,
+        env(&[
+            ("WXPULSE__KAFKA__SESSION_TIMEOUT", "45s"),
+            ("WXPULSE__KAFKA__MAX_POLL_INTERVAL", "30s"),
+            ("WXPULSE__KAFKA__DRAIN_TIMEOUT", "8s"),
+            ("WXPULSE__CLICKHOUSE__INSERT_TIMEOUT", "5s"),
+        ]),
+    )
+    .expect_err("invalid");
+    let ConfigError::Invalid(list) = err else {
+        panic!("expected Invalid, got {err}")
+    };
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert!(list[0].contains("kafka.session_timeout"), "{list:#?}");
+}
+
+#[test]
 fn stuck_after_and_dead_letter_truncation_are_checked() {
     let err = Config::load(
         None,

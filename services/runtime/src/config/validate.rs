@@ -40,6 +40,13 @@ impl Config {
             errors
                 .push("kafka.heartbeat_interval must be shorter than kafka.session_timeout".into());
         }
+        if k.session_timeout > k.max_poll_interval {
+            errors.push(
+                "kafka.session_timeout must not be longer than kafka.max_poll_interval \
+                 (librdkafka refuses the consumer otherwise)"
+                    .into(),
+            );
+        }
         if k.drain_timeout >= k.max_poll_interval {
             errors.push(
                 "kafka.drain_timeout must be shorter than kafka.max_poll_interval, or a slow \
