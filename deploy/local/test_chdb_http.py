@@ -513,12 +513,22 @@ class HardeningTest(unittest.TestCase):
         self.assertEqual(self.ch.req(body=b"SELECT 1", headers=same)[2], b"1\n")
         self.assertEqual(self.ch.req(body=b"SELECT 1")[2], b"1\n")
 
+    def refused_upload(self, *args, **kwargs):
+        """An oversized upload is refused: with code 229, or, when the client is still
+        sending as the adapter answers and closes (a loaded CI machine once), by the closed
+        connection; no row may land either way (checked after)."""
+        try:
+            self.refused(*self.ch.req(*args, **kwargs), code="229")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            self.ch.conn.close()
+
     def test_request_and_decompressed_bodies_are_capped(self):
         big = b"1\tx\n" * 4000  # 16000 bytes > --max-request-bytes 10000
         for chunked in (False, True):
             with self.subTest(chunked=chunked):
-                self.refused(*self.ch.req("INSERT INTO kv FORMAT TSV", big, chunked=chunked), code="229")
-                self.ch.conn.close()
+                self.refused_upload("INSERT INTO kv FORMAT TSV", big, chunked=chunked)
         bomb = b"0" * 200_000  # compresses to a few hundred bytes, expands past 50000
         for headers, body, params in [
                 ({"Content-Encoding": "gzip"}, gzip.compress(bomb), {}),
@@ -527,8 +537,7 @@ class HardeningTest(unittest.TestCase):
             with self.subTest(headers=headers, params=params):
                 self.assertLess(len(body), 10000)
                 params = dict(params, query="INSERT INTO kv FORMAT TSV")
-                self.refused(*self.ch.req(body=body, headers=headers, params=params), code="229")
-                self.ch.conn.close()
+                self.refused_upload(body=body, headers=headers, params=params)
         self.assertEqual(self.ch.q("SELECT count() FROM kv"), "0\n")
         small = gzip.compress(b"7\tok\n")
         status, _, out = self.ch.req("INSERT INTO kv FORMAT TSV", small, headers={"Content-Encoding": "gzip"})
