@@ -16,6 +16,7 @@ mod late_duplicates;
 mod mirror;
 mod notifications;
 mod notifications_views;
+mod notifier_downtime;
 mod oversized;
 mod prometheus;
 mod quarantine;

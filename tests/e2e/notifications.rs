@@ -20,10 +20,10 @@ use crate::conversions::order;
 use crate::golden::{account, associate, message, publish, read, record, scene, send, store};
 
 const DB: &str = "wx_notify";
-const MIN: i64 = 60_000;
+pub(crate) const MIN: i64 = 60_000;
 const TOPIC: &str = "wxpulse.notifications";
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -39,7 +39,7 @@ fn profile(openid: &str, status: CustomerStatus, userid: Option<&str>) -> Dimens
     profile_at(openid, status, userid, 0)
 }
 
-fn profile_at(
+pub(crate) fn profile_at(
     openid: &str,
     status: CustomerStatus,
     userid: Option<&str>,
@@ -80,7 +80,7 @@ fn qr(n: u32, openid: &str, key: &str, server: i64) -> wxpulse_cli::produce::Out
 }
 
 /// Every notification on the topic, read from the start to its end.
-fn topic_notifications(stack: &Stack) -> anyhow::Result<Vec<Notification>> {
+pub(crate) fn topic_notifications(stack: &Stack) -> anyhow::Result<Vec<Notification>> {
     let consumer: BaseConsumer =
         wxpulse_runtime::source::client_config(&stack.kafka(), "e2e-notify-reader").create()?;
     let metadata = consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(10))?;
@@ -118,7 +118,7 @@ fn topic_notifications(stack: &Stack) -> anyhow::Result<Vec<Notification>> {
 }
 
 /// `rule associate fan` of each notification, sorted.
-fn summary(notes: &[Notification]) -> Vec<String> {
+pub(crate) fn summary(notes: &[Notification]) -> Vec<String> {
     let mut v: Vec<String> = notes
         .iter()
         .map(|n| format!("{} {} {}", n.rule.as_str(), n.associate_userid, n.fan_id))
@@ -137,7 +137,7 @@ async fn table_summary(stack: &Stack) -> anyhow::Result<Vec<String>> {
     Ok(v)
 }
 
-async fn outcome(service: &Service, rule: &str, outcome: &str) -> u64 {
+pub(crate) async fn outcome(service: &Service, rule: &str, outcome: &str) -> u64 {
     let text = service.scrape().unwrap_or_default();
     metric(
         &text,

@@ -60,6 +60,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(18, "0018_notifications.sql"),
     migration!(19, "0019_fans_to_act_on.sql"),
     migration!(20, "0020_open_conversions_once.sql"),
+    migration!(21, "0021_fan_profile_versions.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates
@@ -83,6 +84,7 @@ pub const DISTRIBUTED: &[(u32, &str, Option<&str>)] = &[
     (11, "account_brands", None),
     (16, "associate_contact_events", None),
     (18, "notifications", Some("cityHash64(fan_id)")),
+    (21, "fan_profile_versions", Some("cityHash64(fan_id)")),
 ];
 
 /// The BI role and its grants (`wxpulse migrate --grants`); see [`grants`].

@@ -237,12 +237,16 @@ impl Engine {
 
     fn scheduled(&mut self, st: &mut State) {
         let cfg = self.config.clone();
-        let found = self.handle.block_on(scheduled::due_today(
-            &cfg.notifier,
-            &self.client,
-            &self.dims,
-            now_ms(),
-        ));
+        let now = now_ms();
+        // Older changes would be stale: max_age bounds how far back to look.
+        let since =
+            now.saturating_sub(i64::try_from(cfg.notifier.max_age.as_millis()).unwrap_or(i64::MAX));
+        let found = self.handle.block_on(async {
+            let mut due =
+                scheduled::changes_since(&cfg.notifier, &self.client, &self.dims, since).await?;
+            due.extend(scheduled::due_today(&cfg.notifier, &self.client, &self.dims, now).await?);
+            Ok::<_, wxpulse_runtime::reexports::clickhouse::error::Error>(due)
+        });
         match found {
             Ok(list) => {
                 for due in list {

@@ -4,7 +4,10 @@
 //! (`v_birthdays_upcoming`, `v_replenishment_due`, migration 0019) — the same lists a BI
 //! analyst or a CRM export reads — and tell of the rows dated today, so a poll every hour
 //! finds a fan again only within the ledger's lookback and never tells twice. One
-//! instance tells of all of them: the owner of partition 0 of `wxpulse.orders`.
+//! instance tells of all of them: the owner of partition 0 of `wxpulse.orders`. The same
+//! poll reads the relationship changes of the last `max_age` from `fan_profile_versions`
+//! (migration 0021), for those made while no notifier ran; a change found both live and
+//! there has one trigger key, so it is told once.
 
 use std::sync::Arc;
 
@@ -63,40 +66,136 @@ pub fn tier_change(
     if old.status == record.status {
         return None;
     }
-    if !fires_for(&cfg.rules.tier_change, record.status) {
-        return Some(Err(Skip::Relationship));
-    }
-    let associate = record
-        .associate_userid
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .or(old.associate.as_deref())
-        .and_then(|a| active(dims, a));
-    let Some(associate) = associate else {
-        return Some(Err(Skip::NoAssociate));
-    };
     let at = if record.updated_at > 0 {
         record.updated_at
     } else {
         now_ms
     };
-    let mut c = base(Rule::TierChange, associate, fan_id, record.status, at, at);
-    c.detail = old.status.as_str().to_string();
-    let key = Uuid::new_v5(
-        &KEYS,
-        format!(
-            "tier|{}|{fan_id}|{}|{at}",
-            record.app_id,
-            record.status.as_str()
+    let change = Change {
+        app_id: &record.app_id,
+        fan_id,
+        from: old.status,
+        to: record.status,
+        associate: record.associate_userid.as_deref(),
+        previous_associate: old.associate.as_deref(),
+        at,
+    };
+    Some(change.due(cfg, dims))
+}
+
+/// One relationship change, from the live profile record or from `fan_profile_versions`:
+/// both give the same trigger key, so the ledger tells it once whichever finds it first.
+struct Change<'a> {
+    app_id: &'a str,
+    fan_id: FanId,
+    from: CustomerStatus,
+    to: CustomerStatus,
+    associate: Option<&'a str>,
+    previous_associate: Option<&'a str>,
+    at: i64,
+}
+
+impl Change<'_> {
+    fn due(&self, cfg: &NotifierConfig, dims: &Dimensions) -> Result<Due, Skip> {
+        if !fires_for(&cfg.rules.tier_change, self.to) {
+            return Err(Skip::Relationship);
+        }
+        let associate = self
+            .associate
+            .filter(|a| !a.is_empty())
+            .or(self.previous_associate)
+            .and_then(|a| active(dims, a))
+            .ok_or(Skip::NoAssociate)?;
+        let mut c = base(
+            Rule::TierChange,
+            associate,
+            self.fan_id,
+            self.to,
+            self.at,
+            self.at,
+        );
+        c.detail = self.from.as_str().to_string();
+        let key = Uuid::new_v5(
+            &KEYS,
+            format!(
+                "tier|{}|{}|{}|{}",
+                self.app_id,
+                self.fan_id,
+                self.to.as_str(),
+                self.at
+            )
+            .as_bytes(),
+        );
+        Ok(Due {
+            candidate: c,
+            key,
+            app_id: self.app_id.to_string(),
+            source: "wxpulse.dim.fan_profile",
+        })
+    }
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+#[clickhouse(crate = "wxpulse_runtime::reexports::clickhouse")]
+struct ChangeRow {
+    app_id: String,
+    fan_id: u64,
+    from_status: String,
+    to_status: String,
+    associate_userid: String,
+    previous_associate_userid: String,
+    changed_at: i64,
+}
+
+/// The relationship changes of profile versions since `since_ms` (`fan_profile_versions`,
+/// migration 0021). A running notifier tells of them from the profile topic as they come;
+/// this finds the ones made while none ran, which the profiles it loads at start no longer
+/// show as changes. The ledger drops those already told.
+pub async fn changes_since(
+    cfg: &NotifierConfig,
+    client: &clickhouse::Client,
+    dims: &Dimensions,
+    since_ms: i64,
+) -> Result<Vec<Result<Due, Skip>>, clickhouse::error::Error> {
+    if !cfg.rules.tier_change.enabled {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<ChangeRow> = client
+        .query(
+            "SELECT app_id, fan_id, from_status, to_status, associate_userid, previous_associate_userid, \
+                    toUnixTimestamp64Milli(updated_at) AS changed_at \
+             FROM ( \
+                 SELECT app_id, fan_id, status AS to_status, associate_userid, updated_at, \
+                        lagInFrame(status, 1, '') OVER w AS from_status, \
+                        lagInFrame(associate_userid, 1, '') OVER w AS previous_associate_userid \
+                 FROM fan_profile_versions FINAL \
+                 WHERE (app_id, fan_id) IN ( \
+                     SELECT app_id, fan_id FROM fan_profile_versions \
+                     WHERE updated_at >= fromUnixTimestamp64Milli(?)) \
+                 WINDOW w AS (PARTITION BY app_id, fan_id ORDER BY updated_at \
+                              ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) \
+             WHERE updated_at >= fromUnixTimestamp64Milli(?) \
+               AND from_status != '' AND from_status != to_status",
         )
-        .as_bytes(),
-    );
-    Some(Ok(Due {
-        candidate: c,
-        key,
-        app_id: record.app_id.clone(),
-        source: "wxpulse.dim.fan_profile",
-    }))
+        .bind(since_ms)
+        .bind(since_ms)
+        .fetch_all()
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            Change {
+                app_id: &r.app_id,
+                fan_id: r.fan_id,
+                from: status(&r.from_status),
+                to: status(&r.to_status),
+                associate: Some(&r.associate_userid),
+                previous_associate: Some(&r.previous_associate_userid),
+                at: r.changed_at,
+            }
+            .due(cfg, dims)
+        })
+        .collect())
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]

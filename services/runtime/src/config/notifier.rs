@@ -45,7 +45,9 @@ pub struct NotifierConfig {
     /// A birthday this many days ahead (Asia/Shanghai dates) tells the associate.
     pub birthday_days_ahead: u16,
     /// How often the scheduled rules (birthday, replenishment) read their ClickHouse
-    /// views (`v_birthdays_upcoming`, `v_replenishment_due`).
+    /// views (`v_birthdays_upcoming`, `v_replenishment_due`), and the relationship changes
+    /// of the last `max_age` are read from `fan_profile_versions` (those made while no
+    /// notifier ran, which the profiles loaded at start do not show as changes).
     #[serde(with = "humantime_serde")]
     pub scheduled_every: Duration,
     /// Page of the associate's WeCom sidebar or mini-program a notification opens.
