@@ -16,10 +16,10 @@
 //! is sealed (the record's key and value encrypted, no readable PII in the topic):
 //! [`open`] opens it with the services' `pii.key`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clickhouse::Row;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -162,8 +162,16 @@ pub fn decode(value: &[u8]) -> Option<Letter> {
         .map(|d| Letter::from_envelope(&d))
 }
 
-/// Reads every dead letter now in `topic`, once per source record.
-pub fn read_all(kafka: &KafkaConfig, topic: &str, idle: Duration) -> anyhow::Result<Vec<Letter>> {
+/// Reads every dead letter now in `topic`, once per source record: each partition from its
+/// start to the end it had when the read began. `patience` is how long the broker may send
+/// nothing while some partition is short of that end; past it the read fails rather than
+/// return part of the topic (it used to stop at the first quiet `patience`, so a slow
+/// broker made `dlq list` show no letters and `dlq replay` replay fewer).
+pub fn read_all(
+    kafka: &KafkaConfig,
+    topic: &str,
+    patience: Duration,
+) -> anyhow::Result<Vec<Letter>> {
     kafka::preflight(kafka)?;
     let consumer: BaseConsumer = kafka::create(
         &kafka::consumer_config(kafka, "wxpulse-dlq-reader"),
@@ -172,22 +180,57 @@ pub fn read_all(kafka: &KafkaConfig, topic: &str, idle: Duration) -> anyhow::Res
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("cannot read topic metadata")?;
+    let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for t in metadata.topics() {
         for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .with_context(|| format!("cannot read the end of {topic} partition {}", p.id()))?;
+            if high > low {
+                ends.insert(p.id(), high);
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
         }
+    }
+    let mut letters = Vec::new();
+    if ends.is_empty() {
+        return Ok(letters);
     }
     consumer.assign(&tpl).context("cannot assign partitions")?;
     let mut seen = HashSet::new();
-    let mut letters = Vec::new();
     let mut last = Instant::now();
-    while last.elapsed() < idle {
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+    while !ends.is_empty() {
+        if last.elapsed() >= patience {
+            let mut short: Vec<i32> = ends.keys().copied().collect();
+            short.sort_unstable();
+            bail!(
+                "{topic} was not read to its end: nothing came for {patience:?} while partitions {short:?} were short of it"
+            );
+        }
+        let polled = consumer.poll(Duration::from_millis(100));
+        // Positions past the end count too: a partition's last offsets may be markers
+        // that are never delivered as records.
+        if let Ok(positions) = consumer.position() {
+            for e in positions.elements() {
+                if let (Offset::Offset(at), Some(end)) = (e.offset(), ends.get(&e.partition())) {
+                    if at >= *end {
+                        ends.remove(&e.partition());
+                    }
+                }
+            }
+        }
+        let Some(message) = polled else {
             continue;
         };
         let message = message.context("consumer error")?;
         last = Instant::now();
+        if ends
+            .get(&message.partition())
+            .is_some_and(|end| message.offset() + 1 >= *end)
+        {
+            ends.remove(&message.partition());
+        }
         let Some(payload) = message.payload() else {
             continue;
         };

@@ -32,6 +32,10 @@ pub enum Action {
     },
 }
 
+/// How long the broker may send nothing while the dead-letter topic is not yet read to
+/// its end (a secured, loaded broker took more than 3 s for the first fetch).
+const READ_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Runs one subcommand.
 pub async fn run(action: Action, cx: &Ctx) -> anyhow::Result<()> {
     let Ctx {
@@ -41,7 +45,7 @@ pub async fn run(action: Action, cx: &Ctx) -> anyhow::Result<()> {
     } = cx;
     match action {
         Action::List { topic, show } => {
-            let letters = dlq::read_all(kafka, &topic, Duration::from_secs(3))?;
+            let letters = dlq::read_all(kafka, &topic, READ_PATIENCE)?;
             // Listing needs no key: without the services' one, sealed letters stay sealed.
             let letters = dlq::open(letters.clone(), &sealer(config)).unwrap_or(letters);
             println!("{:<16} {:<18} {:>8}", "service", "reason", "records");
@@ -84,7 +88,7 @@ pub async fn run(action: Action, cx: &Ctx) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let letters = dlq::read_all(kafka, &topic, Duration::from_secs(3))?;
+            let letters = dlq::read_all(kafka, &topic, READ_PATIENCE)?;
             let letters = dlq::open(letters, &sealer(config))?;
             let replayed =
                 dlq::replay(kafka, clickhouse, &letters, reason, since_ms, force).await?;
