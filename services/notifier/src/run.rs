@@ -241,21 +241,31 @@ impl Engine {
         // Older changes would be stale: max_age bounds how far back to look.
         let since =
             now.saturating_sub(i64::try_from(cfg.notifier.max_age.as_millis()).unwrap_or(i64::MAX));
-        let found = self.handle.block_on(async {
-            let mut due =
-                scheduled::changes_since(&cfg.notifier, &self.client, &self.dims, since).await?;
-            due.extend(scheduled::due_today(&cfg.notifier, &self.client, &self.dims, now).await?);
-            Ok::<_, wxpulse_runtime::reexports::clickhouse::error::Error>(due)
-        });
-        match found {
-            Ok(list) => {
-                for due in list {
-                    self.due(st, due);
+        // Each read on its own: a missing table (0021 not applied yet) must not stop the
+        // birthdays and replenishments, nor the reverse.
+        let changes = self.handle.block_on(scheduled::changes_since(
+            &cfg.notifier,
+            &self.client,
+            &self.dims,
+            since,
+        ));
+        let today = self.handle.block_on(scheduled::due_today(
+            &cfg.notifier,
+            &self.client,
+            &self.dims,
+            now,
+        ));
+        for (what, found) in [("fan_profile_versions", changes), ("views", today)] {
+            match found {
+                Ok(list) => {
+                    for due in list {
+                        self.due(st, due);
+                    }
                 }
-            }
-            Err(e) => {
-                self.metrics.errors.with_label_values(&["clickhouse"]).inc();
-                tracing::warn!(error = %e, "scheduled rules' views unreadable; next poll retries");
+                Err(e) => {
+                    self.metrics.errors.with_label_values(&["clickhouse"]).inc();
+                    tracing::warn!(error = %e, what, "scheduled rules' read failed; next poll retries");
+                }
             }
         }
     }
