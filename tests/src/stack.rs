@@ -149,10 +149,8 @@ impl Stack {
     /// SIGKILLs a component (`kafka` or `clickhouse`) and its process group, as a crash;
     /// `start_*` brings it back on the same data.
     pub fn kill_component(&self, component: &str) -> anyhow::Result<()> {
-        let pidfile = self.dir.join("pids").join(format!("{component}.pid"));
-        let pid = std::fs::read_to_string(&pidfile)
-            .with_context(|| format!("{component} is not running ({})", pidfile.display()))?;
-        let pid = pid.trim();
+        let pid = self.pid(component)?;
+        let pid = pid.as_str();
         Command::new("kill")
             .args(["-KILL", "--", &format!("-{pid}")])
             .status()?;
@@ -176,14 +174,20 @@ impl Stack {
     /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) a component's process group: a broker or
     /// server that stops answering without closing its connections, as an overloaded one does.
     pub fn freeze_component(&self, component: &str, frozen: bool) -> anyhow::Result<()> {
+        let pid = self.pid(component)?;
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        Command::new("kill")
+            .args([signal, "--", &format!("-{pid}")])
+            .status()?;
+        Ok(())
+    }
+
+    /// The pid stack.sh recorded for a running component (its process group's leader).
+    fn pid(&self, component: &str) -> anyhow::Result<String> {
         let pidfile = self.dir.join("pids").join(format!("{component}.pid"));
         let pid = std::fs::read_to_string(&pidfile)
             .with_context(|| format!("{component} is not running ({})", pidfile.display()))?;
-        let signal = if frozen { "-STOP" } else { "-CONT" };
-        Command::new("kill")
-            .args([signal, "--", &format!("-{}", pid.trim())])
-            .status()?;
-        Ok(())
+        Ok(pid.trim().to_string())
     }
 
     /// The Kafka settings of this stack's clients (these brokers; SASL on a secure stack).
