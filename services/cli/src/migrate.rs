@@ -61,6 +61,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(19, "0019_fans_to_act_on.sql"),
     migration!(20, "0020_open_conversions_once.sql"),
     migration!(21, "0021_fan_profile_versions.sql"),
+    migration!(22, "0022_fan_relationship_changes.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

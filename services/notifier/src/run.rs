@@ -239,9 +239,8 @@ impl Engine {
         let cfg = self.config.clone();
         let now = now_ms();
         // Older changes would be stale: max_age bounds how far back to look.
-        let since =
-            now.saturating_sub(i64::try_from(cfg.notifier.max_age.as_millis()).unwrap_or(i64::MAX));
-        // Each read on its own: a missing table (0021 not applied yet) must not stop the
+        let since = cfg.notifier.stale_before(now);
+        // Each read on its own: a missing view (0022 not applied yet) must not stop the
         // birthdays and replenishments, nor the reverse.
         let changes = self.handle.block_on(scheduled::changes_since(
             &cfg.notifier,
@@ -255,7 +254,7 @@ impl Engine {
             &self.dims,
             now,
         ));
-        for (what, found) in [("fan_profile_versions", changes), ("views", today)] {
+        for (what, found) in [("fan_relationship_changes", changes), ("views", today)] {
             match found {
                 Ok(list) => {
                     for due in list {
@@ -428,9 +427,8 @@ impl Engine {
             Ok(sent) => decide(n, &st.quiet, &sent, &id, c),
             Err(_) => return,
         };
-        let max_age = i64::try_from(n.max_age.as_millis()).unwrap_or(i64::MAX);
         let verdict = match verdict {
-            Verdict::Send { .. } if c.server_time < now_ms().saturating_sub(max_age) => {
+            Verdict::Send { .. } if c.server_time < n.stale_before(now_ms()) => {
                 return self.count(Some(c.rule), "stale");
             }
             v => v,

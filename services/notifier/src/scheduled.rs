@@ -5,8 +5,8 @@
 //! analyst or a CRM export reads — and tell of the rows dated today, so a poll every hour
 //! finds a fan again only within the ledger's lookback and never tells twice. One
 //! instance tells of all of them: the owner of partition 0 of `wxpulse.orders`. The same
-//! poll reads the relationship changes of the last `max_age` from `fan_profile_versions`
-//! (migration 0021), for those made while no notifier ran; a change found both live and
+//! poll reads the relationship changes of the last `max_age` from `fan_relationship_changes`
+//! (migrations 0021 and 0022, every shard), for those made while no notifier ran; a change found both live and
 //! there has one trigger key, so it is told once.
 
 use std::sync::Arc;
@@ -147,8 +147,9 @@ struct ChangeRow {
     changed_at: i64,
 }
 
-/// The relationship changes of profile versions since `since_ms` (`fan_profile_versions`,
-/// migration 0021). A running notifier tells of them from the profile topic as they come;
+/// The relationship changes of profile versions since `since_ms` (the view
+/// `fan_relationship_changes` over every shard's `fan_profile_versions`, migrations 0021 and
+/// 0022). A running notifier tells of them from the profile topic as they come;
 /// this finds the ones made while none ran, which the profiles it loads at start no longer
 /// show as changes. The ledger drops those already told.
 pub async fn changes_since(
@@ -162,22 +163,10 @@ pub async fn changes_since(
     }
     let rows: Vec<ChangeRow> = client
         .query(
-            "SELECT app_id, fan_id, from_status, to_status, associate_userid, previous_associate_userid, \
-                    toUnixTimestamp64Milli(updated_at) AS changed_at \
-             FROM ( \
-                 SELECT app_id, fan_id, status AS to_status, associate_userid, updated_at, \
-                        lagInFrame(status, 1, '') OVER w AS from_status, \
-                        lagInFrame(associate_userid, 1, '') OVER w AS previous_associate_userid \
-                 FROM fan_profile_versions FINAL \
-                 WHERE (app_id, fan_id) IN ( \
-                     SELECT app_id, fan_id FROM fan_profile_versions \
-                     WHERE updated_at >= fromUnixTimestamp64Milli(?)) \
-                 WINDOW w AS (PARTITION BY app_id, fan_id ORDER BY updated_at \
-                              ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) \
-             WHERE updated_at >= fromUnixTimestamp64Milli(?) \
-               AND from_status != '' AND from_status != to_status",
+            "SELECT app_id, fan_id, from_status, to_status, associate_userid, \
+                    previous_associate_userid, changed_at \
+             FROM fan_relationship_changes(since_ms = ?)",
         )
-        .bind(since_ms)
         .bind(since_ms)
         .fetch_all()
         .await?;

@@ -46,7 +46,7 @@ pub struct NotifierConfig {
     pub birthday_days_ahead: u16,
     /// How often the scheduled rules (birthday, replenishment) read their ClickHouse
     /// views (`v_birthdays_upcoming`, `v_replenishment_due`), and the relationship changes
-    /// of the last `max_age` are read from `fan_profile_versions` (those made while no
+    /// of the last `max_age` are read from `fan_relationship_changes` (those made while no
     /// notifier ran, which the profiles loaded at start do not show as changes).
     #[serde(with = "humantime_serde")]
     pub scheduled_every: Duration,
@@ -116,6 +116,12 @@ pub fn minute_of_day(hhmm: &str) -> Option<u32> {
 }
 
 impl NotifierConfig {
+    /// Server time (Unix ms) before which a trigger at `now_ms` is too old to tell anyone:
+    /// the one cut-off of the live path and of the poll for changes made while none ran.
+    pub fn stale_before(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_sub(i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX))
+    }
+
     /// The rules by name, for validation and metrics.
     pub fn named_rules(&self) -> [(&'static str, &RuleConfig); 8] {
         let r = &self.rules;
