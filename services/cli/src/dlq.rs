@@ -209,8 +209,8 @@ pub fn read_all(
             );
         }
         let polled = consumer.poll(Duration::from_millis(100));
-        // Positions past the end count too: a partition's last offsets may be markers
-        // that are never delivered as records.
+        // The position (next offset to read) tells when a partition is done: it passes the
+        // end both after its last record and over markers never delivered as records.
         if let Ok(positions) = consumer.position() {
             for e in positions.elements() {
                 if let (Offset::Offset(at), Some(end)) = (e.offset(), ends.get(&e.partition())) {
@@ -225,12 +225,6 @@ pub fn read_all(
         };
         let message = message.context("consumer error")?;
         last = Instant::now();
-        if ends
-            .get(&message.partition())
-            .is_some_and(|end| message.offset() + 1 >= *end)
-        {
-            ends.remove(&message.partition());
-        }
         let Some(payload) = message.payload() else {
             continue;
         };
