@@ -74,6 +74,8 @@ pub struct Metrics {
     pub dimension_load_seconds: prometheus::Gauge,
     /// Fans whose segment state this instance holds (its partitions' fans).
     pub fans_tracked: IntGauge,
+    /// Of `fans_tracked`, the quiet ones (every month closed, only the last interaction).
+    pub quiet_fans: IntGauge,
     /// Fans held only as "dormant when they return" (their state was dropped).
     pub dormant_fans: IntGauge,
     /// Fans whose state was dropped, by reason (dormant, least_recent, dormant_forgotten).
@@ -303,6 +305,10 @@ impl Metrics {
             fans_tracked: make!(IntGauge::new(
                 "wxpulse_segment_fans_tracked",
                 "Fans whose segment state this instance holds."
+            )),
+            quiet_fans: make!(IntGauge::new(
+                "wxpulse_segment_quiet_fans",
+                "Of the fans held with their state, those whose months are all closed (only their last interaction is held)."
             )),
             dormant_fans: make!(IntGauge::new(
                 "wxpulse_segment_dormant_fans",

@@ -458,6 +458,8 @@ impl<S: Stream> Pipeline<S> {
         }
         let fans: usize = self.partitions.values().map(|p| p.fans.len()).sum();
         self.metrics.fans_tracked.set(fans as i64);
+        let quiet: usize = self.partitions.values().map(|p| p.fans.quiet_len()).sum();
+        self.metrics.quiet_fans.set(quiet as i64);
         let dormant: usize = self.partitions.values().map(|p| p.fans.dormant_len()).sum();
         self.metrics.dormant_fans.set(dormant as i64);
         let ids: usize = self.partitions.values().map(|p| p.ids.window.len()).sum();

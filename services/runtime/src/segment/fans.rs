@@ -213,6 +213,11 @@ impl FanStates {
         self.dormant.len()
     }
 
+    /// Of `len()`, the quiet fans: only their last interaction held, every month closed.
+    pub fn quiet_len(&self) -> usize {
+        self.quiet.len()
+    }
+
     /// Restores one (fan, month) aggregate read from `fan_stream_months`.
     pub fn restore(&mut self, fan: FanId, month: u32, interactions: u32, last_event_time: i64) {
         self.saw(last_event_time);
