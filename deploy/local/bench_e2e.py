@@ -530,6 +530,13 @@ class Bench:
         subprocess.run([str(STACK), "down", "--purge"], env=self.env, capture_output=True, check=False)
 
 
+def print_logs(logs):
+    """The last lines of every log in `logs`, to stderr, when a run broke."""
+    for log in sorted(logs.glob("*.log")):
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if "CONFWARN" not in ln]
+        print(f"--- {log.name} (last lines)\n" + "\n".join(lines[-8:]), file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="events for the throughput phase")
@@ -572,10 +579,7 @@ def main():
         print("\ninterrupted", file=sys.stderr)
     except Exception as e:
         print(f"\nbenchmark broke: {e}", file=sys.stderr)
-        for log in sorted((bench.dir / "logs").glob("*.log")):
-            lines = [ln for ln in log.read_text().splitlines() if "CONFWARN" not in ln]
-            print(f"--- {log.name} (last lines)\n" + "\n".join(lines[-8:]),
-                  file=sys.stderr)
+        print_logs(bench.dir / "logs")
     finally:
         bench.teardown(keep=args.keep and not interrupted)
     return 0 if ok else 1
