@@ -6,7 +6,8 @@
 #
 # Settings (environment):
 #   WXPULSE_KAFKA_PORT=9092  WXPULSE_CH_PORT=8123
-#   WXPULSE_STACK_DIR=<repo>/deploy/local/.data  WXPULSE_KAFKA_STORAGE=sqlite|memory
+#   WXPULSE_STACK_DIR=<repo>/deploy/local/.data  WXPULSE_KAFKA_STORAGE=sqlite|memory|postgres
+#   (postgres: a private PostgreSQL under the stack dir, see stack_postgres.sh)
 #   WXPULSE_STACK_TIMEOUT=60 (seconds to wait for a component to answer)
 #   WXPULSE_STACK_SECURE=1 (as up --secure: SASL/SCRAM Kafka, HTTPS ClickHouse)
 # See deploy/local/README.md.
@@ -26,6 +27,15 @@ SASL_USER="wxpulse"
 
 TANSU_VERSION="0.6.0"
 TANSU="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+TANSU_FEATURES="dynostore,libsql"
+TANSU_ROOT=()
+if [ "$KAFKA_STORAGE" = postgres ]; then
+  # A second tansu, with the postgres feature, in its own cargo root: the sqlite one stays.
+  TANSU_PG_ROOT="${WXPULSE_TANSU_PG_ROOT:-${CARGO_HOME:-$HOME/.cargo}/tansu-postgres}"
+  TANSU="$TANSU_PG_ROOT/bin/tansu"
+  TANSU_FEATURES="dynostore,libsql,postgres"
+  TANSU_ROOT=(--root "$TANSU_PG_ROOT")
+fi
 VENV="$LOCAL_DIR/.venv"
 REQUIREMENTS="$LOCAL_DIR/requirements.txt"
 REQ_STAMP="$VENV/.requirements.sha256"
@@ -35,11 +45,13 @@ log() { echo "[stack] $*"; }
 die() { echo "[stack] ERROR: $*" >&2; exit 1; }
 
 case "$KAFKA_PORT$CH_PORT" in *[!0-9]*) die "ports must be numbers (got '$KAFKA_PORT', '$CH_PORT')" ;; esac
-case "$KAFKA_STORAGE" in sqlite|memory) ;; *) die "WXPULSE_KAFKA_STORAGE must be sqlite or memory (got '$KAFKA_STORAGE')" ;; esac
+case "$KAFKA_STORAGE" in sqlite|memory|postgres) ;; *) die "WXPULSE_KAFKA_STORAGE must be sqlite, memory or postgres (got '$KAFKA_STORAGE')" ;; esac
 [ "$KAFKA_PORT" != "$CH_PORT" ] || die "WXPULSE_KAFKA_PORT and WXPULSE_CH_PORT are both $KAFKA_PORT"
 # Absolute path: tansu runs with its data dir as cwd.
 case "$STACK_DIR" in /*) ;; *) STACK_DIR="$PWD/$STACK_DIR" ;; esac
 SECURE_DIR="$STACK_DIR/secure"
+# shellcheck disable=SC1091  # linted on its own (check-deploy.sh lints every tracked .sh)
+. "$LOCAL_DIR/stack_postgres.sh"
 # A stack brought up secure stays secure for start/stop/env until purged.
 [ -f "$SECURE_DIR/wxpulse.toml" ] && SECURE=1
 
@@ -53,15 +65,15 @@ venv_ok() {
 }
 
 cmd_install() {
-  if tansu_ok && venv_ok; then return 0; fi
+  if tansu_ok && venv_ok && { [ "$KAFKA_STORAGE" != postgres ] || pg_server_ok; }; then return 0; fi
   # One installer at a time (parallel test stacks share ~/.cargo and the venv).
   exec 9>"$INSTALL_LOCK"
   flock 9
   if ! tansu_ok; then
     command -v cargo >/dev/null || die "cargo not found (install Rust via rustup)"
-    log "installing tansu $TANSU_VERSION with cargo (takes 15-20 minutes on 2 cores)..."
+    log "installing tansu $TANSU_VERSION ($TANSU_FEATURES) with cargo (takes 15-20 minutes on 2 cores)..."
     # --force: also replaces a binary that is present but not a working 0.6.0
-    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --force
+    cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" --force ${TANSU_ROOT[@]+"${TANSU_ROOT[@]}"}
     tansu_ok || die "$TANSU is not tansu $TANSU_VERSION after cargo install"
   fi
   if ! venv_ok; then
@@ -74,6 +86,7 @@ cmd_install() {
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQUIREMENTS"
     req_hash >"$REQ_STAMP"
   fi
+  [ "$KAFKA_STORAGE" != postgres ] || pg_install_server
   exec 9>&-
   log "installed: $("$TANSU" --version), $("$VENV/bin/python" --version)"
 }
@@ -262,6 +275,7 @@ start_component() {
     local storage="memory://tansu/"
     # Relative path on purpose: tansu 0.6 joins sqlite://<path> onto its cwd, even an absolute one.
     [ "$KAFKA_STORAGE" = sqlite ] && storage="sqlite://kafka.db?maintenance_interval=5s"
+    if [ "$KAFKA_STORAGE" = postgres ]; then pg_start; storage="$(pg_url)"; fi
     spawn "$STACK_DIR/kafka" "$pf" "$lf" "$TANSU" broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
@@ -359,9 +373,10 @@ cmd_down() {
   done
   stop_component clickhouse
   stop_component kafka
+  pg_stop
   if [ "$purge" = 1 ] && [ -d "$STACK_DIR" ]; then
     # Only what we created: WXPULSE_STACK_DIR may point anywhere.
-    rm -rf "$STACK_DIR/kafka" "$STACK_DIR/clickhouse" "$STACK_DIR/logs" "$STACK_DIR/pids" "$SECURE_DIR"
+    rm -rf "$STACK_DIR/kafka" "$STACK_DIR/clickhouse" "$STACK_DIR/logs" "$STACK_DIR/pids" "$SECURE_DIR" "$PG_DIR"
     rmdir "$STACK_DIR" 2>/dev/null || true
     log "purged data in $STACK_DIR"
   fi
@@ -375,7 +390,11 @@ cmd_status() {
       if "${c}_ready" "$port"; then state="up"; up=$((up + 1)); else state="running, not answering"; fi
       extra=""
       if [ "$c" = kafka ]; then
-        case "$(tr '\0' ' ' <"/proc/$pid/cmdline")" in *memory://*) extra=" (memory)" ;; *) extra=" (sqlite)" ;; esac
+        case "$(tr '\0' ' ' <"/proc/$pid/cmdline")" in
+          *memory://*) extra=" (memory)" ;;
+          *postgres://*) extra=" (postgres, $(pg_running && echo up || echo DOWN) on 127.0.0.1:$(pg_port))" ;;
+          *) extra=" (sqlite)" ;;
+        esac
       fi
       printf '[stack] %-10s %-22s pid %-7s 127.0.0.1:%s%s  log %s\n' "$c" "$state" "$pid" "$port" "$extra" "$(logfile "$c")"
     else
@@ -406,7 +425,7 @@ component_arg() {
 }
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cd "$REPO_ROOT"
