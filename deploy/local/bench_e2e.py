@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of wxpulse on the local stack (Tansu + chdb-http), stdlib only.
 
-    deploy/local/bench_e2e.sh [--events 1000000] [--rate 20000] [--storage sqlite|memory]
+    deploy/local/bench_e2e.sh [--events 1000000] [--rate 20000] [--storage sqlite|memory|postgres]
                               [--live-dimensions] [--keep]
 
 Starts a private stack on free ports in a temp dir, then:
@@ -25,7 +25,8 @@ hold on a shared machine; wall-clock rates and latencies do not (other processes
 high watermarks), and the rows are checked: each generated event exactly once.
 Storage defaults to sqlite: with memory, records are lost and duplicated whenever a service
 pauses consumption for backpressure (seen in every run; exact without pauses, and exact
-on sqlite with pauses), so memory figures are only indicative.
+on sqlite with pauses), so memory figures are only indicative. With postgres (stack.sh:
+a private PostgreSQL), the broker's figures are Tansu's and the PostgreSQL server's together.
 A benchmark, not a test: exits 0 whether targets are met or not, 1 if something broke.
 """
 import argparse
@@ -43,7 +44,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from bench_e2e_helpers import MIB, Sampler, thread_cpu
+from bench_e2e_helpers import MIB, Sampler, Tree, thread_cpu
 
 LOCAL = Path(__file__).resolve().parent
 REPO = LOCAL.parent.parent
@@ -218,7 +219,10 @@ class Bench:
                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def base_pids(self):
-        return {"tansu (kafka)": self.stack_pid("kafka"), "chdb-http (python)": self.stack_pid("clickhouse")}
+        broker = self.stack_pid("kafka")
+        pg = self.dir / "postgres" / "data" / "postmaster.pid"  # storage postgres: its server too
+        broker = (broker, Tree(pg.read_text().split()[0])) if pg.exists() else broker
+        return {"tansu (kafka)": broker, "chdb-http (python)": self.stack_pid("clickhouse")}
 
     @staticmethod
     def expected(truth):
@@ -541,7 +545,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="events for the throughput phase")
     ap.add_argument("--rate", type=int, default=20_000, help="events/s for the latency phase")
-    ap.add_argument("--storage", choices=["sqlite", "memory"], default="sqlite",
+    ap.add_argument("--storage", choices=["sqlite", "memory", "postgres"], default="sqlite",
                     help="Tansu storage (memory: faster, but loses records, see above)")
     ap.add_argument("--live-dimensions", action="store_true",
                     help="republish the world's dimension records before the live events "

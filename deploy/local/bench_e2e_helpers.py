@@ -22,15 +22,40 @@ TICK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 
 
+class Tree(int):
+    """A pid sampled with its children, live (CPU and memory) and exited (their CPU, which
+    the parent reaped): a server that forks, as PostgreSQL does for each connection."""
+
+
+def children(pid):
+    try:
+        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
 def proc_stat(pid):
-    """(cpu seconds, VmRSS bytes, VmHWM bytes) of a live pid, or None."""
+    """(cpu seconds, VmRSS bytes, VmHWM bytes) of a live pid, or None. A tuple of pids (a
+    broker and its storage server) is summed; a Tree counts its children too."""
+    if isinstance(pid, tuple):
+        parts = [s for s in map(proc_stat, pid) if s]
+        return tuple(map(sum, zip(*parts, strict=True))) if parts else None
+    if isinstance(pid, Tree):  # its memory summed over-counts what they share
+        own, kids = proc_stat_one(pid, reaped=True), [proc_stat(c) for c in children(pid)]
+        return own and tuple(map(sum, zip(own, *[k for k in kids if k], strict=True)))
+    return proc_stat_one(pid)
+
+
+def proc_stat_one(pid, reaped=False):
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
-    cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime (fields 14, 15)
+    # utime + stime (fields 14, 15); reaped: + cutime + cstime (16, 17)
+    cpu = sum(map(int, fields[11:15 if reaped else 13])) / TICK
     mem = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in status.splitlines()
            if ln.startswith(("VmRSS", "VmHWM"))}
     return cpu, mem.get("VmRSS", 0), mem.get("VmHWM", 0)
