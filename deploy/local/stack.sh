@@ -65,7 +65,7 @@ venv_ok() {
 }
 
 cmd_install() {
-  if tansu_ok && venv_ok && { [ "$KAFKA_STORAGE" != postgres ] || pg_server_ok; }; then return 0; fi
+  if tansu_ok && venv_ok && { [ "$KAFKA_STORAGE" != postgres ] || pg_installed; }; then return 0; fi
   # One installer at a time (parallel test stacks share ~/.cargo and the venv).
   exec 9>"$INSTALL_LOCK"
   flock 9

