@@ -4,7 +4,7 @@ item 5): memory over a long run, and the state maps against their configured bou
 
     deploy/local/bench_soak.sh [--events 10000000] [--chunk 1000000] [--rate 5000]
                                [--brands 2] [--accounts-per-brand 2] [--fans-per-account 250000]
-                               [--every 60] [--max-minutes 0] [--keep]
+                               [--every 60] [--max-minutes 0] [--stop-at HH:MM] [--keep]
 
 On a private stack (bench_e2e.py's Bench: free ports, a temp dir, migrations, topics of 4
 partitions): publishes the generator's world (--brands x --accounts-per-brand x
@@ -20,8 +20,8 @@ At the end: every event exactly once (rows = distinct event ids = generated, as 
 and PASS/MISS for RSS <= 200 MiB per service, RSS flat (the peak of the last third of the
 samples at most 5 % above the first sample of that third), and each map within its bound
 (config/default.toml, the services run on the defaults; per-partition bounds times the
-partitions the service owns). --max-minutes stops starting chunks after that long (the
-events then are what was produced, and said so).
+partitions the service owns). --max-minutes (from service start) or --stop-at (UTC) stops
+starting chunks (the events then are what was produced, and said so).
 A benchmark, not a test: exits 0 whether targets are met or not, 1 if something broke.
 """
 import argparse
@@ -86,7 +86,7 @@ class Soak(Bench):
         self.world = ["--brands", str(args.brands), "--accounts-per-brand", str(args.accounts_per_brand),
                       "--fans-per-account", str(args.fans_per_account)]
         self.samples = []  # (minutes since services started, {service: RSS bytes and gauges})
-        self.generated, self.expected_total = 0, {}
+        self.generated, self.expected_total, self.checked = 0, {}, False
         cfg = tomllib.loads((REPO / "config" / "default.toml").read_text())
         self.cfg = cfg
 
@@ -154,8 +154,10 @@ class Soak(Bench):
               f"(one wxpulse-generate --live each, its own seed)")
         chunks = -(-a.events // a.chunk)
         for i in range(chunks):
-            if a.max_minutes and time.monotonic() - self.t_services > a.max_minutes * 60:
-                print(f"\n  ! --max-minutes {a.max_minutes} reached: stopping after {i} of {chunks} chunks")
+            late = a.stop_at and time.strftime("%H:%M", time.gmtime()) >= a.stop_at
+            if late or (a.max_minutes and time.monotonic() - self.t_services > a.max_minutes * 60):
+                print(f"\n  ! {'--stop-at ' + a.stop_at if late else f'--max-minutes {a.max_minutes}'} "
+                      f"reached: stopping after {i} of {chunks} chunks")
                 break
             n = min(a.chunk, a.events - i * a.chunk)
             wall, line, truth = self.generate(sampler, n, self.dir / "logs" / f"truth-{i}.json", "--live", "--rate",
@@ -170,6 +172,7 @@ class Soak(Bench):
             time.sleep(1)  # the next chunk's seed is the wall clock in seconds
         t_end = time.monotonic()
         done, _, _ = self.wait_rows(sampler, self.expected_total)
+        self.checked = True
         print(f"\n  last row in ClickHouse {max(done.values()) - t_end:.0f} s after the last chunk was produced")
         self.minute()
 
@@ -177,7 +180,7 @@ class Soak(Bench):
         print(f"\n== Targets ({self.generated:,} events generated, {len(self.samples)} samples, "
               f"{self.samples[-1][0]:.0f} min from service start)")
         print(f"  every event exactly once in ClickHouse (rows = distinct ids = generated)   "
-              f"{'FAIL: see ! lines' if self.broken else 'PASS'}")
+              f"{'FAIL: see ! lines' if self.broken else 'PASS' if self.checked else 'NOT CHECKED (the run broke)'}")
         third = self.samples[len(self.samples) * 2 // 3:]
         print("  RSS flat = the peak of the last third of the samples (from "
               f"{third[0][0]:.0f} min) at most {100 * FLAT_GROWTH:.0f} % above its first sample")
@@ -205,6 +208,7 @@ def main():
     ap.add_argument("--fans-per-account", type=int, default=250_000)
     ap.add_argument("--every", type=float, default=60, help="seconds between the printed samples")
     ap.add_argument("--max-minutes", type=float, default=0, help="start no chunk after this long (0: all)")
+    ap.add_argument("--stop-at", default="", help="HH:MM UTC: start no chunk from then on (a deadline)")
     ap.add_argument("--keep", action="store_true", help="leave the stack and services running")
     args = ap.parse_args()
     print("$ " + shlex.join([sys.executable] + sys.argv))
