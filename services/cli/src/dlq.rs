@@ -177,20 +177,16 @@ pub fn read_all(
         &kafka::consumer_config(kafka, "wxpulse-dlq-reader"),
         "dead-letter reader",
     )?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .context("cannot read topic metadata")?;
+    let partitions = partitions_of(&consumer, topic, patience)?;
     let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut tpl = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .with_context(|| format!("cannot read the end of {topic} partition {}", p.id()))?;
-            if high > low {
-                ends.insert(p.id(), high);
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .with_context(|| format!("cannot read the end of {topic} partition {p}"))?;
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
         }
     }
     let mut letters = Vec::new();
@@ -241,6 +237,37 @@ pub fn read_all(
         letters.push(letter);
     }
     Ok(letters)
+}
+
+/// The partitions of `topic`. A broker may answer a topic's metadata with an error (a
+/// leader being elected, a loaded broker) and no partitions: that is asked again until
+/// `patience` ends, then an error — never read as "no dead letters".
+fn partitions_of(
+    consumer: &BaseConsumer,
+    topic: &str,
+    patience: Duration,
+) -> anyhow::Result<Vec<i32>> {
+    let started = Instant::now();
+    loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .context("cannot read topic metadata")?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        let problem = match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                return Ok(t.partitions().iter().map(|p| p.id()).collect());
+            }
+            Some(t) => match t.error() {
+                Some(e) => format!("the broker answers {e:?}"),
+                None => "the broker lists no partitions".to_string(),
+            },
+            None => "the broker does not list it".to_string(),
+        };
+        if started.elapsed() >= patience {
+            bail!("cannot read {topic}: {problem} (does the topic exist? `wxpulse topics create`)");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Counts by (service, reason).
