@@ -459,9 +459,14 @@ async fn a_secured_stack_serves_every_command_and_a_service_and_refuses_without_
     assert!(count(&ch, "fan_profiles").await? > 0, "profiles mirrored");
     for args in &commands[4..] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = ok(wxpulse(&stack, &[], &args), &format!("{args:?}"))?;
+        let (o, took) = wxpulse(&stack, &[], &args)?;
+        let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+        anyhow::ensure!(o.status.success(), "{args:?} failed: {err}");
         if args[..2] == ["dlq", "list"] {
-            assert!(out.contains("menu-clicks"), "dead letters listed: {out}");
+            assert!(
+                out.contains("menu-clicks"),
+                "dead letters listed ({took:?}): {out}\nstderr: {err}"
+            );
         }
     }
     ok(

@@ -180,10 +180,12 @@ pub fn read_all(
     let partitions = partitions_of(&consumer, topic, patience)?;
     let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut tpl = TopicPartitionList::new();
+    let mut marks = Vec::new();
     for p in partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, p, Duration::from_secs(10))
             .with_context(|| format!("cannot read the end of {topic} partition {p}"))?;
+        marks.push(format!("{p}: {low}..{high}"));
         if high > low {
             ends.insert(p, high);
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
@@ -191,6 +193,8 @@ pub fn read_all(
     }
     let mut letters = Vec::new();
     if ends.is_empty() {
+        // Said on stderr: an empty answer must be told apart from a read that went wrong.
+        eprintln!("{topic} holds no records (partition: first..end offset {marks:?})");
         return Ok(letters);
     }
     consumer.assign(&tpl).context("cannot assign partitions")?;
