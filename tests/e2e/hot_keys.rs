@@ -31,6 +31,7 @@ use wxpulse_runtime::enrich::{CustomerStatus, MenuCategory};
 
 use crate::golden::{account, button, click, event_id, fan, publish, send, D};
 
+mod crash_replay;
 mod log;
 use log::{at_least, count_where, distinct_in, read_log, rule, uncommitted};
 

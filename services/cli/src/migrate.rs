@@ -62,6 +62,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(20, "0020_open_conversions_once.sql"),
     migration!(21, "0021_fan_profile_versions.sql"),
     migration!(22, "0022_fan_relationship_changes.sql"),
+    migration!(23, "0023_overflow_source.sql"),
 ];
 
 /// Tables that get a Distributed `<name>_all` on a cluster, after the migration that creates

@@ -167,6 +167,10 @@ impl Decoder {
         let (fan_id, union_id) = self
             .fan_ids
             .fan_ids(&self.pii, header.openid, header.unionid);
+        let carried = match self.lane {
+            Lane::Overflow => record.carried,
+            Lane::Primary => None,
+        };
         let meta = Meta {
             event_id: uuid::Uuid::from_u128(event_id),
             fan_id,
@@ -174,15 +178,17 @@ impl Decoder {
             topic: self.topic,
             partition: record.partition,
             offset: record.offset,
+            source_partition: carried.map_or(-1, |c| c.source_partition),
+            source_offset: carried.map_or(-1, |c| c.source_offset),
         };
         let brand = match dims.account(header.app_id) {
             Some(account) => account.brand.clone(),
             None => dims.unknown(),
         };
         let profile = dims.fan(meta.fan_id);
-        let segment = match (self.lane, record.carried) {
-            (Lane::Overflow, Some(carried)) => carried,
-            _ => fans.segment(meta.fan_id, header.client_time, profile, self.thresholds),
+        let segment = match carried {
+            Some(carried) => carried.segment,
+            None => fans.segment(meta.fan_id, header.client_time, profile, self.thresholds),
         };
         if divert && !unknown {
             return Outcome::Diverted { event_id, segment };

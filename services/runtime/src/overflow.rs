@@ -343,14 +343,50 @@ pub fn decode_segment(value: &[u8]) -> Option<Segment> {
     })
 }
 
-/// The carried segment of a consumed record (overflow lane), read from its headers.
-pub fn carried_segment<M: Message>(m: &M) -> Option<Segment> {
+/// What a diverted record brings from the primary to the lane's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carried {
+    /// The segment the primary computed in the fan's partition order.
+    pub segment: Segment,
+    /// Partition of the record in the primary topic (-1 if its header is missing): with
+    /// the offset, what lets a primary that crashed find the records of its lost batch the
+    /// lane already wrote.
+    pub source_partition: i32,
+    /// Offset of the record in the primary topic (-1 if its header is missing).
+    pub source_offset: i64,
+}
+
+/// What a consumed record (overflow lane) carries, read from its headers; `None` without
+/// a segment header.
+pub fn carried<M: Message>(m: &M) -> Option<Carried> {
     let headers = m.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == SEGMENT_HEADER)
-        .and_then(|h| h.value)
-        .and_then(decode_segment)
+    let mut segment = None;
+    let (mut source_partition, mut source_offset) = (-1, -1);
+    for h in headers.iter() {
+        match h.key {
+            SEGMENT_HEADER => segment = h.value.and_then(decode_segment),
+            SOURCE_HEADER => {
+                if let Some((p, o)) = h.value.and_then(decode_source) {
+                    (source_partition, source_offset) = (p, o);
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(Carried {
+        segment: segment?,
+        source_partition,
+        source_offset,
+    })
+}
+
+/// `topic/partition/offset` (the topic may itself hold no `/`, but is not needed).
+fn decode_source(value: &[u8]) -> Option<(i32, i64)> {
+    let mut parts = std::str::from_utf8(value).ok()?.rsplitn(3, '/');
+    let offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((partition, offset))
 }
 
 /// A diverted record on its way; awaited with [`OverflowSink::deliver_all`] before the
@@ -380,19 +416,15 @@ pub struct Source<'a> {
 pub struct OverflowSink {
     producer: FutureProducer,
     topic: Arc<str>,
-    /// The lane's consumer group, whose progress a primary's restore waits for.
-    lane_group: Arc<str>,
     retry: RetryConfig,
     errors: prometheus::IntCounter,
 }
 
 impl OverflowSink {
-    /// An idempotent producer for the overflow topic of `topic`, whose lane consumes as
-    /// `<group>-overflow`.
+    /// An idempotent producer for the overflow topic of `topic`.
     pub fn create(
         cfg: &Config,
         topic: &str,
-        group: &str,
         errors: prometheus::IntCounter,
     ) -> Result<Self, KafkaError> {
         let producer = crate::kafka::client_config(&cfg.kafka)
@@ -403,7 +435,6 @@ impl OverflowSink {
         Ok(OverflowSink {
             producer,
             topic: Arc::from(topic_of(topic)),
-            lane_group: Arc::from(lane_group_of(group)),
             retry: cfg.retry.clone(),
             errors,
         })
@@ -412,11 +443,6 @@ impl OverflowSink {
     /// The topic diverted records go to.
     pub fn topic(&self) -> &str {
         &self.topic
-    }
-
-    /// The lane's consumer group.
-    pub fn lane_group(&self) -> &str {
-        &self.lane_group
     }
 
     /// Hands the record at `source` (its `payload` and Kafka `timestamp`; event

@@ -162,7 +162,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
     )?;
     let overflow = if lane == Lane::Primary && config.overflow.enabled {
         Some(
-            OverflowSink::create(&config, &topic, &group, metrics.overflow_errors.clone())
+            OverflowSink::create(&config, &topic, metrics.overflow_errors.clone())
                 .context("cannot create the overflow lane's producer")?,
         )
     } else {
@@ -221,6 +221,7 @@ pub async fn run<S: Stream>(stream: S, config: Arc<Config>) -> anyhow::Result<()
         sink,
         dead_letters,
         overflow,
+        (lane == Lane::Primary && S::OVERFLOW).then(|| overflow::lane_group_of(&group)),
     );
     pipeline.run(source, feed, shutdown).await;
     Ok(())

@@ -27,6 +27,7 @@ use crate::retry::Backoff;
 use crate::tls::TlsError;
 
 mod diverted;
+pub use diverted::LaneWritten;
 mod errors;
 
 pub use errors::{classify, ErrorClass};

@@ -54,8 +54,8 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// Value; `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
-    /// The segment a diverted record carries from the primary (overflow lane only).
-    pub carried: Option<crate::segment::Segment>,
+    /// What a diverted record carries from the primary (overflow lane only).
+    pub carried: Option<crate::overflow::Carried>,
 }
 
 /// The right to write one partition under one assignment epoch; cancelled when the
@@ -485,7 +485,7 @@ fn poll_loop(
                     timestamp: m.timestamp().to_millis().unwrap_or(-1),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
-                    carried: crate::overflow::carried_segment(&m),
+                    carried: crate::overflow::carried(&m),
                 });
                 consumed.inc();
                 if chunk.len() < CHUNK {

@@ -96,6 +96,12 @@ pub struct Meta {
     pub partition: i32,
     /// Kafka offset.
     pub offset: i64,
+    /// On an overflow lane's row: the diverted record's partition in the primary topic;
+    /// -1 otherwise.
+    pub source_partition: i32,
+    /// On an overflow lane's row: the diverted record's offset in the primary topic; -1
+    /// otherwise.
+    pub source_offset: i64,
 }
 
 /// An event's context: ids, account, segment, and the dimensions for the stream's own
@@ -122,7 +128,7 @@ pub struct Context<'a> {
 ///
 /// Common columns: `event_id, app_id, brand, fan_id, union_id, event_time, server_time,
 /// relationship, lifecycle, month_interactions, kafka_topic, kafka_partition,
-/// kafka_offset` (see `schemas/clickhouse/migrations/`).
+/// kafka_offset, source_partition, source_offset` (see `schemas/clickhouse/migrations/`).
 #[macro_export]
 macro_rules! event_row {
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
@@ -152,6 +158,8 @@ macro_rules! event_row {
             pub kafka_topic: &'static str,
             pub kafka_partition: i32,
             pub kafka_offset: i64,
+            pub source_partition: i32,
+            pub source_offset: i64,
         }
     };
 }
@@ -177,6 +185,8 @@ macro_rules! row {
             kafka_topic: cx.meta.topic,
             kafka_partition: cx.meta.partition,
             kafka_offset: cx.meta.offset,
+            source_partition: cx.meta.source_partition,
+            source_offset: cx.meta.source_offset,
         }
     }};
 }

@@ -114,3 +114,41 @@ fn a_key_once_diverted_is_remembered_across_windows() {
     assert!(!hot.diverted_key(Some(b"fan")));
     assert!(!hot.diverted_key(None));
 }
+
+/// A lane row keeps where its record was read in the primary topic: the restore of a
+/// primary that crashed finds the records of its lost batch the lane wrote by it.
+#[test]
+fn a_diverted_record_carries_its_segment_and_source_to_the_lane() {
+    use rdkafka::message::OwnedMessage;
+    let segment = Segment {
+        relationship: Relationship::Vip,
+        lifecycle: Lifecycle::Active,
+        month_interactions: 42,
+    };
+    let message = |source: &str| {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: SEGMENT_HEADER,
+                value: Some(encode_segment(&segment).as_bytes()),
+            })
+            .insert(Header {
+                key: SOURCE_HEADER,
+                value: Some(source.as_bytes()),
+            });
+        OwnedMessage::new(
+            Some(b"{}".to_vec()),
+            None,
+            "wxpulse.menu_clicks.overflow".into(),
+            rdkafka::Timestamp::NotAvailable,
+            0,
+            7,
+            Some(headers),
+        )
+    };
+    let carried = super::carried(&message("wxpulse.menu_clicks/3/1234")).expect("carried");
+    assert_eq!(carried.segment, segment);
+    assert_eq!((carried.source_partition, carried.source_offset), (3, 1234));
+    // A header it cannot read leaves the source unknown, never the row without its segment.
+    let carried = super::carried(&message("garbage")).expect("carried");
+    assert_eq!((carried.source_partition, carried.source_offset), (-1, -1));
+}

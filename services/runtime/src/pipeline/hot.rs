@@ -6,6 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
 use super::{Pipeline, Warmed};
 use crate::retry::Backoff;
 use crate::source::Lease;
@@ -80,15 +83,40 @@ impl<S: Stream> Pipeline<S> {
     /// twice. Usually the lane is seconds behind; a lane that is down holds the restore
     /// (logged, and `WxpulseOverflowLaneLagging` fires). `false`: the lease ended or the
     /// service is stopping first.
-    pub(super) async fn wait_for_lane(&self, lease: &Lease) -> bool {
-        match &self.overflow {
-            None => true,
-            Some(overflow) => {
-                let lane = Lane::of(&self.cfg, overflow);
-                lane.caught_up(lease.partition, "restoring", &lease.token, &self.shutdown)
-                    .await
-            }
+    pub(super) async fn wait_for_lane(&self, lane: &Lane, lease: &Lease) -> bool {
+        lane.caught_up(lease.partition, "restoring", &lease.token, &self.shutdown)
+            .await
+    }
+
+    /// The lane whose rows a restore reads back: with `overflow.enabled`, always; with it
+    /// off, only while its topic holds records (it was on, and an owner that crashed may
+    /// have diverted part of a batch it never wrote). Errs when Kafka cannot say.
+    pub(super) async fn lane_to_read(&self) -> anyhow::Result<Option<Lane>> {
+        let Some(lane) = self.lane.clone() else {
+            return Ok(None);
+        };
+        if self.overflow.is_some() {
+            return Ok(Some(lane));
         }
+        let (kafka, topic, group) = (lane.kafka.clone(), lane.topic.clone(), lane.group.clone());
+        let holds = tokio::task::spawn_blocking(move || {
+            let reader = crate::overflow::lane_reader(&kafka, &group)?;
+            match crate::overflow::topic_ends(&reader, &topic) {
+                Ok(ends) => Ok(ends.iter().any(|(_, _, high)| *high > 0)),
+                Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                )) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await?
+        .with_context(|| {
+            format!(
+                "cannot tell whether the overflow topic {} holds records",
+                lane.topic
+            )
+        })?;
+        Ok(holds.then_some(lane))
     }
 
     /// The window's counts arrived: the partition's records go on.
@@ -108,23 +136,14 @@ impl<S: Stream> Pipeline<S> {
 /// What a primary needs to know whether its overflow lane has written what was diverted.
 #[derive(Clone)]
 pub(super) struct Lane {
-    kafka: crate::config::KafkaConfig,
-    topic: String,
-    group: String,
+    pub(super) kafka: crate::config::KafkaConfig,
+    /// `<topic>.overflow`.
+    pub(super) topic: String,
+    /// The lane's consumer group.
+    pub(super) group: String,
 }
 
 impl Lane {
-    pub(super) fn of(
-        cfg: &crate::config::Config,
-        overflow: &crate::overflow::OverflowSink,
-    ) -> Self {
-        Lane {
-            kafka: cfg.kafka.clone(),
-            topic: overflow.topic().to_string(),
-            group: overflow.lane_group().to_string(),
-        }
-    }
-
     /// Waits until the lane's group has committed up to the overflow topic's end as of
     /// the call (so every record diverted before it is written); `false` when `stop` or
     /// `shutdown` fires first. `what` names the waiter in the log.

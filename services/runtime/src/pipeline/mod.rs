@@ -72,6 +72,10 @@ struct PartitionState<R> {
     /// The window's counts before its first record are being read from Kafka: records
     /// park meanwhile (see `hot.rs`).
     warming: bool,
+    /// Offsets past the watermark whose rows the overflow lane wrote before this owner
+    /// (diverted by a batch that was then lost): replayed into the fans' segments, never
+    /// written or diverted again.
+    lane_wrote: HashSet<i64>,
 }
 
 /// Reported by a flush task.
@@ -130,6 +134,9 @@ pub struct Pipeline<S: Stream> {
     fan_budget: FanBudget,
     /// Where hot keys' records go, when `overflow.enabled` on the primary lane.
     overflow: Option<OverflowSink>,
+    /// The overflow lane of a primary whose stream has one, enabled or not: a restore reads
+    /// back what it wrote (see `restore.rs`).
+    lane: Option<hot::Lane>,
     warmed_tx: mpsc::UnboundedSender<Warmed>,
     warmed_rx: mpsc::UnboundedReceiver<Warmed>,
 }
@@ -153,6 +160,7 @@ impl<S: Stream> Pipeline<S> {
         sink: Sink,
         dead_letters: DeadLetterSink,
         overflow: Option<OverflowSink>,
+        lane_group: Option<String>,
     ) -> Self {
         for d in Dimension::ALL {
             metrics.dimension_missing.with_label_values(&[d.as_str()]);
@@ -186,6 +194,11 @@ impl<S: Stream> Pipeline<S> {
         let (warmed_tx, warmed_rx) = mpsc::unbounded_channel();
         // Interned once: every row references it without an allocation.
         let topic: &'static str = Box::leak(topic.into_boxed_str());
+        let lane = lane_group.map(|group| hot::Lane {
+            kafka: cfg.kafka.clone(),
+            topic: crate::overflow::topic_of(topic),
+            group,
+        });
         Pipeline {
             decoder: Decoder::new(registry.clone(), &cfg, topic),
             fan_budget: FanBudget::new(FanLimits::from_config(&cfg), &metrics.fans_evicted),
@@ -208,6 +221,7 @@ impl<S: Stream> Pipeline<S> {
             probe: None,
             shutdown: CancellationToken::new(),
             newest_written_server_time: 0,
+            lane,
             overflow,
             warmed_tx,
             warmed_rx,
@@ -363,6 +377,9 @@ impl<S: Stream> Pipeline<S> {
                     return;
                 }
             };
+        // Its row was written by the lane for an owner that lost the batch: it is counted
+        // into its fan's segment here, in its place in the log, and goes nowhere.
+        let lane_wrote = !state.lane_wrote.is_empty() && state.lane_wrote.contains(&record.offset);
         let outcome = self.decoder.decode_row(
             &mut self.stream,
             &record,
@@ -370,7 +387,7 @@ impl<S: Stream> Pipeline<S> {
             &mut state.fans,
             &self.dims,
             now,
-            divert,
+            divert || lane_wrote,
         );
         if let Outcome::Suspect(id, server_time) = outcome {
             // Nothing of it is taken in yet: it waits, first in line, for ClickHouse.
@@ -383,6 +400,9 @@ impl<S: Stream> Pipeline<S> {
             return;
         }
         state.ledger.admit(record.offset, record.timestamp, bytes);
+        if lane_wrote {
+            state.lane_wrote.remove(&record.offset);
+        }
         match outcome {
             Outcome::Row(row, server_time) => {
                 let batch = state.ledger.open();
@@ -408,6 +428,7 @@ impl<S: Stream> Pipeline<S> {
                     .inc();
             }
             Outcome::Suspect(..) => {}
+            Outcome::Diverted { .. } if lane_wrote => {}
             Outcome::Diverted { event_id, segment } => {
                 if let Some(overflow) = &self.overflow {
                     self.metrics.overflow_events.inc();

@@ -119,11 +119,7 @@ impl<S: Stream> Pipeline<S> {
         let metrics = self.metrics.clone();
         let done = self.settled_tx.clone();
         let mut backoff = Backoff::new(&self.cfg.retry);
-        let mut lane = self
-            .overflow
-            .as_ref()
-            .filter(|_| lane)
-            .map(|o| super::hot::Lane::of(&self.cfg, o));
+        let mut lane = self.lane.clone().filter(|_| lane);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             loop {

@@ -2,7 +2,7 @@
 //! may not have completed, and whether Kafka's log is still the one that state was written
 //! from. Runs before the partition's first record is processed.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,23 +98,46 @@ impl<S: Stream> Pipeline<S> {
             Vec::new()
         };
         // The hot fans' diverted rows were written by the overflow lane (overflow.rs), once
-        // it has written everything diverted so far.
-        if let Some(overflow) = self.overflow.as_ref().filter(|_| wm.offset >= 0) {
-            if !self.wait_for_lane(lease).await {
+        // it has written everything diverted so far. Those of records past the watermark
+        // are the previous owner's lost batch: the replay counts them (whatever this
+        // owner's overflow settings decide for them) and writes them nowhere.
+        let mut lane_wrote = HashSet::new();
+        let lane = match wm.offset {
+            0.. => self.lane_to_read().await?,
+            _ => None,
+        };
+        if let Some(lane) = lane {
+            if !self.wait_for_lane(&lane, lease).await {
                 anyhow::bail!("gave up waiting for the overflow lane");
             }
-            let lane = overflow.topic();
+            let topic = lane.topic.as_str();
+            let past = self
+                .sink
+                .lane_wrote_past(topic, partition, wm.offset)
+                .await?;
+            let mut past_fans: Vec<u64> = past.iter().map(|w| w.fan_id).collect();
+            past_fans.sort_unstable();
+            past_fans.dedup();
+            lane_wrote.extend(past.iter().map(|w| w.source_offset));
             let diverted = self
                 .sink
-                .for_each_diverted_event_id(lane, partition, newest - remembered, |id, t| {
-                    ids.restore(id, t, t >= in_window)
-                })
+                .for_each_diverted_event_id(
+                    topic,
+                    partition,
+                    newest - remembered,
+                    wm.offset,
+                    |id, t| ids.restore(id, t, t >= in_window),
+                )
                 .await?;
-            let months = self.sink.diverted_fan_months(lane, partition).await?;
+            let months = self
+                .sink
+                .diverted_fan_months(topic, partition, wm.offset, &past_fans)
+                .await?;
             tracing::info!(
                 partition,
                 ids = diverted,
                 fan_months = months.len(),
+                past_watermark = lane_wrote.len(),
                 "hot fans' rows written by the overflow lane restored"
             );
             fan_months.extend(months);
@@ -161,6 +184,7 @@ impl<S: Stream> Pipeline<S> {
             incarnation,
             hot: crate::overflow::HotKeys::new(&self.cfg.overflow),
             warming: false,
+            lane_wrote,
         })
     }
 

@@ -3,6 +3,14 @@
 //! diverted event ids survive a restart of the primary (see `overflow.rs`). The restore
 //! reads it only after the lane has caught up (`pipeline/hot.rs`), so nothing diverted
 //! before is missing.
+//!
+//! The lane's rows from records past the primary's watermark (`source_offset`, migration
+//! 0023) belong to a batch the previous owner diverted and then lost: they are left out of
+//! the restored state and returned apart ([`Sink::lane_wrote_past`]), so the replay counts
+//! them into the fans' months in their place in the log, without writing them again.
+
+use clickhouse::Row;
+use serde::Deserialize;
 
 use super::{each_written_id, FanMonth, Sink, WrittenIdRow};
 
@@ -11,35 +19,101 @@ use super::{each_written_id, FanMonth, Sink, WrittenIdRow};
 const PARTITION_FANS: &str = "SELECT DISTINCT fan_id FROM fan_stream_months \
      WHERE kafka_topic = ? AND kafka_partition = ?";
 
+/// A lane row whose source record is past the primary's watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Deserialize)]
+pub struct LaneWritten {
+    /// Offset of the diverted record in the primary's partition.
+    pub source_offset: i64,
+    /// Its fan.
+    pub fan_id: u64,
+}
+
 impl Sink {
     /// Per-fan, per-month aggregates of the rows the overflow lane (`overflow_topic`) wrote
-    /// for fans of this sink's `partition`.
+    /// for fans of this sink's `partition`, without those of records past `watermark`.
+    /// `past`: the fans with such rows ([`Sink::lane_wrote_past`]), whose months are
+    /// counted from their rows instead of the rollup.
     pub async fn diverted_fan_months(
         &self,
         overflow_topic: &str,
         partition: i32,
+        watermark: i64,
+        past: &[u64],
     ) -> Result<Vec<FanMonth>, clickhouse::error::Error> {
-        self.client
+        let rollup = "SELECT fan_id, month, sum(interactions) AS interactions, \
+             toInt64(toUnixTimestamp64Milli(max(last_event_time))) AS last_event_time \
+             FROM fan_stream_months WHERE kafka_topic = ? AND fan_id IN";
+        if past.is_empty() {
+            return self
+                .client
+                .query(&format!(
+                    "{rollup} ({PARTITION_FANS}) GROUP BY fan_id, month"
+                ))
+                .bind(overflow_topic)
+                .bind(&self.topic)
+                .bind(partition)
+                .fetch_all()
+                .await;
+        }
+        let mut months: Vec<FanMonth> = self
+            .client
             .query(&format!(
-                "SELECT fan_id, month, sum(interactions) AS interactions, \
-                 toInt64(toUnixTimestamp64Milli(max(last_event_time))) AS last_event_time \
-                 FROM fan_stream_months WHERE kafka_topic = ? AND fan_id IN ({PARTITION_FANS}) \
-                 GROUP BY fan_id, month"
+                "{rollup} ({PARTITION_FANS}) AND NOT has(?, fan_id) GROUP BY fan_id, month"
             ))
             .bind(overflow_topic)
             .bind(&self.topic)
             .bind(partition)
+            .bind(past)
+            .fetch_all()
+            .await?;
+        let rows = self
+            .client
+            .query(&format!(
+                "SELECT fan_id, toYYYYMM(event_time) AS month, count() AS interactions, \
+                 toInt64(toUnixTimestamp64Milli(max(event_time))) AS last_event_time \
+                 FROM {} WHERE kafka_topic = ? AND has(?, fan_id) \
+                 AND NOT (source_partition = ? AND source_offset > ?) GROUP BY fan_id, month",
+                self.table
+            ))
+            .bind(overflow_topic)
+            .bind(past)
+            .bind(partition)
+            .bind(watermark)
+            .fetch_all::<FanMonth>()
+            .await?;
+        months.extend(rows);
+        Ok(months)
+    }
+
+    /// The lane's rows of records of `partition` past `watermark`: diverted by an owner
+    /// that then lost the batch they were in (it crashed before writing its own rows).
+    pub async fn lane_wrote_past(
+        &self,
+        overflow_topic: &str,
+        partition: i32,
+        watermark: i64,
+    ) -> Result<Vec<LaneWritten>, clickhouse::error::Error> {
+        self.client
+            .query(&format!(
+                "SELECT source_offset, fan_id FROM {} \
+                 WHERE kafka_topic = ? AND source_partition = ? AND source_offset > ?",
+                self.table
+            ))
+            .bind(overflow_topic)
+            .bind(partition)
+            .bind(watermark)
             .fetch_all()
             .await
     }
 
     /// Streams the event ids (with server time) the overflow lane wrote since `since_ms`
-    /// for fans of `partition`.
+    /// for fans of `partition`, but for records past `watermark`.
     pub async fn for_each_diverted_event_id(
         &self,
         overflow_topic: &str,
         partition: i32,
         since_ms: i64,
+        watermark: i64,
         each: impl FnMut(u128, i64),
     ) -> Result<usize, clickhouse::error::Error> {
         let cursor = self
@@ -47,13 +121,16 @@ impl Sink {
             .query(&format!(
                 "SELECT event_id, toUnixTimestamp64Milli(server_time) AS server_ms FROM {} \
                  WHERE kafka_topic = ? AND server_time >= fromUnixTimestamp64Milli(toInt64(?)) \
-                 AND fan_id IN ({PARTITION_FANS})",
+                 AND fan_id IN ({PARTITION_FANS}) \
+                 AND NOT (source_partition = ? AND source_offset > ?)",
                 self.table
             ))
             .bind(overflow_topic)
             .bind(since_ms)
             .bind(&self.topic)
             .bind(partition)
+            .bind(partition)
+            .bind(watermark)
             .fetch::<WrittenIdRow>()?;
         each_written_id(cursor, each).await
     }
