@@ -253,19 +253,10 @@ fn partitions_of(
 ) -> anyhow::Result<Vec<i32>> {
     let started = Instant::now();
     loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .context("cannot read topic metadata")?;
-        let found = metadata.topics().iter().find(|t| t.name() == topic);
-        let problem = match found {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                return Ok(t.partitions().iter().map(|p| p.id()).collect());
-            }
-            Some(t) => match t.error() {
-                Some(e) => format!("the broker answers {e:?}"),
-                None => "the broker lists no partitions".to_string(),
-            },
-            None => "the broker does not list it".to_string(),
+        let problem = match kafka::topic_partitions(consumer, topic) {
+            Ok(partitions) if !partitions.is_empty() => return Ok(partitions),
+            Ok(_) => "the broker lists no partitions".to_string(),
+            Err(e) => format!("the broker answers {e}"),
         };
         if started.elapsed() >= patience {
             bail!("cannot read {topic}: {problem} (does the topic exist? `wxpulse topics create`)");

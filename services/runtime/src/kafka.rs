@@ -245,6 +245,25 @@ pub async fn delivered(
     }
 }
 
+/// The partitions of `topic` as the broker lists them now. A topic the broker answers with
+/// an error (unknown, a leader being elected) is that error, never an empty list read as
+/// "nothing there"; an empty list is only a topic listed without partitions. Blocking.
+pub fn topic_partitions<C: rdkafka::consumer::Consumer>(
+    consumer: &C,
+    topic: &str,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    };
+    if let Some(e) = t.error() {
+        return Err(KafkaError::MetadataFetch(e.into()));
+    }
+    Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

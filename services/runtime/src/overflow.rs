@@ -80,16 +80,10 @@ pub fn topic_ends(
     consumer: &BaseConsumer,
     topic: &str,
 ) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut ends = Vec::new();
-    for t in metadata.topics() {
-        if let Some(e) = t.error() {
-            return Err(KafkaError::MetadataFetch(e.into()));
-        }
-        for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-            ends.push((p.id(), low, high));
-        }
+    for p in crate::kafka::topic_partitions(consumer, topic)? {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        ends.push((p, low, high));
     }
     Ok(ends)
 }
