@@ -96,7 +96,10 @@ impl Decoder {
     }
 
     /// `divert`: the record's key is hot (`overflow.rs`): a valid, first-seen event of a
-    /// known account is segmented but its row left to the overflow lane.
+    /// known account is segmented but its row left to the overflow lane. `lane_wrote`: the
+    /// lane already wrote this offset's row, for this event id, for an owner that lost its
+    /// batch: that event is segmented as fresh (its id was restored from the lane's row)
+    /// and comes back as diverted, to be written nowhere.
     #[allow(clippy::too_many_arguments)] // the partition's states, borrowed separately
     pub(crate) fn decode_row<S: Stream>(
         &mut self,
@@ -107,6 +110,7 @@ impl Decoder {
         dims: &Dimensions,
         now: i64,
         divert: bool,
+        lane_wrote: Option<u128>,
     ) -> Outcome<S::Row> {
         use DeadLetterReason as R;
         let Some(payload) = record.payload.as_deref() else {
@@ -159,8 +163,10 @@ impl Decoder {
                 format!("app_id {shown} is not in the account dimension"),
             ));
         }
+        let lane_wrote = lane_wrote == Some(event_id);
         match ids.check(event_id, header.server_time, record.offset) {
             Seen::Fresh => {}
+            _ if lane_wrote => {}
             Seen::Duplicate(age) => return Outcome::Duplicate(age),
             Seen::Suspect => return Outcome::Suspect(event_id, header.server_time),
         }
@@ -190,7 +196,7 @@ impl Decoder {
             Some(carried) => carried.segment,
             None => fans.segment(meta.fan_id, header.client_time, profile, self.thresholds),
         };
-        if divert && !unknown {
+        if (divert || lane_wrote) && !unknown {
             return Outcome::Diverted { event_id, segment };
         }
         let cx = Context {
@@ -227,7 +233,7 @@ pub mod bench {
         now: i64,
         rows: &mut Vec<S::Row>,
     ) -> bool {
-        match decoder.decode_row(stream, record, ids, fans, dims, now, false) {
+        match decoder.decode_row(stream, record, ids, fans, dims, now, false, None) {
             Outcome::Row(row, _) => {
                 rows.push(row);
                 true
@@ -346,6 +352,7 @@ mod tests {
                     &dims,
                     NOW,
                     false,
+                    None,
                 ) {
                     Outcome::Row(row, _) => Ok(Some(row.fan_id)),
                     Outcome::Quarantined(..) => Ok(Some(QUARANTINED)),

@@ -73,9 +73,10 @@ struct PartitionState<R> {
     /// park meanwhile (see `hot.rs`).
     warming: bool,
     /// Offsets past the watermark whose rows the overflow lane wrote before this owner
-    /// (diverted by a batch that was then lost): replayed into the fans' segments, never
-    /// written or diverted again.
-    lane_wrote: HashSet<i64>,
+    /// (diverted by a batch that was then lost), with their event ids: the record at that
+    /// offset with that id is replayed into its fan's segment, never written or diverted
+    /// again.
+    lane_wrote: HashMap<i64, u128>,
 }
 
 /// Reported by a flush task.
@@ -379,7 +380,10 @@ impl<S: Stream> Pipeline<S> {
             };
         // Its row was written by the lane for an owner that lost the batch: it is counted
         // into its fan's segment here, in its place in the log, and goes nowhere.
-        let lane_wrote = !state.lane_wrote.is_empty() && state.lane_wrote.contains(&record.offset);
+        let lane_wrote = match state.lane_wrote.is_empty() {
+            true => None,
+            false => state.lane_wrote.get(&record.offset).copied(),
+        };
         let outcome = self.decoder.decode_row(
             &mut self.stream,
             &record,
@@ -387,7 +391,8 @@ impl<S: Stream> Pipeline<S> {
             &mut state.fans,
             &self.dims,
             now,
-            divert || lane_wrote,
+            divert,
+            lane_wrote,
         );
         if let Outcome::Suspect(id, server_time) = outcome {
             // Nothing of it is taken in yet: it waits, first in line, for ClickHouse.
@@ -400,7 +405,7 @@ impl<S: Stream> Pipeline<S> {
             return;
         }
         state.ledger.admit(record.offset, record.timestamp, bytes);
-        if lane_wrote {
+        if lane_wrote.is_some() {
             state.lane_wrote.remove(&record.offset);
         }
         match outcome {
@@ -428,7 +433,7 @@ impl<S: Stream> Pipeline<S> {
                     .inc();
             }
             Outcome::Suspect(..) => {}
-            Outcome::Diverted { .. } if lane_wrote => {}
+            Outcome::Diverted { event_id, .. } if Some(event_id) == lane_wrote => {}
             Outcome::Diverted { event_id, segment } => {
                 if let Some(overflow) = &self.overflow {
                     self.metrics.overflow_events.inc();

@@ -2,10 +2,11 @@
 //! may not have completed, and whether Kafka's log is still the one that state was written
 //! from. Runs before the partition's first record is processed.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -101,7 +102,7 @@ impl<S: Stream> Pipeline<S> {
         // it has written everything diverted so far. Those of records past the watermark
         // are the previous owner's lost batch: the replay counts them (whatever this
         // owner's overflow settings decide for them) and writes them nowhere.
-        let mut lane_wrote = HashSet::new();
+        let mut lane_wrote = HashMap::new();
         let lane = match wm.offset {
             0.. => self.lane_to_read().await?,
             _ => None,
@@ -111,27 +112,33 @@ impl<S: Stream> Pipeline<S> {
                 anyhow::bail!("gave up waiting for the overflow lane");
             }
             let topic = lane.topic.as_str();
-            let past = self
+            let mut past = self
                 .sink
                 .lane_wrote_past(topic, partition, wm.offset)
                 .await?;
+            // The replay starts at the committed offset when that is past the watermark
+            // (a batch of diverted records only writes no row, so no watermark): the lane's
+            // rows before it are counted here, the others when replayed.
+            let replay_from = match past.is_empty() {
+                true => wm.offset + 1,
+                false => read_committed(source, self.topic, partition)
+                    .await?
+                    .map_or(wm.offset + 1, |next| next.max(wm.offset + 1)),
+            };
+            past.retain(|w| w.source_offset >= replay_from);
             let mut past_fans: Vec<u64> = past.iter().map(|w| w.fan_id).collect();
             past_fans.sort_unstable();
             past_fans.dedup();
-            lane_wrote.extend(past.iter().map(|w| w.source_offset));
+            lane_wrote.extend(past.iter().map(|w| (w.source_offset, w.event_id.as_u128())));
             let diverted = self
                 .sink
-                .for_each_diverted_event_id(
-                    topic,
-                    partition,
-                    newest - remembered,
-                    wm.offset,
-                    |id, t| ids.restore(id, t, t >= in_window),
-                )
+                .for_each_diverted_event_id(topic, partition, newest - remembered, |id, t| {
+                    ids.restore(id, t, t >= in_window)
+                })
                 .await?;
             let months = self
                 .sink
-                .diverted_fan_months(topic, partition, wm.offset, &past_fans)
+                .diverted_fan_months(topic, partition, replay_from, &past_fans)
                 .await?;
             tracing::info!(
                 partition,
@@ -306,25 +313,42 @@ fn probe_config(kafka: &crate::config::KafkaConfig) -> rdkafka::ClientConfig {
     config
 }
 
-/// The group's committed offset of `partition` (the next to read), if it has one.
+/// The group's committed offset of `partition` (the next to read), if it has one; `None`
+/// also when Kafka cannot say.
 async fn committed_offset(
     source: &SourceHandle,
     topic: &'static str,
     partition: i32,
 ) -> Option<i64> {
+    read_committed(source, topic, partition)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The group's committed offset of `partition`: where this owner's consumption resumes.
+async fn read_committed(
+    source: &SourceHandle,
+    topic: &'static str,
+    partition: i32,
+) -> anyhow::Result<Option<i64>> {
     let consumer = source.consumer.clone();
     let committed = tokio::task::spawn_blocking(move || {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         consumer.committed_offsets(tpl, Duration::from_secs(10))
     })
-    .await
-    .ok()?
-    .ok()?;
-    match committed.find_partition(topic, partition)?.offset() {
-        Offset::Offset(next) => Some(next),
-        _ => None,
-    }
+    .await?
+    .context("cannot read the group's committed offset")?;
+    Ok(
+        match committed
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(next)) => Some(next),
+            _ => None,
+        },
+    )
 }
 
 /// The Kafka timestamp of the record at `offset`, if the log still has it.

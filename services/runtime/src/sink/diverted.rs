@@ -6,8 +6,8 @@
 //!
 //! The lane's rows from records past the primary's watermark (`source_offset`, migration
 //! 0023) belong to a batch the previous owner diverted and then lost: they are left out of
-//! the restored state and returned apart ([`Sink::lane_wrote_past`]), so the replay counts
-//! them into the fans' months in their place in the log, without writing them again.
+//! the restored month counts and returned apart ([`Sink::lane_wrote_past`]), so the replay
+//! counts them into the fans' months in their place in the log, without writing them again.
 
 use clickhouse::Row;
 use serde::Deserialize;
@@ -24,20 +24,25 @@ const PARTITION_FANS: &str = "SELECT DISTINCT fan_id FROM fan_stream_months \
 pub struct LaneWritten {
     /// Offset of the diverted record in the primary's partition.
     pub source_offset: i64,
+    /// Its event: the replay takes the record at that offset for this row only if it is
+    /// the same event (a log re-created since holds other records at those offsets).
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: uuid::Uuid,
     /// Its fan.
     pub fan_id: u64,
 }
 
 impl Sink {
     /// Per-fan, per-month aggregates of the rows the overflow lane (`overflow_topic`) wrote
-    /// for fans of this sink's `partition`, without those of records past `watermark`.
-    /// `past`: the fans with such rows ([`Sink::lane_wrote_past`]), whose months are
-    /// counted from their rows instead of the rollup.
+    /// for fans of this sink's `partition`, without those of records from `replay_from` on
+    /// (the replay counts them). `past`: the fans with such rows
+    /// ([`Sink::lane_wrote_past`]), whose months are counted from their rows instead of
+    /// the rollup.
     pub async fn diverted_fan_months(
         &self,
         overflow_topic: &str,
         partition: i32,
-        watermark: i64,
+        replay_from: i64,
         past: &[u64],
     ) -> Result<Vec<FanMonth>, clickhouse::error::Error> {
         let rollup = "SELECT fan_id, month, sum(interactions) AS interactions, \
@@ -72,13 +77,13 @@ impl Sink {
                 "SELECT fan_id, toYYYYMM(event_time) AS month, count() AS interactions, \
                  toInt64(toUnixTimestamp64Milli(max(event_time))) AS last_event_time \
                  FROM {} WHERE kafka_topic = ? AND has(?, fan_id) \
-                 AND NOT (source_partition = ? AND source_offset > ?) GROUP BY fan_id, month",
+                 AND NOT (source_partition = ? AND source_offset >= ?) GROUP BY fan_id, month",
                 self.table
             ))
             .bind(overflow_topic)
             .bind(past)
             .bind(partition)
-            .bind(watermark)
+            .bind(replay_from)
             .fetch_all::<FanMonth>()
             .await?;
         months.extend(rows);
@@ -95,7 +100,7 @@ impl Sink {
     ) -> Result<Vec<LaneWritten>, clickhouse::error::Error> {
         self.client
             .query(&format!(
-                "SELECT source_offset, fan_id FROM {} \
+                "SELECT source_offset, event_id, fan_id FROM {} \
                  WHERE kafka_topic = ? AND source_partition = ? AND source_offset > ?",
                 self.table
             ))
@@ -107,13 +112,12 @@ impl Sink {
     }
 
     /// Streams the event ids (with server time) the overflow lane wrote since `since_ms`
-    /// for fans of `partition`, but for records past `watermark`.
+    /// for fans of `partition`.
     pub async fn for_each_diverted_event_id(
         &self,
         overflow_topic: &str,
         partition: i32,
         since_ms: i64,
-        watermark: i64,
         each: impl FnMut(u128, i64),
     ) -> Result<usize, clickhouse::error::Error> {
         let cursor = self
@@ -121,16 +125,13 @@ impl Sink {
             .query(&format!(
                 "SELECT event_id, toUnixTimestamp64Milli(server_time) AS server_ms FROM {} \
                  WHERE kafka_topic = ? AND server_time >= fromUnixTimestamp64Milli(toInt64(?)) \
-                 AND fan_id IN ({PARTITION_FANS}) \
-                 AND NOT (source_partition = ? AND source_offset > ?)",
+                 AND fan_id IN ({PARTITION_FANS})",
                 self.table
             ))
             .bind(overflow_topic)
             .bind(since_ms)
             .bind(&self.topic)
             .bind(partition)
-            .bind(partition)
-            .bind(watermark)
             .fetch::<WrittenIdRow>()?;
         each_written_id(cursor, each).await
     }
