@@ -26,8 +26,8 @@ use crate::metrics::Metrics;
 use crate::retry::Backoff;
 use crate::tls::TlsError;
 
-mod diverted;
-pub use diverted::LaneWritten;
+/// Reading back what the overflow lane wrote for a restore.
+pub mod diverted;
 mod errors;
 
 pub use errors::{classify, ErrorClass};

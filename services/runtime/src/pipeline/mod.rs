@@ -21,6 +21,7 @@
 
 mod flush;
 mod hot;
+mod lane;
 mod parking;
 mod restore;
 
@@ -137,7 +138,7 @@ pub struct Pipeline<S: Stream> {
     overflow: Option<OverflowSink>,
     /// The overflow lane of a primary whose stream has one, enabled or not: a restore reads
     /// back what it wrote (see `restore.rs`).
-    lane: Option<hot::Lane>,
+    lane: Option<lane::Lane>,
     warmed_tx: mpsc::UnboundedSender<Warmed>,
     warmed_rx: mpsc::UnboundedReceiver<Warmed>,
 }
@@ -195,7 +196,7 @@ impl<S: Stream> Pipeline<S> {
         let (warmed_tx, warmed_rx) = mpsc::unbounded_channel();
         // Interned once: every row references it without an allocation.
         let topic: &'static str = Box::leak(topic.into_boxed_str());
-        let lane = lane_group.map(|group| hot::Lane {
+        let lane = lane_group.map(|group| lane::Lane {
             kafka: cfg.kafka.clone(),
             topic: crate::overflow::topic_of(topic),
             group,
