@@ -24,16 +24,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use wxpulse_cli::produce::Outgoing;
 use wxpulse_e2e::*;
-use wxpulse_runtime::enrich::{CustomerStatus, MenuCategory};
+use wxpulse_runtime::enrich::MenuCategory;
 
-use crate::golden::{account, button, click, event_id, fan, publish, send, D};
+use crate::golden::{send, D};
 
 mod crash_replay;
 mod log;
+mod world;
 use log::{at_least, count_where, distinct_in, read_log, rule, uncommitted};
+use world::{outgoing, rows_differing, world, Event};
 
 const DB: &str = "wx_hot_keys";
 const TOPIC: &str = "wxpulse.menu_clicks";
@@ -58,112 +60,10 @@ const BUTTONS: [(&str, &str, MenuCategory); 3] = [
     ("MEMBER", "crm", MenuCategory::Crm),
 ];
 
-/// A fan of the test: its profile as published (none: relationship unknown).
-struct Fan {
-    openid: String,
-    profile: Option<(CustomerStatus, &'static str, i64)>,
-}
-
-impl Fan {
-    fn relationship(&self) -> &'static str {
-        self.profile.map_or("unknown", |(_, r, _)| r)
-    }
-
-    /// Lifecycle at `t` for a fan with no unfollow and no gap of 60 days: new within
-    /// `new_for` of the follow, else active.
-    fn lifecycle(&self, t: i64) -> &'static str {
-        match self.profile {
-            Some((_, _, followed)) if t < followed + NEW_FOR => "new",
-            _ => "active",
-        }
-    }
-}
-
-/// One distinct event: number (its event id), fan index (0 = hot), button, client time.
-#[derive(Clone, Copy)]
-struct Event {
-    n: u32,
-    fan: usize,
-    button: usize,
-    t: i64,
-}
-
-fn outgoing(fans: &[Fan], e: &Event) -> Outgoing {
-    let t = e.t;
-    click(
-        e.n,
-        APP,
-        &fans[e.fan].openid,
-        BUTTONS[e.button].0,
-        t,
-        t + 700,
-    )
-}
-
-/// The fans: the hot one (a VIP who followed so that the stream crosses the end of its
-/// "new" month), and `FANS` others of every relationship, some without a profile.
-fn fans(boundary: i64, t0: i64) -> Vec<Fan> {
-    let mut fans = vec![Fan {
-        openid: HOT.into(),
-        profile: Some((CustomerStatus::Vip, "vip", boundary - NEW_FOR)),
-    }];
-    for j in 0..FANS {
-        let followed = if j % 5 == 0 {
-            boundary - NEW_FOR
-        } else {
-            t0 - 400 * D
-        };
-        let profile = match j % 4 {
-            0 => Some((CustomerStatus::Prospect, "prospect", followed)),
-            1 => Some((CustomerStatus::Customer, "customer", followed)),
-            2 => Some((CustomerStatus::Vip, "vip", followed)),
-            _ => None,
-        };
-        fans.push(Fan {
-            openid: format!("oFAN_{j:03}"),
-            profile,
-        });
-    }
-    fans
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_fan_is_diverted_to_the_overflow_lane_and_every_view_still_equals_the_truth(
 ) -> anyhow::Result<()> {
-    let stack = Stack::start("hot_keys")?;
-    // Creates wxpulse.menu_clicks.overflow with the others, as `wxpulse topics create` does.
-    stack.prepare(DB, PARTITIONS).await?;
-    let t0 = last_month(&stack).await?.0 + D;
-    // Fans following at boundary - 30 days are "new" until it: the stream crosses it.
-    let boundary = t0 + 3 * D + 1_234;
-    let fans = fans(boundary, t0);
-
-    let mut dims = vec![account(APP, "Maison")];
-    for (key, _, category) in BUTTONS {
-        dims.push(button(APP, key, category, key));
-    }
-    for f in &fans {
-        if let Some((status, _, followed)) = f.profile {
-            dims.push(fan(APP, &f.openid, status, followed, None));
-        }
-    }
-    publish(&stack, dims).await?;
-
-    // The stream: events 2 days long around the boundary, 30 % from the hot fan.
-    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
-    let step = 2 * D / i64::from(EVENTS);
-    let events: Vec<Event> = (0..EVENTS)
-        .map(|i| Event {
-            n: i + 1,
-            fan: if rng.gen_bool(HOT_SHARE) {
-                0
-            } else {
-                1 + rng.gen_range(0..FANS)
-            },
-            button: rng.gen_range(0..BUTTONS.len()),
-            t: t0 + 2 * D + i64::from(i) * step,
-        })
-        .collect();
+    let (stack, fans, events, mut rng) = world("hot_keys", DB, EVENTS, 17).await?;
     let mut events_by_payload = HashMap::new();
     for e in &events {
         let payload = outgoing(&fans, e).payload.expect("a payload");
@@ -410,42 +310,14 @@ async fn a_hot_fan_is_diverted_to_the_overflow_lane_and_every_view_still_equals_
         diverted.iter().all(|n| events[*n as usize - 1].fan == 0),
         "the rule diverts only the hot fan"
     );
-    let mut expected = BTreeMap::new();
-    let mut month_count = vec![0u32; fans.len()];
-    for e in &events {
-        let f = &fans[e.fan];
-        month_count[e.fan] += 1;
-        let topic = if diverted.contains(&e.n) {
+    let came_through = |n: u32| {
+        if diverted.contains(&n) {
             OVERFLOW
         } else {
             TOPIC
-        };
-        expected.insert(
-            event_id(e.n),
-            format!(
-                "{topic}|{}|{}|{}|{}",
-                BUTTONS[e.button].1,
-                f.relationship(),
-                f.lifecycle(e.t),
-                month_count[e.fan]
-            ),
-        );
-    }
-    let got: BTreeMap<String, String> = ch
-        .query(
-            "SELECT toString(event_id), arrayStringConcat([toString(kafka_topic), toString(category), \
-             toString(relationship), toString(lifecycle), toString(month_interactions)], '|') \
-             FROM menu_clicks",
-        )
-        .fetch_all::<(String, String)>()
-        .await?
-        .into_iter()
-        .collect();
-    let wrong: Vec<String> = expected
-        .iter()
-        .filter(|(id, want)| got.get(*id) != Some(*want))
-        .map(|(id, want)| format!("{id}: want {want}, got {:?}", got.get(id)))
-        .collect();
+        }
+    };
+    let (wrong, got) = rows_differing(&ch, &fans, &events, Some(&came_through)).await?;
     let hot_in_lane = got.values().filter(|v| v.starts_with(OVERFLOW)).count();
     eprintln!(
         "{} of the hot fan's {} events diverted by the rule; {hot_in_lane} rows came through the lane",

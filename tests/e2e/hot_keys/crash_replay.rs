@@ -38,37 +38,8 @@ fn log_end(brokers: &str, topic: &str) -> anyhow::Result<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_restarted_with_new_overflow_settings_after_a_crash_writes_each_event_once(
 ) -> anyhow::Result<()> {
-    let stack = Stack::start("hot_keys_crash")?;
-    stack.prepare(DB, PARTITIONS).await?;
-    let t0 = last_month(&stack).await?.0 + D;
-    let boundary = t0 + 3 * D + 1_234;
-    let fans = fans(boundary, t0);
-    let mut dims = vec![account(APP, "Maison")];
-    for (key, _, category) in BUTTONS {
-        dims.push(button(APP, key, category, key));
-    }
-    for f in &fans {
-        if let Some((status, _, followed)) = f.profile {
-            dims.push(fan(APP, &f.openid, status, followed, None));
-        }
-    }
-    publish(&stack, dims).await?;
-
     let total: u32 = PHASES.iter().sum();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
-    let step = 2 * D / i64::from(total);
-    let events: Vec<Event> = (0..total)
-        .map(|i| Event {
-            n: i + 1,
-            fan: if rng.gen_bool(HOT_SHARE) {
-                0
-            } else {
-                1 + rng.gen_range(0..FANS)
-            },
-            button: rng.gen_range(0..BUTTONS.len()),
-            t: t0 + 2 * D + i64::from(i) * step,
-        })
-        .collect();
+    let (stack, fans, events, _) = world("hot_keys_crash", DB, total, 23).await?;
 
     let lane_env = [
         ("WXPULSE__OVERFLOW__LANE", "overflow"),
@@ -185,37 +156,7 @@ async fn a_primary_restarted_with_new_overflow_settings_after_a_crash_writes_eac
         )
         .fetch_all()
         .await?;
-    let mut expected = BTreeMap::new();
-    let mut month_count = vec![0u32; fans.len()];
-    for e in &events {
-        let f = &fans[e.fan];
-        month_count[e.fan] += 1;
-        expected.insert(
-            event_id(e.n),
-            format!(
-                "{}|{}|{}|{}",
-                BUTTONS[e.button].1,
-                f.relationship(),
-                f.lifecycle(e.t),
-                month_count[e.fan]
-            ),
-        );
-    }
-    let got: BTreeMap<String, String> = ch
-        .query(
-            "SELECT toString(event_id), arrayStringConcat([toString(category), \
-             toString(relationship), toString(lifecycle), toString(month_interactions)], '|') \
-             FROM menu_clicks",
-        )
-        .fetch_all::<(String, String)>()
-        .await?
-        .into_iter()
-        .collect();
-    let wrong: Vec<String> = expected
-        .iter()
-        .filter(|(id, want)| got.get(*id) != Some(*want))
-        .map(|(id, want)| format!("{id}: want {want}, got {:?}", got.get(id)))
-        .collect();
+    let (wrong, _) = rows_differing(&ch, &fans, &events, None).await?;
     assert!(
         twice.is_empty() && wrong.is_empty(),
         "events written more than once: {twice:?}; {} rows differ from the expectation, \
