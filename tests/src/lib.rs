@@ -14,7 +14,7 @@ pub use events::{encode_event, expected_fan_id};
 pub use logs::{log_tail, service_log};
 pub use query::{count, last_month, mirror_profiles, rollup, view_statement, wait_for};
 pub use service::{
-    binary, cli, http_get, metric, owns_partitions, until_ok, Gateway, Service, SERVICES,
+    binary, cli, http_get, metric, owns_partitions, ready, until_ok, Gateway, Service, SERVICES,
     SESSION_TIMEOUT, TEST_PII_KEY,
 };
 pub use stack::{free_port, kafka, repo_root, Stack};

@@ -245,6 +245,23 @@ pub async fn owns_partitions(service: &Service, patience: Duration) {
     );
 }
 
+/// Waits until `service`'s `/readyz` answers `ready` (every assigned partition's state
+/// restored from ClickHouse); panics with its log's tail after `patience`.
+pub async fn ready(service: &Service, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if http_get(&service.metrics, "/readyz").is_ok_and(|body| body == "ready\n") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "{} is not ready after {patience:?}; the end of its log:\n{}",
+        service.name,
+        log_tail(&service_log(&service.name), 40)
+    );
+}
+
 /// `wxpulse-gateway` on a free port for `stack`, serving the accounts of `accounts_toml`
 /// (a file the caller may rewrite to test re-reads); the file goes with the value.
 pub struct Gateway {

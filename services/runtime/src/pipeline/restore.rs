@@ -101,13 +101,11 @@ impl<S: Stream> Pipeline<S> {
         // The hot fans' diverted rows were written by the overflow lane (overflow.rs), once
         // it has written everything diverted so far. Those of records past the watermark
         // are the previous owner's lost batch: the replay counts them (whatever this
-        // owner's overflow settings decide for them) and writes them nowhere.
+        // owner's overflow settings decide for them) and writes them nowhere. Without a
+        // watermark too: an owner that crashed in its first batch wrote no row, but the
+        // lane may have written the records it diverted.
         let mut lane_wrote = HashMap::new();
-        let lane = match wm.offset {
-            0.. => self.lane_to_read().await?,
-            _ => None,
-        };
-        if let Some(lane) = lane {
+        if let Some(lane) = self.lane_to_read().await? {
             if !self.wait_for_lane(&lane, lease).await {
                 anyhow::bail!("gave up waiting for the overflow lane");
             }

@@ -112,7 +112,8 @@ impl Sink {
     }
 
     /// Streams the event ids (with server time) the overflow lane wrote since `since_ms`
-    /// for fans of `partition`.
+    /// from records of `partition` (`source_partition`), or, for rows written before
+    /// migration 0023, for fans of `partition`.
     pub async fn for_each_diverted_event_id(
         &self,
         overflow_topic: &str,
@@ -125,11 +126,12 @@ impl Sink {
             .query(&format!(
                 "SELECT event_id, toUnixTimestamp64Milli(server_time) AS server_ms FROM {} \
                  WHERE kafka_topic = ? AND server_time >= fromUnixTimestamp64Milli(toInt64(?)) \
-                 AND fan_id IN ({PARTITION_FANS})",
+                 AND (source_partition = ? OR fan_id IN ({PARTITION_FANS}))",
                 self.table
             ))
             .bind(overflow_topic)
             .bind(since_ms)
+            .bind(partition)
             .bind(&self.topic)
             .bind(partition)
             .fetch::<WrittenIdRow>()?;
