@@ -319,8 +319,9 @@ class Bench:
         env = dict(self.env, WXPULSE__KAFKA__BROKERS=self.brokers, WXPULSE__CLICKHOUSE__URL=self.ch,
                    WXPULSE__LOG__LEVEL="warn")
         t0 = time.monotonic()
+        log = open(self.dir / "logs" / "mirror.log", "w+")
         p = subprocess.Popen([str(BIN / "wxpulse"), "dims", "mirror", "--once"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         sampler.add("wxpulse dims mirror", p.pid)
         while True:
             pid, status, rusage = os.wait4(p.pid, os.WNOHANG)
@@ -330,7 +331,10 @@ class Bench:
             time.sleep(0.2)
         sampler.finished("wxpulse dims mirror", rusage)
         if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"wxpulse dims mirror --once failed ({os.waitstatus_to_exitcode(status)})")
+            log.seek(0)
+            tail = "\n    ".join(log.read().splitlines()[-12:])
+            raise RuntimeError(f"wxpulse dims mirror --once failed ({os.waitstatus_to_exitcode(status)}); "
+                               f"the end of {log.name}:\n    {tail}")
         profiles = self.sql("SELECT count() FROM fan_profiles").strip()
         print(f"\n  fan-profile mirror (once, before the services start; a deployment runs it "
               f"continuously): {profiles} profiles copied in {time.monotonic() - t0:.1f} s")
