@@ -95,6 +95,41 @@ impl Decoder {
         self.last.as_ref().map(|(_, w)| w.as_ref())
     }
 
+    /// The event id and server time of `record` when dedup would call it suspect now
+    /// ([`EventIds::would_be_suspect`]), changing no state; `None` for anything else
+    /// (including a record that validation or the stream would reject first). The
+    /// pipeline asks this of the records parked behind a suspect, to look them all up at
+    /// once.
+    pub(crate) fn suspect_id<S: Stream>(
+        &mut self,
+        stream: &S,
+        record: &Record,
+        ids: &EventIds,
+        dims: &Dimensions,
+        now: i64,
+    ) -> Option<(u128, i64)> {
+        let payload = record.payload.as_deref()?;
+        if payload.len() > self.validation.max_payload_bytes {
+            return None;
+        }
+        let (schema_id, datum) = codec::split_frame(payload).ok()?;
+        let writer = self.writer(schema_id)?;
+        if writer.record != S::RECORD {
+            return None;
+        }
+        let event: S::Event<'_> = codec::decode(datum, &writer.schema).ok()?;
+        let header = event.header();
+        let event_id = validate(&header, now, &self.validation).ok()?;
+        stream.check(&event).ok()?;
+        if !dims.knows_account(header.app_id)
+            && self.validation.unknown_account == UnknownAccount::DeadLetter
+        {
+            return None;
+        }
+        ids.would_be_suspect(event_id)
+            .then_some((event_id, header.server_time))
+    }
+
     /// `divert`: the record's key is hot (`overflow.rs`): a valid, first-seen event of a
     /// known account is segmented but its row left to the overflow lane. `lane_wrote`: the
     /// lane already wrote this offset's row, for this event id, for an owner that lost its

@@ -453,6 +453,21 @@ impl EventIds {
         self.settled.insert(id, written);
     }
 
+    /// Whether [`EventIds::check`] of `id` now would say [`Seen::Suspect`]: not in the
+    /// window, no answer waiting, flagged by the horizon. Lets the suspects parked behind
+    /// one be looked up with it, in one query.
+    pub fn would_be_suspect(&self, id: u128) -> bool {
+        !self.window.contains(id)
+            && !self.settled.contains_key(&id)
+            && self.horizon.might_contain(id)
+    }
+
+    /// Drops answers no record will apply (their records were rejected before dedup, or
+    /// were copies already decided by the window), so the map stays empty between lookups.
+    pub fn forget_settled(&mut self) {
+        self.settled.clear();
+    }
+
     /// Records an id written before this state existed (restored from ClickHouse).
     pub fn restore(&mut self, id: u128, server_time: i64, in_window: bool) {
         if in_window {

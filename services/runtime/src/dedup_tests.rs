@@ -82,6 +82,33 @@ fn suspects_wait_for_clickhouse_and_are_bucketed_by_age() {
 }
 
 #[test]
+fn a_suspect_parked_behind_another_is_known_without_a_check_and_answered_ahead() {
+    let hour = 3_600_000;
+    let mut ids = EventIds::new(
+        EventIdWindow::new(600_000).written_up_to(-1),
+        Horizon::new(7 * 24 * hour, 0.001, usize::MAX),
+    );
+    assert_eq!(ids.check(1, 0, 0), Seen::Fresh);
+    assert_eq!(ids.check(2, 0, 1), Seen::Fresh);
+    assert!(!ids.would_be_suspect(1), "in the window");
+    ids.window.written(1);
+    assert_eq!(ids.check(3, 3 * hour, 2), Seen::Fresh);
+    assert!(ids.would_be_suspect(1) && ids.would_be_suspect(2));
+    assert!(!ids.would_be_suspect(4), "never seen");
+    // Both asked in one query: the answers wait for each id's own check.
+    ids.settle(1, Some(0));
+    ids.settle(2, None);
+    assert!(!ids.would_be_suspect(1), "answered");
+    assert_eq!(ids.check(1, 3 * hour, 3), Seen::Duplicate(Age::Day));
+    assert_eq!(ids.check(2, 3 * hour, 4), Seen::Fresh);
+    // An answer no record applied is dropped once the line is empty.
+    ids.settle(1, None);
+    assert!(!ids.would_be_suspect(1));
+    ids.forget_settled();
+    assert!(ids.would_be_suspect(1), "flagged by the horizon again");
+}
+
+#[test]
 fn the_cap_drops_the_oldest_ids_first_and_counts_them() {
     let evicted = IntCounter::new("evicted", "test").expect("valid counter");
     let mut w = EventIdWindow::new(600_000).capped(3, evicted.clone());

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub duplicates_by_age: IntCounterVec,
     /// ClickHouse lookups of ids the horizon flagged, by answer (duplicate, fresh, error).
     pub horizon_lookups: IntCounterVec,
+    /// ClickHouse queries that looked up suspects (each asks every suspect parked in line).
+    pub horizon_queries: IntCounter,
     /// Memory of the horizon's Bloom filters, over the partitions owned.
     pub horizon_bytes: IntGauge,
     /// Age of the oldest in-flight flush (dead letters + insert), 0 when none.
@@ -346,6 +348,10 @@ impl Metrics {
                     "Event ids the dedup horizon flagged, looked up in ClickHouse, by answer: duplicate, fresh (a false positive), or error (retried; the partition waits)."
                 ),
                 &["verdict"]
+            )),
+            horizon_queries: make!(IntCounter::new(
+                "wxpulse_dedup_horizon_queries_total",
+                "ClickHouse queries that looked up event ids the dedup horizon flagged; one asks every suspect parked in its partition's line, so far fewer than lookups in a backlog."
             )),
             horizon_bytes: make!(IntGauge::new(
                 "wxpulse_dedup_horizon_bytes",

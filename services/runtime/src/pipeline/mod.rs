@@ -99,13 +99,12 @@ struct Warmed {
     counts: std::collections::HashMap<u64, u32>,
 }
 
-/// ClickHouse's answer about a suspect event id.
+/// ClickHouse's answers about suspect event ids of one partition.
 struct Settled {
     partition: i32,
     epoch: u64,
-    id: u128,
-    /// Server time of the written copy, if there is one.
-    written: Option<i64>,
+    /// Each id, with the server time of its written copy, if there is one.
+    answers: Vec<(u128, Option<i64>)>,
 }
 
 /// One service's pipeline.
@@ -124,6 +123,9 @@ pub struct Pipeline<S: Stream> {
     flushed_rx: mpsc::UnboundedReceiver<Flushed>,
     schema_tx: mpsc::UnboundedSender<u32>,
     schema_rx: mpsc::UnboundedReceiver<u32>,
+    /// Suspects found while admitting records, looked up once the records are parked
+    /// (partition, event id, server time).
+    suspects: Vec<(i32, u128, i64)>,
     settled_tx: mpsc::UnboundedSender<Settled>,
     settled_rx: mpsc::UnboundedReceiver<Settled>,
     /// Schema ids a fetch task is working on.
@@ -217,6 +219,7 @@ impl<S: Stream> Pipeline<S> {
             flushed_rx,
             schema_tx,
             schema_rx,
+            suspects: Vec::new(),
             settled_tx,
             settled_rx,
             fetching: HashSet::new(),
@@ -334,6 +337,7 @@ impl<S: Stream> Pipeline<S> {
         for record in chunk {
             self.admit(record, now);
         }
+        self.look_up_suspects(now);
     }
 
     fn on_record(&mut self, record: Record, now: i64) {
@@ -399,10 +403,10 @@ impl<S: Stream> Pipeline<S> {
             // Nothing of it is taken in yet: it waits, first in line, for ClickHouse.
             let partition = record.partition;
             // Its original may be a diverted record the lane has not written yet.
-            let lane = self.overflow.is_some() && state.hot.diverted_key(record.key.as_deref());
             state.parked_bytes += bytes;
             state.parked.push_back(record);
-            self.look_up(partition, id, server_time, lane);
+            // Asked once the chunk is in, with the suspects parked behind it.
+            self.suspects.push((partition, id, server_time));
             return;
         }
         state.ledger.admit(record.offset, record.timestamp, bytes);

@@ -12,6 +12,12 @@ use crate::retry::Backoff;
 use crate::source::Record;
 use crate::stream::Stream;
 
+/// How many records parked behind a suspect are searched for more suspects to look up
+/// with it (each costs a decode, ~0.2 µs).
+const SCAN_PARKED: usize = 20_000;
+/// Most suspect ids asked in one query.
+const MAX_SUSPECTS: usize = 500;
+
 impl<S: Stream> Pipeline<S> {
     /// Processes a record now, or parks it behind its partition's parked records or until
     /// its writer schema is fetched.
@@ -97,14 +103,26 @@ impl<S: Stream> Pipeline<S> {
         for record in parked {
             self.admit(record, now);
         }
+        self.look_up_suspects(now);
     }
 
-    /// Starts a task that asks ClickHouse whether suspect `id` is written (with a server
-    /// time within the horizon of `server_time`), until it answers or the lease ends; one
-    /// lookup per partition at a time. `lane`: its key was diverted since the partition
-    /// was restored, so "not written" counts only once the overflow lane has written what
-    /// was diverted before the question (its original may be in the lane's backlog).
-    pub(super) fn look_up(&mut self, partition: i32, id: u128, server_time: i64, lane: bool) {
+    /// Starts the lookups of the suspects found while admitting records.
+    pub(super) fn look_up_suspects(&mut self, now: i64) {
+        for (partition, id, server_time) in std::mem::take(&mut self.suspects) {
+            self.look_up(partition, id, server_time, now);
+        }
+    }
+
+    /// Starts a task that asks ClickHouse whether suspect `id` (the record first in
+    /// `partition`'s line) is written, with a server time within the horizon of its own,
+    /// until it answers or the lease ends; one lookup per partition at a time. The
+    /// suspects parked behind it (the first [`SCAN_PARKED`] records, at most
+    /// [`MAX_SUSPECTS`] ids) are asked in the same query: in a backlog every suspect
+    /// would otherwise hold the partition for a round trip of its own. An id whose key was
+    /// diverted since the partition was restored counts as "not written" only once the
+    /// overflow lane has written what was diverted before the question (its original may
+    /// be in the lane's backlog).
+    fn look_up(&mut self, partition: i32, id: u128, server_time: i64, now: i64) {
         let Some(state) = self.partitions.get_mut(&partition) else {
             return;
         };
@@ -112,7 +130,32 @@ impl<S: Stream> Pipeline<S> {
             return;
         }
         state.looking_up = true;
-        let since = server_time.saturating_sub(self.cfg.dedup.horizon.as_millis() as i64);
+        let horizon = self.cfg.dedup.horizon.as_millis() as i64;
+        let mut suspects = vec![(id, server_time.saturating_sub(horizon))];
+        let hot = self.overflow.is_some();
+        let mut lane = hot
+            && state
+                .parked
+                .front()
+                .is_some_and(|r| state.hot.diverted_key(r.key.as_deref()));
+        for record in state.parked.iter().skip(1).take(SCAN_PARKED) {
+            if suspects.len() >= MAX_SUSPECTS {
+                break;
+            }
+            let Some((id, t)) =
+                self.decoder
+                    .suspect_id(&self.stream, record, &state.ids, &self.dims, now)
+            else {
+                continue;
+            };
+            if suspects.iter().any(|(known, _)| *known == id) {
+                continue;
+            }
+            suspects.push((id, t.saturating_sub(horizon)));
+            lane |= hot && state.hot.diverted_key(record.key.as_deref());
+        }
+        let since = suspects.iter().map(|(_, since)| *since).min().unwrap_or(0);
+        let ids: Vec<u128> = suspects.iter().map(|(id, _)| *id).collect();
         let epoch = state.lease.epoch;
         let stop = state.lease.token.clone();
         let sink = self.sink.clone();
@@ -123,21 +166,30 @@ impl<S: Stream> Pipeline<S> {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
-                match sink.written_event_ids(&[id], since).await {
+                metrics.horizon_queries.inc();
+                match sink.written_event_ids(&ids, since).await {
                     Ok(found) => {
-                        if let Some(l) = lane.take().filter(|_| found.is_empty()) {
+                        if let Some(l) = lane.take().filter(|_| found.len() < ids.len()) {
                             let what = "settling a suspect event id";
                             if !l.caught_up(partition, what, &stop, &shutdown).await {
                                 return;
                             }
                             continue; // asked again now that the lane has caught up
                         }
-                        let written = found.first().map(|(_, t)| *t);
+                        let answers = suspects
+                            .iter()
+                            .map(|(id, since)| {
+                                let written = found
+                                    .iter()
+                                    .find(|(f, t)| f == id && t >= since)
+                                    .map(|(_, t)| *t);
+                                (*id, written)
+                            })
+                            .collect();
                         let _ = done.send(Settled {
                             partition,
                             epoch,
-                            id,
-                            written,
+                            answers,
                         });
                         return;
                     }
@@ -162,16 +214,24 @@ impl<S: Stream> Pipeline<S> {
             return;
         }
         state.looking_up = false;
-        let verdict = if settled.written.is_some() {
-            "duplicate"
-        } else {
-            "fresh"
-        };
-        self.metrics
-            .horizon_lookups
-            .with_label_values(&[verdict])
-            .inc();
-        state.ids.settle(settled.id, settled.written);
+        for (id, written) in settled.answers {
+            let verdict = if written.is_some() {
+                "duplicate"
+            } else {
+                "fresh"
+            };
+            self.metrics
+                .horizon_lookups
+                .with_label_values(&[verdict])
+                .inc();
+            state.ids.settle(id, written);
+        }
         self.unpark(settled.partition);
+        // Answers for records that never reached dedup would otherwise stay.
+        if let Some(state) = self.partitions.get_mut(&settled.partition) {
+            if state.parked.is_empty() && !state.looking_up {
+                state.ids.forget_settled();
+            }
+        }
     }
 }
