@@ -126,6 +126,11 @@ async fn outage_test_clickhouse_down_30s_loses_and_doubles_nothing() -> anyhow::
     for (bin, _, _) in SERVICES {
         services.push(Service::start(bin, &stack, db, &[])?);
     }
+    // Restored (which reads ClickHouse) before the outage: it is the inserts that must
+    // fail and be retried.
+    for s in &services {
+        ready(s, Duration::from_secs(90)).await;
+    }
     let spec = spec(12, 60_000, 0.0);
     let (truth, producing) = produce_in_background(&stack.brokers, &spec)?;
     tokio::time::sleep(Duration::from_secs(2)).await;

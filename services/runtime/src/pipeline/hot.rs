@@ -88,13 +88,17 @@ impl<S: Stream> Pipeline<S> {
 
     /// The lane whose rows a restore reads back: with `overflow.enabled`, always; with it
     /// off, only while its topic holds records (it was on, and an owner that crashed may
-    /// have diverted part of a batch it never wrote). Errs when Kafka cannot say.
-    pub(super) async fn lane_to_read(&self) -> anyhow::Result<Option<Lane>> {
+    /// have diverted part of a batch it never wrote), asked once per assignment. Errs when
+    /// Kafka cannot say.
+    pub(super) async fn lane_to_read(&mut self) -> anyhow::Result<Option<Lane>> {
         let Some(lane) = self.lane.clone() else {
             return Ok(None);
         };
         if self.overflow.is_some() {
             return Ok(Some(lane));
+        }
+        if let Some(holds) = self.lane_holds {
+            return Ok(holds.then_some(lane));
         }
         let (kafka, topic, group) = (lane.kafka.clone(), lane.topic.clone(), lane.group.clone());
         let holds = tokio::task::spawn_blocking(move || {
@@ -114,6 +118,7 @@ impl<S: Stream> Pipeline<S> {
                 lane.topic
             )
         })?;
+        self.lane_holds = Some(holds);
         Ok(holds.then_some(lane))
     }
 

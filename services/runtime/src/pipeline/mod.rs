@@ -141,6 +141,9 @@ pub struct Pipeline<S: Stream> {
     /// The overflow lane of a primary whose stream has one, enabled or not: a restore reads
     /// back what it wrote (see `restore.rs`).
     lane: Option<lane::Lane>,
+    /// With the lane disabled: whether its topic held records when this assignment's
+    /// first restore asked (one broker round trip per assignment, not per partition).
+    lane_holds: Option<bool>,
     warmed_tx: mpsc::UnboundedSender<Warmed>,
     warmed_rx: mpsc::UnboundedReceiver<Warmed>,
 }
@@ -227,6 +230,7 @@ impl<S: Stream> Pipeline<S> {
             shutdown: CancellationToken::new(),
             newest_written_server_time: 0,
             lane,
+            lane_holds: None,
             overflow,
             warmed_tx,
             warmed_rx,
@@ -301,6 +305,8 @@ impl<S: Stream> Pipeline<S> {
     async fn on_control(&mut self, control: Control, source: &SourceHandle) {
         match control {
             Control::Assigned(assigned) => {
+                // Asked again for each assignment: a previous owner may have diverted since.
+                self.lane_holds = None;
                 for lease in assigned {
                     self.restore(lease, source).await;
                 }
