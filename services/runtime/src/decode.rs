@@ -37,6 +37,14 @@ pub(crate) enum Outcome<R> {
     },
 }
 
+/// A record that passed everything decided before dedup.
+struct Admissible<E> {
+    event: E,
+    event_id: u128,
+    /// Of an account the dimension does not hold (allowed: `unknown_account = quarantine`).
+    unknown: bool,
+}
+
 /// Decodes records of one topic into rows.
 pub struct Decoder {
     registry: Arc<Registry>,
@@ -95,11 +103,71 @@ impl Decoder {
         self.last.as_ref().map(|(_, w)| w.as_ref())
     }
 
+    /// Everything decided about `record` before dedup, in order: size, framing, writer
+    /// schema, decoding, validation, the stream's own check and the account. One sequence
+    /// for a record decided now ([`Decoder::decode_row`]) and one looked ahead at
+    /// ([`Decoder::suspect_id`]), so the two never disagree on what reaches dedup.
+    fn admissible<'r, S: Stream>(
+        &mut self,
+        stream: &S,
+        record: &'r Record,
+        ids: &EventIds,
+        dims: &Dimensions,
+        now: i64,
+    ) -> Result<Admissible<S::Event<'r>>, Rejection> {
+        use DeadLetterReason as R;
+        let Some(payload) = record.payload.as_deref() else {
+            return Err(Rejection::new(R::Undecodable, "null value (tombstone)"));
+        };
+        let max = self.validation.max_payload_bytes;
+        if payload.len() > max {
+            return Err(Rejection::new(
+                R::Oversized,
+                format!("{} bytes > {max}", payload.len()),
+            ));
+        }
+        let (schema_id, datum) = codec::split_frame(payload)
+            .map_err(|e| Rejection::new(R::Undecodable, e.to_string()))?;
+        let Some(writer) = self.writer(schema_id) else {
+            return Err(Rejection::new(
+                R::UnknownSchema,
+                format!("schema id {schema_id}"),
+            ));
+        };
+        if writer.record != S::RECORD {
+            return Err(Rejection::new(
+                R::Undecodable,
+                format!("schema id {schema_id} is not a {}", S::RECORD),
+            ));
+        }
+        let event: S::Event<'r> = codec::decode(datum, &writer.schema)
+            .map_err(|e| Rejection::new(R::Undecodable, e.to_string()))?;
+        let header = event.header();
+        self.fan_ids.prefetch(header.openid);
+        let event_id = validate(&header, now, &self.validation)?;
+        ids.horizon.prefetch(event_id);
+        stream.check(&event)?;
+        // Before dedup: a rejected event must not hold its id, or its replay would be
+        // dropped as a duplicate.
+        let unknown = !dims.knows_account(header.app_id);
+        if unknown && self.validation.unknown_account == UnknownAccount::DeadLetter {
+            let shown: String = header.app_id.chars().take(64).collect();
+            return Err(Rejection::new(
+                R::UnknownAccount,
+                format!("app_id {shown} is not in the account dimension"),
+            ));
+        }
+        Ok(Admissible {
+            event,
+            event_id,
+            unknown,
+        })
+    }
+
     /// The event id and server time of `record` when dedup would call it suspect now
     /// ([`EventIds::would_be_suspect`]), changing no state; `None` for anything else
-    /// (including a record that validation or the stream would reject first). The
-    /// pipeline asks this of the records parked behind a suspect, to look them all up at
-    /// once.
+    /// (including a record rejected before dedup). The pipeline asks this of the records
+    /// parked behind a suspect, to look them all up at once.
     pub(crate) fn suspect_id<S: Stream>(
         &mut self,
         stream: &S,
@@ -108,26 +176,9 @@ impl Decoder {
         dims: &Dimensions,
         now: i64,
     ) -> Option<(u128, i64)> {
-        let payload = record.payload.as_deref()?;
-        if payload.len() > self.validation.max_payload_bytes {
-            return None;
-        }
-        let (schema_id, datum) = codec::split_frame(payload).ok()?;
-        let writer = self.writer(schema_id)?;
-        if writer.record != S::RECORD {
-            return None;
-        }
-        let event: S::Event<'_> = codec::decode(datum, &writer.schema).ok()?;
-        let header = event.header();
-        let event_id = validate(&header, now, &self.validation).ok()?;
-        stream.check(&event).ok()?;
-        if !dims.knows_account(header.app_id)
-            && self.validation.unknown_account == UnknownAccount::DeadLetter
-        {
-            return None;
-        }
-        ids.would_be_suspect(event_id)
-            .then_some((event_id, header.server_time))
+        let a = self.admissible(stream, record, ids, dims, now).ok()?;
+        ids.would_be_suspect(a.event_id)
+            .then(|| (a.event_id, a.event.header().server_time))
     }
 
     /// `divert`: the record's key is hot (`overflow.rs`): a valid, first-seen event of a
@@ -147,57 +198,15 @@ impl Decoder {
         divert: bool,
         lane_wrote: Option<u128>,
     ) -> Outcome<S::Row> {
-        use DeadLetterReason as R;
-        let Some(payload) = record.payload.as_deref() else {
-            return Outcome::Rejected(Rejection::new(R::Undecodable, "null value (tombstone)"));
-        };
-        let max = self.validation.max_payload_bytes;
-        if payload.len() > max {
-            return Outcome::Rejected(Rejection::new(
-                R::Oversized,
-                format!("{} bytes > {max}", payload.len()),
-            ));
-        }
-        let (schema_id, datum) = match codec::split_frame(payload) {
-            Ok(frame) => frame,
-            Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
-        };
-        let Some(writer) = self.writer(schema_id) else {
-            return Outcome::Rejected(Rejection::new(
-                R::UnknownSchema,
-                format!("schema id {schema_id}"),
-            ));
-        };
-        if writer.record != S::RECORD {
-            return Outcome::Rejected(Rejection::new(
-                R::Undecodable,
-                format!("schema id {schema_id} is not a {}", S::RECORD),
-            ));
-        }
-        let event: S::Event<'_> = match codec::decode(datum, &writer.schema) {
-            Ok(event) => event,
-            Err(e) => return Outcome::Rejected(Rejection::new(R::Undecodable, e.to_string())),
-        };
-        let header = event.header();
-        self.fan_ids.prefetch(header.openid);
-        let event_id = match validate(&header, now, &self.validation) {
-            Ok(id) => id,
+        let Admissible {
+            event,
+            event_id,
+            unknown,
+        } = match self.admissible(&*stream, record, ids, dims, now) {
+            Ok(admissible) => admissible,
             Err(rejection) => return Outcome::Rejected(rejection),
         };
-        ids.horizon.prefetch(event_id);
-        if let Err(rejection) = stream.check(&event) {
-            return Outcome::Rejected(rejection);
-        }
-        // Before dedup: a rejected event must not hold its id, or its replay would be
-        // dropped as a duplicate.
-        let unknown = !dims.knows_account(header.app_id);
-        if unknown && self.validation.unknown_account == UnknownAccount::DeadLetter {
-            let shown: String = header.app_id.chars().take(64).collect();
-            return Outcome::Rejected(Rejection::new(
-                R::UnknownAccount,
-                format!("app_id {shown} is not in the account dimension"),
-            ));
-        }
+        let header = event.header();
         let lane_wrote = lane_wrote == Some(event_id);
         match ids.check(event_id, header.server_time, record.offset) {
             Seen::Fresh => {}
