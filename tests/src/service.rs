@@ -226,37 +226,37 @@ pub const SERVICES: [(&str, &str, &str); 4] = [
 
 /// Waits until `service` owns at least one partition (panics after `patience`).
 pub async fn owns_partitions(service: &Service, patience: Duration) {
-    let deadline = Instant::now() + patience;
-    while Instant::now() < deadline {
-        let owned = service
+    wait_for(service, patience, "owns no partition", || {
+        service
             .scrape()
             .ok()
             .and_then(|t| metric(&t, "wxpulse_source_assigned_partitions", &[]))
-            .unwrap_or(0.0);
-        if owned > 0.0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "{} owns no partition after {patience:?}; the end of its log:\n{}",
-        service.name,
-        log_tail(&service_log(&service.name), 40)
-    );
+            .is_some_and(|owned| owned > 0.0)
+    })
+    .await
 }
 
 /// Waits until `service`'s `/readyz` answers `ready` (every assigned partition's state
 /// restored from ClickHouse); panics with its log's tail after `patience`.
 pub async fn ready(service: &Service, patience: Duration) {
+    wait_for(service, patience, "is not ready", || {
+        http_get(&service.metrics, "/readyz").is_ok_and(|body| body == "ready\n")
+    })
+    .await
+}
+
+/// Polls `done` until it holds; after `patience`, panics saying `service` `what`, with
+/// the end of its log.
+async fn wait_for(service: &Service, patience: Duration, what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
-        if http_get(&service.metrics, "/readyz").is_ok_and(|body| body == "ready\n") {
+        if done() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!(
-        "{} is not ready after {patience:?}; the end of its log:\n{}",
+        "{} {what} after {patience:?}; the end of its log:\n{}",
         service.name,
         log_tail(&service_log(&service.name), 40)
     );

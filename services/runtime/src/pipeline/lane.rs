@@ -1,5 +1,6 @@
 //! The overflow lane as its primary sees it: whether the lane has written every record
-//! diverted so far, which a restore and a clean hand-over wait for.
+//! diverted so far, which a restore and the lookup of a hot key's suspect event id wait
+//! for.
 
 use std::time::{Duration, Instant};
 
