@@ -34,7 +34,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from bench_e2e_helpers import MIB, Sampler, Tree, thread_cpu
+from bench_e2e_helpers import MIB, Sampler, Tree, free_port, perf_record, print_logs, thread_cpu
 
 LOCAL = Path(__file__).resolve().parent
 REPO = LOCAL.parent.parent
@@ -65,12 +64,6 @@ STALL_S = 60  # give up when ClickHouse counts do not move for this long
 
 def verdict(ok):
     return "PASS" if ok else "MISS"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Bench:
@@ -254,7 +247,13 @@ class Bench:
         self.start_services()
         for s in SERVICES:
             sampler.add(f"wxpulse-{s}", self.services[s].pid)
+        profiler = self.profile(self.args.perf)
         done, first, got = self.wait_rows(sampler, expected)
+        if profiler:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=120)
+            print(f"  profile of wxpulse-{self.args.perf} (consume phase): "
+                  f"perf report -i {self.perf_data()} --no-children")
         rows, wall = sum(got.values()), max(done.values()) - t0
         eps = rows / wall
         print(f"  consume -> ClickHouse: {rows:,} rows in {wall:.1f} s from service start = "
@@ -282,6 +281,16 @@ class Bench:
         self.fetch_pattern()
         self.eps, self.rss, self.rows, self.e2e_wall = eps, dict(sampler.hwm), rows, wall
         self.expected_rows = expected
+
+    def profile(self, service):
+        """`perf record` of one service's consume phase (--perf): librdkafka and the sink too."""
+        if not service:
+            return None
+        return perf_record(self.services[service].pid, self.perf_data(), self.dir / "logs" / "perf.log")
+
+    def perf_data(self):
+        """Where --perf writes, outside the stack's directory (removed at teardown)."""
+        return Path(tempfile.gettempdir()) / f"wxpulse-perf-{self.args.perf}.data"
 
     def fetch_pattern(self):
         """What each service did to consume (its /metrics): paused seconds (each pause and
@@ -538,13 +547,6 @@ class Bench:
         subprocess.run([str(STACK), "down", "--purge"], env=self.env, capture_output=True, check=False)
 
 
-def print_logs(logs):
-    """The last lines of every log in `logs`, to stderr, when a run broke."""
-    for log in sorted(logs.glob("*.log")):
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if "CONFWARN" not in ln]
-        print(f"--- {log.name} (last lines)\n" + "\n".join(lines[-8:]), file=sys.stderr)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="events for the throughput phase")
@@ -557,6 +559,7 @@ def main():
     ap.add_argument("--no-mirror", action="store_true",
                     help="start the services without the fan-profile mirror's copy (every profile from the topic)")
     ap.add_argument("--keep", action="store_true", help="leave the stack and services running")
+    ap.add_argument("--perf", choices=SERVICES, help="profile this service with `perf record` while it consumes")
     args = ap.parse_args()
     print("$ " + shlex.join([sys.executable] + sys.argv))
     missing = [b for b in ["wxpulse"] + [f"wxpulse-{s}" for s in SERVICES] if not (BIN / b).exists()]

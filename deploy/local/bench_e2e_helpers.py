@@ -14,6 +14,8 @@ to the broker (statistics, brokers[].req), to set against the services' fetch pa
 import argparse
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,27 @@ MIB = 1024 * 1024
 class Tree(int):
     """A pid sampled with its children, live (CPU and memory) and exited (their CPU, which
     the parent reaped): a server that forks, as PostgreSQL does for each connection."""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def print_logs(logs):
+    """The last lines of every log in `logs`, to stderr, when a run broke."""
+    for log in sorted(logs.glob("*.log")):
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if "CONFWARN" not in ln]
+        print(f"--- {log.name} (last lines)\n" + "\n".join(lines[-8:]), file=sys.stderr)
+
+
+def perf_record(pid, data, log):
+    """`perf record` attached to `pid` until sent SIGINT; `WXPULSE_BENCH_PERF_ARGS` picks the
+    event (default: cycles at 1999 Hz)."""
+    events = os.environ.get("WXPULSE_BENCH_PERF_ARGS", "-F 1999").split()
+    return subprocess.Popen(["perf", "record", *events, "-p", str(pid), "-o", str(data)],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
 def children(pid):

@@ -8,7 +8,9 @@
 //! is private, so this is the honest way to time the real encoder; HTTP costs once per
 //! 50k-row batch). Schema validation (RowBinaryWithNamesAndTypes) is off here.
 //!
-//! Run: `cargo bench -p wxpulse-e2e --bench hot_path` (or `make bench`).
+//! Run: `cargo bench -p wxpulse-e2e --bench hot_path` (or `make bench`). To profile one
+//! stream (`perf record`), `WXPULSE_BENCH_ONLY=qr-scans` skips the other streams, the dedup
+//! stage and the breakdown, and `WXPULSE_BENCH_ROUNDS=50` repeats stage 1 (default 5).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -64,7 +66,7 @@ fn stage1<S: Stream>(
     // the daily sweeps are in the figure.
     let metrics = Metrics::new("bench");
     let budget = FanBudget::new(FanLimits::from_config(cfg), &metrics.fans_evicted);
-    for _ in 0..5 {
+    for _ in 0..rounds() {
         rows.clear();
         // Fresh each run, as a service starts: no pseudonyms remembered from the last run.
         let mut decoder = Decoder::new(registry.clone(), cfg, "bench");
@@ -89,10 +91,15 @@ fn stage1<S: Stream>(
     (rows, best * 1e9)
 }
 
-async fn stage2<R: RowOwned + RowWrite>(rows: &[R], url: &str) -> f64 {
+async fn stage2<R: RowOwned + RowWrite>(
+    rows: &[R],
+    url: &str,
+    compression: clickhouse::Compression,
+) -> f64 {
     let client = clickhouse::Client::default()
         .with_url(url)
-        .with_validation(false);
+        .with_validation(false)
+        .with_compression(compression);
     let mut best = f64::MAX;
     for _ in 0..5 {
         let started = Instant::now();
@@ -141,6 +148,19 @@ async fn sink_server() -> String {
     format!("http://{addr}")
 }
 
+/// Stage 1's repetitions (the best is kept): `WXPULSE_BENCH_ROUNDS`, 5 by default.
+fn rounds() -> usize {
+    std::env::var("WXPULSE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+}
+
+/// Whether `name` is benched: every stream unless `WXPULSE_BENCH_ONLY` names one.
+fn selected(name: &str) -> bool {
+    std::env::var("WXPULSE_BENCH_ONLY").map_or(true, |only| only == name)
+}
+
 async fn bench<S: Stream>(
     name: &str,
     stream: S,
@@ -149,15 +169,19 @@ async fn bench<S: Stream>(
     dims: &Dimensions,
     url: &str,
 ) {
+    if !selected(name) {
+        return;
+    }
     let records = records(S::TOPIC, spec);
     let bytes: usize = records
         .iter()
         .map(|r| r.payload.as_ref().map_or(0, Vec::len))
         .sum();
     let (rows, ns1) = stage1(stream, &records, cfg, dims);
-    let ns2 = stage2(&rows, url).await;
+    let ns2 = stage2(&rows, url, clickhouse::Compression::Lz4).await;
+    let plain = stage2(&rows, url, clickhouse::Compression::None).await;
     println!(
-        "{name:<14} {:>8} events  {:>5.0} B/event  decode→row {ns1:>6.0} ns  encode+lz4 {ns2:>6.0} ns  total {:>6.0} ns = {:>5.2} M events/s/core",
+        "{name:<14} {:>8} events  {:>5.0} B/event  decode→row {ns1:>6.0} ns  encode+lz4 {ns2:>6.0} ns (without lz4 {plain:>4.0})  total {:>6.0} ns = {:>5.2} M events/s/core",
         records.len(),
         bytes as f64 / records.len() as f64,
         ns1 + ns2,
@@ -259,7 +283,10 @@ fn dedup_stage(cfg: &Config) {
 
 fn main() {
     let cfg = Config::load(None, Vec::new()).expect("default config");
-    dedup_stage(&cfg);
+    let everything = std::env::var_os("WXPULSE_BENCH_ONLY").is_none();
+    if everything {
+        dedup_stage(&cfg);
+    }
     let now = 1_760_000_000_000;
     let spec = Spec {
         seed: 42,
@@ -289,7 +316,9 @@ fn main() {
     }
     runtime.block_on(async {
         let url = sink_server().await;
-        breakdown(&records("wxpulse.menu_clicks", &spec), &cfg);
+        if everything {
+            breakdown(&records("wxpulse.menu_clicks", &spec), &cfg);
+        }
         println!(
             "hot path per event, one core, best of 5 ({EVENTS} generated events, split by stream):"
         );
