@@ -37,8 +37,15 @@ pub struct Batch<R, L> {
 
 impl<R, L> Batch<R, L> {
     fn new() -> Self {
+        Batch::sized_like(0)
+    }
+
+    /// An empty batch with room for `rows` rows: sized like the batch before it, it is
+    /// filled without growing — growing a batch of 28k rows (7 MB) copied it at every
+    /// doubling and faulted in twice its pages, half of a service's page faults.
+    fn sized_like(rows: usize) -> Self {
         Batch {
-            rows: Vec::new(),
+            rows: Vec::with_capacity(rows),
             dead_letters: Vec::new(),
             diverted: Vec::new(),
             quarantined: Vec::new(),
@@ -237,7 +244,8 @@ impl<R, L> Partition<R, L> {
                     }
                     self.replay = None;
                 }
-                std::mem::replace(&mut self.open, Batch::new())
+                let sized = Batch::sized_like(self.open.rows.len());
+                std::mem::replace(&mut self.open, sized)
             }
         };
         self.in_flight = true;
