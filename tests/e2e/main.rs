@@ -22,6 +22,7 @@ mod prometheus;
 mod quarantine;
 mod reply_pairing;
 mod report;
+mod row_check;
 mod runtime;
 mod secure;
 mod services;

@@ -12,7 +12,7 @@ mod notifier;
 mod sections;
 mod validate;
 
-pub use http::{ClickHouseConfig, RegistryConfig};
+pub use http::{ClickHouseConfig, Compression, RegistryConfig, RowValidation};
 pub use kafka::{ClientProperties, KafkaConfig, PROTECTED_CLIENT_KEYS};
 pub use load::DEFAULT_TOML;
 pub use notifier::{minute_of_day, NotifierConfig, NotifierRules, QuietHours, RuleConfig};

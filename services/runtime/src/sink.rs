@@ -15,13 +15,15 @@
 //! have completed, replays exactly it with the same token ([`Sink::repair`]) before
 //! anything else — ClickHouse then drops what already landed and fills what did not.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Row, RowOwned, RowWrite};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ClickHouseConfig, RetryConfig};
+use crate::config::{ClickHouseConfig, Compression, RetryConfig, RowValidation};
 use crate::metrics::Metrics;
 use crate::retry::Backoff;
 use crate::tls::TlsError;
@@ -30,7 +32,7 @@ use crate::tls::TlsError;
 pub mod diverted;
 mod errors;
 
-pub use errors::{classify, ErrorClass};
+pub use errors::{classify, describe, ErrorClass};
 
 /// Highest offset and newest server time already in ClickHouse for one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,11 @@ pub struct Watermark {
 #[derive(Clone)]
 pub struct Sink {
     client: Client,
+    /// `client` without the row check (`clickhouse.validate_rows`).
+    unchecked: Client,
+    validate_rows: RowValidation,
+    /// Tables an insert of this process checked and the server accepted.
+    checked: Arc<Mutex<HashSet<String>>>,
     table: String,
     topic: String,
     insert_timeout: Duration,
@@ -84,26 +91,15 @@ pub fn server(cfg: &ClickHouseConfig) -> Result<Client, TlsError> {
     } else {
         Client::default()
     };
+    let compression = match cfg.compression {
+        Compression::Lz4 => clickhouse::Compression::Lz4,
+        Compression::None => clickhouse::Compression::None,
+    };
     Ok(client
         .with_url(&cfg.url)
         .with_user(&cfg.user)
-        .with_password(cfg.password.expose()))
-}
-
-/// A client error with its causes (a TLS failure sits several levels down) and, for a
-/// certificate or handshake failure, the settings to check.
-pub fn describe(e: &clickhouse::error::Error, cfg: &ClickHouseConfig) -> String {
-    let chain = crate::tls::chain(e);
-    if cfg.url.starts_with("https://") && crate::tls::is_tls_failure(&chain) {
-        format!(
-            "TLS with {} failed: {chain} (check clickhouse.tls.ca_file, now {:?}, empty \
-             meaning the system roots, and clickhouse.tls.cert_file/key_file if the server \
-             requires a client certificate)",
-            cfg.url, cfg.tls.ca_file
-        )
-    } else {
-        chain
-    }
+        .with_password(cfg.password.expose())
+        .with_compression(compression))
 }
 
 /// Asks the server for `SELECT 1`: a certificate or TLS failure is returned with the
@@ -202,8 +198,12 @@ impl Sink {
         table: &str,
         topic: &str,
     ) -> Result<Self, TlsError> {
+        let client = client(cfg)?;
         Ok(Sink {
-            client: client(cfg)?,
+            unchecked: client.clone().with_validation(false),
+            client,
+            validate_rows: cfg.validate_rows,
+            checked: Arc::default(),
             table: table.to_string(),
             topic: topic.to_string(),
             insert_timeout: cfg.insert_timeout,
@@ -279,9 +279,14 @@ impl Sink {
         rows: &[R],
         token: &str,
     ) -> Result<(), clickhouse::error::Error> {
+        let check = match self.validate_rows {
+            RowValidation::Always => true,
+            RowValidation::Never => false,
+            RowValidation::First => !self.checked(table),
+        };
+        let client = if check { &self.client } else { &self.unchecked };
         let attempt = async {
-            let mut insert = self
-                .client
+            let mut insert = client
                 .insert::<R>(table)
                 .await?
                 .with_setting("insert_deduplication_token", token)
@@ -291,10 +296,25 @@ impl Sink {
             }
             insert.end().await
         };
-        match tokio::time::timeout(self.insert_timeout, attempt).await {
+        let result = match tokio::time::timeout(self.insert_timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(clickhouse::error::Error::TimedOut),
+        };
+        if check && result.is_ok() {
+            self.checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(table.to_string());
         }
+        result
+    }
+
+    /// Whether an insert of this process into `table` passed the row check.
+    fn checked(&self, table: &str) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(table)
     }
 
     /// Inserts into the sink's table until it succeeds or `cancel` fires; returns whether

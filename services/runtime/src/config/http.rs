@@ -59,6 +59,39 @@ pub struct ClickHouseConfig {
     /// Upper bound of one insert attempt.
     #[serde(with = "humantime_serde")]
     pub insert_timeout: Duration,
+    /// Which inserts of rows have the `clickhouse` crate check them against the table's
+    /// columns (names and types).
+    pub validate_rows: RowValidation,
+    /// How inserts are compressed on the wire.
+    pub compression: Compression,
+}
+
+/// Compression of the insert bodies. LZ4 (ClickHouse's native framing) cuts the bytes sent
+/// several-fold for 5–6% of a service's CPU; where ClickHouse is on the same host or a fast
+/// local network, `none` saves that CPU on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// LZ4.
+    Lz4,
+    /// Uncompressed.
+    None,
+}
+
+/// When a stream's rows are checked against the table's schema. The check catches a row
+/// type that no longer matches its table with a clear error, but costs CPU on every row
+/// (`RowBinaryWithNamesAndTypes`); once one insert into a table passed it, the rows of that
+/// process have the same type and the server the same columns (migrations run before the
+/// services), so later inserts can use plain `RowBinary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowValidation {
+    /// Each table's first successful insert of a process is checked, later ones are not.
+    First,
+    /// Every insert is checked.
+    Always,
+    /// No insert is checked (a mismatch fails with a terse "not enough data").
+    Never,
 }
 
 /// TLS files of `section` are checked when set (read and parsed), so a wrong path fails at

@@ -1,6 +1,8 @@
 //! Which ClickHouse errors a retry can cure: the class decides the alert (a permanent one
 //! pages a human), never whether to retry (Kafka keeps the data; nothing is skipped).
 
+use crate::config::ClickHouseConfig;
+
 /// Whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -47,6 +49,22 @@ fn exception_code(msg: &str) -> Option<u32> {
     let rest = &msg[msg.find("Code: ")? + 6..];
     let end = rest.find(|c: char| !c.is_ascii_digit())?;
     rest[..end].parse().ok()
+}
+
+/// A client error with its causes (a TLS failure sits several levels down) and, for a
+/// certificate or handshake failure, the settings to check.
+pub fn describe(e: &clickhouse::error::Error, cfg: &ClickHouseConfig) -> String {
+    let chain = crate::tls::chain(e);
+    if cfg.url.starts_with("https://") && crate::tls::is_tls_failure(&chain) {
+        format!(
+            "TLS with {} failed: {chain} (check clickhouse.tls.ca_file, now {:?}, empty \
+             meaning the system roots, and clickhouse.tls.cert_file/key_file if the server \
+             requires a client certificate)",
+            cfg.url, cfg.tls.ca_file
+        )
+    } else {
+        chain
+    }
 }
 
 #[cfg(test)]
