@@ -13,6 +13,7 @@
 //! stage and the breakdown, and `WXPULSE_BENCH_ROUNDS=50` repeats stage 1 (default 5).
 
 use std::hint::black_box;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,12 +96,13 @@ async fn stage2<R: RowOwned + RowWrite>(
     rows: &[R],
     url: &str,
     compression: clickhouse::Compression,
-) -> f64 {
+) -> (f64, f64) {
     let client = clickhouse::Client::default()
         .with_url(url)
         .with_validation(false)
         .with_compression(compression);
     let mut best = f64::MAX;
+    RECEIVED.store(0, Ordering::Relaxed);
     for _ in 0..5 {
         let started = Instant::now();
         for chunk in rows.chunks(BATCH) {
@@ -112,10 +114,14 @@ async fn stage2<R: RowOwned + RowWrite>(
         }
         best = best.min(started.elapsed().as_secs_f64() / rows.len() as f64);
     }
-    best * 1e9
+    let sent = RECEIVED.load(Ordering::Relaxed) as f64 / 5.0 / rows.len() as f64;
+    (best * 1e9, sent)
 }
 
-/// An HTTP endpoint that reads and discards request bodies.
+/// Body bytes the sink endpoint received: what an insert sends on the wire.
+static RECEIVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// An HTTP endpoint that reads and discards request bodies, counting their bytes.
 async fn sink_server() -> String {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -132,7 +138,9 @@ async fn sink_server() -> String {
                     |req: hyper::Request<hyper::body::Incoming>| async move {
                         let mut body = req.into_body();
                         while let Some(frame) = body.frame().await {
-                            black_box(frame.ok());
+                            if let Some(data) = frame.ok().and_then(|f| f.into_data().ok()) {
+                                RECEIVED.fetch_add(data.len(), Ordering::Relaxed);
+                            }
                         }
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(
                             http_body_util::Full::new(bytes::Bytes::new()),
@@ -178,10 +186,10 @@ async fn bench<S: Stream>(
         .map(|r| r.payload.as_ref().map_or(0, Vec::len))
         .sum();
     let (rows, ns1) = stage1(stream, &records, cfg, dims);
-    let ns2 = stage2(&rows, url, clickhouse::Compression::Lz4).await;
-    let plain = stage2(&rows, url, clickhouse::Compression::None).await;
+    let (ns2, sent) = stage2(&rows, url, clickhouse::Compression::Lz4).await;
+    let (plain, sent_plain) = stage2(&rows, url, clickhouse::Compression::None).await;
     println!(
-        "{name:<14} {:>8} events  {:>5.0} B/event  decode→row {ns1:>6.0} ns  encode+lz4 {ns2:>6.0} ns (without lz4 {plain:>4.0})  total {:>6.0} ns = {:>5.2} M events/s/core",
+        "{name:<14} {:>8} events  {:>5.0} B/event  decode→row {ns1:>6.0} ns  encode+lz4 {ns2:>6.0} ns (without lz4 {plain:>4.0}; sent {sent:.0} / {sent_plain:.0} B/row)  total {:>6.0} ns = {:>5.2} M events/s/core",
         records.len(),
         bytes as f64 / records.len() as f64,
         ns1 + ns2,

@@ -67,8 +67,8 @@ pub struct ClickHouseConfig {
 }
 
 /// Compression of the insert bodies. LZ4 (ClickHouse's native framing) cuts the bytes sent
-/// several-fold for 5–6% of a service's CPU; where ClickHouse is on the same host or a fast
-/// local network, `none` saves that CPU on both sides.
+/// 2.4–3x for 5–6% of a service's CPU; where ClickHouse is on the same host or a fast local
+/// network, `none` saves that CPU in the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
