@@ -30,8 +30,13 @@ impl Pseudonymizer {
 
     /// The pseudonymous id of a raw `openid` or `unionid`.
     pub fn fan_id(&self, raw: &str) -> FanId {
+        self.fan_id_of(raw.as_bytes())
+    }
+
+    /// [`Pseudonymizer::fan_id`] of raw bytes (a record key's openid, not yet validated).
+    pub fn fan_id_of(&self, raw: &[u8]) -> FanId {
         let mut mac = self.mac.clone();
-        mac.update(raw.as_bytes());
+        mac.update(raw);
         let digest = mac.finalize().into_bytes();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
@@ -72,6 +77,14 @@ struct Slot {
 /// Longest openid a slot holds (WeChat's are 28 characters); longer ones are hashed each time.
 const OPENID_MAX: usize = 39;
 
+impl Slot {
+    /// Whether this slot remembers `openid`.
+    #[inline]
+    fn holds(&self, openid: &[u8]) -> bool {
+        usize::from(self.len) == openid.len() && &self.openid[..openid.len()] == openid
+    }
+}
+
 impl Default for FanIdCache {
     fn default() -> Self {
         Self::with_slots(Self::SLOTS)
@@ -85,30 +98,51 @@ impl FanIdCache {
 
     /// A cache of `slots` entries (rounded up to a power of two).
     pub fn with_slots(slots: usize) -> Self {
+        use std::hash::BuildHasher;
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        // The pair of a missing unionid, so every slot's pair is right for its tag.
         let empty = Slot {
             openid: [0; OPENID_MAX],
             len: 0,
             fan_id: 0,
             union_id: 0,
-            union_tag: 0,
+            union_tag: hasher.hash_one(b"".as_slice()),
         };
         FanIdCache {
             slots: vec![empty; slots.max(1).next_power_of_two()].into_boxed_slice(),
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            hasher,
         }
     }
 
     /// Starts loading `openid`'s slot, so the [`FanIdCache::fan_ids`] that follows a few
     /// steps later finds it in cache.
     #[inline]
-    pub fn prefetch(&self, openid: &str) {
-        crate::prefetch::line(&self.slots[self.slot(openid.as_bytes())]);
+    pub fn prefetch(&self, openid: &[u8]) {
+        crate::prefetch::line(&self.slots[self.slot(openid)]);
     }
 
     #[inline]
     fn slot(&self, openid: &[u8]) -> usize {
         use std::hash::BuildHasher;
         self.hasher.hash_one(openid) as usize & (self.slots.len() - 1)
+    }
+
+    /// `openid`'s fan id, from its slot or hashed into it: the lookahead's pseudonym of a
+    /// coming event's fan, so its profile can be prefetched even on the fan's first event.
+    /// The slot's unionid pair is left as it is: it is always some unionid's tag and
+    /// pseudonym, which [`FanIdCache::fan_ids`] checks against the event's own.
+    pub fn warm(&mut self, pii: &Pseudonymizer, openid: &[u8]) -> Option<FanId> {
+        if openid.is_empty() || openid.len() > OPENID_MAX {
+            return None;
+        }
+        let index = self.slot(openid);
+        let slot = &mut self.slots[index];
+        if !slot.holds(openid) {
+            slot.openid[..openid.len()].copy_from_slice(openid);
+            slot.len = openid.len() as u8;
+            slot.fan_id = pii.fan_id_of(openid);
+        }
+        Some(slot.fan_id)
     }
 
     /// `(pii.fan_id(openid), pii.optional_fan_id(unionid))`, from the cache when this fan
@@ -128,7 +162,7 @@ impl FanIdCache {
         let union_tag = self.hasher.hash_one(union.as_bytes());
         let index = self.slot(open);
         let slot = &mut self.slots[index];
-        if usize::from(slot.len) == open.len() && &slot.openid[..open.len()] == open {
+        if slot.holds(open) {
             if slot.union_tag != union_tag {
                 slot.union_id = pii.optional_fan_id(unionid);
                 slot.union_tag = union_tag;
@@ -339,6 +373,36 @@ mod tests {
             }
         }
         assert_eq!(std::mem::size_of::<Slot>(), 64, "one cache line");
+    }
+
+    #[test]
+    fn a_slot_warmed_from_a_record_key_changes_no_pseudonym() {
+        let pii = Pseudonymizer::new(b"key-one-0123456789");
+        // Warms of the fan that comes next, of another fan in the same slot, of a fan that
+        // never comes, of ids no slot holds; the fans come with and without unionids.
+        let mut cache = FanIdCache::with_slots(2);
+        let long = "o".repeat(OPENID_MAX + 1);
+        let fans = ["oA", "oB", "oC", "oA", "oB", "", long.as_str(), "oD"];
+        let unions = [Some("u1"), None, Some(""), Some("u2"), Some("u1")];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for step in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let openid = fans[(x % fans.len() as u64) as usize];
+            if x >> 62 == 0 {
+                let warmed = cache.warm(&pii, openid.as_bytes());
+                let held = !openid.is_empty() && openid.len() <= OPENID_MAX;
+                assert_eq!(warmed, held.then(|| pii.fan_id(openid)), "step {step}");
+                continue;
+            }
+            let unionid = unions[((x >> 8) % unions.len() as u64) as usize];
+            assert_eq!(
+                cache.fan_ids(&pii, openid, unionid),
+                (pii.fan_id(openid), pii.optional_fan_id(unionid)),
+                "step {step}: {openid:?} {unionid:?}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! and the row gets [`UNKNOWN`]; once the record arrives, later events pick it up.
 
 pub mod birthday;
+mod fans;
 pub mod follow;
 pub mod records;
 pub mod reported;
@@ -187,7 +188,7 @@ pub struct Dimensions {
     articles: Map<Box<str>, Article>,
     /// app_id → button key → button.
     buttons: Map<Box<str>, Map<Box<str>, Button>>,
-    fans: Map<FanId, FanProfile>,
+    fans: fans::FanTable<FanProfile>,
     /// Fans with a CRM profile, and fans with reported follow times (kept as they change:
     /// counting 400k fans per dimension update would cost a millisecond each time).
     profiled: usize,
@@ -211,7 +212,7 @@ impl Dimensions {
             scenes: Map::new(),
             articles: Map::new(),
             buttons: Map::new(),
-            fans: Map::new(),
+            fans: fans::FanTable::default(),
             profiled: 0,
             reported: 0,
             strings: Map::new(),
@@ -326,7 +327,7 @@ impl Dimensions {
                 );
             }
             DimensionRecord::FanFollow(r) => {
-                let fan = self.fans.entry(self.pii.fan_id(&r.openid)).or_default();
+                let fan = self.fans.get_or_default(self.pii.fan_id(&r.openid));
                 self.reported += usize::from(fan.reported.is_empty());
                 let at = NonZeroI64::new(r.at);
                 match r.kind {
@@ -351,7 +352,7 @@ impl Dimensions {
         unfollowed_at: Option<i64>,
     ) {
         let associate = associate.map(|s| self.intern(s));
-        let fan = self.fans.entry(fan_id).or_default();
+        let fan = self.fans.get_or_default(fan_id);
         self.profiled += usize::from(!fan.profiled);
         let reported = fan.reported;
         *fan = FanProfile::from_crm(status, associate, followed_at, unfollowed_at);
@@ -361,7 +362,7 @@ impl Dimensions {
     /// Drops one source's part of a fan (`crm` for a profile, `reported` for callbacks),
     /// and the fan once neither source knows it.
     fn forget_fan(&mut self, fan_id: FanId, source: Dimension, kind: Option<FollowKind>) {
-        let Some(fan) = self.fans.get_mut(&fan_id) else {
+        let Some(fan) = self.fans.get_mut(fan_id) else {
             return;
         };
         let (had_crm, had_reported) = (fan.profiled, !fan.reported.is_empty());
@@ -380,7 +381,7 @@ impl Dimensions {
         self.profiled -= usize::from(had_crm && !fan.profiled);
         self.reported -= usize::from(had_reported && fan.reported.is_empty());
         if !fan.profiled && fan.reported.is_empty() {
-            self.fans.remove(&fan_id);
+            self.fans.remove(fan_id);
         }
     }
 
@@ -395,7 +396,7 @@ impl Dimensions {
             Dimension::MenuButton => self.buttons.clear(),
             Dimension::AssociateContact => {}
             Dimension::FanProfile | Dimension::FanFollow => {
-                let fans: Vec<FanId> = self.fans.keys().copied().collect();
+                let fans: Vec<FanId> = self.fans.fans().collect();
                 for fan_id in fans {
                     self.forget_fan(fan_id, dimension, None);
                 }
@@ -497,10 +498,17 @@ impl Dimensions {
         self.found(Dimension::MenuButton, button)
     }
 
+    /// Starts loading `fan_id`'s profile, so [`Dimensions::fan`] a few events later finds
+    /// it in cache: the pipeline looks ahead in a batch (`decode::Decoder::look_ahead`).
+    #[inline]
+    pub fn prefetch_fan(&self, fan_id: FanId) {
+        self.fans.prefetch(fan_id);
+    }
+
     /// A fan's profile by pseudonymous id: also a fan only callbacks told of (status
     /// `Other`, no associate, with follow times), which still counts as a profile miss.
     pub fn fan(&self, fan_id: FanId) -> Option<&FanProfile> {
-        let fan = self.fans.get(&fan_id);
+        let fan = self.fans.get(fan_id);
         if !fan.is_some_and(|f| f.profiled) {
             self.missing[Dimension::FanProfile as usize].inc();
         }

@@ -340,7 +340,10 @@ impl<S: Stream> Pipeline<S> {
 
     fn on_chunk(&mut self, chunk: Vec<Record>) {
         let now = now_ms();
-        for record in chunk {
+        let mut records = chunk.into_iter();
+        loop {
+            self.decoder.look_ahead(&self.dims, records.as_slice());
+            let Some(record) = records.next() else { break };
             self.admit(record, now);
         }
         self.look_up_suspects(now);
