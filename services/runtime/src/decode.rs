@@ -287,14 +287,15 @@ impl Decoder {
     }
 }
 
-/// How many records ahead [`Decoder::look_ahead`] prefetches a record's key and payload:
-/// far enough that the next steps find them in cache, near enough that they stay there.
-/// At ~1 µs per record on the hot path, 4 records are several memory latencies.
+/// How many records ahead [`Decoder::look_ahead`] prefetches a record's key and payload,
+/// which its next step reads.
 pub const LOOK_RECORD: usize = 12;
-/// How many records ahead [`Decoder::look_ahead`] prefetches the fan's pseudonym slot.
+/// How many records ahead [`Decoder::look_ahead`] prefetches the fan's pseudonym slot,
+/// which its last step reads.
 pub const LOOK_SLOT: usize = 8;
 /// How many records ahead [`Decoder::look_ahead`] takes the fan id and prefetches the
-/// fan's profile.
+/// fan's profile. At ~1 µs per record, 4 records are several memory latencies: far enough
+/// for each load to arrive, near enough that it is still in cache when used.
 pub const LOOK_PROFILE: usize = 4;
 
 /// The openid of a record keyed `app_id|openid`.

@@ -129,20 +129,9 @@ impl FanIdCache {
 
     /// `openid`'s fan id, from its slot or hashed into it: the lookahead's pseudonym of a
     /// coming event's fan, so its profile can be prefetched even on the fan's first event.
-    /// The slot's unionid pair is left as it is: it is always some unionid's tag and
-    /// pseudonym, which [`FanIdCache::fan_ids`] checks against the event's own.
     pub fn warm(&mut self, pii: &Pseudonymizer, openid: &[u8]) -> Option<FanId> {
-        if openid.is_empty() || openid.len() > OPENID_MAX {
-            return None;
-        }
-        let index = self.slot(openid);
-        let slot = &mut self.slots[index];
-        if !slot.holds(openid) {
-            slot.openid[..openid.len()].copy_from_slice(openid);
-            slot.len = openid.len() as u8;
-            slot.fan_id = pii.fan_id_of(openid);
-        }
-        Some(slot.fan_id)
+        self.remember(pii, openid)
+            .map(|index| self.slots[index].fan_id)
     }
 
     /// `(pii.fan_id(openid), pii.optional_fan_id(unionid))`, from the cache when this fan
@@ -154,27 +143,34 @@ impl FanIdCache {
         unionid: Option<&str>,
     ) -> (FanId, FanId) {
         use std::hash::BuildHasher;
-        let open = openid.as_bytes();
-        if open.is_empty() || open.len() > OPENID_MAX {
+        let Some(index) = self.remember(pii, openid.as_bytes()) else {
             return (pii.fan_id(openid), pii.optional_fan_id(unionid));
-        }
-        let union = unionid.unwrap_or_default();
-        let union_tag = self.hasher.hash_one(union.as_bytes());
-        let index = self.slot(open);
+        };
+        let union_tag = self.hasher.hash_one(unionid.unwrap_or_default().as_bytes());
         let slot = &mut self.slots[index];
-        if slot.holds(open) {
-            if slot.union_tag != union_tag {
-                slot.union_id = pii.optional_fan_id(unionid);
-                slot.union_tag = union_tag;
-            }
-            return (slot.fan_id, slot.union_id);
+        if slot.union_tag != union_tag {
+            slot.union_id = pii.optional_fan_id(unionid);
+            slot.union_tag = union_tag;
         }
-        slot.openid[..open.len()].copy_from_slice(open);
-        slot.len = open.len() as u8;
-        slot.fan_id = pii.fan_id(openid);
-        slot.union_id = pii.optional_fan_id(unionid);
-        slot.union_tag = union_tag;
         (slot.fan_id, slot.union_id)
+    }
+
+    /// The index of the slot holding `openid`, hashed into it if it held another fan;
+    /// `None` for an id no slot holds. The slot's unionid pair is left as it is: it is
+    /// always some unionid's tag and pseudonym (an empty slot's is the missing unionid's),
+    /// which [`FanIdCache::fan_ids`] checks against the event's own.
+    fn remember(&mut self, pii: &Pseudonymizer, openid: &[u8]) -> Option<usize> {
+        if openid.is_empty() || openid.len() > OPENID_MAX {
+            return None;
+        }
+        let index = self.slot(openid);
+        let slot = &mut self.slots[index];
+        if !slot.holds(openid) {
+            slot.openid[..openid.len()].copy_from_slice(openid);
+            slot.len = openid.len() as u8;
+            slot.fan_id = pii.fan_id_of(openid);
+        }
+        Some(index)
     }
 }
 
