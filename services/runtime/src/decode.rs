@@ -167,12 +167,18 @@ impl Decoder {
     /// Prepares the records ahead of `ahead[0]`, the one about to be decoded, so their
     /// cache misses overlap this one's work instead of each waiting in turn: a record's key
     /// and payload lines ([`LOOK_RECORD`] ahead), its fan's pseudonym slot ([`LOOK_SLOT`]),
-    /// then its fan id (hashed into that slot if new) and fan profile ([`LOOK_PROFILE`]).
-    /// All from the record key (`app_id|openid`), before any decoding; a key of another
-    /// shape prepares nothing. Changes no result: the slot is exact on the openid, and a
-    /// record that is never decoded only cost its hash.
+    /// then its fan id (hashed into that slot if new), fan profile and the fan's state in
+    /// its partition, `fans_of(partition)` ([`LOOK_PROFILE`]). All from the record key
+    /// (`app_id|openid`), before any decoding; a key of another shape prepares nothing.
+    /// Changes no result: the slot is exact on the openid, and a record that is never
+    /// decoded only cost its hash.
     #[inline]
-    pub fn look_ahead(&mut self, dims: &Dimensions, ahead: &[Record]) {
+    pub fn look_ahead<'a>(
+        &mut self,
+        dims: &Dimensions,
+        fans_of: impl FnOnce(i32) -> Option<&'a FanStates>,
+        ahead: &[Record],
+    ) {
         if let Some(r) = ahead.get(LOOK_RECORD) {
             if let Some(key) = r.key.as_deref() {
                 crate::prefetch::line(key.as_ptr());
@@ -185,9 +191,15 @@ impl Decoder {
         if let Some(openid) = ahead.get(LOOK_SLOT).and_then(key_openid) {
             self.fan_ids.prefetch(openid);
         }
-        let near = ahead.get(LOOK_PROFILE).and_then(key_openid);
-        if let Some(fan) = near.and_then(|openid| self.fan_ids.warm(&self.pii, openid)) {
+        let Some(near) = ahead.get(LOOK_PROFILE) else {
+            return;
+        };
+        let fan = key_openid(near).and_then(|openid| self.fan_ids.warm(&self.pii, openid));
+        if let Some(fan) = fan {
             dims.prefetch_fan(fan);
+            if let Some(fans) = fans_of(near.partition) {
+                fans.prefetch(fan);
+            }
         }
     }
 
@@ -324,7 +336,7 @@ pub mod bench {
         now: i64,
         rows: &mut Vec<S::Row>,
     ) -> bool {
-        decoder.look_ahead(dims, ahead);
+        decoder.look_ahead(dims, |_| Some(&*fans), ahead);
         let Some(record) = ahead.first() else {
             return false;
         };

@@ -34,6 +34,7 @@ pub mod dedup;
 pub mod dlq;
 pub mod enrich;
 pub mod events;
+pub(crate) mod fan_table;
 pub mod kafka;
 pub mod metrics;
 pub mod overflow;

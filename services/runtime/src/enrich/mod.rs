@@ -8,7 +8,6 @@
 //! and the row gets [`UNKNOWN`]; once the record arrives, later events pick it up.
 
 pub mod birthday;
-mod fans;
 pub mod follow;
 pub mod records;
 pub mod reported;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 
 use prometheus::IntCounter;
 
+use crate::fan_table::FanTable;
 use crate::pii::{FanId, Pseudonymizer};
 pub use birthday::{Birthday, NotABirthday};
 pub use records::*;
@@ -188,7 +188,7 @@ pub struct Dimensions {
     articles: Map<Box<str>, Article>,
     /// app_id → button key → button.
     buttons: Map<Box<str>, Map<Box<str>, Button>>,
-    fans: fans::FanTable<FanProfile>,
+    fans: FanTable<FanProfile>,
     /// Fans with a CRM profile, and fans with reported follow times (kept as they change:
     /// counting 400k fans per dimension update would cost a millisecond each time).
     profiled: usize,
@@ -212,7 +212,7 @@ impl Dimensions {
             scenes: Map::new(),
             articles: Map::new(),
             buttons: Map::new(),
-            fans: fans::FanTable::default(),
+            fans: FanTable::default(),
             profiled: 0,
             reported: 0,
             strings: Map::new(),

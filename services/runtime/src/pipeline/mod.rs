@@ -118,7 +118,8 @@ pub struct Pipeline<S: Stream> {
     dims: Dimensions,
     sink: Sink,
     dead_letters: DeadLetterSink,
-    partitions: HashMap<i32, PartitionState<S::Row>>,
+    /// Keyed with `hashbrown`'s fast hasher: looked up twice per record.
+    partitions: hashbrown::HashMap<i32, PartitionState<S::Row>>,
     flushed_tx: mpsc::UnboundedSender<Flushed>,
     flushed_rx: mpsc::UnboundedReceiver<Flushed>,
     schema_tx: mpsc::UnboundedSender<u32>,
@@ -217,7 +218,7 @@ impl<S: Stream> Pipeline<S> {
             registry,
             sink,
             dead_letters,
-            partitions: HashMap::new(),
+            partitions: hashbrown::HashMap::new(),
             flushed_tx,
             flushed_rx,
             schema_tx,
@@ -342,7 +343,10 @@ impl<S: Stream> Pipeline<S> {
         let now = now_ms();
         let mut records = chunk.into_iter();
         loop {
-            self.decoder.look_ahead(&self.dims, records.as_slice());
+            let partitions = &self.partitions;
+            let fans_of = |partition| partitions.get(&partition).map(|p| &p.fans);
+            self.decoder
+                .look_ahead(&self.dims, fans_of, records.as_slice());
             let Some(record) = records.next() else { break };
             self.admit(record, now);
         }

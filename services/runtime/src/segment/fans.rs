@@ -33,6 +33,7 @@ use super::rules::{lifecycle, Relationship, Segment, Thresholds};
 use crate::calendar::month_of;
 use crate::config::Config;
 use crate::enrich::FanProfile;
+use crate::fan_table::{FanTable, Packed};
 use crate::pii::FanId;
 
 /// What a partition remembers about one fan.
@@ -173,8 +174,9 @@ impl Drop for Member {
 /// Per-fan state of one partition.
 #[derive(Debug, Default)]
 pub struct FanStates {
-    /// Fans with a month that can still receive events.
-    open: hashbrown::HashMap<FanId, FanState>,
+    /// Fans with a month that can still receive events: the form an event looks up, so
+    /// the pipeline can prefetch it ([`FanStates::prefetch`]).
+    open: FanTable<FanState, Packed>,
     /// Fans whose months are all closed: their last interaction time.
     quiet: hashbrown::HashMap<FanId, i64>,
     /// Fans whose next event is dormant whenever it comes.
@@ -232,7 +234,7 @@ impl FanStates {
     /// month count including this one.
     pub fn observe(&mut self, fan: FanId, t: i64) -> (Option<i64>, u32) {
         self.saw(t);
-        if let Some(state) = self.open.get_mut(&fan) {
+        if let Some(state) = self.open.get_mut(fan) {
             return record(state, t);
         }
         let (mut state, held) = self.take(fan);
@@ -262,13 +264,20 @@ impl FanStates {
 
     /// The state of a fan held open (tests, debugging).
     pub fn get(&self, fan: FanId) -> Option<&FanState> {
-        self.open.get(&fan)
+        self.open.get(fan)
+    }
+
+    /// Starts loading `fan`'s open state, so [`FanStates::observe`] a few records later
+    /// finds it in cache (`decode::Decoder::look_ahead`).
+    #[inline]
+    pub fn prefetch(&self, fan: FanId) {
+        self.open.prefetch(fan);
     }
 
     /// Removes `fan` from whichever form holds it; `true` if it was held with its state
     /// (open or quiet), so putting it back does not add a fan.
     fn take(&mut self, fan: FanId) -> (FanState, bool) {
-        if let Some(state) = self.open.remove(&fan) {
+        if let Some(state) = self.open.remove(fan) {
             return (state, true);
         }
         if let Some(last) = self.quiet.remove(&fan) {
@@ -344,17 +353,17 @@ impl FanStates {
         // An open fan only moves when one of its months closes.
         if open_from != self.open_from {
             self.open_from = open_from;
-            for (fan, state) in self
-                .open
-                .extract_if(|_, state| !close_months(state, open_from))
-            {
-                if state.last_event_time <= dormant_before {
-                    self.dormant.insert(fan);
-                    to_dormant += 1;
-                } else {
-                    self.quiet.insert(fan, state.last_event_time);
-                }
-            }
+            self.open.extract_if(
+                |_, state| !close_months(state, open_from),
+                |fan, state| {
+                    if state.last_event_time <= dormant_before {
+                        self.dormant.insert(fan);
+                        to_dormant += 1;
+                    } else {
+                        self.quiet.insert(fan, state.last_event_time);
+                    }
+                },
+            );
         }
         for (fan, _) in self.quiet.extract_if(|_, last| *last <= dormant_before) {
             self.dormant.insert(fan);
