@@ -31,7 +31,7 @@ impl ArticleReads {
 event_row! {
     /// A row of `wxpulse.article_reads`.
     pub struct ArticleReadRow {
-        pub article_id: String,
+        pub article_id: Arc<str>,
         pub msgid: i64,
         pub idx: i32,
         pub articles_in_push: i32,
@@ -77,7 +77,8 @@ impl Stream for ArticleReads {
             None => cx.dims.unknown(),
         };
         row!(ArticleReadRow, cx, {
-            article_id: e.article_id.to_string(),
+            // A known article's id is shared with the dimension: no copy per row.
+            article_id: article.map_or_else(|| Arc::from(e.article_id), |a| a.article_id.clone()),
             msgid: msgid,
             idx: idx,
             articles_in_push: article.map_or(0, |a| a.articles_in_push),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use wxpulse_runtime::config::Config;
-use wxpulse_runtime::enrich::{Dimension, Dimensions, UNKNOWN};
+use wxpulse_runtime::enrich::{Dimension, Dimensions, Scene, UNKNOWN};
 use wxpulse_runtime::events::{QrEvent, QrScan};
 use wxpulse_runtime::segment::Lifecycle;
 use wxpulse_runtime::stream::{Context, Stream};
@@ -27,8 +27,8 @@ event_row! {
     /// A row of `wxpulse.qr_scans`.
     pub struct QrScanRow {
         pub event: &'static str,
-        pub event_key: String,
-        pub scene: String,
+        pub event_key: Arc<str>,
+        pub scene: Arc<str>,
         pub scene_kind: &'static str,
         pub scene_id: u32,
         pub channel: &'static str,
@@ -77,15 +77,15 @@ pub fn follow_source(channel: &str) -> &'static str {
     }
 }
 
-/// Store, associate, region and campaign of account `app_id`'s scene; the store of an
-/// associate's code is the associate's store when the scene does not name one.
+/// Channel, store, associate, region and campaign of a scene (`None`: not in the
+/// dimension); the store of an associate's code is the associate's store when the scene
+/// does not name one.
 fn place(
     dims: &Dimensions,
-    app_id: &str,
-    scene: &str,
+    scene: Option<&Scene>,
 ) -> (&'static str, Arc<str>, Arc<str>, Arc<str>, Arc<str>) {
     let empty = dims.empty();
-    let Some(s) = dims.scene(app_id, scene) else {
+    let Some(s) = scene else {
         let u = dims.unknown();
         return (UNKNOWN, u.clone(), u.clone(), u.clone(), u);
     };
@@ -124,13 +124,20 @@ impl Stream for QrScans {
     fn row(&mut self, e: &QrScan<'_>, cx: &Context<'_>) -> QrScanRow {
         let event = e.event.as_str();
         let key = scene_of(e.event_key);
-        let (channel, store_id, associate_userid, region, campaign) =
-            place(cx.dims, e.app_id, key.scene);
+        let known = cx.dims.scene(e.app_id, key.scene);
+        let (channel, store_id, associate_userid, region, campaign) = place(cx.dims, known);
+        // A known scene's strings are shared with the dimension: no copy per row. The
+        // EventKey is the scene, or `qrscene_` and the scene.
+        let (event_key, scene) = match known {
+            Some(s) if e.event_key.len() == s.scene.len() => (s.scene.clone(), s.scene.clone()),
+            Some(s) => (s.subscribe_key.clone(), s.scene.clone()),
+            None => (Arc::from(e.event_key), Arc::from(key.scene)),
+        };
         let is_new_follow = e.event == QrEvent::Subscribe;
         let mut row = row!(QrScanRow, cx, {
             event: event,
-            event_key: e.event_key.to_string(),
-            scene: key.scene.to_string(),
+            event_key: event_key,
+            scene: scene,
             scene_kind: if key.scene_id.is_some() { "id" } else { "str" },
             scene_id: key.scene_id.unwrap_or(0),
             channel: channel,
@@ -167,5 +174,80 @@ mod tests {
             "beyond u32 stays a string"
         );
         assert_eq!(scene_of("").scene_id, None);
+    }
+
+    /// A row of `event_key` with one scene known, `store_0042` of every account.
+    fn row_of(event: QrEvent, event_key: &str) -> QrScanRow {
+        use wxpulse_runtime::enrich::{DimensionRecord, QrSceneRecord, SceneChannel};
+        use wxpulse_runtime::pii::Pseudonymizer;
+        use wxpulse_runtime::segment::{Relationship, Segment};
+        use wxpulse_runtime::stream::Meta;
+        let mut dims = Dimensions::detached(Pseudonymizer::new(b"k"));
+        let record = DimensionRecord::QrScene(QrSceneRecord {
+            scene: "store_0042".into(),
+            channel: SceneChannel::Store,
+            store_id: Some("sh01".into()),
+            userid: None,
+            campaign: None,
+            updated_at: 0,
+            app_id: String::new(),
+        });
+        dims.apply(Dimension::QrScene, &record.key(), Some(record));
+        let cx = Context {
+            meta: Meta {
+                event_id: Default::default(),
+                fan_id: 1,
+                union_id: 0,
+                topic: "wxpulse.qr_scans",
+                partition: 0,
+                offset: 0,
+                source_partition: -1,
+                source_offset: -1,
+            },
+            app_id: Arc::from("wxa"),
+            brand: Arc::from("b"),
+            event_time: 0,
+            server_time: 0,
+            segment: Segment {
+                relationship: Relationship::Prospect,
+                lifecycle: Lifecycle::Active,
+                month_interactions: 1,
+            },
+            dims: &dims,
+        };
+        let e = QrScan {
+            event_id: "",
+            app_id: "wxa",
+            openid: "o",
+            unionid: None,
+            client_time: 0,
+            server_time: 0,
+            event,
+            event_key,
+            ticket: None,
+        };
+        QrScans.row(&e, &cx)
+    }
+
+    #[test]
+    fn a_row_keeps_the_event_key_and_scene_of_known_and_unknown_scenes() {
+        for (event, key, scene, store) in [
+            (
+                QrEvent::Subscribe,
+                "qrscene_store_0042",
+                "store_0042",
+                "sh01",
+            ),
+            (QrEvent::Scan, "store_0042", "store_0042", "sh01"),
+            (QrEvent::Subscribe, "qrscene_ad_x", "ad_x", UNKNOWN),
+            (QrEvent::Scan, "ad_x", "ad_x", UNKNOWN),
+        ] {
+            let row = row_of(event, key);
+            assert_eq!(
+                (&*row.event_key, &*row.scene, &*row.store_id),
+                (key, scene, store),
+                "{key}"
+            );
+        }
     }
 }

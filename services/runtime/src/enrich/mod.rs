@@ -60,6 +60,11 @@ pub struct Associate {
 /// A QR scene.
 #[derive(Debug, Clone)]
 pub struct Scene {
+    /// The scene itself, and the EventKey of a scan that follows (`qrscene_<scene>`),
+    /// shared so rows of known scenes do not copy them.
+    pub scene: Arc<str>,
+    /// `qrscene_<scene>`.
+    pub subscribe_key: Arc<str>,
     /// What the code is printed on.
     pub channel: SceneChannel,
     /// Store of the code.
@@ -73,6 +78,8 @@ pub struct Scene {
 /// An article of a push.
 #[derive(Debug, Clone)]
 pub struct Article {
+    /// The article id itself, shared so rows of known articles do not copy it.
+    pub article_id: Arc<str>,
     /// Push id.
     pub msgid: i64,
     /// Position in the push, 1 = first.
@@ -283,6 +290,8 @@ impl Dimensions {
             }
             DimensionRecord::QrScene(r) => {
                 let scene = Scene {
+                    scene: Arc::from(r.scene.as_str()),
+                    subscribe_key: Arc::from(format!("qrscene_{}", r.scene)),
                     channel: r.channel,
                     store_id: r.store_id.as_deref().map(|s| self.intern(s)),
                     userid: r.userid.as_deref().map(|s| self.intern(s)),
@@ -295,6 +304,7 @@ impl Dimensions {
             }
             DimensionRecord::Article(r) => {
                 let article = Article {
+                    article_id: Arc::from(r.article_id.as_str()),
                     msgid: r.msgid,
                     idx: r.idx,
                     articles_in_push: r.articles_in_push,
