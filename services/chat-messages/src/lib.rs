@@ -271,7 +271,7 @@ event_row! {
         pub conversation: &'static str,
         pub direction: &'static str,
         pub msg_type: &'static str,
-        pub associate_userid: String,
+        pub associate_userid: Arc<str>,
         pub store_id: Arc<str>,
         pub region: Arc<str>,
         pub chat_id: String,
@@ -280,18 +280,19 @@ event_row! {
     }
 }
 
-/// Store and region of an associate; empty when the message has no associate.
-fn place(dims: &Dimensions, userid: &str) -> (Arc<str>, Arc<str>) {
+/// Userid, store and region of an associate; empty when the message has no associate.
+/// A known associate's userid is shared with the dimension: no copy per row.
+fn place(dims: &Dimensions, userid: &str) -> (Arc<str>, Arc<str>, Arc<str>) {
     if userid.is_empty() {
-        return (dims.empty(), dims.empty());
+        return (dims.empty(), dims.empty(), dims.empty());
     }
     let Some(a) = dims.associate(userid) else {
-        return (dims.unknown(), dims.unknown());
+        return (Arc::from(userid), dims.unknown(), dims.unknown());
     };
     let region = dims
         .store(&a.store_id)
         .map_or_else(|| dims.unknown(), |s| s.region.clone());
-    (a.store_id.clone(), region)
+    (a.userid.clone(), a.store_id.clone(), region)
 }
 
 #[derive(Row, Deserialize)]
@@ -329,7 +330,7 @@ impl Stream for ChatMessages {
 
     fn row(&mut self, e: &ChatMessage<'_>, cx: &Context<'_>) -> ChatMessageRow {
         let userid = e.userid.unwrap_or_default();
-        let (store_id, region) = place(cx.dims, userid);
+        let (associate_userid, store_id, region) = place(cx.dims, userid);
         let mut first_reply_ms = None;
         if e.conversation == ConversationKind::WecomPrivate && !userid.is_empty() {
             let (limits, evicted) = (self.limits, &self.metrics.evicted);
@@ -362,7 +363,7 @@ impl Stream for ChatMessages {
             conversation: e.conversation.as_str(),
             direction: e.direction.as_str(),
             msg_type: e.msg_type.as_str(),
-            associate_userid: userid.to_string(),
+            associate_userid: associate_userid,
             store_id: store_id,
             region: region,
             chat_id: e.chat_id.unwrap_or_default().to_string(),

@@ -51,6 +51,8 @@ pub struct Store {
 /// A WeCom sales associate.
 #[derive(Debug, Clone)]
 pub struct Associate {
+    /// The userid itself, shared so rows of known associates do not copy it.
+    pub userid: Arc<str>,
     /// Store the associate works in.
     pub store_id: Arc<str>,
     /// False once the associate left.
@@ -283,6 +285,7 @@ impl Dimensions {
             }
             DimensionRecord::Associate(r) => {
                 let associate = Associate {
+                    userid: Arc::from(r.userid.as_str()),
                     store_id: self.intern(&r.store_id),
                     active: r.active,
                 };
