@@ -22,6 +22,9 @@ use wxpulse_runtime::{event_row, row};
 pub struct Orders {
     /// `attribution.window` in seconds, stamped on every row.
     window_s: u32,
+    /// The last currency written, shared by the rows that repeat it (nearly all: CNY)
+    /// instead of copied into each.
+    currency: Arc<str>,
 }
 
 impl Orders {
@@ -30,6 +33,7 @@ impl Orders {
         Orders {
             // Validated at startup to be at most 90 days, so it fits.
             window_s: u32::try_from(config.attribution.window.as_secs()).unwrap_or(u32::MAX),
+            currency: Arc::from("CNY"),
         }
     }
 }
@@ -40,7 +44,7 @@ event_row! {
         pub order_id: String,
         pub kind: &'static str,
         pub amount_fen: i64,
-        pub currency: String,
+        pub currency: Arc<str>,
         pub channel: &'static str,
         pub store_id: Arc<str>,
         pub region: Arc<str>,
@@ -119,11 +123,14 @@ impl Stream for Orders {
                 Some(code) => match dims.associate(code) {
                     Some(a) => {
                         let (store, region) = store_and_region(dims, Some(&a.store_id));
-                        (Arc::from(code), store, region)
+                        (a.userid.clone(), store, region)
                     }
                     None => (Arc::from(code), dims.unknown(), dims.unknown()),
                 },
             };
+        if *self.currency != *o.currency {
+            self.currency = Arc::from(o.currency);
+        }
         row!(OrderRow, cx, {
             order_id: o.order_id.to_string(),
             kind: match o.kind {
@@ -131,7 +138,7 @@ impl Stream for Orders {
                 _ => "purchase",
             },
             amount_fen: o.amount_fen,
-            currency: o.currency.to_string(),
+            currency: self.currency.clone(),
             channel: match o.channel {
                 OrderChannel::MiniProgram => "mini_program",
                 OrderChannel::StorePos => "store_pos",
@@ -196,5 +203,46 @@ mod tests {
         let mut o = order(OrderKind::Purchase, 1, "CNY");
         o.items = -1;
         assert!(reason(&o).is_some_and(|(_, d)| d.contains("items")));
+    }
+
+    #[test]
+    fn each_row_has_its_own_orders_currency_and_share_code() {
+        use wxpulse_runtime::enrich::{AssociateRecord, DimensionRecord, UNKNOWN};
+        use wxpulse_runtime::pii::Pseudonymizer;
+        let mut dims = Dimensions::detached(Pseudonymizer::new(b"k"));
+        let record = DimensionRecord::Associate(AssociateRecord {
+            userid: "zhang".into(),
+            name: "Zhang".into(),
+            store_id: "sh01".into(),
+            active: true,
+            updated_at: 0,
+        });
+        dims.apply(Dimension::Associate, &record.key(), Some(record));
+        let cx = Context::detached(&dims, "wxpulse.orders");
+        let cfg = Config::load(None, Vec::new()).expect("defaults");
+        let mut orders = Orders::new(&cfg);
+        let rows: Vec<(String, String, String)> = [
+            ("CNY", Some("zhang")),
+            ("USD", Some("li")),
+            ("USD", None),
+            ("CNY", Some("zhang")),
+        ]
+        .into_iter()
+        .map(|(currency, share_code)| {
+            let mut o = order(OrderKind::Purchase, 1, currency);
+            o.share_code = share_code;
+            let row = orders.row(&o, &cx);
+            let (c, s, st) = (row.currency, row.share_code, row.share_store_id);
+            (c.to_string(), s.to_string(), st.to_string())
+        })
+        .collect();
+        let expected = [
+            ("CNY", "zhang", "sh01"),
+            ("USD", "li", UNKNOWN),
+            ("USD", "", ""),
+            ("CNY", "zhang", "sh01"),
+        ]
+        .map(|(c, s, st)| (c.to_string(), s.to_string(), st.to_string()));
+        assert_eq!(rows, expected);
     }
 }

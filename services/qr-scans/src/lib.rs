@@ -180,8 +180,6 @@ mod tests {
     fn row_of(event: QrEvent, event_key: &str) -> QrScanRow {
         use wxpulse_runtime::enrich::{DimensionRecord, QrSceneRecord, SceneChannel};
         use wxpulse_runtime::pii::Pseudonymizer;
-        use wxpulse_runtime::segment::{Relationship, Segment};
-        use wxpulse_runtime::stream::Meta;
         let mut dims = Dimensions::detached(Pseudonymizer::new(b"k"));
         let record = DimensionRecord::QrScene(QrSceneRecord {
             scene: "store_0042".into(),
@@ -193,28 +191,7 @@ mod tests {
             app_id: String::new(),
         });
         dims.apply(Dimension::QrScene, &record.key(), Some(record));
-        let cx = Context {
-            meta: Meta {
-                event_id: Default::default(),
-                fan_id: 1,
-                union_id: 0,
-                topic: "wxpulse.qr_scans",
-                partition: 0,
-                offset: 0,
-                source_partition: -1,
-                source_offset: -1,
-            },
-            app_id: Arc::from("wxa"),
-            brand: Arc::from("b"),
-            event_time: 0,
-            server_time: 0,
-            segment: Segment {
-                relationship: Relationship::Prospect,
-                lifecycle: Lifecycle::Active,
-                month_interactions: 1,
-            },
-            dims: &dims,
-        };
+        let cx = Context::detached(&dims, "wxpulse.qr_scans");
         let e = QrScan {
             event_id: "",
             app_id: "wxa",

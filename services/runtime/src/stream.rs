@@ -123,6 +123,37 @@ pub struct Context<'a> {
     pub dims: &'a Dimensions,
 }
 
+impl<'a> Context<'a> {
+    /// The context of a prospect's active event at time 0, offset 0 of partition 0 of
+    /// `topic`, in account `wxa`: for a stream's tests of `Stream::row`.
+    #[doc(hidden)]
+    pub fn detached(dims: &'a Dimensions, topic: &'static str) -> Self {
+        use crate::segment::{Lifecycle, Relationship};
+        Context {
+            meta: Meta {
+                event_id: uuid::Uuid::nil(),
+                fan_id: 1,
+                union_id: 0,
+                topic,
+                partition: 0,
+                offset: 0,
+                source_partition: -1,
+                source_offset: -1,
+            },
+            app_id: Arc::from("wxa"),
+            brand: Arc::from("brand"),
+            event_time: 0,
+            server_time: 0,
+            segment: Segment {
+                relationship: Relationship::Prospect,
+                lifecycle: Lifecycle::Active,
+                month_interactions: 1,
+            },
+            dims,
+        }
+    }
+}
+
 /// Defines a row struct with the columns every raw event table has, followed by the
 /// stream's own; build one with [`row!`](crate::row).
 ///
