@@ -202,16 +202,8 @@ proptest! {
 #[test]
 fn a_row_names_known_unknown_and_no_associates_as_the_event_does() {
     use wxpulse_runtime::enrich::{AssociateRecord, DimensionRecord, UNKNOWN};
-    use wxpulse_runtime::pii::Pseudonymizer;
-    let mut dims = Dimensions::detached(Pseudonymizer::new(b"k"));
-    let record = DimensionRecord::Associate(AssociateRecord {
-        userid: "zhang".into(),
-        name: "Zhang".into(),
-        store_id: "sh01".into(),
-        active: true,
-        updated_at: 0,
-    });
-    dims.apply(Dimension::Associate, &record.key(), Some(record));
+    let zhang = AssociateRecord::of_store("zhang", "sh01");
+    let dims = Dimensions::detached_with([DimensionRecord::Associate(zhang)]);
     let of = |userid| {
         let (u, store, _) = place(&dims, userid);
         (u.to_string(), store.to_string())

@@ -208,16 +208,8 @@ mod tests {
     #[test]
     fn each_row_has_its_own_orders_currency_and_share_code() {
         use wxpulse_runtime::enrich::{AssociateRecord, DimensionRecord, UNKNOWN};
-        use wxpulse_runtime::pii::Pseudonymizer;
-        let mut dims = Dimensions::detached(Pseudonymizer::new(b"k"));
-        let record = DimensionRecord::Associate(AssociateRecord {
-            userid: "zhang".into(),
-            name: "Zhang".into(),
-            store_id: "sh01".into(),
-            active: true,
-            updated_at: 0,
-        });
-        dims.apply(Dimension::Associate, &record.key(), Some(record));
+        let zhang = AssociateRecord::of_store("zhang", "sh01");
+        let dims = Dimensions::detached_with([DimensionRecord::Associate(zhang)]);
         let cx = Context::detached(&dims, "wxpulse.orders");
         let cfg = Config::load(None, Vec::new()).expect("defaults");
         let mut orders = Orders::new(&cfg);

@@ -179,9 +179,7 @@ mod tests {
     /// A row of `event_key` with one scene known, `store_0042` of every account.
     fn row_of(event: QrEvent, event_key: &str) -> QrScanRow {
         use wxpulse_runtime::enrich::{DimensionRecord, QrSceneRecord, SceneChannel};
-        use wxpulse_runtime::pii::Pseudonymizer;
-        let mut dims = Dimensions::detached(Pseudonymizer::new(b"k"));
-        let record = DimensionRecord::QrScene(QrSceneRecord {
+        let dims = Dimensions::detached_with([DimensionRecord::QrScene(QrSceneRecord {
             scene: "store_0042".into(),
             channel: SceneChannel::Store,
             store_id: Some("sh01".into()),
@@ -189,8 +187,7 @@ mod tests {
             campaign: None,
             updated_at: 0,
             app_id: String::new(),
-        });
-        dims.apply(Dimension::QrScene, &record.key(), Some(record));
+        })]);
         let cx = Context::detached(&dims, "wxpulse.qr_scans");
         let e = QrScan {
             event_id: "",

@@ -237,6 +237,18 @@ impl Dimensions {
         Dimensions::new(pii, std::array::from_fn(|_| counter()))
     }
 
+    /// Detached tables holding `records` (each applied under its own key): a stream's
+    /// tests of `Stream::row`.
+    #[doc(hidden)]
+    pub fn detached_with(records: impl IntoIterator<Item = DimensionRecord>) -> Self {
+        let mut dims = Dimensions::detached(Pseudonymizer::new(b"tests"));
+        for record in records {
+            let dimension = record.dimension();
+            dims.apply(dimension, &record.key(), Some(record));
+        }
+        dims
+    }
+
     /// The shared [`UNKNOWN`] marker.
     pub fn unknown(&self) -> Arc<str> {
         self.unknown.clone()

@@ -183,6 +183,20 @@ pub struct AssociateRecord {
     pub updated_at: i64,
 }
 
+impl AssociateRecord {
+    /// An active associate of `store_id`, named by userid: fixtures and tests.
+    #[doc(hidden)]
+    pub fn of_store(userid: &str, store_id: &str) -> Self {
+        AssociateRecord {
+            userid: userid.into(),
+            name: userid.into(),
+            store_id: store_id.into(),
+            active: true,
+            updated_at: 0,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
