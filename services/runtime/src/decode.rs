@@ -306,8 +306,8 @@ pub const LOOK_RECORD: usize = 12;
 /// which its last step reads.
 pub const LOOK_SLOT: usize = 8;
 /// How many records ahead [`Decoder::look_ahead`] takes the fan id and prefetches the
-/// fan's profile and segment state. At ~1 µs per record, 4 records are several memory latencies: far enough
-/// for each load to arrive, near enough that it is still in cache when used.
+/// fan's profile and segment state. At ~1 µs per record, 4 records are several memory
+/// latencies: far enough for each load to arrive, near enough that it is still in cache.
 pub const LOOK_PROFILE: usize = 4;
 
 /// The openid of a record keyed `app_id|openid`.

@@ -14,13 +14,13 @@
 use crate::pii::FanId;
 
 /// Slot layout: one fan per 64-byte cache line, so a lookup reads one line.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 #[repr(align(64))]
 pub(crate) struct Line;
 
 /// Slot layout: fans packed at their own size (a `hashbrown` map's memory); a lookup reads
 /// at most two lines.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 pub(crate) struct Packed;
 
 /// A fan and its value; `A`, a zero-length array, only sets the alignment. Fan id 0 marks a
@@ -119,6 +119,15 @@ impl<V: Default, A: Default> FanTable<V, A> {
         }
     }
 
+    /// The first free slot from `fan`'s home: where a fan not held goes (the table has one).
+    fn vacant(&self, fan: FanId) -> usize {
+        let mut i = self.home(fan);
+        while self.slots[i].fan != 0 {
+            i = (i + 1) & self.mask();
+        }
+        i
+    }
+
     /// `fan`'s value.
     #[inline]
     pub(crate) fn get(&self, fan: FanId) -> Option<&V> {
@@ -148,10 +157,7 @@ impl<V: Default, A: Default> FanTable<V, A> {
         if (self.len + 1) * 16 > self.slots.len() * 13 {
             self.resize((self.slots.len() * 2).max(16));
         }
-        let mut i = self.home(fan);
-        while self.slots[i].fan != 0 {
-            i = (i + 1) & self.mask();
-        }
+        let i = self.vacant(fan);
         self.len += 1;
         self.slots[i].fan = fan;
         &mut self.slots[i].value
@@ -275,12 +281,8 @@ impl<V: Default, A: Default> FanTable<V, A> {
                 .collect(),
         );
         self.shift = 64 - capacity.trailing_zeros();
-        let mask = self.mask();
         for slot in old.into_iter().filter(|s| s.fan != 0) {
-            let mut i = self.home(slot.fan);
-            while self.slots[i].fan != 0 {
-                i = (i + 1) & mask;
-            }
+            let i = self.vacant(slot.fan);
             self.slots[i] = slot;
         }
     }

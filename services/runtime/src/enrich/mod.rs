@@ -62,10 +62,9 @@ pub struct Associate {
 /// A QR scene.
 #[derive(Debug, Clone)]
 pub struct Scene {
-    /// The scene itself, and the EventKey of a scan that follows (`qrscene_<scene>`),
-    /// shared so rows of known scenes do not copy them.
+    /// The scene itself, shared so rows of known scenes do not copy it.
     pub scene: Arc<str>,
-    /// `qrscene_<scene>`.
+    /// The EventKey of a scan that makes the fan follow, `qrscene_<scene>`, shared likewise.
     pub subscribe_key: Arc<str>,
     /// What the code is printed on.
     pub channel: SceneChannel,
